@@ -1,0 +1,5 @@
+"""`python -m musicbench` runs the command line."""
+
+from musicbench.cli import app
+
+app()

@@ -1,0 +1,332 @@
+"""The `musicbench` command line: argument parsing only; every command calls a package function.
+
+Each command turns a MusicbenchError into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import typer
+from rich.console import Console
+
+from musicbench.errors import MusicbenchError
+
+app = typer.Typer(
+    help="musicbench: reproducible audio-visual music separation benchmark (MUSIC / Sound of Pixels).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+manifest_app = typer.Typer(help="Inspect canonical manifests.", no_args_is_help=True)
+app.add_typer(manifest_app, name="manifest")
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable)
+
+PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")
+
+
+def user_errors(func: F) -> F:
+    """Report MusicbenchError as one line `error: ...` on stderr with exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MusicbenchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def synth(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); writes ROOT/synth"),
+    jobs: int = typer.Option(None, "--jobs", help="parallel videos (default: synth.jobs)"),
+) -> None:
+    """Generate the embedded MUSIC-Synth dataset (videos, clean stems, player boxes, manifest)."""
+    from musicbench.params import data_root, load_params
+    from musicbench.synth import SynthConfig, generate_synth
+
+    loaded = load_params(params)
+    generate_synth(SynthConfig.from_params(loaded), root or data_root(loaded), jobs=jobs)
+
+
+@app.command()
+@user_errors
+def process(
+    params: Path = PARAMS_OPTION,
+    manifest: list[Path] = typer.Option(None, "--manifest", help="manifest CSV, repeatable (default: ROOT/synth/manifest.csv for dataset.source synth)"),
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); manifest paths are relative to it"),
+    out: Path = typer.Option(None, "--out", help="output folder inside the data root (default: ROOT/processed)"),
+    jobs: int = typer.Option(None, "--jobs", help="videos processed in parallel (default: process.jobs)"),
+) -> None:
+    """Decode every manifest video to 11025 Hz mono FLAC + 8 fps JPEG frame archives, with an index."""
+    from musicbench.params import data_root, load_params
+    from musicbench.process import ProcessConfig, default_manifest, process_manifest
+
+    loaded = load_params(params)
+    data = root or data_root(loaded)
+    summary = process_manifest(
+        manifest or default_manifest(loaded, data), data, ProcessConfig.from_params(loaded), out, jobs=jobs, progress=True
+    )
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.reasons.items()))
+    console.print(
+        f"processed {summary.processed}, skipped {summary.skipped} (already done), rejected {summary.rejected}"
+        + (f" ({reasons})" if reasons else "") + f"; index {summary.index_path}, rejects {summary.rejects_path}"
+    )
+
+
+@app.command()
+@user_errors
+def validate(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    index: Path = typer.Option(None, "--index", help="index to check (default: ROOT/processed/videos.parquet)"),
+) -> None:
+    """Re-check every processed file against the index; exit 1 if any is missing, truncated or changed."""
+    from rich.table import Table
+
+    from musicbench.params import data_root, load_params
+    from musicbench.process import INDEX_NAME, validate_index
+
+    data = root or data_root(load_params(params))
+    index_path = index or data / "processed" / INDEX_NAME
+    problems = validate_index(index_path, data)
+    if not problems:
+        console.print(f"ok: every file listed in {index_path} matches its size and sha256")
+        return
+    table = Table(title=f"{len(problems)} file(s) do not match {index_path}")
+    for column in ("video_id", "path", "problem", "detail"):
+        table.add_column(column)
+    for problem in problems:
+        table.add_row(problem.video_id, problem.path, problem.problem, problem.detail)
+    console.print(table)
+    console.print("rerun `musicbench process` to rebuild them")
+    raise typer.Exit(code=1)
+
+
+@manifest_app.command("build")
+@user_errors
+def manifest_build(
+    lists: Path = typer.Option(..., "--lists", help="folder of the official MUSIC lists (MUSIC_solo_videos.json, ...)"),
+    out: Path = typer.Option(Path("manifests"), "--out", help="folder of the manifest CSVs to write"),
+) -> None:
+    """Convert the official MUSIC lists into manifests/music_solo.csv, music_duet.csv, music21_solo.csv."""
+    from musicbench.music_lists import build_music_manifests
+
+    for path in build_music_manifests(lists, out):
+        print(path)
+
+
+@manifest_app.command("stats")
+@user_errors
+def manifest_stats(
+    paths: list[Path] = typer.Argument(None, help="manifest CSVs (default: manifests/*.csv)"),
+) -> None:
+    """Print the number of videos per instrument and kind of each manifest."""
+    from musicbench.music_lists import manifest_stats_table
+
+    chosen = paths or sorted(Path("manifests").glob("*.csv"))
+    Console().print(manifest_stats_table(chosen))
+
+
+@app.command()
+@user_errors
+def download(
+    manifests: list[Path] = typer.Argument(None, help="manifest CSVs (default: download.manifests of params)"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    jobs: int = typer.Option(None, "--jobs", help="videos fetched in parallel"),
+    limit: int = typer.Option(None, "--limit", help="fetch at most this many videos (0 = all)"),
+    instruments: str = typer.Option(None, "--instruments", help="comma-separated instruments to keep"),
+    subset: str = typer.Option(None, "--subset", help="comma-separated subsets to keep (MUSIC-11, MUSIC-21)"),
+    url_template: str = typer.Option(None, "--url-template", help="video URL with {id}"),
+    video_format: str = typer.Option(None, "--format", help="yt-dlp format selector"),
+    sleep: float = typer.Option(None, "--sleep", help="seconds between the starts of two videos"),
+    retries: int = typer.Option(None, "--retries", help="extra attempts per video on transient errors"),
+    cookies: str = typer.Option(None, "--cookies", help="Netscape cookies file for yt-dlp"),
+    proxy: str = typer.Option(None, "--proxy", help="proxy URL for yt-dlp"),
+    retry_unavailable: bool = typer.Option(None, "--retry-unavailable", help="try again videos recorded as unavailable"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Download real MUSIC videos with yt-dlp (resumable), trim them, and update the availability report."""
+    from musicbench.acquire import download_from_params
+    from musicbench.params import load_params
+
+    table = download_from_params(
+        load_params(params), root, manifests or None, show_progress=not quiet,
+        jobs=jobs, limit=limit, instruments=instruments, subsets=subset, url_template=url_template,
+        format=video_format, sleep=sleep, retries=retries, cookies=cookies, proxy=proxy,
+        retry_unavailable=retry_unavailable,
+    )
+    Console().print(table)
+
+
+@app.command()
+@user_errors
+def acquire(params: Path = PARAMS_OPTION, quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
+    """DVC stage: download real MUSIC when dataset.source is 'music'; with 'synth', only note the skip."""
+    from musicbench.acquire import acquire_music
+    from musicbench.params import load_params
+
+    print(acquire_music(load_params(params), show_progress=not quiet))
+
+
+splits_app = typer.Typer(help="Train/val/test splits: build, import published sets, check leakage.", no_args_is_help=True)
+app.add_typer(splits_app, name="splits")
+
+
+@splits_app.command("build")
+@user_errors
+def splits_build(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+) -> None:
+    """Stage `splits`: write ROOT/splits/splits.csv for dataset.source (or splits.file)."""
+    from musicbench.params import data_root, load_params
+    from musicbench.splits import make_splits
+
+    loaded = load_params(params)
+    console.print(f"splits written to {make_splits(loaded, root or data_root(loaded))}")
+
+
+@splits_app.command("published")
+@user_errors
+def splits_published(
+    name: str = typer.Argument(..., help="ccol, iquery_music, iquery_music21 or dsol"),
+    lists: Path = typer.Option(Path("../shared/music_lists"), "--lists", help="folder of the published lists"),
+    out: Path = typer.Option(None, "--out", help="split file to write (default manifests/splits/published_NAME.csv)"),
+) -> None:
+    """Convert a published split set to a musicbench split file and report its leakage."""
+    from musicbench.published_splits import load_published_splits
+    from musicbench.splits import find_leakage, write_splits
+
+    rows = load_published_splits(name, lists)
+    target = out or Path("manifests/splits") / f"published_{name}.csv"
+    write_splits(rows, target)
+    _print_leakage(name, find_leakage(rows))
+    console.print(f"{len(rows)} rows written to {target}")
+
+
+@splits_app.command("check")
+@user_errors
+def splits_check(files: list[Path] = typer.Argument(..., help="split files to check")) -> None:
+    """Report videos that a split file puts in more than one split; exit 1 if any."""
+    from musicbench.splits import find_leakage, read_splits
+
+    leaking = False
+    for path in files:
+        leaks = find_leakage(read_splits(path))
+        _print_leakage(str(path), leaks)
+        leaking |= bool(leaks)
+    if leaking:
+        raise typer.Exit(code=1)
+
+
+def _print_leakage(name: str, leaks: dict[str, tuple[str, ...]]) -> None:
+    from rich.table import Table
+
+    if not leaks:
+        console.print(f"{name}: no video in two splits")
+        return
+    table = Table(title=f"{name}: {len(leaks)} video(s) in more than one split")
+    table.add_column("video_id")
+    table.add_column("splits")
+    for video_id, splits in leaks.items():
+        table.add_row(video_id, " + ".join(splits))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def mixtures(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    compare: Path = typer.Option(None, "--compare", help="a published mixtures.parquet to compare this data with"),
+) -> None:
+    """Stage `mixtures`: fixed val/test Mix-and-Separate items, duet items and the benchmark version."""
+    from musicbench.mixtures import compare_mixtures, make_mixtures, read_mixtures
+    from musicbench.params import data_root, load_params
+    from musicbench.process import read_index
+
+    loaded = load_params(params)
+    data = root or data_root(loaded)
+    summary = make_mixtures(loaded, data)
+    console.print(f"benchmark version {summary['benchmark_version']}: items {summary['items']}, duet items {summary['duet_items']}")
+    if compare is not None:
+        problems = compare_mixtures(read_mixtures(compare), read_index(Path(data) / "processed" / "videos.parquet"))
+        if len(problems):
+            console.print(f"{problems['item_id'].nunique()} published item(s) differ here:")
+            for row in problems.itertuples(index=False):
+                console.print(f"  {row.item_id}: clip {row.video_id} {row.problem}")
+        else:
+            console.print("the published definition is fully available here")
+
+
+def _parse_options(pairs: list[str]) -> dict[str, str]:
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise MusicbenchError(f"--option {pair!r} must look like key=value with a Python identifier as key")
+        options[key] = value
+    return options
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Path = typer.Argument(None, help="model file defining load_model(**options); omit with --oracle"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    split: str = typer.Option("test", "--split", help="val or test"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+    jobs: int = typer.Option(1, "--jobs", help="accepted for compatibility; scoring runs in this process"),
+    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME)"),
+    option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
+    oracle: str = typer.Option(None, "--oracle", help="ibm or irm: score the ideal-mask ceiling instead of a model"),
+    timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
+    limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
+    name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
+) -> None:
+    """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
+    from musicbench.evaluate import evaluate as run_evaluation
+    from musicbench.params import data_root, load_params
+
+    if (model is None) == (oracle is None):
+        raise MusicbenchError("give either a model file or --oracle ibm|irm")
+    loaded = load_params(params)
+    run_name = name or (f"oracle-{oracle}" if oracle else model.stem)
+    out_dir = out or Path("runs") / run_name
+    summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
+                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name,
+                             seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
+    _print_summary(summary, out_dir)
+
+
+def _print_summary(summary: dict, out_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}): "
+                        f"{summary['n_scored']}/{summary['n_items']} items scored")
+    for column in ("metric", "mean", "95% CI", "median", "n"):
+        table.add_column(column, justify="right")
+    for metric, values in summary["metrics"].items():
+        table.add_row(metric, f"{values['mean']:.2f}", f"[{values['ci95'][0]:.2f}, {values['ci95'][1]:.2f}]",
+                      f"{values['median']:.2f}", str(values["n"]))
+    console.print(table)
+    for reason, count in summary["excluded_reasons"].items():
+        console.print(f"excluded {count}: {reason}")
+    console.print(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)")
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()

@@ -1,0 +1,93 @@
+"""Training data: random Mix-and-Separate mixtures made on the fly from training solo clips.
+
+`MixAndSeparateDataset` draws, for item ``i`` of epoch ``e``, N solo videos of different
+instruments, a random clip start in each, and a training gain ``U(0.5, 1.5) / N`` per source
+(the Sound of Pixels augmentation), all from a generator seeded by (seed, epoch, i): the same
+seed gives the same items whatever the DataLoader's workers or order. Files are opened per item,
+so the dataset is safe to use with worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import resolve_in_root
+from musicbench.process import read_clip_frames
+
+
+class MixAndSeparateDataset(Dataset):
+    """Random N-source mixtures of training solo clips.
+
+    Each item is a dict of tensors:
+    ``mixture`` float32 ``(clip_samples,)``; ``sources`` float32 ``(N, clip_samples)`` (already
+    scaled by their gains, so ``mixture == sources.sum(0)`` before clipping to [-1, 1]);
+    ``frames`` uint8 ``(N, n_frames, H, W, 3)`` sampled at ``frame_offsets`` (frames at the
+    processing rate, relative to the clip's centre frame); ``labels`` int64 ``(N,)`` indices into
+    ``self.instruments``.
+    """
+
+    def __init__(
+        self, index: pd.DataFrame, root: str | os.PathLike, video_ids: list[str], *, n_sources: int = 2,
+        clip_samples: int = 65535, sample_rate: int = 11025, fps: float = 8.0,
+        frame_offsets: tuple[int, ...] = (-8, 0, 8), items_per_epoch: int = 1000, seed: int = 1234,
+        gain_range: tuple[float, float] = (0.5, 1.5),
+    ):
+        self.root = Path(root)
+        rows = index[index["video_id"].isin(set(video_ids)) & (index["kind"] == "solo")]
+        rows = rows[rows["n_samples"] >= clip_samples].sort_values("video_id")
+        self.videos = rows.to_dict("records")
+        self.instruments = sorted({v["instruments"] for v in self.videos})
+        if len(self.instruments) < n_sources:
+            raise MusicbenchError(f"training set has solo clips of {len(self.instruments)} instrument(s); n_sources={n_sources} needs more")
+        self.by_instrument = {name: [v for v in self.videos if v["instruments"] == name] for name in self.instruments}
+        self.n_sources, self.clip_samples, self.sample_rate, self.fps = n_sources, clip_samples, sample_rate, fps
+        self.frame_offsets, self.items_per_epoch, self.seed, self.gain_range = frame_offsets, items_per_epoch, seed, gain_range
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose items `__getitem__` returns (call before each epoch)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.items_per_epoch
+
+    def _clip(self, video: dict, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        half_span = max(abs(o) for o in self.frame_offsets) if self.frame_offsets else 0
+        clip_seconds = self.clip_samples / self.sample_rate
+        n_frames = int(video["n_frames"])
+        lowest = int(np.ceil(clip_seconds / 2 * self.fps)) + half_span
+        highest = min(n_frames - 1 - half_span, int((video["n_samples"] - self.clip_samples / 2) / self.sample_rate * self.fps))
+        centre_frame = int(rng.integers(lowest, highest + 1)) if highest >= lowest else n_frames // 2
+        start = int(round(centre_frame / self.fps * self.sample_rate - self.clip_samples / 2))
+        start = int(np.clip(start, 0, video["n_samples"] - self.clip_samples))
+        audio, _ = sf.read(resolve_in_root(self.root, video["audio_path"]), start=start,
+                           frames=self.clip_samples, dtype="float32")
+        indices = [int(np.clip(centre_frame + o, 0, n_frames - 1)) for o in self.frame_offsets]
+        frames = read_clip_frames(resolve_in_root(self.root, video["frames_path"]), indices)
+        return audio, frames
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng(np.random.SeedSequence(entropy=self.seed, spawn_key=(self.epoch, int(i))))
+        chosen = rng.choice(len(self.instruments), size=self.n_sources, replace=False)
+        sources, frames = [], []
+        for k in chosen:
+            videos = self.by_instrument[self.instruments[k]]
+            audio, clip_frames = self._clip(videos[int(rng.integers(len(videos)))], rng)
+            sources.append(audio * rng.uniform(*self.gain_range) / self.n_sources)
+            frames.append(clip_frames)
+        sources_array = np.stack(sources).astype(np.float32)
+        mixture = np.clip(sources_array.sum(axis=0), -1.0, 1.0)
+        return {
+            "mixture": torch.from_numpy(mixture),
+            "sources": torch.from_numpy(sources_array),
+            "frames": torch.from_numpy(np.stack(frames)),
+            "labels": torch.as_tensor(chosen, dtype=torch.int64),
+        }

@@ -1,0 +1,445 @@
+"""`musicbench evaluate`: score a model file on the fixed benchmark items, exactly like every other.
+
+Two steps, each a plain function:
+
+1. `run_inference` builds every item of a split from the benchmark definition
+   (``<root>/mixtures/mixtures.parquet``: mixture = sum of gain * clip, the model never sees a
+   reference) and runs the model isolated in a subprocess (`musicbench.model_runner`), writing
+   ``estimates/<item_id>.npy`` (float32 ``(n_sources, n_samples)``), ``heatmaps/<item_id>.npy``
+   (float32 ``(n_sources, h, w)``, if the model localizes) and ``inference.parquet`` (status and
+   reason per item). A model that raises, hangs, dies or returns NaN/inf, the wrong shape or a
+   silent source gets that item recorded as failed with the reason; the run goes on.
+2. `score_run` scores the estimates with `musicbench.metrics` (cached by estimate hash, item and
+   metric version, so re-scoring is free and anyone can re-score a submission of estimates) and
+   writes ``items.parquet``, ``summary.json`` and ``provenance.json``.
+
+Oracles (`oracle_estimates`): the ideal binary and ratio masks on the Sound of Pixels STFT
+(window 1022, hop 256) are produced like any model's estimates: the ceilings of the board.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.metrics import (
+    METRIC_VERSION, MetricInputError, bss_eval_sources, boxes_to_mask, ciou, mixture_sdr, pointing_game, si_sdr,
+    si_sdr_improvement,
+)
+from musicbench.mixtures import read_mixtures
+from musicbench.process import read_clip_frames, read_index
+from musicbench.progress import progress_bar
+
+STFT_WINDOW, STFT_HOP = 1022, 256
+ITEM_COLUMNS = (
+    "item_id", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
+    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
+)
+METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri", "ciou", "pointing_hit")
+
+
+@dataclass
+class EvalItem:
+    """One benchmark item as the harness builds it.
+
+    mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
+    (gain-scaled clips, summing to the mixture); frames uint8 ``(n_sources, n_frames, H, W, 3)``
+    at the processing frame rate; boxes: per source the player's box ``[x, y, w, h]`` in frame
+    pixels at the clip's centre frame, or None where no ground truth exists.
+    """
+
+    item_id: str
+    split: str
+    video_ids: list[str]
+    instruments: list[str]
+    mixture: np.ndarray
+    references: np.ndarray
+    frames: np.ndarray
+    sample_rate: int
+    boxes: list[np.ndarray | None] = field(default_factory=list)
+
+
+def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:
+    """Map a box ``[x, y, w, h]`` in video pixels to processed-frame pixels (scale, centre crop).
+
+    video_size and frame_size are (width, height). The processing stage scales the shorter side to
+    the frame size and centre-crops (musicbench.process); the box is clipped to the frame.
+    """
+    (vw, vh), (fw, fh) = video_size, frame_size
+    scale = max(fw / vw, fh / vh)
+    ox, oy = (vw * scale - fw) / 2, (vh * scale - fh) / 2
+    x0, y0 = np.clip(box[0] * scale - ox, 0, fw), np.clip(box[1] * scale - oy, 0, fh)
+    x1, y1 = np.clip((box[0] + box[2]) * scale - ox, 0, fw), np.clip((box[1] + box[3]) * scale - oy, 0, fh)
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def _centre_box(root: Path, video: pd.Series, centre_frame: int) -> np.ndarray | None:
+    """The player's box at processed frame `centre_frame` of a video with ground truth, else None."""
+    boxes_path = video.get("boxes_path") or ""
+    if not boxes_path:
+        return None
+    doc = json.loads(resolve_in_root(root, boxes_path).read_text())
+    start = video.get("start")
+    t = centre_frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
+    index = int(np.clip(round(t * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
+    return frame_box(doc["boxes"][0][index], (doc["width"], doc["height"]), (int(video["frame_width"]), int(video["frame_height"])))
+
+
+def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None = None) -> Iterator[EvalItem]:
+    """Build the benchmark items of `split`, in item order (see `EvalItem`)."""
+    root = Path(root)
+    table = read_mixtures(root / "mixtures" / "mixtures.parquet")
+    table = table[table["split"] == split].sort_values(["item_id", "source_index"])
+    if table.empty:
+        raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
+    index = read_index(root / "processed" / "videos.parquet").set_index("video_id", drop=False)
+    for n, (item_id, rows) in enumerate(table.groupby("item_id", sort=True)):
+        if limit is not None and n >= limit:
+            return
+        references, frames, boxes = [], [], []
+        for row in rows.itertuples(index=False):
+            video = index.loc[row.video_id]
+            clip, rate = sf.read(resolve_in_root(root, row.audio_path), start=int(row.start_sample),
+                                 frames=int(row.n_samples), dtype="float32")
+            if len(clip) != row.n_samples:
+                raise MusicbenchError(f"item {item_id}: clip of {row.video_id} is truncated; run `musicbench validate`")
+            references.append(clip * np.float32(row.gain))
+            frames.append(read_clip_frames(resolve_in_root(root, row.frames_path),
+                                           range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))))
+            boxes.append(_centre_box(root, video, int(row.start_frame) + int(row.n_frames) // 2))
+        references_array = np.stack(references).astype(np.float32)
+        yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
+                       references_array, np.stack(frames), int(rate), boxes)
+
+
+def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.ndarray | None, str]:
+    """Validate a model's output: (float32 array, "") or (None, reason)."""
+    try:
+        array = np.asarray(estimates, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        return None, f"estimates are not a numeric array ({exc})"
+    if array.shape != (n_sources, n_samples):
+        return None, f"estimates have shape {array.shape}, expected ({n_sources}, {n_samples})"
+    if not np.all(np.isfinite(array)):
+        return None, "estimates contain NaN or inf"
+    silent = [k for k in range(n_sources) if not np.any(array[k])]
+    if silent:
+        return None, f"estimate of source {silent[0]} is silent (all zeros)"
+    return array, ""
+
+
+def check_heatmaps(heatmaps: Any, n_sources: int) -> tuple[np.ndarray | None, str]:
+    """Validate localization output ``(n_sources, h, w)``: (float32 array, "") or (None, reason)."""
+    try:
+        array = np.asarray(heatmaps, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        return None, f"heatmaps are not a numeric array ({exc})"
+    if array.ndim != 3 or array.shape[0] != n_sources or min(array.shape[1:]) < 1:
+        return None, f"heatmaps have shape {array.shape}, expected ({n_sources}, h, w)"
+    if not np.all(np.isfinite(array)):
+        return None, "heatmaps contain NaN or inf"
+    return array, ""
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, array)
+
+
+def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
+    """Ideal binary ("ibm") or ratio ("irm") mask estimates on the STFT (1022, hop 256), float32."""
+    import torch
+
+    window = torch.hann_window(STFT_WINDOW, dtype=torch.float64)
+    stft = lambda x: torch.stft(torch.as_tensor(x, dtype=torch.float64), STFT_WINDOW, STFT_HOP, window=window,  # noqa: E731
+                                center=True, return_complex=True)
+    mixture, references = stft(item.mixture), stft(item.references)
+    magnitudes = references.abs()
+    if kind == "ibm":
+        masks = (magnitudes == magnitudes.max(dim=0, keepdim=True).values).to(torch.float64)
+    elif kind == "irm":
+        masks = magnitudes / magnitudes.sum(dim=0, keepdim=True).clamp_min(1e-12)
+    else:
+        raise MusicbenchError(f"unknown oracle {kind!r}: choose ibm or irm")
+    estimates = torch.istft(masks * mixture, STFT_WINDOW, STFT_HOP, window=window, center=True,
+                            length=item.mixture.shape[0])
+    return estimates.numpy().astype(np.float32)
+
+
+def run_inference(
+    model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
+    options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
+) -> pd.DataFrame:
+    """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
+
+    Returns the inference table: item_id, status (ok | failed), reason, seconds, localized.
+    """
+    from musicbench.model_runner import ModelRunner
+
+    out_dir = ensure_writable_dir(out_dir)
+    records, info = [], {}
+    items = list(iter_items(root, split, limit))
+    runner = None if oracle else ModelRunner(model_path, options, timeout)
+    try:
+        if runner is not None:
+            if runner.load_error:
+                raise MusicbenchError(f"model {model_path}: {runner.load_error}")
+            info = runner.info
+            if not info["has_separate"]:
+                raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
+        with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
+            for item in items:
+                records.append(_infer_item(item, runner, info, oracle, out_dir))
+                advance()
+    finally:
+        if runner is not None:
+            runner.close()
+    table = pd.DataFrame.from_records(records, columns=["item_id", "status", "reason", "seconds", "localized"])
+    from musicbench.mixtures import write_table
+
+    write_table(table, out_dir / "inference.parquet")
+    atomic_write_text(out_dir / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return table
+
+
+def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path) -> dict[str, Any]:
+    n_sources, n_samples = item.references.shape
+    if oracle:
+        start = time.perf_counter()
+        estimates, reason = check_estimates(oracle_estimates(item, oracle), n_sources, n_samples)
+        seconds = time.perf_counter() - start
+    else:
+        kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": item.frames, "sample_rate": item.sample_rate}
+        if info.get("uses_labels"):
+            kwargs["labels"] = list(item.instruments)
+        result = runner.call("separate", **kwargs)
+        seconds = result.seconds
+        estimates, reason = check_estimates(result.value, n_sources, n_samples) if result.ok else (None, result.reason)
+    if estimates is None:
+        return {"item_id": item.item_id, "status": "failed", "reason": reason, "seconds": seconds, "localized": False}
+    _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
+    localized = False
+    if runner is not None and info.get("has_localize"):
+        result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
+        heatmaps, _ = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)
+        if heatmaps is not None:
+            _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
+            localized = True
+    return {"item_id": item.item_id, "status": "ok", "reason": "", "seconds": seconds, "localized": localized}
+
+
+def _cache_key(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _cached(cache_dir: Path, key: str, compute) -> dict[str, Any]:
+    path = cache_dir / f"{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass  # a damaged cache entry is recomputed
+    value = compute()
+    atomic_write_text(path, json.dumps(value, sort_keys=True))
+    return value
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else (float("inf") if v > 0 else None) for v in values]
+
+
+def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | None, floor_sdr: np.ndarray) -> dict[str, list]:
+    """Metrics of one item: lists over sources (SDR/SIR/SAR/NSDR/SI-SDR/SI-SDRi, cIoU, pointing)."""
+    sdr, sir, sar = bss_eval_sources(item.references, estimates)
+    scores = {
+        "sdr": _finite(sdr), "sir": _finite(sir), "sar": _finite(sar), "sdr_mix": _finite(floor_sdr),
+        "nsdr": _finite(sdr - floor_sdr), "si_sdr": _finite(si_sdr(item.references, estimates)),
+        "si_sdri": _finite(si_sdr_improvement(item.references, estimates, item.mixture)),
+        "ciou": [None] * len(sdr), "pointing_hit": [None] * len(sdr),
+    }
+    if heatmaps is not None:
+        height, width = item.frames.shape[2:4]
+        for k, box in enumerate(item.boxes):
+            if box is not None and box[2] > 0 and box[3] > 0:
+                scores["ciou"][k] = float(ciou(heatmaps[k], boxes_to_mask([box], height, width)))
+                scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], [box], (height, width)))
+    return scores
+
+
+def score_run(
+    out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+) -> pd.DataFrame:
+    """Score the estimates under `out_dir` (from `run_inference`); write items.parquet; return it.
+
+    Scores are cached in `cache_dir` (default ``<root>/score_cache``) by (estimate file hash,
+    heatmap file hash, item, benchmark version, metric version); mixture floors by (item,
+    benchmark version, metric version).
+    """
+    out_dir, root = Path(out_dir), Path(root)
+    cache = ensure_writable_dir(cache_dir or root / "score_cache")
+    version = benchmark_version(root)
+    inference = pd.read_parquet(out_dir / "inference.parquet").set_index("item_id")
+    records = []
+    items = list(iter_items(root, split, limit))
+    with progress_bar(f"scoring ({split})", total=len(items)) as advance:
+        for item in items:
+            status = inference.loc[item.item_id] if item.item_id in inference.index else None
+            base = {"item_id": item.item_id, "split": split}
+            if status is None or status["status"] != "ok":
+                reason = "no inference record" if status is None else status["reason"]
+                for k, video_id in enumerate(item.video_ids):
+                    records.append({**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
+                                    "status": "excluded", "reason": reason, "seconds": None if status is None else status["seconds"]})
+                advance()
+                continue
+            estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
+            heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
+            heat_hash = sha256_file(heatmaps_path) if heatmaps_path.is_file() else "-"
+            floor = _cached(cache, _cache_key("floor", version, item.item_id, METRIC_VERSION),
+                            lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
+            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, sha256_file(estimates_path), heat_hash)
+            try:
+                scores = _cached(cache, key, lambda: score_item(
+                    item, np.load(estimates_path), np.load(heatmaps_path) if heatmaps_path.is_file() else None,
+                    np.array(floor["sdr_mix"])))
+                state, reason = "ok", ""
+            except MetricInputError as exc:
+                scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
+            for k, video_id in enumerate(item.video_ids):
+                row = {**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
+                       "status": state, "reason": reason, "seconds": float(status["seconds"])}
+                row.update({name: values[k] for name, values in scores.items()})
+                records.append(row)
+            advance()
+    table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
+    from musicbench.mixtures import write_table
+
+    write_table(table, out_dir / "items.parquet")
+    return table
+
+
+def benchmark_version(root: str | os.PathLike) -> str:
+    """The benchmark version of the data under `root` (``mixtures/benchmark.json``)."""
+    path = Path(root) / "mixtures" / "benchmark.json"
+    try:
+        return json.loads(path.read_text())["benchmark_version"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        raise MusicbenchError(f"no benchmark definition at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
+
+
+def bootstrap_ci(values: np.ndarray, seed: int, n_resamples: int = 2000, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of `values` (resampling items)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, size=(n_resamples, values.size))].mean(axis=1)
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
+    """summary.json: per metric mean, median and 95% bootstrap CI over items (each item the mean of
+    its sources), per-instrument means over sources, item counts and exclusion reasons."""
+    scored = items[items["status"] == "ok"]
+    per_item = scored.groupby("item_id")[list(METRICS)].mean(numeric_only=True)
+    summary: dict[str, Any] = {"n_items": int(items["item_id"].nunique()), "n_scored": int(per_item.shape[0])}
+    excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
+    summary["n_excluded"] = int(len(excluded))
+    summary["excluded_reasons"] = dict(Counter(excluded["reason"]))
+    metrics = {}
+    for name in METRICS:
+        values = per_item[name].replace([np.inf, -np.inf], np.nan).dropna().to_numpy() if name in per_item else np.array([])
+        if values.size == 0:
+            continue
+        low, high = bootstrap_ci(values, seed)
+        metrics[name] = {"mean": float(values.mean()), "median": float(np.median(values)), "ci95": [low, high], "n": int(values.size)}
+    summary["metrics"] = metrics
+    per_instrument = scored.groupby("instrument")[["nsdr", "sdr", "sir", "sar", "si_sdri"]].mean(numeric_only=True)
+    summary["per_instrument"] = {name: {k: float(v) for k, v in row.items() if np.isfinite(v)} for name, row in per_instrument.iterrows()}
+    return summary
+
+
+def _git_revision() -> str:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).resolve().parent)
+        return result.stdout.strip() if result.returncode == 0 else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def provenance(
+    root: str | os.PathLike, model_path: str | os.PathLike | None, *, name: str, split: str, seed: int, device: str,
+    options: dict[str, Any], info: dict[str, Any], wall_seconds: float, oracle: str | None = None,
+) -> dict[str, Any]:
+    """provenance.json: what a number was computed on and with."""
+    versions = {}
+    for package in ("musicbench", "numpy", "scipy", "torch", "mir_eval"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "name": name, "benchmark_version": benchmark_version(root), "metric_version": METRIC_VERSION, "split": split,
+        "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
+        "seed": seed, "device": device, "options": options, "oracle": oracle,
+        "model_file": None if model_path is None else os.fspath(model_path),
+        "model_sha256": None if model_path is None else sha256_file(model_path),
+        "uses_labels": bool(info.get("uses_labels", False)), "n_parameters": info.get("n_parameters"),
+        "wall_seconds": wall_seconds,
+    }
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``/``cuda`` are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MusicbenchError("--device cuda: no CUDA GPU is visible; use --device auto or cpu")
+    if device not in ("cpu", "cuda"):
+        raise MusicbenchError(f"--device must be auto, cpu or cuda, got {device!r}")
+    return device
+
+
+def evaluate(
+    model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
+    device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
+    limit: int | None = None, oracle: str | None = None, name: str | None = None,
+) -> dict[str, Any]:
+    """Inference then scoring then summary: writes everything under `out_dir`; returns the summary."""
+    start = time.perf_counter()
+    device = resolve_device(device)
+    options = {**(options or {}), "device": device}
+    name = name or (f"oracle-{oracle}" if oracle else Path(model_path).stem)
+    run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
+    items = score_run(out_dir, root, split=split, limit=limit)
+    summary = summarize(items, seed)
+    info = json.loads((Path(out_dir) / "model.json").read_text())
+    summary.update({"name": name, "benchmark_version": benchmark_version(root), "split": split,
+                    "uses_labels": bool(info.get("uses_labels", False))})
+    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    prov = provenance(root, model_path, name=name, split=split, seed=seed, device=device, options=options, info=info,
+                      wall_seconds=time.perf_counter() - start, oracle=oracle)
+    atomic_write_text(Path(out_dir) / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    return summary

@@ -1,0 +1,284 @@
+"""Fixed benchmark mixtures (Mix-and-Separate) and the benchmark version that every score carries.
+
+For the val and test splits, `build_mixtures` draws items of N clips (``mixtures.n_sources``, 2 to 4)
+of different instruments from that split's solo videos: for each clip the video, the start
+(sample index at ``audio.sample_rate`` and frame index at ``frames.fps``) and the gain. A clip is
+``audio.clip_samples`` samples long (65535, about 5.94 s) and covers ``floor(clip_seconds * fps)``
+frames from its start frame. Clips are drawn only among *sounding* windows: windows on a hop of a
+quarter clip whose RMS is at least ``mixtures.min_rms_db`` dBFS and of which at least
+``mixtures.min_active`` of the 1024-sample frames are within 30 dB of the window's loudest frame.
+No item uses a video twice. The mixture is ``sum_n gain_n * clip_n``; the references of the
+metric are the scaled clips ``gain_n * clip_n``. With ``mixtures.gain_db: 0`` every gain is
+``1 / N`` (the Sound of Pixels convention); otherwise ``10 ** (u / 20) / N``, u uniform in ±gain_db.
+
+Files (under ``<root>/mixtures/``)::
+
+    mixtures.parquet   one row per (item, source): MIXTURE_COLUMNS, sorted by item and source
+    duets.parquet      duet videos of val/test (natural two-player mixtures): one clip each
+    benchmark.json     the benchmark version and counts
+
+The benchmark version is the SHA-256 of the canonical CSV of the mixture table, which names the
+content hash (sha256 of the processed audio and frame files) of every clip it uses: two users with
+the same processed videos get the same version; a changed or missing clip changes it, and
+`compare_mixtures` lists which items lack which clips.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile as sf
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_path, atomic_write_text, resolve_in_root
+from musicbench.params import positive, section
+
+MIXTURE_COLUMNS: tuple[str, ...] = (
+    "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
+    "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "frames_path", "frames_sha256",
+)
+DUET_COLUMNS: tuple[str, ...] = (
+    "item_id", "split", "video_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
+    "audio_path", "audio_sha256", "frames_path", "frames_sha256", "stems_path", "boxes_path",
+)
+EVAL_SPLITS = ("val", "test")
+ANALYSIS_FRAME = 1024
+
+
+@dataclass(frozen=True)
+class MixturesConfig:
+    """params.yaml ``mixtures`` (plus ``audio.sample_rate``, ``audio.clip_samples``, ``frames.fps``)."""
+
+    seed: int = 1234
+    n_sources: int = 2
+    n_val: int = 40
+    n_test: int = 100
+    gain_db: float = 0.0
+    min_rms_db: float = -45.0
+    min_active: float = 0.5
+    sample_rate: int = 11025
+    clip_samples: int = 65535
+    fps: float = 8.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_sources, bool) or self.n_sources not in (2, 3, 4):
+            raise MusicbenchError(f"params: mixtures.n_sources must be 2, 3 or 4, got {self.n_sources!r}")
+        for name in ("n_val", "n_test"):
+            positive(getattr(self, name), f"mixtures.{name}", int)
+        if not 0 <= self.gain_db <= 12:
+            raise MusicbenchError(f"params: mixtures.gain_db must be within 0..12 dB, got {self.gain_db!r}")
+        if not 0 <= self.min_active <= 1:
+            raise MusicbenchError(f"params: mixtures.min_active must be a fraction 0..1, got {self.min_active!r}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "MixturesConfig":
+        mixtures, audio, frames = section(params, "mixtures"), section(params, "audio"), section(params, "frames")
+        known = set(cls.__dataclass_fields__) - {"sample_rate", "clip_samples", "fps"}
+        unknown = sorted(set(mixtures) - known)
+        if unknown:
+            raise MusicbenchError(f"params: unknown key(s) mixtures.{', mixtures.'.join(unknown)}")
+        return cls(sample_rate=int(audio["sample_rate"]), clip_samples=int(audio["clip_samples"]),
+                   fps=float(frames["fps"]), **mixtures)
+
+    @property
+    def clip_frames(self) -> int:
+        """Frames covered by one clip: floor(clip_samples / sample_rate * fps)."""
+        return int(np.floor(self.clip_samples / self.sample_rate * self.fps))
+
+
+def sounding_starts(audio: np.ndarray, config: MixturesConfig) -> np.ndarray:
+    """Start samples (on a quarter-clip hop) of the windows of `audio` that are not near-silent."""
+    hop = config.clip_samples // 4
+    starts = np.arange(0, len(audio) - config.clip_samples + 1, hop)
+    keep = []
+    for start in starts:
+        window = audio[start:start + config.clip_samples].astype(np.float64)
+        rms_db = 10 * np.log10(np.mean(window**2) + 1e-20)
+        frames = window[: len(window) // ANALYSIS_FRAME * ANALYSIS_FRAME].reshape(-1, ANALYSIS_FRAME)
+        frame_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
+        active = np.mean(frame_db > frame_db.max() - 30)
+        if rms_db >= config.min_rms_db and active >= config.min_active:
+            keep.append(int(start))
+    return np.array(keep, dtype=np.int64)
+
+
+def _rng(seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=key))
+
+
+def _start_frame(start_sample: int, config: MixturesConfig) -> int:
+    return int(round(start_sample / config.sample_rate * config.fps))
+
+
+def _candidates(index: pd.DataFrame, split_of: dict[str, str], split: str, root: Path, config: MixturesConfig):
+    """{instrument: [(video row, sounding starts)]} of the split's solo videos, sorted by id."""
+    pool: dict[str, list[tuple[pd.Series, np.ndarray]]] = {}
+    rows = index[(index["kind"] == "solo") & index["video_id"].map(lambda v: split_of.get(v) == split)]
+    for _, row in rows.sort_values("video_id").iterrows():
+        audio, _ = sf.read(resolve_in_root(root, row["audio_path"]), dtype="float32")
+        starts = sounding_starts(audio, config)
+        starts = starts[[_start_frame(s, config) + config.clip_frames <= int(row["n_frames"]) for s in starts]] if len(starts) else starts
+        if len(starts):
+            pool.setdefault(row["instruments"], []).append((row, starts))
+    return pool
+
+
+def build_mixtures(
+    index: pd.DataFrame, split_of: dict[str, str], root: str | os.PathLike, config: MixturesConfig
+) -> pd.DataFrame:
+    """Draw the fixed val and test items; return the mixture table (MIXTURE_COLUMNS).
+
+    index: the processed-video index (musicbench.process); split_of: ``{video_id: split}``;
+    root: the data root the index paths are relative to.
+    """
+    root = Path(root)
+    records = []
+    for split_code, split in enumerate(EVAL_SPLITS):
+        pool = _candidates(index, split_of, split, root, config)
+        instruments = sorted(pool)
+        if len(instruments) < config.n_sources:
+            raise MusicbenchError(
+                f"split {split!r} has sounding solo clips of {len(instruments)} instrument(s) "
+                f"({', '.join(instruments) or 'none'}); mixtures.n_sources = {config.n_sources} needs that many"
+            )
+        n_items = config.n_val if split == "val" else config.n_test
+        for item in range(n_items):
+            rng = _rng(config.seed, split_code, item)
+            chosen = rng.choice(len(instruments), size=config.n_sources, replace=False)
+            for source_index, k in enumerate(chosen):
+                videos = pool[instruments[k]]
+                row, starts = videos[int(rng.integers(len(videos)))]
+                start = int(starts[int(rng.integers(len(starts)))])
+                gain = 10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20) / config.n_sources if config.gain_db else 1.0 / config.n_sources
+                records.append({
+                    "item_id": f"{split}-{item:05d}", "split": split, "n_sources": config.n_sources,
+                    "source_index": source_index, "video_id": row["video_id"], "instrument": instruments[k],
+                    "start_sample": start, "n_samples": config.clip_samples,
+                    "start_frame": _start_frame(start, config), "n_frames": config.clip_frames, "gain": float(gain),
+                    "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"],
+                    "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"],
+                })
+    return pd.DataFrame.from_records(records, columns=list(MIXTURE_COLUMNS))
+
+
+def build_duet_items(
+    index: pd.DataFrame, split_of: dict[str, str], root: str | os.PathLike, config: MixturesConfig
+) -> pd.DataFrame:
+    """One clip per val/test duet video (its most central sounding window): DUET_COLUMNS."""
+    root = Path(root)
+    records = []
+    duets = index[(index["kind"] == "duet") & index["video_id"].map(lambda v: split_of.get(v) in EVAL_SPLITS)]
+    for _, row in duets.sort_values("video_id").iterrows():
+        audio, _ = sf.read(resolve_in_root(root, row["audio_path"]), dtype="float32")
+        starts = sounding_starts(audio, config)
+        starts = [s for s in starts if _start_frame(int(s), config) + config.clip_frames <= int(row["n_frames"])]
+        if not starts:
+            continue
+        centre = (len(audio) - config.clip_samples) / 2
+        start = int(min(starts, key=lambda s: (abs(s - centre), s)))
+        records.append({
+            "item_id": f"duet-{row['video_id']}", "split": split_of[row["video_id"]], "video_id": row["video_id"],
+            "instruments": row["instruments"], "start_sample": start, "n_samples": config.clip_samples,
+            "start_frame": _start_frame(start, config), "n_frames": config.clip_frames,
+            "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"], "frames_path": row["frames_path"],
+            "frames_sha256": row["frames_sha256"], "stems_path": row.get("stems_path") or "",
+            "boxes_path": row.get("boxes_path") or "",
+        })
+    return pd.DataFrame.from_records(records, columns=list(DUET_COLUMNS))
+
+
+def table_to_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    """Canonical CSV text of a table (fixed column order, repr floats): the input of the version hash."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for record in table[list(columns)].itertuples(index=False):
+        writer.writerow([repr(float(v)) if isinstance(v, float) else v for v in record])
+    return buffer.getvalue()
+
+
+def benchmark_version(mixtures: pd.DataFrame, duets: pd.DataFrame | None = None) -> str:
+    """``mb-`` + the first 16 hex digits of the SHA-256 over the canonical mixture (and duet) tables."""
+    digest = hashlib.sha256(table_to_csv(mixtures, MIXTURE_COLUMNS).encode())
+    if duets is not None:
+        digest.update(table_to_csv(duets, DUET_COLUMNS).encode())
+    return "mb-" + digest.hexdigest()[:16]
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table as Parquet deterministically (no pandas metadata, no timestamps), atomically."""
+    arrow = pa.Table.from_pandas(table, preserve_index=False).replace_schema_metadata(None)
+    with atomic_path(path) as tmp:
+        pq.write_table(arrow, tmp, compression="zstd", write_statistics=False)
+
+
+def compare_mixtures(published: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
+    """Clips of a published mixture table that this index lacks or holds with other content.
+
+    Returns rows (item_id, video_id, problem) with problem ``missing`` (video not processed here)
+    or ``changed`` (audio or frame hash differs); empty when the definitions agree.
+    """
+    local = index.set_index("video_id")
+    problems = []
+    for row in published.itertuples(index=False):
+        if row.video_id not in local.index:
+            problems.append((row.item_id, row.video_id, "missing"))
+        elif (local.at[row.video_id, "audio_sha256"], local.at[row.video_id, "frames_sha256"]) != (row.audio_sha256, row.frames_sha256):
+            problems.append((row.item_id, row.video_id, "changed"))
+    return pd.DataFrame(problems, columns=["item_id", "video_id", "problem"])
+
+
+def write_benchmark(
+    mixtures: pd.DataFrame, duets: pd.DataFrame, out_dir: str | os.PathLike, config: MixturesConfig
+) -> dict[str, Any]:
+    """Write mixtures.parquet, duets.parquet and benchmark.json under `out_dir`; return the json."""
+    out_dir = Path(out_dir)
+    write_table(mixtures, out_dir / "mixtures.parquet")
+    write_table(duets, out_dir / "duets.parquet")
+    summary = {
+        "benchmark_version": benchmark_version(mixtures, duets),
+        "n_sources": config.n_sources, "clip_samples": config.clip_samples, "sample_rate": config.sample_rate,
+        "fps": config.fps, "clip_frames": config.clip_frames,
+        "items": {split: int(mixtures.loc[mixtures["split"] == split, "item_id"].nunique()) for split in EVAL_SPLITS},
+        "duet_items": {split: int((duets["split"] == split).sum()) for split in EVAL_SPLITS},
+        "videos": int(mixtures["video_id"].nunique()),
+    }
+    atomic_write_text(out_dir / "benchmark.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return summary
+
+
+def read_mixtures(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a mixture table, checking its columns."""
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise MusicbenchError(f"cannot read mixture table {os.fspath(path)!r}: {exc}; run `musicbench mixtures`") from None
+    missing = [c for c in MIXTURE_COLUMNS if c not in table.columns]
+    if missing:
+        raise MusicbenchError(f"mixture table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}")
+    return table
+
+
+def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, Any]:
+    """The `mixtures` stage: from the processed index and the splits, write ``<root>/mixtures/``."""
+    from musicbench.process import read_index
+    from musicbench.splits import read_splits, split_of
+
+    root = Path(root)
+    config = MixturesConfig.from_params(params)
+    index = read_index(root / "processed" / "videos.parquet")
+    splits = split_of(read_splits(root / "splits" / "splits.csv"))
+    mixtures = build_mixtures(index, splits, root, config)
+    duets = build_duet_items(index, splits, root, config)
+    return write_benchmark(mixtures, duets, root / "mixtures", config)

@@ -1,0 +1,694 @@
+"""Processing stage: manifest videos -> model-ready audio and frames, plus an index of them.
+
+One code path for MUSIC-Synth and real MUSIC. For each manifest row, one ffmpeg run (built with
+ffmpeg-python, executed with the imageio-ffmpeg binary) decodes the video, trimmed to the row's
+optional ``start``/``end`` (seconds, input seeking, so the outputs start at ``start``):
+
+- audio: mono, ``audio.sample_rate`` Hz (11025), written as **FLAC, 24-bit integer PCM**
+  (quantisation step 2**-23 of full scale, far below any codec noise). Samples beyond [-1, 1]
+  after decoding are clipped and counted in the index (``clipped_samples``).
+- frames: ``frames.fps`` frames per second (8); frame ``i`` shows the video at about
+  ``start + i / fps`` seconds. With ``process.crop: center`` (default) each frame is scaled,
+  keeping its aspect ratio, so that its shorter side is ``frames.size`` pixels, then centre-cropped
+  to a ``size x size`` square (the Sound of Pixels evaluation convention); with ``crop: none`` it is
+  only scaled (shorter side = ``size``). JPEG from ffmpeg's MJPEG encoder at
+  ``process.jpeg_qscale`` (2 = best .. 31). All frames of a video live in ONE uncompressed tar of
+  ``000000.jpg, 000001.jpg, ...`` (DVC is slow with thousands of small files); read them with
+  `read_clip_frames`.
+
+Output layout (``out_dir`` must lie inside the data root; paths in the index are relative to the
+data root)::
+
+    <root>/processed/
+        audio/<video_id>.flac        mono FLAC, PCM_24, sample_rate Hz
+        frames/<video_id>.tar        uncompressed tar of 000000.jpg ... (uint8 RGB JPEGs)
+        records/<video_id>.json      per-video completion record (resume bookkeeping)
+        videos.parquet               the index: one row per processed video (see INDEX_COLUMNS)
+        rejects.parquet              one row per rejected video: reason code and detail
+        .work/                       scratch space of a running stage (removed at the end)
+
+Robustness: every output is written under a temporary name and renamed when complete; a video's
+record is written last and names the sha256 of both outputs and a fingerprint of everything they
+depend on (the manifest row, the input video's sha256, the processing parameters, the ffmpeg
+build). A rerun skips a video only if its record matches and both outputs still hash as recorded,
+so a killed run is resumed without trusting any half-written file. Leftover temporary files of a
+killed run are deleted at the start of the next one (one run at a time per output folder).
+
+Bad inputs never crash the run and never yield a stand-in clip: a missing file, a file ffmpeg
+cannot open, no audio or no video stream, any decode error, a stream shorter than its container
+says, a trim outside the video, audio and video lengths that disagree, silence, or fewer samples
+than one clip (``audio.clip_samples``) send the video to ``rejects.parquet`` with a reason code
+(`REJECT_REASONS`) and a one-line detail. Index files are written deterministically (rows sorted by
+video_id, no pandas metadata, no timestamps): same inputs give byte-identical Parquet files.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+import numpy as np
+import soundfile as sf
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.manifest import ManifestEntry, entry_path, read_manifest
+from musicbench.media import ffmpeg_exe
+from musicbench.params import positive, section
+from musicbench.progress import progress_bar
+
+#: Bumped whenever the bytes this stage writes for the same inputs would change.
+PROCESS_FORMAT_VERSION = 1
+
+AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
+INDEX_NAME, REJECTS_NAME = "videos.parquet", "rejects.parquet"
+
+REJECT_REASONS: dict[str, str] = {
+    "bad_path": "the manifest's video_path is empty or leaves the data root",
+    "missing_video": "the video file does not exist",
+    "unreadable": "ffmpeg cannot open the file (not a media file, or a corrupt container)",
+    "no_audio": "the file has no audio stream",
+    "no_video": "the file has no video stream",
+    "corrupt_stream": "ffmpeg reported decode errors (corrupt or truncated stream)",
+    "decode_failed": "ffmpeg exited with an error",
+    "trim_out_of_range": "the manifest's start/end lie outside the video",
+    "truncated": "fewer seconds decoded than the container announces",
+    "av_mismatch": "audio and frames cover durations that differ by more than the tolerance",
+    "silent": "the decoded audio is all zeros",
+    "too_short": "fewer audio samples than one clip (audio.clip_samples)",
+}
+
+INDEX_COLUMNS: tuple[str, ...] = (
+    "video_id", "kind", "instruments", "n_sources", "subset", "source", "split",
+    "start", "end", "duration", "sample_rate", "n_samples", "clipped_samples",
+    "fps", "n_frames", "frame_width", "frame_height", "video_width", "video_height",
+    "audio_path", "audio_bytes", "audio_sha256", "frames_path", "frames_bytes", "frames_sha256",
+    "video_path", "video_sha256", "stems_path", "boxes_path",
+)
+REJECT_COLUMNS: tuple[str, ...] = (
+    "video_id", "kind", "instruments", "subset", "source", "video_path", "reason", "detail",
+)
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """Knobs of the processing stage (params.yaml ``audio``, ``frames`` and ``process`` sections).
+
+    sample_rate in Hz; clip_samples in samples; fps in frames per second; size in pixels;
+    jpeg_qscale is ffmpeg's MJPEG -q:v (2 best .. 31 worst); crop is ``center`` or ``none``;
+    duration_tolerance in seconds; jobs = videos processed in parallel.
+    """
+
+    sample_rate: int = 11025
+    clip_samples: int = 65535
+    fps: float = 8.0
+    size: int = 112
+    jpeg_qscale: int = 2
+    crop: str = "center"
+    duration_tolerance: float = 1.0
+    jobs: int = 2
+
+    def __post_init__(self) -> None:
+        # one type per field, so that fps 8 and 8.0 give the same fingerprint
+        for name in ("fps", "duration_tolerance"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if self.crop not in ("center", "none"):
+            raise MusicbenchError(f"params: process.crop must be 'center' or 'none', got {self.crop!r}")
+        if not (isinstance(self.jpeg_qscale, int) and 2 <= self.jpeg_qscale <= 31):
+            raise MusicbenchError(f"params: process.jpeg_qscale must be an integer from 2 (best) to 31, got {self.jpeg_qscale!r}")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "ProcessConfig":
+        """Build from a loaded params.yaml; raise MusicbenchError naming any bad key."""
+        audio, frames = section(params, "audio"), section(params, "frames")
+        process = params.get("process") or {}
+        if not isinstance(process, dict):
+            raise MusicbenchError("params: section 'process' must be a mapping")
+        defaults = cls()
+        return cls(
+            sample_rate=positive(audio.get("sample_rate"), "audio.sample_rate", int),
+            clip_samples=positive(audio.get("clip_samples"), "audio.clip_samples", int),
+            fps=positive(frames.get("fps"), "frames.fps", float),
+            size=positive(frames.get("size"), "frames.size", int),
+            jpeg_qscale=positive(process.get("jpeg_qscale", defaults.jpeg_qscale), "process.jpeg_qscale", int),
+            crop=str(process.get("crop", defaults.crop)),
+            duration_tolerance=positive(
+                process.get("duration_tolerance", defaults.duration_tolerance), "process.duration_tolerance", float
+            ),
+            jobs=positive(process.get("jobs", defaults.jobs), "process.jobs", int),
+        )
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """The fields that change output bytes (everything but `jobs`)."""
+        fields = asdict(self)
+        fields.pop("jobs")
+        return fields
+
+
+@dataclass
+class ProcessSummary:
+    """Counts of one run and where the index files are."""
+
+    processed: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    index_path: Path | None = None
+    rejects_path: Path | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+class _Rejected(Exception):
+    """A bad video: `reason` is a REJECT_REASONS code, `detail` one line for people."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(reason, detail)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class _VideoResult:
+    video_id: str
+    status: str  # processed | skipped | rejected
+    row: dict[str, Any] | None = None
+    reject: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# ffmpeg
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_version() -> str:
+    """First line of `ffmpeg -version` of the binary in use (part of every output's fingerprint)."""
+    result = subprocess.run([ffmpeg_exe(), "-hide_banner", "-version"], capture_output=True, text=True, errors="replace")
+    lines = result.stdout.strip().splitlines()
+    return lines[0] if lines else "unknown"
+
+
+def build_ffmpeg_command(
+    video: Path, frames_pattern: Path, config: ProcessConfig, start: float | None, end: float | None
+) -> list[str]:
+    """The ffmpeg argument list: mono float32 audio to stdout, JPEG frames to `frames_pattern`."""
+    input_args: dict[str, Any] = {"threads": 1}  # one decoder thread: parallelism is across videos
+    if start is not None:
+        input_args["ss"] = repr(float(start))
+    if end is not None:
+        input_args["to"] = repr(float(end))
+    source = ffmpeg.input(os.fspath(video), **input_args)
+    audio = source["a:0"].output(
+        "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=config.sample_rate
+    )
+    size = config.size
+    # scale so that the shorter side is `size`, aspect kept; then (crop: center) a centred square
+    frames = source["v:0"].filter("fps", fps=config.fps).filter("scale", size, size, force_original_aspect_ratio="increase")
+    if config.crop == "center":
+        frames = frames.filter("crop", size, size)
+    frames = frames.filter("setsar", 1).output(
+        os.fspath(frames_pattern), format="image2", vcodec="mjpeg", pix_fmt="yuvj420p",
+        start_number=0, threads=1, **{"q:v": config.jpeg_qscale, "fflags": "+bitexact", "flags:v": "+bitexact"},
+    )
+    return ffmpeg.merge_outputs(audio, frames).global_args(
+        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1",
+    ).compile(cmd=ffmpeg_exe())
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_INPUT_STREAM = re.compile(r"Stream #0:\d+\S*: (Audio|Video): (.*)")
+_DIMENSIONS = re.compile(r", (\d{2,5})x(\d{2,5})")
+_POINTER = re.compile(r" ?@ 0x[0-9a-f]+")
+_LEVEL = re.compile(r"\[(?:error|fatal|panic)\] ?")
+
+
+@dataclass(frozen=True)
+class _FfmpegReport:
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+    video_width: int | None
+    video_height: int | None
+    errors: list[str]
+
+
+def _parse_ffmpeg_log(log: str) -> _FfmpegReport:
+    """Read the input description and the error lines out of a `level+info` ffmpeg log."""
+    input_part = log.split("Stream mapping:")[0]
+    if "Output #" in input_part:
+        input_part = input_part.split("Output #")[0]
+    duration = None
+    if match := _DURATION.search(input_part):
+        hours, minutes, seconds = match.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    has_audio = has_video = False
+    width = height = None
+    for match in _INPUT_STREAM.finditer(input_part):
+        if match.group(1) == "Audio":
+            has_audio = True
+        elif not has_video and "attached pic" not in match.group(2):
+            has_video = True
+            if dims := _DIMENSIONS.search(match.group(2)):
+                width, height = int(dims.group(1)), int(dims.group(2))
+    errors = [
+        _LEVEL.sub("", _POINTER.sub("", line)).strip()
+        for line in log.splitlines()
+        if _LEVEL.search(line)
+    ]
+    return _FfmpegReport(duration, has_audio, has_video, width, height, errors)
+
+
+# ---------------------------------------------------------------------------------------------
+# frame archives
+
+
+def _write_frames_tar(frame_files: list[Path], tar_path: Path) -> None:
+    """Pack JPEG files into an uncompressed tar named 000000.jpg, ... with fixed metadata."""
+    with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as archive:
+        for index, frame_file in enumerate(frame_files):
+            data = frame_file.read_bytes()
+            info = tarfile.TarInfo(f"{index:06d}.jpg")
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            archive.addfile(info, io.BytesIO(data))
+
+
+def count_clip_frames(path: str | os.PathLike) -> int:
+    """Number of frames in a frame archive written by this stage."""
+    try:
+        with tarfile.open(path, "r:") as archive:
+            return sum(1 for member in archive.getmembers() if member.isfile())
+    except (OSError, tarfile.TarError) as exc:
+        raise MusicbenchError(f"cannot read frame archive {os.fspath(path)!r}: {exc}; rerun `musicbench process`") from None
+
+
+def read_clip_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
+    """Decode frames `indices` (0-based, at frames.fps) of a frame archive.
+
+    Returns uint8 RGB ``(len(indices), height, width, 3)``. Raises MusicbenchError if the archive
+    is unreadable or an index is out of range.
+    """
+    from PIL import Image
+
+    try:
+        with tarfile.open(path, "r:") as archive:
+            members = {member.name: member for member in archive.getmembers() if member.isfile()}
+            images = []
+            for index in indices:
+                member = members.get(f"{int(index):06d}.jpg") if int(index) >= 0 else None
+                if member is None:
+                    raise MusicbenchError(
+                        f"frame {index} not in {os.fspath(path)!r} (it holds {len(members)} frames, 0..{len(members) - 1})"
+                    )
+                handle = archive.extractfile(member)
+                with Image.open(io.BytesIO(handle.read())) as image:
+                    images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    except (OSError, tarfile.TarError) as exc:
+        raise MusicbenchError(f"cannot read frame archive {os.fspath(path)!r}: {exc}; rerun `musicbench process`") from None
+    if not images:
+        return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+    return np.stack(images)
+
+
+# ---------------------------------------------------------------------------------------------
+# one video
+
+
+def _output_paths(out_dir: Path, video_id: str) -> tuple[Path, Path, Path]:
+    return (
+        out_dir / AUDIO_DIR / f"{video_id}.flac",
+        out_dir / FRAMES_DIR / f"{video_id}.tar",
+        out_dir / RECORDS_DIR / f"{video_id}.json",
+    )
+
+
+def _fingerprint(entry: ManifestEntry, video_sha256: str, config: ProcessConfig, ffmpeg_build: str) -> str:
+    payload = {
+        "format_version": PROCESS_FORMAT_VERSION,
+        "entry": {**asdict(entry), "instruments": list(entry.instruments)},
+        "video_sha256": video_sha256,
+        "config": config.fingerprint_fields(),
+        "ffmpeg": ffmpeg_build,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _trusted_record(record_path: Path, fingerprint: str, audio_path: Path, frames_path: Path) -> dict | None:
+    """The index row of a finished video if its record and both outputs are intact, else None."""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    row = record.get("row") if isinstance(record, dict) else None
+    if record.get("fingerprint") != fingerprint or not isinstance(row, dict):
+        return None
+    for path, size_key, sha_key in ((audio_path, "audio_bytes", "audio_sha256"), (frames_path, "frames_bytes", "frames_sha256")):
+        try:
+            if path.stat().st_size != row.get(size_key) or sha256_file(path) != row.get(sha_key):
+                return None
+        except OSError:
+            return None
+    return row
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _decode(entry: ManifestEntry, video: Path, config: ProcessConfig, work: Path) -> tuple[np.ndarray, list[Path], _FfmpegReport]:
+    """Run ffmpeg; return (mono float32 audio, frame files, log report) or raise _Rejected."""
+    frames_dir = work / "frames"
+    frames_dir.mkdir(parents=True)
+    command = build_ffmpeg_command(video, frames_dir / "%06d.jpg", config, entry.start, entry.end)
+    result = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
+    log = result.stderr.decode(errors="replace").replace(os.fspath(video), entry.video_path)
+    report = _parse_ffmpeg_log(log)
+    first_error = report.errors[0] if report.errors else "no error message"
+    if result.returncode != 0:
+        if "Input #0" not in log:
+            raise _Rejected("unreadable", f"ffmpeg cannot open the file: {first_error}")
+        if not report.has_audio:
+            raise _Rejected("no_audio", "the file has no audio stream")
+        if not report.has_video:
+            raise _Rejected("no_video", "the file has no video stream")
+        raise _Rejected("decode_failed", f"ffmpeg exit code {result.returncode}: {report.errors[-1] if report.errors else first_error}")
+    if report.errors:
+        raise _Rejected("corrupt_stream", f"{len(report.errors)} decode error(s), first: {first_error}")
+    audio = np.frombuffer(result.stdout, dtype=np.float32)
+    frame_files = sorted(frames_dir.glob("*.jpg"))
+    return audio, frame_files, report
+
+
+def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, report: _FfmpegReport, config: ProcessConfig) -> None:
+    """Raise _Rejected if the decoded lengths disagree with the container, the trim or each other."""
+    tolerance = config.duration_tolerance
+    start = entry.start or 0.0
+    decoded = audio.size / config.sample_rate
+    if report.duration is not None:
+        if start >= report.duration or (entry.end is not None and entry.end > report.duration + tolerance):
+            raise _Rejected(
+                "trim_out_of_range",
+                f"trim {start:g}-{'end' if entry.end is None else f'{entry.end:g}'} s outside the video's {report.duration:.3f} s",
+            )
+        expected = (min(entry.end, report.duration) if entry.end is not None else report.duration) - start
+        if decoded < expected - tolerance:
+            raise _Rejected("truncated", f"decoded {decoded:.3f} s of audio, the container announces {expected:.3f} s")
+    if n_frames == 0:
+        raise _Rejected("av_mismatch", f"no frames decoded for {decoded:.3f} s of audio")
+    frames_duration = n_frames / config.fps
+    if abs(frames_duration - decoded) > tolerance:
+        raise _Rejected(
+            "av_mismatch", f"audio covers {decoded:.3f} s but frames cover {frames_duration:.3f} s ({n_frames} at {config.fps:g} fps)"
+        )
+    if audio.size and not np.any(audio):
+        raise _Rejected("silent", f"all {audio.size} decoded samples are zero")
+    if audio.size < config.clip_samples:
+        raise _Rejected("too_short", f"{audio.size} samples ({decoded:.3f} s) < one clip of {config.clip_samples} samples")
+
+
+def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: ProcessConfig, ffmpeg_build: str) -> _VideoResult:
+    """Process one manifest row; never raises for a bad video (returns a rejected result)."""
+    audio_path, frames_path, record_path = _output_paths(out_dir, entry.video_id)
+    reject_base = {
+        "video_id": entry.video_id, "kind": entry.kind, "instruments": " ".join(entry.instruments),
+        "subset": entry.subset, "source": entry.source, "video_path": entry.video_path,
+    }
+    work = out_dir / WORK_DIR / f"{entry.video_id}.{os.getpid()}"
+    try:
+        try:
+            video = entry_path(root, entry, "video_path")
+        except MusicbenchError as exc:
+            raise _Rejected("bad_path", str(exc)) from None
+        if not video.is_file():
+            raise _Rejected("missing_video", f"{entry.video_path!r} not found under the data root")
+        try:
+            video_sha256 = sha256_file(video)
+        except OSError as exc:
+            raise _Rejected("unreadable", f"cannot read {entry.video_path!r}: {exc.strerror}") from None
+        fingerprint = _fingerprint(entry, video_sha256, config, ffmpeg_build)
+        if (row := _trusted_record(record_path, fingerprint, audio_path, frames_path)) is not None:
+            return _VideoResult(entry.video_id, "skipped", row=row)
+        _remove(record_path)  # from here on, this video's outputs are untrusted until the new record lands
+        shutil.rmtree(work, ignore_errors=True)
+        audio, frame_files, report = _decode(entry, video, config, work)
+        _check_lengths(entry, audio, len(frame_files), report, config)
+
+        clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
+        with atomic_path(audio_path) as tmp:
+            sf.write(tmp, np.clip(audio, -1.0, 1.0), config.sample_rate, format="FLAC", subtype="PCM_24")
+        with atomic_path(frames_path) as tmp:
+            _write_frames_tar(frame_files, tmp)
+        from PIL import Image
+
+        with Image.open(frame_files[0]) as first:
+            frame_width, frame_height = first.size
+        row = {
+            "video_id": entry.video_id, "kind": entry.kind, "instruments": " ".join(entry.instruments),
+            "n_sources": entry.n_sources, "subset": entry.subset, "source": entry.source, "split": "",
+            "start": entry.start, "end": entry.end, "duration": audio.size / config.sample_rate,
+            "sample_rate": config.sample_rate, "n_samples": int(audio.size), "clipped_samples": clipped,
+            "fps": float(config.fps), "n_frames": len(frame_files),
+            "frame_width": frame_width, "frame_height": frame_height,
+            "video_width": report.video_width, "video_height": report.video_height,
+            "audio_path": audio_path.relative_to(root).as_posix(), "audio_bytes": audio_path.stat().st_size,
+            "audio_sha256": sha256_file(audio_path),
+            "frames_path": frames_path.relative_to(root).as_posix(), "frames_bytes": frames_path.stat().st_size,
+            "frames_sha256": sha256_file(frames_path),
+            "video_path": entry.video_path, "video_sha256": video_sha256,
+            "stems_path": entry.stems_path, "boxes_path": entry.boxes_path,
+        }
+        atomic_write_text(record_path, json.dumps({"fingerprint": fingerprint, "row": row}, sort_keys=True, indent=1) + "\n")
+        return _VideoResult(entry.video_id, "processed", row=row)
+    except OSError as exc:  # a file operation of ours failed (disk full, permissions): stop the run
+        raise MusicbenchError(
+            f"processing video {entry.video_id} failed: {exc.strerror} ({exc.filename or os.fspath(out_dir)}); "
+            "free disk space or fix permissions and rerun: finished videos are kept"
+        ) from None
+    except _Rejected as rejected:
+        _remove(record_path, audio_path, frames_path)  # stale outputs of an input that is now bad
+        return _VideoResult(entry.video_id, "rejected", reject={**reject_base, "reason": rejected.reason, "detail": rejected.detail})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# index files
+
+
+def _index_schema():
+    import pyarrow as pa
+
+    types = {
+        "n_sources": pa.int64(), "start": pa.float64(), "end": pa.float64(), "duration": pa.float64(),
+        "sample_rate": pa.int64(), "n_samples": pa.int64(), "clipped_samples": pa.int64(), "fps": pa.float64(),
+        "n_frames": pa.int64(), "frame_width": pa.int64(), "frame_height": pa.int64(),
+        "video_width": pa.int64(), "video_height": pa.int64(), "audio_bytes": pa.int64(), "frames_bytes": pa.int64(),
+    }
+    return pa.schema([(name, types.get(name, pa.string())) for name in INDEX_COLUMNS])
+
+
+def _write_parquet(rows: list[dict[str, Any]], columns: Sequence[str], schema, path: Path) -> None:
+    """Write rows sorted by video_id to `path` atomically, with no metadata that varies by run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = sorted(rows, key=lambda row: row["video_id"])
+    table = pa.table({name: [row.get(name) for row in rows] for name in columns}, schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", store_schema=False)
+
+
+def write_index(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write the videos index (INDEX_COLUMNS) deterministically."""
+    _write_parquet(rows, INDEX_COLUMNS, _index_schema(), Path(path))
+
+
+def write_rejects(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write the rejects table (REJECT_COLUMNS) deterministically."""
+    import pyarrow as pa
+
+    _write_parquet(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), Path(path))
+
+
+def read_index(path: str | os.PathLike):
+    """Read videos.parquet as a pandas DataFrame; raise MusicbenchError if unreadable or incomplete."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise MusicbenchError(f"cannot read index {os.fspath(path)!r} ({exc}); run `musicbench process` first") from None
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        raise MusicbenchError(f"index {os.fspath(path)!r} is not a readable Parquet file ({exc}); rerun `musicbench process`") from None
+    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MusicbenchError(f"index {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; rerun `musicbench process`")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage
+
+
+def _clean_leftovers(out_dir: Path) -> None:
+    """Delete scratch space and temporary files that a killed run may have left behind."""
+    shutil.rmtree(out_dir / WORK_DIR, ignore_errors=True)
+    for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, "."):
+        directory = out_dir / sub
+        if directory.is_dir():
+            for leftover in directory.glob(".*.tmp-*"):
+                if leftover.is_file():
+                    leftover.unlink()
+
+
+def default_manifest(params: dict[str, Any], root: str | os.PathLike) -> Path:
+    """The manifest processed when none is given: ``ROOT/synth/manifest.csv`` for MUSIC-Synth."""
+    source = (params.get("dataset") or {}).get("source", "synth")
+    if source != "synth":
+        raise MusicbenchError(f"dataset.source is {source!r}: pass the manifest to process with --manifest")
+    return Path(root) / "synth" / "manifest.csv"
+
+
+def read_manifests(manifest_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ManifestEntry]:
+    """Entries of one or several manifests sorted by video_id; an id in two of them is an error."""
+    paths = [manifest_paths] if isinstance(manifest_paths, (str, os.PathLike)) else list(manifest_paths)
+    if not paths:
+        raise MusicbenchError("no manifest given; pass --manifest")
+    seen: dict[str, Path] = {}
+    entries: list[ManifestEntry] = []
+    for path in map(Path, paths):
+        for entry in read_manifest(path):
+            if entry.video_id in seen:
+                raise MusicbenchError(
+                    f"video {entry.video_id} is in both {str(seen[entry.video_id])!r} and {str(path)!r}; process each id once"
+                )
+            seen[entry.video_id] = path
+            entries.append(entry)
+    return sorted(entries, key=lambda entry: entry.video_id)
+
+
+def process_manifest(
+    manifest_path: str | os.PathLike | Sequence[str | os.PathLike],
+    root: str | os.PathLike,
+    config: ProcessConfig,
+    out_dir: str | os.PathLike | None = None,
+    jobs: int | None = None,
+    progress: bool = False,
+    executor: concurrent.futures.Executor | None = None,
+) -> ProcessSummary:
+    """Process every video of a manifest (or of several) into `out_dir` (default ``<root>/processed``).
+
+    Writes audio, frame archives, per-video records, ``videos.parquet`` and ``rejects.parquet``
+    (layout in the module docstring). Videos run in parallel on `jobs` processes (default
+    ``config.jobs``) or on a given `executor`. Finished videos are skipped on a rerun.
+    Raises MusicbenchError for a bad manifest, an unwritable or misplaced output folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MusicbenchError(f"data root {str(root)!r} is not a folder; pass --root or fix dataset.root")
+    root = root.resolve()
+    out = Path(out_dir) if out_dir is not None else root / "processed"
+    out = out.resolve()
+    if out != root and root not in out.parents:
+        raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")
+    entries = read_manifests(manifest_path)
+    jobs = config.jobs if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise MusicbenchError(f"--jobs must be a positive integer, got {jobs!r}")
+    for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR):
+        ensure_writable_dir(out / sub)
+    _clean_leftovers(out)
+    ensure_writable_dir(out / WORK_DIR)
+    ffmpeg_build = ffmpeg_version()
+
+    results: list[_VideoResult] = []
+    own_executor = None
+    if executor is None and jobs > 1 and len(entries) > 1:
+        own_executor = executor = concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(entries)))
+    try:
+        # Submit everything (which forks the workers) before the progress display starts its thread.
+        futures = (
+            [executor.submit(_process_video, entry, root, out, config, ffmpeg_build) for entry in entries]
+            if executor is not None else []
+        )
+        bar = progress_bar("process videos", len(entries)) if progress else contextlib.nullcontext(lambda n=1: None)
+        with bar as advance:
+            if executor is None:
+                for entry in entries:
+                    results.append(_process_video(entry, root, out, config, ffmpeg_build))
+                    advance(1)
+            else:
+                for future in concurrent.futures.as_completed(futures):
+                    results.append(future.result())
+                    advance(1)
+    finally:
+        if own_executor is not None:
+            own_executor.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+
+    summary = ProcessSummary(index_path=out / INDEX_NAME, rejects_path=out / REJECTS_NAME)
+    for result in results:
+        setattr(summary, result.status, getattr(summary, result.status) + 1)
+        if result.reject:
+            summary.reasons[result.reject["reason"]] = summary.reasons.get(result.reject["reason"], 0) + 1
+    write_index([r.row for r in results if r.row is not None], summary.index_path)
+    write_rejects([r.reject for r in results if r.reject is not None], summary.rejects_path)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+@dataclass(frozen=True)
+class IndexProblem:
+    """One file that does not match the index: problem is ``missing``, ``truncated`` or ``changed``."""
+
+    video_id: str
+    path: str
+    problem: str
+    detail: str
+
+
+def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> list[IndexProblem]:
+    """Re-check every audio and frame file listed in `index_path` against its size and sha256.
+
+    Paths in the index are relative to the data root `root`. Returns the problems found (empty if
+    all files match); raises MusicbenchError if the index itself cannot be read.
+    """
+    frame = read_index(index_path)
+    problems: list[IndexProblem] = []
+    for row in frame.sort_values("video_id").itertuples(index=False):
+        for kind in ("audio", "frames"):
+            relative = getattr(row, f"{kind}_path")
+            expected_bytes, expected_sha = int(getattr(row, f"{kind}_bytes")), getattr(row, f"{kind}_sha256")
+            try:
+                path = resolve_in_root(root, relative)
+                size = path.stat().st_size
+            except MusicbenchError as exc:
+                problems.append(IndexProblem(row.video_id, relative, "missing", str(exc)))
+                continue
+            except OSError:
+                problems.append(IndexProblem(row.video_id, relative, "missing", "file not found"))
+                continue
+            if size < expected_bytes:
+                problems.append(IndexProblem(row.video_id, relative, "truncated", f"{size} of {expected_bytes} bytes"))
+            elif size != expected_bytes or sha256_file(path) != expected_sha:
+                problems.append(IndexProblem(row.video_id, relative, "changed", f"sha256 differs ({size} bytes, index {expected_bytes})"))
+    return problems

@@ -1,0 +1,245 @@
+"""Planning and writing MUSIC-Synth videos (see the package docstring for the layout)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from PIL import Image, ImageDraw
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
+from musicbench.instruments import MUSIC_DUET_PAIRS, get_instrument
+from musicbench.manifest import ManifestEntry, write_manifest
+from musicbench.media import write_video
+from musicbench.params import positive, section
+from musicbench.progress import progress_bar
+from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
+from musicbench.synth.score import duet_parts, solo_parts
+from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
+
+SYNTH_DIR = "synth"
+MIXTURE_PEAK = 0.95
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Parameters of MUSIC-Synth (params.yaml sections `synth` and `audio`).
+
+    duration in seconds; width, height in pixels; fps of the video; sample_rate in Hz.
+    """
+
+    seed: int = 1234
+    scale: int = 1
+    solo_per_instrument: int = 6
+    duets_per_pair: int = 2
+    duration: float = 14.0
+    width: int = 160
+    height: int = 120
+    fps: int = 16
+    sample_rate: int = 11025
+    soundfont: str = ""
+    jobs: int = 2
+    instruments: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("scale", "solo_per_instrument", "width", "height", "fps", "sample_rate", "jobs"):
+            positive(getattr(self, name), f"synth.{name}", int)
+        positive(self.duration, "synth.duration", float)
+        if isinstance(self.duets_per_pair, bool) or not isinstance(self.duets_per_pair, int) or self.duets_per_pair < 0:
+            raise MusicbenchError(f"params: synth.duets_per_pair must be an integer >= 0, got {self.duets_per_pair!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise MusicbenchError(f"params: synth.seed must be an integer >= 0, got {self.seed!r}")
+        if not self.instruments:
+            raise MusicbenchError("params: synth.instruments must list at least one MUSIC instrument")
+        for name in self.instruments:
+            get_instrument(name, where="params: synth.instruments")
+        if len(set(self.instruments)) != len(self.instruments):
+            raise MusicbenchError("params: synth.instruments lists an instrument twice")
+        if self.width < 64 or self.height < 48 or self.width % 2 or self.height % 2:
+            raise MusicbenchError("params: synth.width and synth.height must be even and at least 64 x 48 pixels")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "SynthConfig":
+        """Build from a params.yaml mapping; unknown keys in `synth` are an error."""
+        synth = dict(section(params, "synth"))
+        audio = section(params, "audio")
+        known = {f for f in cls.__dataclass_fields__} - {"sample_rate"}
+        unknown = sorted(set(synth) - known)
+        if unknown:
+            raise MusicbenchError(f"params: unknown key(s) synth.{', synth.'.join(unknown)}; known: {', '.join(sorted(known))}")
+        synth["instruments"] = tuple(synth.get("instruments") or ())
+        synth["soundfont"] = str(synth.get("soundfont") or "")
+        return cls(sample_rate=audio.get("sample_rate", 11025), **synth)
+
+    @property
+    def soundfont_path(self) -> Path:
+        """The soundfont to render with (TimGM6mb.sf2 from pretty_midi when none is set)."""
+        return Path(self.soundfont) if self.soundfont else default_soundfont()
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """One video to generate: its id, kind and instruments (source order)."""
+
+    video_id: str
+    kind: str
+    instruments: tuple[str, ...]
+
+
+def plan_videos(config: SynthConfig) -> list[VideoSpec]:
+    """The videos of a MUSIC-Synth set: solos of every instrument, then duets of the MUSIC pairs."""
+    specs = [
+        VideoSpec(f"solo_{name}_{k:02d}", "solo", (name,))
+        for name in config.instruments
+        for k in range(config.solo_per_instrument * config.scale)
+    ]
+    chosen = set(config.instruments)
+    specs += [
+        VideoSpec(f"duet_{a}_{b}_{k:02d}", "duet", (a, b))
+        for a, b in MUSIC_DUET_PAIRS
+        if a in chosen and b in chosen
+        for k in range(config.duets_per_pair * config.scale)
+    ]
+    return specs
+
+
+def video_rng(seed: int, video_id: str) -> np.random.Generator:
+    """The random generator of one video: a function of the set's seed and the id only."""
+    key = int.from_bytes(hashlib.sha256(video_id.encode()).digest()[:8], "little")
+    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(key,)))
+
+
+def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+    """Compose and render the clean sources of a video, float32 ``(n_sources, n_samples)``.
+
+    Each source is brought to its own RMS level (-20 dBFS ± 3 dB); all are scaled together if
+    their sum would peak above 0.95.
+    """
+    instruments = [get_instrument(name) for name in spec.instruments]
+    if spec.kind == "solo":
+        parts = solo_parts(rng, instruments[0], config.duration)
+    else:
+        parts = duet_parts(rng, instruments[0], instruments[1], config.duration)
+    stems = np.stack([render_part(p, config.duration, config.sample_rate, config.soundfont_path) for p in parts])
+    stems = stems.astype(np.float64)
+    for i, stem in enumerate(stems):
+        rms = np.sqrt(np.mean(stem**2))
+        if rms == 0:
+            raise MusicbenchError(f"video {spec.video_id}: source {spec.instruments[i]} rendered silent; check synth.soundfont")
+        stems[i] = stem * (10 ** ((-20 + rng.uniform(-3, 3)) / 20) / rms)
+    peak = np.abs(stems.sum(axis=0)).max()
+    if peak > MIXTURE_PEAK:
+        stems *= MIXTURE_PEAK / peak
+    return stems.astype(np.float32)
+
+
+def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfig) -> list[PlayerFigure]:
+    width, height = config.width, config.height
+    if spec.kind == "solo":
+        slots = [(rng.uniform(0.3, 0.7) * width, rng.uniform(0.6, 0.78))]
+        max_width = 0.9 * width
+    else:
+        left, right = rng.uniform(0.2, 0.3) * width, rng.uniform(0.7, 0.8) * width
+        slots = [(left, rng.uniform(0.5, 0.64)), (right, rng.uniform(0.5, 0.64))]
+        if rng.random() < 0.5:
+            slots.reverse()
+        max_width = 0.46 * width
+    figures = []
+    for name, (centre_x, relative_height) in zip(spec.instruments, slots):
+        figure = PlayerFigure.random(rng, name, relative_height * height, centre_x, rng.uniform(0.88, 0.97) * height)
+        if figure.width > max_width:
+            shrink = max_width / figure.width
+            figure.width *= shrink
+            figure.y += figure.height * (1 - shrink)
+            figure.height *= shrink
+        figure.x = float(np.clip(figure.x, 0.04 * figure.width + 1, width - 1.04 * figure.width - 1))
+        figure.y = float(np.clip(figure.y, 0.12 * figure.height + 1, height - figure.height - 1))
+        figures.append(figure)
+    return figures
+
+
+def render_frames(
+    spec: VideoSpec, config: SynthConfig, stems: np.ndarray, rng: np.random.Generator
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Draw the video: frames uint8 ``(height, width, 3)`` and boxes ``(n_sources, n_frames, 4)``."""
+    n_frames = int(round(config.duration * config.fps))
+    background = add_distractors(rng, random_background(rng, config.width, config.height))
+    figures = _place_players(rng, spec, config)
+    signals = [motion_signals(stem, config.sample_rate, config.fps, n_frames) for stem in stems]
+    boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
+    frames = []
+    for i in range(n_frames):
+        image = Image.fromarray(background)
+        draw = ImageDraw.Draw(image)
+        for k, (figure, (envelope, onset, action)) in enumerate(zip(figures, signals)):
+            boxes[k, i] = figure.draw(draw, i, config.fps, float(envelope[i]), float(onset[i]), float(action[i]),
+                                      (config.width, config.height))
+        frames.append(np.asarray(image))
+    return frames, boxes
+
+
+def generate_video(spec: VideoSpec, config: SynthConfig, synth_dir: str | os.PathLike) -> ManifestEntry:
+    """Generate one video with its stems and boxes under `synth_dir`; return its manifest entry.
+
+    Each file is written under a temporary name and renamed when complete.
+    """
+    synth_dir = Path(synth_dir)
+    rng = video_rng(config.seed, spec.video_id)
+    stems = render_stems(spec, config, rng)
+    frames, boxes = render_frames(spec, config, stems, rng)
+    stems_rel = f"{SYNTH_DIR}/stems/{spec.video_id}.flac"
+    boxes_rel = f"{SYNTH_DIR}/boxes/{spec.video_id}.json"
+    video_rel = f"{SYNTH_DIR}/videos/{spec.video_id}.mp4"
+    with atomic_path(synth_dir / "stems" / f"{spec.video_id}.flac") as tmp:
+        sf.write(tmp, stems.T, config.sample_rate, subtype="PCM_24", format="FLAC")
+    boxes_doc = {
+        "video_id": spec.video_id, "fps": config.fps, "width": config.width, "height": config.height,
+        "instruments": list(spec.instruments), "format": "[x, y, w, h] pixels, top-left origin, per frame",
+        "boxes": boxes.tolist(),
+    }
+    atomic_write_text(synth_dir / "boxes" / f"{spec.video_id}.json", json.dumps(boxes_doc, separators=(",", ":")))
+    with atomic_path(synth_dir / "videos" / f"{spec.video_id}.mp4") as tmp:
+        write_video(tmp, frames, config.fps, config.width, config.height, stems.sum(axis=0), config.sample_rate)
+    return ManifestEntry(
+        video_id=spec.video_id, kind=spec.kind, instruments=spec.instruments, subset="MUSIC-Synth",
+        source="synth", duration=float(config.duration), video_path=video_rel, stems_path=stems_rel,
+        boxes_path=boxes_rel,
+    )
+
+
+def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int | None = None) -> list[ManifestEntry]:
+    """Generate the whole MUSIC-Synth set under `data_root`/synth and write its manifest.
+
+    Checks every parameter, the soundfont and the output folder before writing anything.
+    Returns the manifest entries in plan order.
+    """
+    check_soundfont(config.soundfont_path)
+    synth_dir = ensure_writable_dir(Path(data_root) / SYNTH_DIR)
+    for sub in ("videos", "stems", "boxes"):
+        ensure_writable_dir(synth_dir / sub)
+    specs = plan_videos(config)
+    jobs = positive(jobs if jobs is not None else config.jobs, "--jobs", int)
+    entries: dict[str, ManifestEntry] = {}
+    with progress_bar("MUSIC-Synth videos", total=len(specs)) as advance:
+        if jobs == 1:
+            for spec in specs:
+                entries[spec.video_id] = generate_video(spec, config, synth_dir)
+                advance()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(generate_video, spec, config, synth_dir): spec for spec in specs}
+                for future in as_completed(futures):
+                    entry = future.result()
+                    entries[entry.video_id] = entry
+                    advance()
+    ordered = [entries[spec.video_id] for spec in specs]
+    write_manifest(ordered, synth_dir / "manifest.csv")
+    return ordered

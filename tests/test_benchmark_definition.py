@@ -1,0 +1,200 @@
+"""Splits, fixed mixtures, benchmark version and the training Dataset, on a processed MUSIC-Synth set."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import resolve_in_root
+from musicbench.manifest import read_manifest
+from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, read_mixtures, sounding_starts
+from musicbench.process import ProcessConfig, process_manifest, read_clip_frames, read_index
+from musicbench.published_splits import load_published_splits
+from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
+from musicbench.synth import SynthConfig, generate_synth
+from musicbench.synth.generate import VideoSpec, generate_video
+from tests.conftest import REPO_ROOT
+
+LISTS = REPO_ROOT.parent / "shared" / "music_lists"
+BENCH_SYNTH = dict(seed=11, solo_per_instrument=3, duets_per_pair=1, duration=8.0, width=128, height=96, fps=16,
+                   instruments=("acoustic_guitar", "cello", "flute", "violin"), jobs=2)
+
+
+def _params(tmp: Path, **mixture_changes) -> dict:
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    params["synth"].update({**BENCH_SYNTH, "instruments": list(BENCH_SYNTH["instruments"])})
+    params["mixtures"].update(n_val=6, n_test=12, **mixture_changes)
+    params["process"]["jobs"] = 2
+    return params
+
+
+def _build(root: Path, params: dict) -> dict:
+    process_manifest(root / "synth" / "manifest.csv", root, ProcessConfig.from_params(params))
+    make_splits(params, root, repo=REPO_ROOT)
+    return make_mixtures(params, root)
+
+
+@pytest.fixture(scope="module")
+def bench_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench_root")
+    params = _params(root)
+    generate_synth(SynthConfig.from_params(params), root)
+    summary = _build(root, params)
+    return root, params, summary
+
+
+def test_splits_are_stratified_deterministic_and_leak_free(bench_root, tmp_path):
+    root, params, _ = bench_root
+    rows = read_splits(root / "splits" / "splits.csv")
+    assert not find_leakage(rows)
+    membership = split_of(rows)
+    entries = read_manifest(root / "synth" / "manifest.csv")
+    assert set(membership) == {e.video_id for e in entries}
+    for name in BENCH_SYNTH["instruments"]:
+        solo_splits = sorted(r.split for r in rows if r.kind == "solo" and r.instruments == name)
+        assert solo_splits == ["test", "train", "val"]
+    assert {r.split for r in rows if r.kind == "duet"} == {"test"}  # one duet per pair: a test video
+    again = tmp_path / "again"
+    shutil.copytree(root / "synth", again / "synth")
+    make_splits(params, again, repo=REPO_ROOT)
+    assert (again / "splits" / "splits.csv").read_bytes() == (root / "splits" / "splits.csv").read_bytes()
+    other = assign_splits(entries, SplitsConfig(seed=99))
+    assert {r.video_id: r.split for r in other} != membership
+
+
+def test_mixture_items_are_valid_and_sounding(bench_root):
+    root, params, summary = bench_root
+    table = read_mixtures(root / "mixtures" / "mixtures.parquet")
+    config = MixturesConfig.from_params(params)
+    assert summary["items"] == {"val": 6, "test": 12}
+    membership = split_of(read_splits(root / "splits" / "splits.csv"))
+    index = read_index(root / "processed" / "videos.parquet").set_index("video_id")
+    for item_id, item in table.groupby("item_id"):
+        assert len(item) == 2 and item["instrument"].nunique() == 2 and item["video_id"].nunique() == 2
+        for row in item.itertuples():
+            assert membership[row.video_id] == row.split and index.at[row.video_id, "kind"] == "solo"
+            assert row.audio_sha256 == index.at[row.video_id, "audio_sha256"]
+            assert row.start_frame + row.n_frames <= index.at[row.video_id, "n_frames"]
+            audio, _ = sf.read(resolve_in_root(root, row.audio_path), start=row.start_sample, frames=row.n_samples)
+            assert len(audio) == config.clip_samples
+            assert 10 * np.log10(np.mean(audio**2)) >= config.min_rms_db
+            assert row.gain == pytest.approx(0.5)
+    duets = pd.read_parquet(root / "mixtures" / "duets.parquet")
+    assert len(duets) == summary["duet_items"]["test"] == 3  # guitar+violin, flute+violin, cello+guitar
+    assert all(p.startswith("synth/stems/") for p in duets["stems_path"])
+
+
+def test_silent_windows_are_never_chosen():
+    config = MixturesConfig()
+    rng = np.random.default_rng(0)
+    audio = np.zeros(4 * config.clip_samples, dtype=np.float32)
+    audio[2 * config.clip_samples:] = 0.1 * rng.standard_normal(2 * config.clip_samples)
+    starts = sounding_starts(audio, config)
+    assert len(starts) and starts.min() >= 2 * config.clip_samples - config.clip_samples // 2
+    assert len(sounding_starts(np.zeros(3 * config.clip_samples, dtype=np.float32), config)) == 0
+
+
+def test_mixture_files_are_byte_identical_across_runs(bench_root, tmp_path):
+    root, params, summary = bench_root
+    again = tmp_path / "again"
+    shutil.copytree(root / "synth", again / "synth")
+    assert _build(again, params) == summary
+    for name in ("mixtures.parquet", "duets.parquet", "benchmark.json"):
+        assert (again / "mixtures" / name).read_bytes() == (root / "mixtures" / name).read_bytes()
+
+
+def test_benchmark_version_changes_when_one_clip_changes_and_missing_clips_are_reported(bench_root, tmp_path):
+    root, params, summary = bench_root
+    published = read_mixtures(root / "mixtures" / "mixtures.parquet")
+    used = published["video_id"].iloc[0]
+    changed = tmp_path / "changed"
+    shutil.copytree(root / "synth", changed / "synth")
+    # regenerate one used video with another seed: same id and layout, different content
+    config = replace(SynthConfig.from_params(params), seed=12345)
+    entry = next(e for e in read_manifest(changed / "synth" / "manifest.csv") if e.video_id == used)
+    generate_video(VideoSpec(entry.video_id, entry.kind, entry.instruments), config, changed / "synth")
+    assert _build(changed, params)["benchmark_version"] != summary["benchmark_version"]
+    problems = compare_mixtures(published, read_index(changed / "processed" / "videos.parquet"))
+    assert set(problems["video_id"]) == {used} and set(problems["problem"]) == {"changed"}
+
+    missing = tmp_path / "missing"
+    shutil.copytree(root / "synth", missing / "synth")
+    (missing / "synth" / "videos" / f"{used}.mp4").unlink()
+    process_manifest(missing / "synth" / "manifest.csv", missing, ProcessConfig.from_params(params))
+    problems = compare_mixtures(published, read_index(missing / "processed" / "videos.parquet"))
+    expected_items = set(published.loc[published["video_id"] == used, "item_id"])
+    assert set(problems["item_id"]) == expected_items and set(problems["problem"]) == {"missing"}
+
+
+def test_mixtures_need_enough_instruments(bench_root, tmp_path):
+    """4-source items need 4 instruments in the split; without the cello test video there are 3."""
+    from musicbench.splits import write_splits
+
+    root, params, _ = bench_root
+    work = tmp_path / "four"
+    shutil.copytree(root, work)
+    rows = [r for r in read_splits(work / "splits" / "splits.csv") if not (r.instruments == "cello" and r.split == "test")]
+    write_splits(rows, work / "splits" / "splits.csv")
+    params4 = {**params, "mixtures": {**params["mixtures"], "n_sources": 4}}
+    with pytest.raises(MusicbenchError, match="split 'test' has sounding solo clips of 3 instrument"):
+        make_mixtures(params4, work)
+
+
+def test_training_dataset_is_deterministic_and_works_with_workers(bench_root):
+    from musicbench.dataset import MixAndSeparateDataset
+
+    root, params, _ = bench_root
+    index = read_index(root / "processed" / "videos.parquet")
+    train = [r.video_id for r in read_splits(root / "splits" / "splits.csv") if r.split == "train" and r.kind == "solo"]
+    make = lambda seed: MixAndSeparateDataset(index, root, train, n_sources=2, items_per_epoch=6, seed=seed)  # noqa: E731
+    dataset = make(5)
+    item = dataset[0]
+    assert item["mixture"].shape == (65535,) and item["sources"].shape == (2, 65535)
+    assert item["frames"].shape == (2, 3, 112, 112, 3) and item["frames"].dtype == torch.uint8
+    assert item["labels"][0] != item["labels"][1]
+    assert torch.allclose(item["mixture"], item["sources"].sum(0).clamp(-1, 1))
+    assert all(float(s.pow(2).mean()) > 0 for s in item["sources"])
+    direct = [make(5)[i] for i in range(6)]
+    loader = torch.utils.data.DataLoader(make(5), batch_size=3, num_workers=2)
+    batched = [b for b in loader]
+    assert torch.equal(torch.cat([b["mixture"] for b in batched]), torch.stack([d["mixture"] for d in direct]))
+    assert not torch.equal(make(6)[0]["mixture"], direct[0]["mixture"])
+    dataset.set_epoch(1)
+    assert not torch.equal(dataset[0]["mixture"], direct[0]["mixture"])
+
+
+def test_published_split_sets_and_their_leakage():
+    ccol = load_published_splits("ccol", LISTS)
+    leaks = find_leakage(ccol)
+    test_ids = {r.video_id for r in ccol if r.split == "test"}
+    val_ids = {r.video_id for r in ccol if r.split == "val"}
+    assert len(test_ids) == 26 and len(test_ids & val_ids) == 24
+    assert sum(1 for splits in leaks.values() if "test" in splits and "val" in splits) == 24
+    iquery = load_published_splits("iquery_music", LISTS)
+    ccol_test_in_train = {v for v, s in leaks.items() if s[0] == "train" and "test" in s}
+    iquery_leaks = find_leakage(iquery)
+    assert len(ccol_test_in_train) == 2 and ccol_test_in_train <= set(iquery_leaks)
+    dsol = load_published_splits("dsol", LISTS)
+    assert {r.split for r in dsol} == {"train", "val", "test"} and {r.kind for r in dsol} == {"solo", "duet"}
+    for name in ("ccol", "iquery_music", "iquery_music21", "dsol"):
+        committed = read_splits(REPO_ROOT / "manifests" / "splits" / f"published_{name}.csv")
+        assert committed == load_published_splits(name, LISTS)
+
+
+def test_committed_music_splits_match_the_convention():
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    entries = [e for m in MUSIC_MANIFESTS for e in read_manifest(REPO_ROOT / m)]
+    rows = assign_splits(entries, SplitsConfig.from_params(params))
+    assert read_splits(REPO_ROOT / "manifests" / "splits" / "musicbench_music11.csv") == rows
+    assert not find_leakage(rows)
+    counts = pd.Series([r.split for r in rows if r.kind == "solo"]).value_counts()
+    assert counts["train"] > counts["test"] > counts["val"] > 0
