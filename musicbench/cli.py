@@ -24,7 +24,8 @@ app = typer.Typer(
 manifest_app = typer.Typer(help="Inspect canonical manifests.", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and notes
+report = Console(width=None if sys.stdout.isatty() else 160)  # result tables (stdout); wide in logs
 F = TypeVar("F", bound=Callable)
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")
@@ -135,7 +136,7 @@ def manifest_stats(
     from musicbench.music_lists import manifest_stats_table
 
     chosen = paths or sorted(Path("manifests").glob("*.csv"))
-    Console().print(manifest_stats_table(chosen))
+    report.print(manifest_stats_table(chosen))
 
 
 @app.command()
@@ -167,7 +168,7 @@ def download(
         format=video_format, sleep=sleep, retries=retries, cookies=cookies, proxy=proxy,
         retry_unavailable=retry_unavailable,
     )
-    Console().print(table)
+    report.print(table)
 
 
 @app.command()
@@ -289,10 +290,10 @@ def evaluate(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
     split: str = typer.Option("test", "--split", help="val or test"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
-    jobs: int = typer.Option(1, "--jobs", help="accepted for compatibility; scoring runs in this process"),
+    jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
     out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME)"),
     option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
-    oracle: str = typer.Option(None, "--oracle", help="ibm or irm: score the ideal-mask ceiling instead of a model"),
+    oracle: str = typer.Option(None, "--oracle", help="ibm or irm (ideal-mask ceilings) or mixture (the floor) instead of a model"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
     limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
@@ -307,25 +308,60 @@ def evaluate(
     run_name = name or (f"oracle-{oracle}" if oracle else model.stem)
     out_dir = out or Path("runs") / run_name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
-                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name,
+                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name, jobs=jobs,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
+
+
+@app.command("validate-model")
+@user_errors
+def validate_model_command(
+    model: Path = typer.Argument(..., help="model file defining load_model(**options)"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); its val items are used if built"),
+    option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
+    timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per call"),
+) -> None:
+    """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
+    from rich.table import Table
+
+    from musicbench.model_check import validate_model
+    from musicbench.params import data_root, load_params
+
+    data = root or (data_root(load_params(params)) if params.is_file() else None)
+    checks, source = validate_model(model, data, _parse_options(option), timeout)
+    table = Table(title=f"validate-model {model.name} on {source}")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for check in checks:
+        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+    report.print(table)
+    failed = [c for c in checks if c.status == "fail"]
+    if failed:
+        report.print(f"{len(failed)} check(s) failed: `musicbench evaluate` would record those items as failed")
+        raise typer.Exit(1)
+    report.print("all checks passed")
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
     from rich.table import Table
 
-    table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}): "
-                        f"{summary['n_scored']}/{summary['n_items']} items scored")
-    for column in ("metric", "mean", "95% CI", "median", "n"):
-        table.add_column(column, justify="right")
-    for metric, values in summary["metrics"].items():
-        table.add_row(metric, f"{values['mean']:.2f}", f"[{values['ci95'][0]:.2f}, {values['ci95'][1]:.2f}]",
-                      f"{values['median']:.2f}", str(values["n"]))
-    console.print(table)
-    for reason, count in summary["excluded_reasons"].items():
-        console.print(f"excluded {count}: {reason}")
-    console.print(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)")
+    tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
+    for title, track in tracks:
+        table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
+                            f"{track['n_scored']}/{track['n_items']} items scored")
+        for column in ("metric", "mean", "95% CI", "median", "n"):
+            table.add_column(column, justify="right")
+        for metric, values in track["metrics"].items():
+            table.add_row(metric, f"{values['mean']:.2f}", f"[{values['ci95'][0]:.2f}, {values['ci95'][1]:.2f}]",
+                          f"{values['median']:.2f}", str(values["n"]))
+        report.print(table)
+        for reason, count in track["excluded_reasons"].items():
+            report.print(f"{title}: excluded {count}: {reason}")
+    if not summary.get("duets"):
+        report.print("duet track: n/a (the model has no separate_at, or the benchmark has no duet items with stems)")
+    report.print(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

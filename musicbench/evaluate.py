@@ -42,15 +42,18 @@ from musicbench.metrics import (
     METRIC_VERSION, MetricInputError, bss_eval_sources, boxes_to_mask, ciou, mixture_sdr, pointing_game, si_sdr,
     si_sdr_improvement,
 )
-from musicbench.mixtures import read_mixtures
+from musicbench.mixtures import DUET_COLUMNS, read_mixtures, write_table
 from musicbench.process import read_clip_frames, read_index
 from musicbench.progress import progress_bar
 
 STFT_WINDOW, STFT_HOP = 1022, 256
 ITEM_COLUMNS = (
-    "item_id", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
+    "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
     "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
 )
+TRACKS = ("mixtures", "duets")
+ORACLES = ("ibm", "irm", "mixture")
+INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
 METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri", "ciou", "pointing_hit")
 
 
@@ -58,10 +61,13 @@ METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri", "ciou", "pointing_h
 class EvalItem:
     """One benchmark item as the harness builds it.
 
+    track "mixtures": a fixed Mix-and-Separate item, one video per source; frames uint8
+    ``(n_sources, n_frames, H, W, 3)``. track "duets": a clip of one duet video (two players in one
+    picture); frames ``(1, n_frames, H, W, 3)`` and `points` holds each player's box centre
+    ``(x, y)`` in frame pixels (the "click a player, hear its sound" query).
     mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
-    (gain-scaled clips, summing to the mixture); frames uint8 ``(n_sources, n_frames, H, W, 3)``
-    at the processing frame rate; boxes: per source the player's box ``[x, y, w, h]`` in frame
-    pixels at the clip's centre frame, or None where no ground truth exists.
+    (gain-scaled clips or clean stems, summing to the mixture); boxes: per source the player's box
+    ``[x, y, w, h]`` in frame pixels at the clip's centre frame, or None where no ground truth exists.
     """
 
     item_id: str
@@ -73,6 +79,8 @@ class EvalItem:
     frames: np.ndarray
     sample_rate: int
     boxes: list[np.ndarray | None] = field(default_factory=list)
+    track: str = "mixtures"
+    points: list[tuple[float, float]] = field(default_factory=list)
 
 
 def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:
@@ -89,21 +97,41 @@ def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[i
     return np.array([x0, y0, x1 - x0, y1 - y0])
 
 
-def _centre_box(root: Path, video: pd.Series, centre_frame: int) -> np.ndarray | None:
-    """The player's box at processed frame `centre_frame` of a video with ground truth, else None."""
-    boxes_path = video.get("boxes_path") or ""
+def _player_boxes(root: Path, video: pd.Series, boxes_path: str, centre_frame: int) -> list[np.ndarray] | None:
+    """Every player's box at processed frame `centre_frame` of a video with ground truth, else None."""
     if not boxes_path:
         return None
     doc = json.loads(resolve_in_root(root, boxes_path).read_text())
     start = video.get("start")
     t = centre_frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
     index = int(np.clip(round(t * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
-    return frame_box(doc["boxes"][0][index], (doc["width"], doc["height"]), (int(video["frame_width"]), int(video["frame_height"])))
+    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
+    return [frame_box(player[index], (doc["width"], doc["height"]), frame_size) for player in doc["boxes"]]
 
 
-def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None = None) -> Iterator[EvalItem]:
-    """Build the benchmark items of `split`, in item order (see `EvalItem`)."""
+def _read_clip(root: Path, path: str, start: int, n_samples: int, item_id: str) -> tuple[np.ndarray, int]:
+    """``(n_samples,)`` or ``(n_samples, channels)`` float32 from an audio file, checked for truncation."""
+    clip, rate = sf.read(resolve_in_root(root, path), start=start, frames=n_samples, dtype="float32")
+    if len(clip) != n_samples:
+        raise MusicbenchError(f"item {item_id}: {path} is truncated; run `musicbench validate`")
+    return clip, int(rate)
+
+
+def _read_frames(root: Path, path: str, start_frame: int, n_frames: int) -> np.ndarray:
+    return read_clip_frames(resolve_in_root(root, path), range(start_frame, start_frame + n_frames))
+
+
+def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None = None, track: str = "mixtures") -> Iterator[EvalItem]:
+    """Build the benchmark items of `split` and `track` ("mixtures" or "duets"), in item order.
+
+    Duet items need clean stems and player boxes (MUSIC-Synth); duets without them are skipped.
+    """
     root = Path(root)
+    if track not in TRACKS:
+        raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+    if track == "duets":
+        yield from _iter_duet_items(root, split, limit)
+        return
     table = read_mixtures(root / "mixtures" / "mixtures.parquet")
     table = table[table["split"] == split].sort_values(["item_id", "source_index"])
     if table.empty:
@@ -115,17 +143,35 @@ def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None =
         references, frames, boxes = [], [], []
         for row in rows.itertuples(index=False):
             video = index.loc[row.video_id]
-            clip, rate = sf.read(resolve_in_root(root, row.audio_path), start=int(row.start_sample),
-                                 frames=int(row.n_samples), dtype="float32")
-            if len(clip) != row.n_samples:
-                raise MusicbenchError(f"item {item_id}: clip of {row.video_id} is truncated; run `musicbench validate`")
+            clip, rate = _read_clip(root, row.audio_path, int(row.start_sample), int(row.n_samples), item_id)
             references.append(clip * np.float32(row.gain))
-            frames.append(read_clip_frames(resolve_in_root(root, row.frames_path),
-                                           range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))))
-            boxes.append(_centre_box(root, video, int(row.start_frame) + int(row.n_frames) // 2))
+            frames.append(_read_frames(root, row.frames_path, int(row.start_frame), int(row.n_frames)))
+            players = _player_boxes(root, video, video.get("boxes_path") or "", int(row.start_frame) + int(row.n_frames) // 2)
+            boxes.append(players[0] if players else None)
         references_array = np.stack(references).astype(np.float32)
         yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
-                       references_array, np.stack(frames), int(rate), boxes)
+                       references_array, np.stack(frames), rate, boxes)
+
+
+def _iter_duet_items(root: Path, split: str, limit: int | None) -> Iterator[EvalItem]:
+    path = root / "mixtures" / "duets.parquet"
+    table = read_mixtures(path, DUET_COLUMNS)
+    table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
+    index = read_index(root / "processed" / "videos.parquet").set_index("video_id", drop=False)
+    for n, row in enumerate(table.sort_values("item_id").itertuples(index=False)):
+        if limit is not None and n >= limit:
+            return
+        stems, rate = _read_clip(root, row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
+        references = np.ascontiguousarray(stems.T, dtype=np.float32)
+        boxes = _player_boxes(root, index.loc[row.video_id], row.boxes_path, int(row.start_frame) + int(row.n_frames) // 2)
+        instruments = row.instruments.split()
+        if references.shape[0] != len(instruments) or len(boxes) != len(instruments):
+            raise MusicbenchError(f"item {row.item_id}: stems/boxes do not match its {len(instruments)} players; "
+                                  "regenerate MUSIC-Synth (`dvc repro synth`)")
+        frames = _read_frames(root, row.frames_path, int(row.start_frame), int(row.n_frames))[None]
+        points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in boxes]
+        yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
+                       references, frames, rate, boxes, "duets", points)
 
 
 def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.ndarray | None, str]:
@@ -164,7 +210,13 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
-    """Ideal binary ("ibm") or ratio ("irm") mask estimates on the STFT (1022, hop 256), float32."""
+    """Reference estimates ``(n_sources, n_samples)`` float32 computed from the item's references.
+
+    "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (Hann 1022, hop 256),
+    the ceilings of the board; "mixture": every estimate is the mixture itself, the floor (NSDR 0).
+    """
+    if kind == "mixture":
+        return np.repeat(item.mixture[None, :], item.references.shape[0], axis=0).astype(np.float32)
     import torch
 
     window = torch.hann_window(STFT_WINDOW, dtype=torch.float64)
@@ -177,7 +229,7 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
     elif kind == "irm":
         masks = magnitudes / magnitudes.sum(dim=0, keepdim=True).clamp_min(1e-12)
     else:
-        raise MusicbenchError(f"unknown oracle {kind!r}: choose ibm or irm")
+        raise MusicbenchError(f"unknown oracle {kind!r}: choose one of {', '.join(ORACLES)}")
     estimates = torch.istft(masks * mixture, STFT_WINDOW, STFT_HOP, window=window, center=True,
                             length=item.mixture.shape[0])
     return estimates.numpy().astype(np.float32)
@@ -189,13 +241,17 @@ def run_inference(
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
-    Returns the inference table: item_id, status (ok | failed), reason, seconds, localized.
+    The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
+    oracle always has). Returns the inference table: item_id, track, status (ok | failed), reason,
+    seconds, localized.
     """
     from musicbench.model_runner import ModelRunner
 
+    if oracle is not None and oracle not in ORACLES:
+        raise MusicbenchError(f"unknown oracle {oracle!r}: choose one of {', '.join(ORACLES)}")
     out_dir = ensure_writable_dir(out_dir)
-    records, info = [], {}
-    items = list(iter_items(root, split, limit))
+    records, info = [], {"uses_labels": False, "has_separate": True, "has_localize": False,
+                         "has_separate_at": True, "n_parameters": None}
     runner = None if oracle else ModelRunner(model_path, options, timeout)
     try:
         if runner is not None:
@@ -204,6 +260,9 @@ def run_inference(
             info = runner.info
             if not info["has_separate"]:
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
+        items = list(iter_items(root, split, limit))
+        if info["has_separate_at"]:
+            items += list(iter_items(root, split, limit, track="duets"))
         with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
             for item in items:
                 records.append(_infer_item(item, runner, info, oracle, out_dir))
@@ -211,9 +270,7 @@ def run_inference(
     finally:
         if runner is not None:
             runner.close()
-    table = pd.DataFrame.from_records(records, columns=["item_id", "status", "reason", "seconds", "localized"])
-    from musicbench.mixtures import write_table
-
+    table = pd.DataFrame.from_records(records, columns=list(INFERENCE_COLUMNS))
     write_table(table, out_dir / "inference.parquet")
     atomic_write_text(out_dir / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return table
@@ -221,28 +278,31 @@ def run_inference(
 
 def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path) -> dict[str, Any]:
     n_sources, n_samples = item.references.shape
+    record = {"item_id": item.item_id, "track": item.track, "localized": False}
     if oracle:
         start = time.perf_counter()
         estimates, reason = check_estimates(oracle_estimates(item, oracle), n_sources, n_samples)
         seconds = time.perf_counter() - start
     else:
-        kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": item.frames, "sample_rate": item.sample_rate}
-        if info.get("uses_labels"):
-            kwargs["labels"] = list(item.instruments)
-        result = runner.call("separate", **kwargs)
+        if item.track == "duets":
+            result = runner.call("separate_at", mixture=item.mixture, frames=item.frames[0], points=list(item.points))
+        else:
+            kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": item.frames, "sample_rate": item.sample_rate}
+            if info.get("uses_labels"):
+                kwargs["labels"] = list(item.instruments)
+            result = runner.call("separate", **kwargs)
         seconds = result.seconds
         estimates, reason = check_estimates(result.value, n_sources, n_samples) if result.ok else (None, result.reason)
     if estimates is None:
-        return {"item_id": item.item_id, "status": "failed", "reason": reason, "seconds": seconds, "localized": False}
+        return {**record, "status": "failed", "reason": reason, "seconds": seconds}
     _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
-    localized = False
-    if runner is not None and info.get("has_localize"):
+    if runner is not None and info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
         heatmaps, _ = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)
         if heatmaps is not None:
             _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
-            localized = True
-    return {"item_id": item.item_id, "status": "ok", "reason": "", "seconds": seconds, "localized": localized}
+            record["localized"] = True
+    return {**record, "status": "ok", "reason": "", "seconds": seconds}
 
 
 def _cache_key(*parts: str) -> str:
@@ -283,57 +343,93 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
     return scores
 
 
+def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: Path, version: str) -> list[dict[str, Any]]:
+    """The items.parquet rows (one per source) of one item; uses and fills the score cache."""
+    base = {"item_id": item.item_id, "track": item.track, "split": item.split}
+    if status is None or status["status"] != "ok":
+        scores, state = {}, "excluded"
+        reason = "no inference record" if status is None else status["reason"]
+    else:
+        estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
+        heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
+        heat_hash = sha256_file(heatmaps_path) if heatmaps_path.is_file() else "-"
+        floor = _cached(cache, _cache_key("floor", version, item.item_id, METRIC_VERSION),
+                        lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
+        key = _cache_key("scores", version, item.item_id, METRIC_VERSION, sha256_file(estimates_path), heat_hash)
+        try:
+            scores = _cached(cache, key, lambda: score_item(
+                item, np.load(estimates_path), np.load(heatmaps_path) if heatmaps_path.is_file() else None,
+                np.array(floor["sdr_mix"])))
+            state, reason = "ok", ""
+        except MetricInputError as exc:
+            scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
+    seconds = None if status is None else float(status["seconds"])
+    rows = []
+    for k, video_id in enumerate(item.video_ids):
+        row = {**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
+               "status": state, "reason": reason, "seconds": seconds}
+        row.update({name: values[k] for name, values in scores.items()})
+        rows.append(row)
+    return rows
+
+
 def score_run(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
-    limit: int | None = None,
+    limit: int | None = None, jobs: int = 1,
 ) -> pd.DataFrame:
     """Score the estimates under `out_dir` (from `run_inference`); write items.parquet; return it.
 
-    Scores are cached in `cache_dir` (default ``<root>/score_cache``) by (estimate file hash,
-    heatmap file hash, item, benchmark version, metric version); mixture floors by (item,
-    benchmark version, metric version).
+    Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
+    items get rows when the run has inference records for them. Scores are cached in `cache_dir`
+    (default ``<root>/score_cache``) by (estimate file hash, heatmap file hash, item, benchmark
+    version, metric version); mixture floors by (item, benchmark version, metric version).
+    `jobs` > 1 scores items in that many processes (one BLAS thread each).
     """
     out_dir, root = Path(out_dir), Path(root)
     cache = ensure_writable_dir(cache_dir or root / "score_cache")
     version = benchmark_version(root)
-    inference = pd.read_parquet(out_dir / "inference.parquet").set_index("item_id")
-    records = []
+    inference = pd.read_parquet(out_dir / "inference.parquet")
+    if "track" not in inference.columns:
+        inference["track"] = "mixtures"
+    status = {row["item_id"]: row for row in inference.to_dict("records")}
     items = list(iter_items(root, split, limit))
+    if (inference["track"] == "duets").any():
+        items += list(iter_items(root, split, limit, track="duets"))
+    tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
+    records = []
     with progress_bar(f"scoring ({split})", total=len(items)) as advance:
-        for item in items:
-            status = inference.loc[item.item_id] if item.item_id in inference.index else None
-            base = {"item_id": item.item_id, "split": split}
-            if status is None or status["status"] != "ok":
-                reason = "no inference record" if status is None else status["reason"]
-                for k, video_id in enumerate(item.video_ids):
-                    records.append({**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
-                                    "status": "excluded", "reason": reason, "seconds": None if status is None else status["seconds"]})
+        if jobs <= 1:
+            for task in tasks:
+                records += _score_rows(*task)
                 advance()
-                continue
-            estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
-            heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
-            heat_hash = sha256_file(heatmaps_path) if heatmaps_path.is_file() else "-"
-            floor = _cached(cache, _cache_key("floor", version, item.item_id, METRIC_VERSION),
-                            lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
-            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, sha256_file(estimates_path), heat_hash)
-            try:
-                scores = _cached(cache, key, lambda: score_item(
-                    item, np.load(estimates_path), np.load(heatmaps_path) if heatmaps_path.is_file() else None,
-                    np.array(floor["sdr_mix"])))
-                state, reason = "ok", ""
-            except MetricInputError as exc:
-                scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
-            for k, video_id in enumerate(item.video_ids):
-                row = {**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
-                       "status": state, "reason": reason, "seconds": float(status["seconds"])}
-                row.update({name: values[k] for name, values in scores.items()})
-                records.append(row)
-            advance()
-    table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
-    from musicbench.mixtures import write_table
+        else:
+            from concurrent.futures import ProcessPoolExecutor
+            import multiprocessing
 
+            with _single_blas_thread(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                for rows in pool.map(_score_rows, *zip(*tasks)):
+                    records += rows
+                    advance()
+    table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
     write_table(table, out_dir / "items.parquet")
     return table
+
+
+class _single_blas_thread:
+    """Context manager: worker processes started inside it use one BLAS/OpenMP thread each."""
+
+    NAMES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+    def __enter__(self):
+        self.saved = {name: os.environ.get(name) for name in self.NAMES}
+        os.environ.update({name: "1" for name in self.NAMES})
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def benchmark_version(root: str | os.PathLike) -> str:
@@ -356,15 +452,17 @@ def bootstrap_ci(values: np.ndarray, seed: int, n_resamples: int = 2000, level: 
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
-    """summary.json: per metric mean, median and 95% bootstrap CI over items (each item the mean of
-    its sources), per-instrument means over sources, item counts and exclusion reasons."""
+def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
+    """Summary of one track's rows: per metric mean, median and 95% bootstrap CI over items (each
+    item the mean of its sources), per-instrument means over sources, item counts and exclusion
+    reasons (every excluded item is counted, none is dropped silently)."""
     scored = items[items["status"] == "ok"]
     per_item = scored.groupby("item_id")[list(METRICS)].mean(numeric_only=True)
-    summary: dict[str, Any] = {"n_items": int(items["item_id"].nunique()), "n_scored": int(per_item.shape[0])}
     excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
-    summary["n_excluded"] = int(len(excluded))
-    summary["excluded_reasons"] = dict(Counter(excluded["reason"]))
+    summary: dict[str, Any] = {
+        "n_items": int(items["item_id"].nunique()), "n_scored": int(per_item.shape[0]),
+        "n_excluded": int(len(excluded)), "excluded_reasons": dict(Counter(excluded["reason"])),
+    }
     metrics = {}
     for name in METRICS:
         values = per_item[name].replace([np.inf, -np.inf], np.nan).dropna().to_numpy() if name in per_item else np.array([])
@@ -375,6 +473,16 @@ def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
     summary["metrics"] = metrics
     per_instrument = scored.groupby("instrument")[["nsdr", "sdr", "sir", "sar", "si_sdri"]].mean(numeric_only=True)
     summary["per_instrument"] = {name: {k: float(v) for k, v in row.items() if np.isfinite(v)} for name, row in per_instrument.iterrows()}
+    return summary
+
+
+def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
+    """summary.json: the mixtures track's summary at the top level (see `summarize_track`) and the
+    duet track's under ``duets`` (None when the model has no separate_at: "n/a" on the board)."""
+    tracks = items["track"] if "track" in items.columns else pd.Series("mixtures", index=items.index)
+    summary = summarize_track(items[tracks == "mixtures"], seed)
+    duets = items[tracks == "duets"]
+    summary["duets"] = summarize_track(duets, seed) if len(duets) else None
     return summary
 
 
@@ -425,15 +533,16 @@ def resolve_device(device: str) -> str:
 def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
-    limit: int | None = None, oracle: str | None = None, name: str | None = None,
+    limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
 ) -> dict[str, Any]:
-    """Inference then scoring then summary: writes everything under `out_dir`; returns the summary."""
+    """Inference then scoring (`jobs` processes) then summary: writes everything under `out_dir`
+    (see the module docstring); returns the summary."""
     start = time.perf_counter()
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or (f"oracle-{oracle}" if oracle else Path(model_path).stem)
     run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
-    items = score_run(out_dir, root, split=split, limit=limit)
+    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": benchmark_version(root), "split": split,

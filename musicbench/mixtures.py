@@ -258,13 +258,13 @@ def write_benchmark(
     return summary
 
 
-def read_mixtures(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a mixture table, checking its columns."""
+def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS) -> pd.DataFrame:
+    """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns."""
     try:
         table = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise MusicbenchError(f"cannot read mixture table {os.fspath(path)!r}: {exc}; run `musicbench mixtures`") from None
-    missing = [c for c in MIXTURE_COLUMNS if c not in table.columns]
+    missing = [c for c in columns if c not in table.columns]
     if missing:
         raise MusicbenchError(f"mixture table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}")
     return table

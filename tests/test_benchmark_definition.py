@@ -22,36 +22,9 @@ from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
 from musicbench.synth import SynthConfig, generate_synth
 from musicbench.synth.generate import VideoSpec, generate_video
-from tests.conftest import REPO_ROOT
+from tests.conftest import BENCH_SYNTH, REPO_ROOT, build_benchmark as _build
 
 LISTS = REPO_ROOT.parent / "shared" / "music_lists"
-BENCH_SYNTH = dict(seed=11, solo_per_instrument=3, duets_per_pair=1, duration=8.0, width=128, height=96, fps=16,
-                   instruments=("acoustic_guitar", "cello", "flute", "violin"), jobs=2)
-
-
-def _params(tmp: Path, **mixture_changes) -> dict:
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["synth"].update({**BENCH_SYNTH, "instruments": list(BENCH_SYNTH["instruments"])})
-    params["mixtures"].update(n_val=6, n_test=12, **mixture_changes)
-    params["process"]["jobs"] = 2
-    return params
-
-
-def _build(root: Path, params: dict) -> dict:
-    process_manifest(root / "synth" / "manifest.csv", root, ProcessConfig.from_params(params))
-    make_splits(params, root, repo=REPO_ROOT)
-    return make_mixtures(params, root)
-
-
-@pytest.fixture(scope="module")
-def bench_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bench_root")
-    params = _params(root)
-    generate_synth(SynthConfig.from_params(params), root)
-    summary = _build(root, params)
-    return root, params, summary
-
-
 def test_splits_are_stratified_deterministic_and_leak_free(bench_root, tmp_path):
     root, params, _ = bench_root
     rows = read_splits(root / "splits" / "splits.csv")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -18,7 +16,7 @@ from musicbench.manifest import entry_path, read_manifest
 from musicbench.media import probe, read_audio, read_frames
 from musicbench.synth import SynthConfig, VideoSpec, generate_synth, plan_videos
 from musicbench.synth.generate import render_stems, video_rng
-from tests.conftest import SMALL_SYNTH
+from tests.conftest import SMALL_SYNTH, run_cli
 
 
 def test_plan_covers_every_instrument_and_duet_pair():
@@ -174,8 +172,7 @@ def _write_params(path, **synth_changes):
     return path
 
 
-def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "musicbench", *args], capture_output=True, text=True, cwd=cwd)
+_cli = run_cli
 
 
 def test_cli_errors_are_one_line_and_keep_existing_data(tmp_path):

@@ -1,0 +1,193 @@
+"""`musicbench evaluate` and `validate-model` on a small processed MUSIC-Synth benchmark: real model
+subprocesses, real scoring, every failure mode of a model recorded for its item."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import evaluate, iter_items, run_inference, score_run
+from musicbench.metrics import bss_eval_sources
+from tests.conftest import REPO_ROOT, run_cli
+
+EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
+
+# A model whose behaviour on the n-th call is FAILURES[n % len]; the call count lives in a file,
+# so it survives the restarts of the model process after a hang or a crash.
+FLAKY_MODEL = textwrap.dedent('''
+    import os, sys, time
+    from pathlib import Path
+    import numpy as np
+
+    MODES = ["ok", "raise", "hang", "exit", "sysexit", "nan", "shape", "silent", "ok"]
+
+    class Flaky:
+        def __init__(self, counter):
+            self.counter = Path(counter)
+
+        def separate(self, mixture, frames, sample_rate):
+            n = int(self.counter.read_text()) if self.counter.exists() else 0
+            self.counter.write_text(str(n + 1))
+            mode = MODES[n % len(MODES)]
+            estimates = np.stack([mixture / len(frames)] * len(frames)).astype(np.float32)
+            if mode == "raise":
+                raise RuntimeError("the model broke")
+            if mode == "hang":
+                time.sleep(600)
+            if mode == "exit":
+                os._exit(3)
+            if mode == "sysexit":
+                sys.exit("bye")
+            if mode == "nan":
+                estimates[0, 100] = np.nan
+            if mode == "shape":
+                estimates = estimates[:, :-1]
+            if mode == "silent":
+                estimates[1] = 0.0
+            return estimates
+
+    def load_model(counter, device="cpu"):
+        return Flaky(counter)
+''')
+EXPECTED_REASONS = ["", "RuntimeError: the model broke", "timeout", "died", "SystemExit: bye", "NaN or inf",
+                    "shape (2, 65534)", "silent", ""]
+
+
+@pytest.fixture(scope="module")
+def example_run(bench_root, tmp_path_factory):
+    """The README's example model evaluated through the real CLI."""
+    root, _, _ = bench_root
+    out = tmp_path_factory.mktemp("runs") / "motion_energy"
+    result = run_cli("evaluate", EXAMPLE_MODEL, "--root", root, "--out", out, "--device", "cpu", "--jobs", "2")
+    assert result.returncode == 0, result.stderr
+    return root, out, result
+
+
+def test_example_model_evaluates_end_to_end(example_run):
+    root, out, result = example_run
+    items = pd.read_parquet(out / "items.parquet")
+    summary = json.loads((out / "summary.json").read_text())
+    provenance = json.loads((out / "provenance.json").read_text())
+    benchmark = json.loads((root / "mixtures" / "benchmark.json").read_text())
+    mixtures = items[items["track"] == "mixtures"]
+    assert mixtures["item_id"].nunique() == summary["n_items"] == 12 and (mixtures["status"] == "ok").all()
+    assert summary["n_scored"] == 12 and summary["n_excluded"] == 0
+    for name in ("nsdr", "sdr", "sir", "sar", "si_sdri", "ciou", "pointing_hit"):
+        low, high = summary["metrics"][name]["ci95"]
+        assert low <= summary["metrics"][name]["mean"] <= high
+    # the numbers are the metric engine's on the harness-built items
+    item = next(iter_items(root, "test", limit=1))
+    sdr, _, _ = bss_eval_sources(item.references, np.load(out / "estimates" / f"{item.item_id}.npy"))
+    np.testing.assert_allclose(mixtures[mixtures["item_id"] == item.item_id]["sdr"], sdr, atol=1e-9)
+    # the motion of each player's own video tells its sound: better than the mixture on both tracks
+    assert summary["metrics"]["nsdr"]["mean"] > 0
+    duets = pd.read_parquet(root / "mixtures" / "duets.parquet")
+    assert summary["duets"]["n_scored"] == (duets["split"] == "test").sum() == 3
+    assert summary["duets"]["metrics"]["nsdr"]["mean"] > 0
+    assert set(summary["per_instrument"]) == {"acoustic_guitar", "cello", "flute", "violin"}
+    assert 0 <= summary["metrics"]["ciou"]["mean"] <= 1
+    assert provenance["benchmark_version"] == benchmark["benchmark_version"] == summary["benchmark_version"]
+    assert provenance["device"] == "cpu" and provenance["uses_labels"] is False
+    assert len(provenance["model_sha256"]) == 64 and provenance["metric_version"]
+    printed = " ".join(result.stdout.split())  # the table wraps at the terminal width
+    assert "nsdr" in printed and "duet track (separate_at): 3/3 items scored" in printed
+
+
+def test_oracles_bracket_the_board(bench_root, tmp_path):
+    root, _, _ = bench_root
+    summaries = {kind: evaluate(None, root, tmp_path / kind, oracle=kind, device="cpu", limit=6)
+                 for kind in ("mixture", "ibm", "irm")}
+    floor = pd.read_parquet(tmp_path / "mixture" / "items.parquet")
+    np.testing.assert_allclose(floor["nsdr"], 0.0, atol=1e-9)  # the mixture as its own estimate
+    for kind in ("ibm", "irm"):
+        assert summaries[kind]["metrics"]["nsdr"]["mean"] > 10, kind
+        assert summaries[kind]["duets"]["metrics"]["nsdr"]["mean"] > 5, kind
+    with pytest.raises(MusicbenchError, match="unknown oracle"):
+        run_inference(None, root, tmp_path / "bad", oracle="perfect")
+
+
+def test_every_model_failure_is_recorded_and_the_run_goes_on(bench_root, tmp_path):
+    root, _, _ = bench_root
+    model = tmp_path / "flaky.py"
+    model.write_text(FLAKY_MODEL)
+    out = tmp_path / "run"
+    summary = evaluate(model, root, out, device="cpu", options={"counter": str(tmp_path / "calls")}, timeout=3.0,
+                       limit=len(EXPECTED_REASONS))
+    inference = pd.read_parquet(out / "inference.parquet")
+    assert list(inference["status"]) == ["ok" if not r else "failed" for r in EXPECTED_REASONS]
+    for reason, expected in zip(inference["reason"], EXPECTED_REASONS):
+        assert expected in reason and ("\n" not in reason)
+    items = pd.read_parquet(out / "items.parquet")
+    assert items["item_id"].nunique() == len(EXPECTED_REASONS)  # nothing silently dropped
+    assert summary["n_items"] == 9 and summary["n_scored"] == 2 and summary["n_excluded"] == 7
+    assert sum(summary["excluded_reasons"].values()) == 7
+    assert summary["duets"] is None  # no separate_at: n/a on the board
+
+
+def test_a_model_that_cannot_load_is_one_clear_error(bench_root, tmp_path):
+    root, _, _ = bench_root
+    broken = tmp_path / "broken.py"
+    broken.write_text("import numpy\nraise ImportError('needs a package we do not have')\n")
+    result = run_cli("evaluate", broken, "--root", root, "--out", tmp_path / "run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "loading failed: ImportError: needs a package we do not have" in result.stderr
+    missing = run_cli("evaluate", tmp_path / "nowhere.py", "--root", root, "--out", tmp_path / "run2")
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    neither = run_cli("evaluate", "--root", root)
+    assert neither.returncode == 2 and "either a model file or --oracle" in neither.stderr
+
+
+def test_scores_are_cached_and_a_submission_can_be_rescored(example_run, tmp_path):
+    root, out, _ = example_run
+    first = pd.read_parquet(out / "items.parquet")
+    # a copy of the submission (estimates + inference record) scored with a fresh cache
+    submission = tmp_path / "submission"
+    shutil.copytree(out / "estimates", submission / "estimates")
+    shutil.copytree(out / "heatmaps", submission / "heatmaps")
+    shutil.copy(out / "inference.parquet", submission)
+    cache = tmp_path / "cache"
+    again = score_run(submission, root, cache_dir=cache)
+    pd.testing.assert_frame_equal(again.drop(columns="seconds"), first.drop(columns="seconds"))
+    # the cache is what answers: a tampered entry shows through...
+    entries = sorted(cache.glob("*.json"))
+    tampered = 0
+    for entry in entries:
+        value = json.loads(entry.read_text())
+        if "sdr" in value:
+            value["sdr"] = [99.0] * len(value["sdr"])
+            entry.write_text(json.dumps(value))
+            tampered += 1
+    assert tampered == first[first["status"] == "ok"]["item_id"].nunique()
+    assert (score_run(submission, root, cache_dir=cache)["sdr"] == 99.0).all()
+    # ...and a changed estimate has a new hash, so it is scored afresh
+    changed = submission / "estimates" / f"{first['item_id'].iloc[0]}.npy"
+    np.save(changed, np.load(changed) * 0.5)
+    rescored = score_run(submission, root, cache_dir=cache)
+    assert (rescored[rescored["item_id"] == first["item_id"].iloc[0]]["sdr"] != 99.0).all()
+    assert len(list(cache.glob("*.json"))) == len(entries) + 1
+
+
+def test_validate_model_passes_the_example_and_explains_failures(bench_root, tmp_path):
+    root, _, _ = bench_root
+    good = run_cli("validate-model", EXAMPLE_MODEL, "--root", root)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "val-" in good.stdout and "all checks passed" in good.stdout
+    wrong = tmp_path / "wrong_shape.py"
+    wrong.write_text(textwrap.dedent('''
+        import numpy as np
+        class Model:
+            def separate(self, mixture, frames, sample_rate):
+                return np.zeros((len(frames), len(mixture) // 2))
+        def load_model(device="cpu"):
+            return Model()
+    '''))
+    bad = run_cli("validate-model", wrong, "--root", tmp_path / "no_benchmark_here")
+    assert bad.returncode == 1
+    assert "generated" in bad.stdout and "expected (2, 65535)" in bad.stdout
