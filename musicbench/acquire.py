@@ -46,6 +46,7 @@ DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 DEFAULT_FORMAT = "bv[height>=224][vcodec^=avc1]+ba[acodec^=mp4a]/bv[height>=224]+ba/b[height>=224]/b"
 DEFAULT_FORMAT_SORT: tuple[str, ...] = ("+res", "vcodec:h264", "acodec:aac")
 REPORT_RELPATH = "music/availability.parquet"
+DOWNLOADED_MANIFEST_RELPATH = "music/manifest.csv"
 STAGE_REPORT_RELPATH = "music/acquire_report.json"
 PARTS_DIR = f"{RAW_DIR}/.parts"
 STATUSES = ("downloaded", "unavailable", "failed")
@@ -750,6 +751,25 @@ def read_manifests(paths: Sequence[str | os.PathLike]) -> list[ManifestEntry]:
     return entries
 
 
+def write_downloaded_manifest(
+    entries: Sequence[ManifestEntry], rows: dict[str, AvailabilityRow], path: str | os.PathLike
+) -> list[ManifestEntry]:
+    """Write the manifest of the videos on disk, the input of the processing stage.
+
+    Only ``downloaded`` videos are listed; their ``video_path`` already holds the trimmed clip, so
+    start/end are cleared (the trim times stay in the committed manifests and the availability
+    report): processing must not cut them a second time.
+    """
+    from dataclasses import replace
+
+    from musicbench.manifest import write_manifest
+
+    on_disk = [replace(e, start=None, end=None, duration=None) for e in entries
+               if e.video_id in rows and rows[e.video_id].status == "downloaded"]
+    write_manifest(sorted(on_disk, key=lambda e: e.video_id), path)
+    return on_disk
+
+
 def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = None, show_progress: bool = True) -> Path:
     """The DVC stage: download and trim real MUSIC when ``dataset.source == "music"``.
 
@@ -773,6 +793,7 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
     entries = read_manifests(manifests)
     download_videos(entries, root, config, show_progress=show_progress)
     rows = read_availability(resolve_in_root(root, REPORT_RELPATH))
+    write_downloaded_manifest(entries, rows, resolve_in_root(root, DOWNLOADED_MANIFEST_RELPATH))
     counts = availability_counts([entry for entry, _ in select_entries(entries, config)], rows)
     totals: Counter = Counter()
     for counter in counts.values():

@@ -51,13 +51,15 @@ def synth(
     params: Path = PARAMS_OPTION,
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); writes ROOT/synth"),
     jobs: int = typer.Option(None, "--jobs", help="parallel videos (default: synth.jobs)"),
+    force: bool = typer.Option(False, "--force", help="generate even when dataset.source is music"),
 ) -> None:
     """Generate the embedded MUSIC-Synth dataset (videos, clean stems, player boxes, manifest)."""
     from musicbench.params import data_root, load_params
-    from musicbench.synth import SynthConfig, generate_synth
+    from musicbench.synth import synth_stage
 
     loaded = load_params(params)
-    generate_synth(SynthConfig.from_params(loaded), root or data_root(loaded), jobs=jobs)
+    if synth_stage(loaded, root or data_root(loaded), jobs=jobs, force=force) is None:
+        console.print("dataset.source is music: MUSIC-Synth not generated (use --force to generate it anyway)")
 
 
 @app.command()

@@ -558,11 +558,16 @@ def _clean_leftovers(out_dir: Path) -> None:
 
 
 def default_manifest(params: dict[str, Any], root: str | os.PathLike) -> Path:
-    """The manifest processed when none is given: ``ROOT/synth/manifest.csv`` for MUSIC-Synth."""
+    """The manifest processed when none is given, by ``dataset.source``: ``ROOT/synth/manifest.csv``
+    (MUSIC-Synth, written by `musicbench synth`) or ``ROOT/music/manifest.csv`` (the downloaded and
+    trimmed real MUSIC videos, written by `musicbench acquire`)."""
     source = (params.get("dataset") or {}).get("source", "synth")
-    if source != "synth":
-        raise MusicbenchError(f"dataset.source is {source!r}: pass the manifest to process with --manifest")
-    return Path(root) / "synth" / "manifest.csv"
+    if source not in ("synth", "music"):
+        raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+    path = Path(root) / source / "manifest.csv"
+    if source == "music" and not path.is_file():
+        raise MusicbenchError(f"no downloaded-video manifest at {str(path)!r}; run `musicbench acquire` (or `dvc repro acquire`) first")
+    return path
 
 
 def read_manifests(manifest_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ManifestEntry]:

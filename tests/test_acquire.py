@@ -22,8 +22,9 @@ from musicbench.acquire import (
 )
 from musicbench.cli import app
 from musicbench.errors import MusicbenchError
-from musicbench.manifest import ManifestEntry, write_manifest
+from musicbench.manifest import ManifestEntry, read_manifest, write_manifest
 from musicbench.media import ffmpeg_exe, probe
+from musicbench.process import ProcessConfig, default_manifest, process_manifest, read_index
 
 GOOD, DASH, GONE, FLAKY = "AAAAAAAAAAA", "-BBBBBBBBBB", "CCCCCCCCCCC", "DDDDDDDDDDD"
 
@@ -361,6 +362,24 @@ def test_acquire_music_downloads_and_reports(host, tmp_path):
     data = json.loads((tmp_path / "data" / "music" / "acquire_report.json").read_text())
     assert data["counts"] == {"downloaded": 1, "unavailable": 1, "failed": 0, "not tried": 0}
     assert data["per_instrument"]["cello"]["unavailable"] == 1
+
+
+def test_acquired_videos_are_processed_once_trimmed(host, tmp_path):
+    """download → trim → process: the processing stage reads acquire's manifest of the videos on
+    disk, whose clips are already cut, so the trim is applied exactly once."""
+    manifest = tmp_path / "m.csv"
+    write_manifest([entry(GOOD, start=0.5, end=1.7), entry(GONE, ("cello",))], manifest)
+    params = _params(tmp_path, "music", host, manifest)
+    repo_params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update({key: repo_params[key] for key in ("audio", "frames", "process")})
+    params["audio"]["clip_samples"] = 4096  # the test clips are 2 s long
+    acquire_music(params, show_progress=False)
+    root = tmp_path / "data"
+    on_disk = read_manifest(default_manifest(params, root))
+    assert [(e.video_id, e.start, e.end) for e in on_disk] == [(GOOD, None, None)]
+    process_manifest(default_manifest(params, root), root, ProcessConfig.from_params(params))
+    video = read_index(root / "processed" / "videos.parquet").iloc[0]
+    assert video["video_id"] == GOOD and abs(video["duration"] - 1.2) < 0.1
 
 
 def test_classify_youtube_reasons():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from musicbench.manifest import read_manifest
+from musicbench.process import read_index
 from tests.conftest import REPO_ROOT
 
 
@@ -20,13 +22,16 @@ def _run(args, cwd, env=None):
     return result.stdout + result.stderr
 
 
-def test_dvc_repro_generates_synth_and_second_run_does_nothing(tmp_path):
+def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path):
     repo = tmp_path / "clone"
     repo.mkdir()
-    shutil.copytree(REPO_ROOT / "musicbench", repo / "musicbench", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("musicbench", "manifests", "baselines"):
+        shutil.copytree(REPO_ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO_ROOT / "dvc.yaml", repo / "dvc.yaml")
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params["synth"].update(solo_per_instrument=1, duets_per_pair=0, duration=3.0, instruments=["cello", "tuba"])
+    params["synth"].update(solo_per_instrument=3, duets_per_pair=1, duration=8.0,
+                           instruments=["acoustic_guitar", "cello", "violin"])
+    params["mixtures"].update(n_val=3, n_test=6)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], repo)
@@ -34,9 +39,18 @@ def test_dvc_repro_generates_synth_and_second_run_does_nothing(tmp_path):
     # the stage commands call the `musicbench` script installed beside this interpreter
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     _run(dvc + ["repro"], repo, env)
-    entries = read_manifest(repo / "data" / "synth" / "manifest.csv")
-    assert [e.video_id for e in entries] == ["solo_cello_00", "solo_tuba_00"]
-    assert all((repo / "data" / e.video_path).is_file() for e in entries)
+    data = repo / "data"
+    entries = read_manifest(data / "synth" / "manifest.csv")
+    assert len(entries) == 9 + 2  # 3 solo per instrument, duets acoustic_guitar+violin and cello+acoustic_guitar
+    assert all((data / e.video_path).is_file() for e in entries)
+    assert json.loads((data / "music" / "acquire_report.json").read_text())["skipped"] is True
+    assert len(read_index(data / "processed" / "videos.parquet")) == 11
+    version = json.loads((data / "mixtures" / "benchmark.json").read_text())["benchmark_version"]
+    summaries = {run.name: json.loads((run / "summary.json").read_text()) for run in (repo / "runs").iterdir() if run.is_dir()}
+    assert {"oracle-mixture", "oracle-ibm", "oracle-irm", "motion_energy"} <= set(summaries)
+    assert all(s["benchmark_version"] == version and s["n_scored"] == 6 for s in summaries.values())
+    assert abs(summaries["oracle-mixture"]["metrics"]["nsdr"]["mean"]) < 1e-6
+    assert summaries["oracle-irm"]["metrics"]["nsdr"]["mean"] > 10
     assert (repo / "dvc.lock").is_file()
     second = _run(dvc + ["repro"], repo, env)
     assert "didn't change, skipping" in second and "Running stage" not in second

@@ -14,6 +14,6 @@ Every random choice derives from synth.seed and the video id, so a video does no
 order or parallelism of generation; the same params give byte-identical manifests and stems.
 """
 
-from musicbench.synth.generate import SynthConfig, VideoSpec, generate_synth, generate_video, plan_videos
+from musicbench.synth.generate import SynthConfig, VideoSpec, generate_synth, generate_video, plan_videos, synth_stage
 
-__all__ = ["SynthConfig", "VideoSpec", "generate_synth", "generate_video", "plan_videos"]
+__all__ = ["SynthConfig", "VideoSpec", "generate_synth", "generate_video", "plan_videos", "synth_stage"]

@@ -243,3 +243,21 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     ordered = [entries[spec.video_id] for spec in specs]
     write_manifest(ordered, synth_dir / "manifest.csv")
     return ordered
+
+
+def synth_stage(params: dict[str, Any], data_root: str | os.PathLike, jobs: int | None = None,
+                force: bool = False) -> list[ManifestEntry] | None:
+    """The DVC stage `synth`: generate MUSIC-Synth when ``dataset.source`` is synth (or `force`).
+
+    With ``dataset.source: music`` the pipeline processes the downloaded videos instead: nothing is
+    generated, only ``synth/skipped.json`` says why, and None is returned.
+    """
+    source = (params.get("dataset") or {}).get("source", "synth")
+    if source == "synth" or force:
+        return generate_synth(SynthConfig.from_params(params), data_root, jobs=jobs)
+    if source != "music":
+        raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+    synth_dir = ensure_writable_dir(Path(data_root) / SYNTH_DIR)
+    atomic_write_text(synth_dir / "skipped.json", json.dumps(
+        {"skipped": True, "reason": "dataset.source is music: the pipeline processes the downloaded MUSIC videos"}) + "\n")
+    return None
