@@ -93,3 +93,11 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
         while chunk := handle.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_text(path: str | os.PathLike, what: str, hint: str = "") -> str:
+    """The UTF-8 text of a file, or MusicbenchError ``cannot read WHAT 'path': reason[; hint]``."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise MusicbenchError(f"cannot read {what} {os.fspath(path)!r}: {exc.strerror}" + (f"; {hint}" if hint else "")) from None

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text, resolve_in_root
+from musicbench.fsutil import atomic_write_text, read_text, resolve_in_root
 from musicbench.instruments import MUSIC21_INSTRUMENTS
 
 KINDS = ("solo", "duet")
@@ -152,10 +152,7 @@ def write_manifest(entries: list[ManifestEntry], path: str | os.PathLike) -> Non
 def read_manifest(path: str | os.PathLike) -> list[ManifestEntry]:
     """Read and validate a manifest CSV; raise MusicbenchError naming the file and line if bad."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MusicbenchError(f"cannot read manifest {str(path)!r}: {exc.strerror}") from None
+    text = read_text(path, "manifest")
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in ("video_id", "kind", "instruments", "subset", "source") if c not in (reader.fieldnames or [])]
     if missing:

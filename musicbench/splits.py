@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text
+from musicbench.fsutil import atomic_write_text, read_text
 from musicbench.manifest import ManifestEntry, validate_video_id
 from musicbench.params import section
 
@@ -124,10 +124,7 @@ def write_splits(rows: list[SplitRow], path: str | os.PathLike) -> None:
 def read_splits(path: str | os.PathLike) -> list[SplitRow]:
     """Read and validate a split file; raise MusicbenchError naming the file and line if bad."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MusicbenchError(f"cannot read split file {str(path)!r}: {exc.strerror}") from None
+    text = read_text(path, "split file")
     reader = csv.DictReader(io.StringIO(text))
     if tuple(reader.fieldnames or ()) != SPLIT_COLUMNS:
         raise MusicbenchError(f"split file {str(path)!r} must have the columns {', '.join(SPLIT_COLUMNS)}")

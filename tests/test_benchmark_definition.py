@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,10 +16,10 @@ from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.manifest import read_manifest
 from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, read_mixtures, sounding_starts
-from musicbench.process import ProcessConfig, process_manifest, read_clip_frames, read_index
+from musicbench.process import ProcessConfig, process_manifest, read_index
 from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
-from musicbench.synth import SynthConfig, generate_synth
+from musicbench.synth import SynthConfig
 from musicbench.synth.generate import VideoSpec, generate_video
 from tests.conftest import BENCH_SYNTH, REPO_ROOT, build_benchmark as _build
 
