@@ -39,8 +39,8 @@ import soundfile as sf
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.metrics import (
-    METRIC_VERSION, MetricInputError, bss_eval_sources, boxes_to_mask, ciou, mixture_sdr, pointing_game, si_sdr,
-    si_sdr_improvement,
+    METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, ciou, ciou_success, mixture_sdr,
+    pointing_game, si_sdr, si_sdr_improvement,
 )
 from musicbench.mixtures import DUET_COLUMNS, read_mixtures, write_table
 from musicbench.process import read_clip_frames, read_index
@@ -471,9 +471,24 @@ def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
         low, high = bootstrap_ci(values, seed)
         metrics[name] = {"mean": float(values.mean()), "median": float(np.median(values)), "ci95": [low, high], "n": int(values.size)}
     summary["metrics"] = metrics
+    summary["localization"] = localization_summary(scored)
     per_instrument = scored.groupby("instrument")[["nsdr", "sdr", "sir", "sar", "si_sdri"]].mean(numeric_only=True)
     summary["per_instrument"] = {name: {k: float(v) for k, v in row.items() if np.isfinite(v)} for name, row in per_instrument.iterrows()}
     return summary
+
+
+def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
+    """The named localization variants over every scored source with a box (None if none):
+    ``ciou_mean``, ``ciou_success@0.5`` (LVS / Senocak et al.), ``auc_success`` (thresholds
+    0, 0.05, ..., 1, trapezoid), ``pointing_game`` (hit rate), and ``n`` (sources)."""
+    if "ciou" not in scored or scored["ciou"].notna().sum() == 0:
+        return None
+    cious = scored["ciou"].dropna().to_numpy(dtype=np.float64)
+    return {
+        "ciou_mean": float(cious.mean()), "ciou_success@0.5": ciou_success(cious, 0.5),
+        "auc_success": auc_success(cious), "pointing_game": float(scored["pointing_hit"].dropna().mean()),
+        "n": int(cious.size),
+    }
 
 
 def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:

@@ -91,7 +91,10 @@ def test_example_model_evaluates_end_to_end(example_run):
     assert summary["duets"]["n_scored"] == (duets["split"] == "test").sum() == 3
     assert summary["duets"]["metrics"]["nsdr"]["mean"] > 0
     assert set(summary["per_instrument"]) == {"acoustic_guitar", "cello", "flute", "violin"}
-    assert 0 <= summary["metrics"]["ciou"]["mean"] <= 1
+    localization = summary["localization"]
+    assert localization["n"] == 24 and localization["ciou_mean"] == pytest.approx(items["ciou"].mean())
+    assert 0 <= localization["auc_success"] <= 1 and 0 <= localization["ciou_success@0.5"] <= 1
+    assert localization["pointing_game"] == pytest.approx(mixtures["pointing_hit"].mean())
     assert provenance["benchmark_version"] == benchmark["benchmark_version"] == summary["benchmark_version"]
     assert provenance["device"] == "cpu" and provenance["uses_labels"] is False
     assert len(provenance["model_sha256"]) == 64 and provenance["metric_version"]
