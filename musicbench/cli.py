@@ -346,6 +346,28 @@ def validate_model_command(
     report.print("all checks passed")
 
 
+@app.command()
+@user_errors
+def leaderboard(
+    params: Path = PARAMS_OPTION,
+    runs: Path = typer.Option(Path("runs"), "--runs", help="folder of run folders written by `musicbench evaluate`"),
+    out: Path = typer.Option(Path("leaderboard"), "--out", help="folder the leaderboard is written to"),
+    root: Path = typer.Option(None, "--root", help="data root: current benchmark version and the demo pages' audio and frames (default: dataset.root)"),
+    demo_items: int = typer.Option(3, "--demo-items", help="test mixtures (and duets) per demo page; 0: no demo pages"),
+    baseline: str = typer.Option(None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
+) -> None:
+    """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
+    from musicbench.leaderboard import build_leaderboard
+    from musicbench.params import data_root, load_params
+
+    board = build_leaderboard(runs, out, root or data_root(load_params(params)), demo_items=demo_items, baseline=baseline)
+    for warning in board["warnings"]:
+        console.print(f"warning: {warning}")
+    n_runs = sum(len(table["rows"]) for table in board["tables"])
+    console.print(f"{n_runs} run(s) in {len(board['tables'])} table(s): open {out / 'index.html'}; "
+                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics.json, plots/")
+
+
 def _print_summary(summary: dict, out_dir: Path) -> None:
     from rich.table import Table
 

@@ -27,6 +27,7 @@ import platform
 import subprocess
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -528,7 +529,7 @@ def provenance(
         "model_file": None if model_path is None else os.fspath(model_path),
         "model_sha256": None if model_path is None else sha256_file(model_path),
         "uses_labels": bool(info.get("uses_labels", False)), "n_parameters": info.get("n_parameters"),
-        "wall_seconds": wall_seconds,
+        "wall_seconds": wall_seconds, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
@@ -549,15 +550,17 @@ def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Inference then scoring (`jobs` processes) then summary: writes everything under `out_dir`
-    (see the module docstring); returns the summary."""
+    """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
+    ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
+    docstring); returns the summary."""
     start = time.perf_counter()
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or (f"oracle-{oracle}" if oracle else Path(model_path).stem)
     run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
-    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs)
+    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": benchmark_version(root), "split": split,

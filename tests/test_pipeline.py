@@ -51,6 +51,10 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     assert all(s["benchmark_version"] == version and s["n_scored"] == 6 for s in summaries.values())
     assert abs(summaries["oracle-mixture"]["metrics"]["nsdr"]["mean"]) < 1e-6
     assert summaries["oracle-irm"]["metrics"]["nsdr"]["mean"] > 10
+    board = json.loads((repo / "leaderboard" / "leaderboard.json").read_text())
+    assert (repo / "leaderboard" / "index.html").is_file()
+    metrics = json.loads(_run(dvc + ["metrics", "show", "--json"], repo))
+    assert "motion_energy" in json.dumps(metrics) and board
     assert (repo / "dvc.lock").is_file()
     second = _run(dvc + ["repro"], repo, env)
     assert "didn't change, skipping" in second and "Running stage" not in second

@@ -1,0 +1,454 @@
+"""The published leaderboard for real: runs made with `evaluate` on the small benchmark (a baseline,
+the oracles, a hostile-named model that uses labels, a run on another benchmark version), the board
+built from them, DVC reading its metrics and plots, and its pages driven in headless Chromium
+(Debian's `chromium` and `chromium-driver` through selenium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import musicbench.evaluate as harness
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import evaluate
+from musicbench.leaderboard import build_leaderboard, holm, paired_test, safe_slug
+from tests.conftest import REPO_ROOT
+
+XSS = "<script>alert(1)</script>"
+XSS_FOLDER = "<img src=x onerror=alert(2)>"
+OLD_VERSION = "mb-0000000000000000"
+LIMIT = 8
+INSTALL_HINT = (
+    "the leaderboard test drives real headless Chromium: install Debian's browser and driver with "
+    "`apt-get install -y chromium chromium-driver` and selenium with `pip install selenium` (.ci/run does both)"
+)
+# A label-informed model (uses_labels) under a hostile name: low instruments get the low band of the
+# mixture, the others the high band. It has no separate_at: "n/a" on the duet track.
+LABEL_MODEL = '''
+import numpy as np
+
+LOW = {"cello", "tuba", "acoustic_guitar"}
+
+
+class BandSplit:
+    uses_labels = True
+
+    def _band(self, mixture, low, sample_rate):
+        spectrum = np.fft.rfft(mixture)
+        freqs = np.fft.rfftfreq(len(mixture), 1.0 / sample_rate)
+        mask = np.where((freqs < 500.0) == low, 1.0, 0.05)
+        return np.fft.irfft(spectrum * mask, n=len(mixture))
+
+    def separate(self, mixture, frames, sample_rate, labels):
+        return np.stack([self._band(mixture, label in LOW, sample_rate) for label in labels]).astype(np.float32)
+
+
+def load_model(device="cpu", **options):
+    return BandSplit()
+'''
+# The DVC spec that the report proposes for the `leaderboard` stage (metrics and plots part).
+DVC_SPEC = """
+stages:
+  leaderboard:
+    cmd: musicbench leaderboard
+    metrics:
+      - leaderboard/metrics.json:
+          cache: false
+    plots:
+      - leaderboard/plots/per_instrument_nsdr.csv:
+          cache: false
+          template: bar_horizontal
+          x: nsdr
+          y: label
+          title: Mean NSDR per instrument and method (dB)
+          x_label: NSDR (dB)
+          y_label: method · instrument
+"""
+
+
+def _rewrite_version(run_dir: Path, version: str, name: str) -> None:
+    for file_name in ("summary.json", "provenance.json"):
+        doc = json.loads((run_dir / file_name).read_text())
+        doc["benchmark_version"], doc["name"] = version, name
+        (run_dir / file_name).write_text(json.dumps(doc, indent=2))
+
+
+@pytest.fixture(scope="module")
+def board(bench_root, tmp_path_factory):
+    """(out_dir, board dict, runs_dir, data root) of a leaderboard built from runs made here."""
+    root, _, _ = bench_root
+    work = tmp_path_factory.mktemp("leaderboard")
+    runs = work / "runs"
+    evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "motion_energy", device="cpu", limit=LIMIT,
+             name="motion_energy")
+    for oracle in ("ibm", "irm", "mixture"):
+        evaluate(None, root, runs / f"oracle-{oracle}", device="cpu", limit=LIMIT, oracle=oracle)
+    model = work / "band_split.py"
+    model.write_text(LABEL_MODEL)
+    evaluate(model, root, runs / XSS_FOLDER, device="cpu", limit=4, name=XSS,
+             options={"note": "<b onmouseover=alert(3)>options</b>"})
+    shutil.copytree(runs / "motion_energy", runs / "motion-old")
+    _rewrite_version(runs / "motion-old", OLD_VERSION, "motion_energy (old version)")
+    (runs / "unfinished").mkdir()  # a folder without summary.json: skipped with a warning
+    out = work / "leaderboard"
+    result = build_leaderboard(runs, out, root, demo_items=2)
+    return out, result, runs, root
+
+
+def _rows(board_dict: dict, table: int = 0) -> dict[str, dict]:
+    return {row["name"]: row for row in board_dict["tables"][table]["rows"]}
+
+
+# ------------------------------------------------------------------------------------ files on disk
+
+
+def test_board_ranks_only_comparable_runs_and_marks_references(board):
+    out, result, runs, root = board
+    written = json.loads((out / "leaderboard.json").read_text())
+    assert written["tables"] == json.loads(json.dumps(result["tables"]))
+    assert [t["benchmark_version"] for t in written["tables"]] == [harness.benchmark_version(root), OLD_VERSION]
+    assert any("2 benchmark versions" in w and "not comparable" in w for w in written["warnings"])
+    assert any("unfinished" in w and "summary.json" in w for w in written["warnings"])
+    assert any("not the current one" in w for w in written["tables"][1]["warnings"])
+    assert list(_rows(written, 1)) == ["motion_energy (old version)"]
+
+    rows = _rows(written)
+    references = {name for name, row in rows.items() if row["kind"] == "reference"}
+    assert references == {"oracle-ibm", "oracle-irm", "oracle-mixture"}
+    assert all(rows[name]["rank"] is None for name in references)
+    assert rows["motion_energy"]["kind"] == "main" and rows["motion_energy"]["rank"] == 1
+    assert rows[XSS]["kind"] == "labels" and rows[XSS]["uses_labels"] and rows[XSS]["rank"] == 1
+    assert rows[XSS]["folder"] == XSS_FOLDER
+
+    # the numbers are the runs' own, with CI and median
+    summary = json.loads((runs / "motion_energy" / "summary.json").read_text())
+    nsdr = rows["motion_energy"]["metrics"]["nsdr"]
+    assert nsdr["mean"] == pytest.approx(summary["metrics"]["nsdr"]["mean"])
+    assert nsdr["ci95"] == pytest.approx(summary["metrics"]["nsdr"]["ci95"])
+    assert nsdr["median"] == pytest.approx(summary["metrics"]["nsdr"]["median"])
+    assert rows["motion_energy"]["metrics"]["ciou"] is not None  # it localizes
+    assert rows["oracle-ibm"]["metrics"]["ciou"] is None
+    assert rows["motion_energy"]["localization"]["ciou_success@0.5"] == pytest.approx(
+        summary["localization"]["ciou_success@0.5"])  # the named variants of summary.json
+    assert rows[XSS]["duets"] is None  # no separate_at: "n/a" on the board
+    assert rows["motion_energy"]["duets"]["nsdr"]["n"] == rows["motion_energy"]["duet_items"] > 0
+    assert abs(rows["oracle-mixture"]["metrics"]["nsdr"]["mean"]) < 1e-6  # the floor
+    assert set(rows["motion_energy"]["per_instrument"]) == set(written["tables"][0]["instruments"])
+
+    # significance: Wilcoxon against the best baseline (motion_energy lives in baselines/)
+    assert "Wilcoxon signed-rank" in written["significance_test"]["description"]
+    assert written["tables"][0]["baseline"]["name"] == "motion_energy"
+    assert rows["motion_energy"]["test"]["verdict"] == "baseline"
+    ibm = rows["oracle-ibm"]["test"]
+    assert ibm["n"] == LIMIT and ibm["verdict"] == "better" and ibm["p_holm"] < 0.05 and ibm["median_diff"] > 10
+    assert rows[XSS]["test"]["p"] is not None
+
+    # prov per row
+    prov = rows["motion_energy"]["provenance"]
+    assert prov["device"] == "cpu" and prov["seconds_per_item"] > 0 and prov["date"] and prov["git_revision"]
+
+    frame = pd.read_parquet(out / "leaderboard.parquet")
+    assert len(frame) == sum(len(t["rows"]) for t in written["tables"])
+    assert set(frame.loc[frame["kind"] == "reference", "rank"].isna()) == {True}
+    assert frame.set_index("name").loc["motion_energy", "nsdr_mean"] == pytest.approx(nsdr["mean"])
+
+
+def test_markdown_escapes_run_strings(board):
+    out, _, _, _ = board
+    text = (out / "leaderboard.md").read_text()
+    assert "<script" not in text and "<img" not in text and "<b " not in text
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in text
+    assert "Wilcoxon signed-rank" in text and "## Benchmark version `mb-0000000000000000`" in text
+    assert "> **Warning:**" in text
+
+
+def test_dvc_reads_the_metrics_and_plots(board, tmp_path):
+    out, result, _, _ = board
+    repo = tmp_path / "repo"
+    (repo / "leaderboard" / "plots").mkdir(parents=True)
+    shutil.copy(out / "metrics.json", repo / "leaderboard" / "metrics.json")
+    shutil.copy(out / "plots" / "per_instrument_nsdr.csv", repo / "leaderboard" / "plots" / "per_instrument_nsdr.csv")
+    (repo / "dvc.yaml").write_text(DVC_SPEC)
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(dvc + ["init", "-q"], cwd=repo, check=True)
+    shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    workspace = next(iter(json.loads(shown.stdout).values()))  # keyed "workspace" (or "" before a commit)
+    metrics = workspace["data"]["leaderboard/metrics.json"]["data"]
+    nsdr = _rows(result)["motion_energy"]["metrics"]["nsdr"]["mean"]
+    assert metrics["motion_energy"]["nsdr"] == pytest.approx(nsdr)
+    assert {"nsdr", "sir", "sar", "si_sdri", "ciou", "pointing_hit"} <= set(metrics["motion_energy"])
+    assert XSS in metrics and "oracle-ibm" in metrics
+    plots = subprocess.run(dvc + ["plots", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    assert plots.returncode == 0, plots.stderr
+    spec = json.loads(plots.stdout)["data"]["leaderboard/plots/per_instrument_nsdr.csv"][0]["content"]
+    values = spec["data"]["values"]
+    assert {v["method"] for v in values} >= {"motion_energy", "oracle-ibm", XSS}
+    assert "bar" in json.dumps(spec.get("mark"))
+
+
+def test_demo_files_are_sanitised_and_stay_inside(board):
+    out, result, _, _ = board
+    resolved = out.resolve()
+    for path in out.rglob("*"):
+        assert not path.is_symlink()
+        assert resolved in path.resolve().parents
+    pages = sorted(p.name for p in (out / "demo").glob("*.html"))
+    assert pages and all(re.fullmatch(r"[A-Za-z0-9_-]+\.html", name) for name in pages)
+    rows = _rows(result)
+    assert rows[XSS]["demo"].startswith("demo/img-src-x-onerror-alert-2-")
+    assert _rows(result, 1)["motion_energy (old version)"]["demo"] is None  # other version: its items are not here
+    demo = out / rows["motion_energy"]["demo"]
+    media = demo.with_suffix("")
+    wavs = sorted(media.rglob("*.wav"))
+    assert wavs and all(sf.info(str(w)).subtype == "PCM_16" and sf.info(str(w)).samplerate == 11025 for w in wavs)
+    assert sorted(media.rglob("heat-*.png")) and Image.open(sorted(media.rglob("frame-*.png"))[0]).size == (112, 112)
+
+    taken: set[str] = set()
+    for hostile in ("../../etc/passwd", "..", ".", "", "a/b\\c", "é" * 80, "runs", "RUNS", "runs"):
+        slug = safe_slug(hostile, taken)
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", slug) and len(slug) <= 60
+    assert len(taken) == 9  # every slug unique, even case-insensitively
+
+
+def test_rebuild_is_identical_and_demo_folders_are_guarded(board, tmp_path):
+    out, _, runs, root = board
+    outputs = ("leaderboard.json", "leaderboard.md", "metrics.json", "index.html", "plots/per_instrument_nsdr.csv")
+    before = {name: (out / name).read_bytes() for name in outputs}
+    build_leaderboard(runs, out, root, demo_items=2)  # DVC reruns the stage: same inputs, same bytes
+    assert {name: (out / name).read_bytes() for name in outputs} == before
+
+    no_root = build_leaderboard(runs, tmp_path / "no_root")  # no data root: the board, without demo pages
+    assert all(row["demo"] is None and "--root" in row["demo_note"] for t in no_root["tables"] for row in t["rows"])
+    assert (tmp_path / "no_root" / "index.html").is_file()
+
+    foreign = tmp_path / "foreign"
+    (foreign / "demo").mkdir(parents=True)
+    (foreign / "demo" / "keep.txt").write_text("not ours")
+    with pytest.raises(MusicbenchError, match="was not written by"):
+        build_leaderboard(runs, foreign, root)
+    assert (foreign / "demo" / "keep.txt").read_text() == "not ours"
+
+
+def test_paired_test_and_holm():
+    a = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=list("abcdef"))
+    b = pd.Series([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 9.0], index=list("abcdefg"))
+    result = paired_test(a, b)
+    assert result["n"] == 6 and result["direction"] == 1 and result["p"] == pytest.approx(0.03125)
+    assert paired_test(a, a)["p"] == 1.0
+    assert paired_test(a, pd.Series([1.0], index=["z"]))["p"] is None
+    assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06], abs=1e-12)
+
+
+# --------------------------------------------------------------------------------- in real Chromium
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    driver_path = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None)
+    if chromium is None or driver_path is None:
+        pytest.fail(f"chromium or chromedriver not found: {INSTALL_HINT}", pytrace=False)
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.fail(f"selenium is not installed: {INSTALL_HINT}", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--autoplay-policy=no-user-gesture-required", "--window-size=1400,1000", "--mute-audio"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    # any alert(), even from injected markup, is recorded here instead of opening a dialog
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": (
+        "window.__alerts = []; for (const f of ['alert', 'confirm', 'prompt']) "
+        "{ window[f] = (m) => { window.__alerts.push(String(m)); }; }")})
+    yield driver
+    driver.quit()
+
+
+def _open(driver, path: Path) -> None:
+    driver.get(path.resolve().as_uri())
+    driver.execute_script("return document.readyState")
+
+
+def _assert_clean(driver, scripts: set[str]) -> None:
+    """No dialog, no alert call, no console error, only our scripts, only local resources."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    with pytest.raises(NoAlertPresentException):
+        driver.switch_to.alert.text  # noqa: B018 - raises when no dialog is open
+    assert driver.execute_script("return window.__alerts") == []
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    sources = driver.execute_script("return Array.from(document.scripts).map(s => s.getAttribute('src'))")
+    assert sources and {Path(s).name for s in sources if s} == scripts and None not in sources
+    assert driver.execute_script("return document.querySelectorAll('[onerror], [onmouseover], [onload]').length") == 0
+    resources = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(name.startswith("file://") for name in resources), resources
+
+
+def _names(driver, table_id: str) -> list[tuple[str, str]]:
+    return [tuple(pair) for pair in driver.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0] + ' tbody tr.row')).map("
+        "r => [r.dataset.kind, r.querySelector('.method-name').textContent])", f"#{table_id}-ranking")]
+
+
+def test_index_page_in_chromium(board, browser):
+    from selenium.webdriver.common.by import By
+
+    out, result, _, _ = board
+    _open(browser, out / "index.html")
+    assert browser.find_elements(By.CSS_SELECTOR, "section.board") and len(browser.find_elements(By.CSS_SELECTOR, "section.board")) == 2
+    warnings = [w.text for w in browser.find_elements(By.CSS_SELECTOR, ".board-warning")]
+    assert any("2 benchmark versions" in w for w in warnings)
+    assert any("not the current one" in w.text for w in browser.find_elements(By.CSS_SELECTOR, "#table-2 .table-warning"))
+
+    before = _names(browser, "table-1")
+    kinds = {}
+    for kind, name in before:
+        kinds.setdefault(kind, []).append(name)
+    assert kinds["main"] == ["motion_energy"] and kinds["labels"] == [XSS]
+    assert kinds["reference"] == ["oracle-ibm", "oracle-irm", "oracle-mixture"]  # NSDR descending: the floor last
+    assert _names(browser, "table-2") == [("main", "motion_energy (old version)")]
+    reference_rank = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#table-1-ranking tbody[data-group=reference] tr.row'))"
+        ".map(r => r.cells[0].textContent)")
+    assert set(reference_rank) == {"—"}
+
+    # sorting: NSDR is sorted descending; a click makes it ascending, "Method" sorts by name
+    nsdr_header = browser.find_element(By.CSS_SELECTOR, "#table-1-ranking th[data-key=nsdr]")
+    assert nsdr_header.get_attribute("aria-sort") == "descending"
+    nsdr_header.find_element(By.TAG_NAME, "button").click()
+    assert nsdr_header.get_attribute("aria-sort") == "ascending"
+    after = _names(browser, "table-1")
+    assert after != before
+    column = browser.execute_script(
+        "const h = Array.from(document.querySelectorAll('#table-1-ranking thead th')).findIndex(t => t.dataset.key === 'nsdr');"
+        "return Array.from(document.querySelectorAll('#table-1-ranking tbody[data-group=reference] tr.row'))"
+        ".map(r => Number(r.cells[h].dataset.value));")
+    assert column == sorted(column)
+    browser.find_element(By.XPATH, "//table[@id='table-1-ranking']//th//button[text()='Method']").click()
+    references = [name for kind, name in _names(browser, "table-1") if kind == "reference"]
+    assert references == sorted(references)
+
+    # the hostile name is text, everywhere
+    texts = browser.execute_script("return Array.from(document.querySelectorAll('.method-name')).map(e => e.textContent)")
+    assert texts.count(XSS) >= 3  # ranking, per-instrument, provenance
+    assert browser.execute_script("return document.querySelectorAll('script').length") == 1
+    options = browser.execute_script("return Array.from(document.querySelectorAll('pre.options')).map(e => e.textContent)")
+    assert any("<b onmouseover=alert(3)>options</b>" in text for text in options)
+    first = result["tables"][0]["rows"]
+    counts = browser.execute_script(
+        "const q = (s) => document.querySelectorAll('#table-1 ' + s).length; return {instrument_rows: q('table.per-instrument tr.row'),"
+        " instrument_columns: q('table.per-instrument thead th') - 1, bars: q('svg.per-instrument rect[fill^=\"#\"]'),"
+        " dots: q('svg.distribution circle'), provenance_rows: q('table.provenance tr.row')};")
+    assert counts["instrument_rows"] == counts["provenance_rows"] == len(first)
+    assert counts["instrument_columns"] == len(result["tables"][0]["instruments"])
+    assert counts["dots"] == sum(len(r["per_item_nsdr"]) for r in first)
+    assert counts["bars"] >= len(first) * len(result["tables"][0]["instruments"])
+    svg_labels = browser.execute_script("return Array.from(document.querySelectorAll('svg text')).map(e => e.textContent)")
+    assert XSS in svg_labels
+    duet_cells = dict(browser.execute_script(
+        "const h = Array.from(document.querySelectorAll('#table-1-ranking thead th')).findIndex(t => t.dataset.key === 'duet_nsdr');"
+        "return Array.from(document.querySelectorAll('#table-1-ranking tr.row')).map("
+        "r => [r.querySelector('.method-name').textContent, r.cells[h].textContent]);"))
+    assert duet_cells[XSS] == "n/a"
+    assert duet_cells["motion_energy"].startswith(f"{_rows(result)['motion_energy']['duets']['nsdr']['mean']:.2f} [")
+    _assert_clean(browser, {"leaderboard.js"})
+
+    # every demo link of the page opens a page that exists
+    links = browser.execute_script("return Array.from(document.querySelectorAll('a.demo-link')).map(a => a.href)")
+    assert len(links) == len([r for t in result["tables"] for r in t["rows"] if r["demo"]]) >= 4
+    assert all(Path(link.removeprefix("file://")).is_file() for link in links)
+
+
+def _click_frame_at(driver, figure, x: float, y: float) -> None:
+    """Click the picture of `figure` at frame pixel (x, y)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    picture = figure.find_element(By.CSS_SELECTOR, "img.picture")
+    width, height = int(figure.get_attribute("data-width")), int(figure.get_attribute("data-height"))
+    rect = picture.rect
+    dx = x / width * rect["width"] - rect["width"] / 2
+    dy = y / height * rect["height"] - rect["height"] / 2
+    ActionChains(driver).move_to_element_with_offset(picture, int(dx), int(dy)).click().perform()
+
+
+def _wait_for_media(driver) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script(
+        "return Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 && a.duration > 0 && !a.error)"
+        " && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"))
+
+
+def test_demo_pages_in_chromium(board, browser):
+    from selenium.webdriver.common.by import By
+
+    out, result, _, _ = board
+    rows = _rows(result)
+
+    # the baseline: source frames side by side with its heatmaps, audio that loads, click → the source under it
+    _open(browser, out / rows["motion_energy"]["demo"])
+    _wait_for_media(browser)
+    mixtures = browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=mixtures]")
+    duets = browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=duets]")
+    assert len(mixtures) == 2 and len(duets) == 2
+    durations = browser.execute_script("return Array.from(document.querySelectorAll('audio')).map(a => a.duration)")
+    assert len(durations) == 4 * 3  # per item: the mixture and two sources
+    assert all(abs(d - 65535 / 11025) < 0.05 for d in durations)
+    section = mixtures[0]
+    figures = section.find_elements(By.CSS_SELECTOR, "figure.frame")
+    assert len(figures) == 2 and all(f.find_elements(By.CSS_SELECTOR, "img.heat") for f in figures)
+    _click_frame_at(browser, figures[1], 30, 40)
+    assert section.get_attribute("data-selected") == "1"
+    instrument = section.find_elements(By.CSS_SELECTOR, "li.player .label")[1].text
+    assert section.find_element(By.CSS_SELECTOR, ".selected").text == f"Selected: {instrument}"
+    assert "active" in figures[1].get_attribute("class") and "active" not in figures[0].get_attribute("class")
+    _click_frame_at(browser, figures[0], 100, 100)
+    assert section.get_attribute("data-selected") == "0"
+    volume = browser.execute_script(
+        "const s = arguments[0].querySelector('input.volume[data-source=\"1\"]'); s.value = '0.25';"
+        "s.dispatchEvent(new Event('input')); return arguments[0].querySelectorAll('audio.source')[1].volume;", section)
+    assert volume == pytest.approx(0.25)
+
+    # duets: one picture with two players; a click inside a player's box selects that player's source
+    for duet in duets:
+        figure = duet.find_element(By.CSS_SELECTOR, "figure.frame")
+        players = json.loads(figure.get_attribute("data-players"))
+        assert [p["source"] for p in players] == [0, 1] and all(p["box"] for p in players)
+        for player in reversed(players):
+            x, y, w, h = player["box"]
+            others = [p["box"] for p in players if p is not player]
+            inside = [(x + w * fx, y + h * fy) for fx in (0.5, 0.3, 0.7, 0.15, 0.85) for fy in (0.5, 0.3, 0.7)]
+            point = next((px, py) for px, py in inside if not any(
+                b[0] <= px <= b[0] + b[2] and b[1] <= py <= b[1] + b[3] for b in others))
+            _click_frame_at(browser, figure, *point)
+            assert duet.get_attribute("data-selected") == str(player["source"])
+            label = duet.find_elements(By.CSS_SELECTOR, "li.player .label")[player["source"]].text
+            assert duet.find_element(By.CSS_SELECTOR, ".selected").text == f"Selected: {label}"
+    _assert_clean(browser, {"demo.js"})
+
+    # the hostile-named run: its name is text; no duet track (no separate_at)
+    _open(browser, out / rows[XSS]["demo"])
+    _wait_for_media(browser)
+    assert browser.find_element(By.CSS_SELECTOR, "h1 .method-name").get_attribute("textContent") == XSS
+    assert browser.title == f"Demo: {XSS}"
+    assert browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=mixtures]")
+    assert not browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=duets]")
+    _assert_clean(browser, {"demo.js"})
