@@ -39,7 +39,7 @@ from musicbench.metrics.separation import (
     si_sdr_improvement,
 )
 
-METRIC_VERSION = "1.0"
+METRIC_VERSION = "1.1"  # 1.1: structured (Schur) factorisation; differs from 1.0 by up to 3.3e-8 dB
 
 __all__ = [
     "METRIC_VERSION",
