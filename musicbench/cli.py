@@ -299,6 +299,7 @@ def evaluate(
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
     limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
+    boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format (e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.evaluate import evaluate as run_evaluation
@@ -310,7 +311,7 @@ def evaluate(
     run_name = name or (f"oracle-{oracle}" if oracle else model.stem)
     out_dir = out or Path("runs") / run_name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
-                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name, jobs=jobs,
+                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name, jobs=jobs, boxes_file=boxes,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from musicbench.annotations import BoxAnnotations, load_dsol_boxes
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.metrics import (
@@ -68,7 +69,8 @@ class EvalItem:
     ``(x, y)`` in frame pixels (the "click a player, hear its sound" query).
     mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
     (gain-scaled clips or clean stems, summing to the mixture); boxes: per source the player's box
-    ``[x, y, w, h]`` in frame pixels at the clip's centre frame, or None where no ground truth exists.
+    ``[x, y, w, h]`` (or boxes ``(k, 4)``, from an annotation file) in frame pixels at the clip's
+    centre frame, or None where no ground truth exists.
     """
 
     item_id: str
@@ -98,14 +100,27 @@ def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[i
     return np.array([x0, y0, x1 - x0, y1 - y0])
 
 
+def _video_time(video: pd.Series, frame: int) -> float:
+    """Seconds from the start of the original video to processed frame `frame` (adds the trim start)."""
+    start = video.get("start")
+    return frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
+
+
+def _annotated_boxes(annotations: BoxAnnotations | None, video: pd.Series, frame: int) -> np.ndarray | None:
+    """Boxes ``(k, 4)`` in processed-frame pixels from an annotation file, or None."""
+    annotated = annotations.boxes_at(video["video_id"], _video_time(video, frame)) if annotations else None
+    if annotated is None:
+        return None
+    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
+    return np.stack([frame_box(box, (annotated.width, annotated.height), frame_size) for box in annotated.boxes])
+
+
 def _player_boxes(root: Path, video: pd.Series, boxes_path: str, centre_frame: int) -> list[np.ndarray] | None:
     """Every player's box at processed frame `centre_frame` of a video with ground truth, else None."""
     if not boxes_path:
         return None
     doc = json.loads(resolve_in_root(root, boxes_path).read_text())
-    start = video.get("start")
-    t = centre_frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
-    index = int(np.clip(round(t * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
+    index = int(np.clip(round(_video_time(video, centre_frame) * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
     frame_size = (int(video["frame_width"]), int(video["frame_height"]))
     return [frame_box(player[index], (doc["width"], doc["height"]), frame_size) for player in doc["boxes"]]
 
@@ -122,10 +137,15 @@ def _read_frames(root: Path, path: str, start_frame: int, n_frames: int) -> np.n
     return read_clip_frames(resolve_in_root(root, path), range(start_frame, start_frame + n_frames))
 
 
-def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None = None, track: str = "mixtures") -> Iterator[EvalItem]:
+def iter_items(
+    root: str | os.PathLike, split: str = "test", limit: int | None = None, track: str = "mixtures",
+    annotations: BoxAnnotations | None = None,
+) -> Iterator[EvalItem]:
     """Build the benchmark items of `split` and `track` ("mixtures" or "duets"), in item order.
 
     Duet items need clean stems and player boxes (MUSIC-Synth); duets without them are skipped.
+    A source video without boxes of its own (real MUSIC) takes them from `annotations` (e.g.
+    DSOL's, `musicbench.annotations`): the annotated frame nearest the clip's centre, within 1 s.
     """
     root = Path(root)
     if track not in TRACKS:
@@ -147,8 +167,9 @@ def iter_items(root: str | os.PathLike, split: str = "test", limit: int | None =
             clip, rate = _read_clip(root, row.audio_path, int(row.start_sample), int(row.n_samples), item_id)
             references.append(clip * np.float32(row.gain))
             frames.append(_read_frames(root, row.frames_path, int(row.start_frame), int(row.n_frames)))
-            players = _player_boxes(root, video, video.get("boxes_path") or "", int(row.start_frame) + int(row.n_frames) // 2)
-            boxes.append(players[0] if players else None)
+            centre_frame = int(row.start_frame) + int(row.n_frames) // 2
+            players = _player_boxes(root, video, video.get("boxes_path") or "", centre_frame)
+            boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
         references_array = np.stack(references).astype(np.float32)
         yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
                        references_array, np.stack(frames), rate, boxes)
@@ -338,9 +359,11 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
     if heatmaps is not None:
         height, width = item.frames.shape[2:4]
         for k, box in enumerate(item.boxes):
-            if box is not None and box[2] > 0 and box[3] > 0:
-                scores["ciou"][k] = float(ciou(heatmaps[k], boxes_to_mask([box], height, width)))
-                scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], [box], (height, width)))
+            boxes = None if box is None else np.atleast_2d(box)
+            boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+            if boxes is not None and len(boxes):
+                scores["ciou"][k] = float(ciou(heatmaps[k], boxes_to_mask(boxes, height, width)))
+                scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
     return scores
 
 
@@ -376,9 +399,12 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
 
 def score_run(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
-    limit: int | None = None, jobs: int = 1,
+    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Score the estimates under `out_dir` (from `run_inference`); write items.parquet; return it.
+
+    `boxes_file`: localization ground truth for videos without boxes of their own (real MUSIC),
+    in DSOL's format (`musicbench.annotations.load_dsol_boxes`); its hash joins the cache key.
 
     Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
     items get rows when the run has inference records for them. Scores are cached in `cache_dir`
@@ -393,7 +419,9 @@ def score_run(
     if "track" not in inference.columns:
         inference["track"] = "mixtures"
     status = {row["item_id"]: row for row in inference.to_dict("records")}
-    items = list(iter_items(root, split, limit))
+    annotations = load_dsol_boxes(boxes_file) if boxes_file else None
+    version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
+    items = list(iter_items(root, split, limit, annotations=annotations))
     if (inference["track"] == "duets").any():
         items += list(iter_items(root, split, limit, track="duets"))
     tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
@@ -550,7 +578,7 @@ def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
-    cache_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
@@ -560,7 +588,7 @@ def evaluate(
     options = {**(options or {}), "device": device}
     name = name or (f"oracle-{oracle}" if oracle else Path(model_path).stem)
     run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
-    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir)
+    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": benchmark_version(root), "split": split,

@@ -14,6 +14,7 @@ import pytest
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate, iter_items, run_inference, score_run
 from musicbench.metrics import bss_eval_sources
+from musicbench.process import read_index
 from tests.conftest import REPO_ROOT, run_cli
 
 EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
@@ -194,3 +195,41 @@ def test_validate_model_passes_the_example_and_explains_failures(bench_root, tmp
     bad = run_cli("validate-model", wrong, "--root", tmp_path / "no_benchmark_here")
     assert bad.returncode == 1
     assert "generated" in bad.stdout and "expected (2, 65535)" in bad.stdout
+
+
+def _dsol_file(root, path, video_ids):
+    """MUSIC-Synth's boxes of `video_ids` written in DSOL's format: one annotated frame per second."""
+    index = read_index(root / "processed" / "videos.parquet").set_index("video_id")
+    document = {}
+    for video_id in video_ids:
+        doc = json.loads((root / index.loc[video_id, "boxes_path"]).read_text())
+        for second in range(int(len(doc["boxes"][0]) / doc["fps"])):
+            frame = int((second + 0.5) * doc["fps"])
+            document[f"{video_id}_0_1000/frame_{second:03d}/{frame:05d}.jpg"] = {
+                "bbox": [{"box": doc["boxes"][0][frame], "category_id": 1}], "wdith": doc["width"], "height": doc["height"]}
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_localization_from_dsol_annotations_for_videos_without_boxes(example_run, tmp_path):
+    """Real MUSIC has no boxes of its own: DSOL-format annotations stand in, and score like the truth."""
+    root, out, _ = example_run
+    copy = tmp_path / "root"
+    shutil.copytree(root, copy, ignore=shutil.ignore_patterns("score_cache"))
+    index = pd.read_parquet(copy / "processed" / "videos.parquet")
+    boxes = _dsol_file(copy, tmp_path / "solotest.json", list(index[index["kind"] == "solo"]["video_id"]))
+    index["boxes_path"] = ""
+    index.to_parquet(copy / "processed" / "videos.parquet", index=False)
+    shutil.copytree(out, tmp_path / "run", ignore=shutil.ignore_patterns("items.parquet", "summary.json"))
+    without = score_run(tmp_path / "run", copy)
+    assert without["ciou"].isna().all()
+    annotated = score_run(tmp_path / "run", copy, boxes_file=boxes)
+    truth = pd.read_parquet(out / "items.parquet")
+    mixtures = annotated["track"] == "mixtures"
+    assert annotated[mixtures]["ciou"].notna().all()
+    # the annotated frame lies within half a second of the clip's centre: boxes nearly the truth's
+    assert abs(annotated[mixtures]["ciou"].mean() - truth[truth["track"] == "mixtures"]["ciou"].mean()) < 0.1
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"not a frame key": {}}))
+    with pytest.raises(MusicbenchError, match="frame_<sec>"):
+        score_run(tmp_path / "run", copy, boxes_file=broken)
