@@ -347,6 +347,59 @@ def validate_model_command(
     report.print("all checks passed")
 
 
+@app.command("train-nmf")
+@user_errors
+def train_nmf(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    out: Path = typer.Option(Path("models/nmf/nmf.npz"), "--out", help="checkpoint written (nmf.json beside it)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Stage `train_nmf`: learn one NMF dictionary per instrument from the train-split solo videos."""
+    from musicbench.nmf import train_nmf as run_training
+    from musicbench.params import data_root, load_params
+
+    loaded = load_params(params)
+    stats = run_training(loaded, root or data_root(loaded), out, progress=not quiet)
+    frames = sum(stats["train_frames"].values())
+    console.print(f"NMF: {len(stats['instruments'])} instrument dictionaries from {frames} STFT frames "
+                  f"in {stats['seconds']:.1f} s: {out}")
+
+
+@app.command("train-pixelplayer")
+@user_errors
+def train_pixelplayer(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    out: Path = typer.Option(Path("models/pixelplayer"), "--out", help="folder of checkpoint.pt, best.pt, curves, summary.json"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (under torchrun: one GPU per process)"),
+    profile: str = typer.Option(None, "--profile", help="params block pixelplayer.PROFILE (default: pixelplayer.profile)"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="continue from OUT/checkpoint.pt if present"),
+    max_steps: int = typer.Option(None, "--max-steps", help="stop at this step (resumable later)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Stage `train_pixelplayer`: Mix-and-Separate training of PixelPlayer (torchrun for DDP, see README)."""
+    import os
+
+    from musicbench.params import data_root, load_params
+    from musicbench.pixelplayer.train import train_pixelplayer as run_training
+
+    import torch.distributed as dist
+
+    loaded = load_params(params)
+    try:
+        summary = run_training(loaded, root or data_root(loaded), out, device=device, resume=resume, profile=profile,
+                               max_steps=max_steps, progress=not quiet)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        keys = ("profile", "device", "world_size", "steps", "train_seconds", "first_loss", "last_loss",
+                "best_val_nsdr", "best_step")
+        console.print("PixelPlayer: " + ", ".join(f"{k} {summary[k]:.4g}" if isinstance(summary.get(k), float)
+                                                  else f"{k} {summary.get(k)}" for k in keys) + f": {out}")
+
+
 @app.command()
 @user_errors
 def leaderboard(

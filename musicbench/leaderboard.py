@@ -425,8 +425,9 @@ def _choose_baseline(rows: list[dict[str, Any]], requested: str | None) -> tuple
             return chosen[0], "the baseline requested with --baseline"
     baselines = [r for r in candidates if r["baseline"]]
     if baselines:
-        best = max(baselines, key=lambda r: (_nsdr_mean(r), r["name"]))
-        return best, "the best musicbench baseline (model file in baselines/) by mean NSDR"
+        best = max(baselines, key=lambda r: (r["kind"] == "main", _nsdr_mean(r), r["name"]))
+        track = "label-free " if best["kind"] == "main" else ""
+        return best, f"the best {track}musicbench baseline (model file in baselines/) by mean NSDR"
     if candidates:
         best = max(candidates, key=lambda r: (r["kind"] == "main", _nsdr_mean(r), r["name"]))
         return best, "no musicbench baseline in this table: the best-ranked method instead"

@@ -21,7 +21,7 @@ from PIL import Image
 import musicbench.evaluate as harness
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
-from musicbench.leaderboard import build_leaderboard, holm, paired_test, safe_slug
+from musicbench.leaderboard import _choose_baseline, build_leaderboard, holm, paired_test, safe_slug
 from tests.conftest import REPO_ROOT
 
 XSS = "<script>alert(1)</script>"
@@ -249,6 +249,18 @@ def test_paired_test_and_holm():
     assert paired_test(a, a)["p"] == 1.0
     assert paired_test(a, pd.Series([1.0], index=["z"]))["p"] is None
     assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06], abs=1e-12)
+
+
+def test_best_baseline_is_label_free_when_one_exists():
+    def row(name, kind, nsdr, baseline=True):
+        return {"name": name, "folder": name, "kind": kind, "baseline": baseline, "per_item_nsdr": {"i": nsdr},
+                "metrics": {"nsdr": {"mean": nsdr}}}
+
+    nmf, pixel, mine = row("nmf", "labels", 12.0), row("pixelplayer", "main", 0.8), row("mine", "main", 3.0, False)
+    assert _choose_baseline([nmf, pixel, mine], None)[0] is pixel  # an audio-visual method is held to the AV bar
+    assert _choose_baseline([nmf, mine], None)[0] is nmf  # the only baseline
+    assert _choose_baseline([nmf, pixel, mine], "nmf")[0] is nmf
+    assert _choose_baseline([mine], None)[0] is mine
 
 
 # --------------------------------------------------------------------------------- in real Chromium

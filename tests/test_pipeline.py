@@ -32,6 +32,10 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     params["synth"].update(solo_per_instrument=3, duets_per_pair=1, duration=8.0,
                            instruments=["acoustic_guitar", "cello", "violin"])
     params["mixtures"].update(n_val=3, n_test=6)
+    # the baselines train for real, at toy sizes: the test checks the wiring, not their quality
+    params["nmf"].update(rank=8, iterations=20, separation_iterations=20, train_seconds_per_video=4.0)
+    params["pixelplayer"]["cpu"].update(image_size=48, resize=64, steps=6, items_per_epoch=48, batch_size=4,
+                                        lr_milestones=[4], checkpoint_every=3, val_every=3, val_items=3, log_every=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc = [sys.executable, "-m", "dvc"]
     _run(["git", "init", "-q"], repo)
@@ -47,14 +51,19 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     assert len(read_index(data / "processed" / "videos.parquet")) == 11
     version = json.loads((data / "mixtures" / "benchmark.json").read_text())["benchmark_version"]
     summaries = {run.name: json.loads((run / "summary.json").read_text()) for run in (repo / "runs").iterdir() if run.is_dir()}
-    assert {"oracle-mixture", "oracle-ibm", "oracle-irm", "motion_energy"} <= set(summaries)
+    assert {"oracle-mixture", "oracle-ibm", "oracle-irm", "motion_energy", "nmf", "pixelplayer"} == set(summaries)
+    assert json.loads((repo / "models" / "nmf" / "nmf.json").read_text())["instruments"] == ["acoustic_guitar", "cello", "violin"]
+    trained = json.loads((repo / "models" / "pixelplayer" / "summary.json").read_text())
+    assert trained["steps"] == 6 and trained["completed"] and (repo / "models" / "pixelplayer" / "best.pt").is_file()
+    assert summaries["nmf"]["uses_labels"] is True
+    assert summaries["pixelplayer"]["duets"]["n_scored"] >= 1  # click-to-hear scored on the duet track
     assert all(s["benchmark_version"] == version and s["n_scored"] == 6 for s in summaries.values())
     assert abs(summaries["oracle-mixture"]["metrics"]["nsdr"]["mean"]) < 1e-6
     assert summaries["oracle-irm"]["metrics"]["nsdr"]["mean"] > 10
     board = json.loads((repo / "leaderboard" / "leaderboard.json").read_text())
     assert (repo / "leaderboard" / "index.html").is_file()
     metrics = json.loads(_run(dvc + ["metrics", "show", "--json"], repo))
-    assert "motion_energy" in json.dumps(metrics) and board
+    assert "motion_energy" in json.dumps(metrics) and "pixelplayer" in json.dumps(metrics) and board
     assert (repo / "dvc.lock").is_file()
     second = _run(dvc + ["repro"], repo, env)
     assert "didn't change, skipping" in second and "Running stage" not in second

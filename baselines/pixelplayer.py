@@ -1,0 +1,34 @@
+"""PixelPlayer ("The Sound of Pixels", Zhao et al. ECCV 2018) for `musicbench evaluate`.
+
+Trained by `musicbench train-pixelplayer` (DVC stage ``train_pixelplayer``) into
+``models/pixelplayer/best.pt``, the weights with the best validation NSDR. Options
+(``--option key=value``):
+
+- ``checkpoint``: the weights to load (default ``models/pixelplayer/best.pt``);
+- ``device``: ``cpu`` or ``cuda`` (the harness passes it);
+- ``threads``: CPU threads for torch (default: torch's choice).
+
+The model API (see `baselines/motion_energy.py`): ``separate(mixture, frames, sample_rate)`` →
+``(n_sources, n_samples)``; ``localize(mixture, frames, sample_rate)`` → per-pixel sound energy
+``(n_sources, H, W)``; ``separate_at(mixture, frames, points)`` with ONE video ``(n_frames, H, W, 3)``
+and ``(x, y)`` pixel points → the sound of the pixel under each point ``(n_points, n_samples)``.
+The implementation is `musicbench.pixelplayer.inference.Separator`.
+"""
+
+from __future__ import annotations
+
+from musicbench.pixelplayer.inference import Separator
+
+DEFAULT_CHECKPOINT = "models/pixelplayer/best.pt"
+
+
+def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, **_: str) -> Separator:
+    import torch
+
+    from musicbench.pixelplayer.train import keep_freed_memory
+
+    if device == "cpu":
+        keep_freed_memory()  # this process only runs the model: keep large buffers for reuse
+    if int(threads) > 0:
+        torch.set_num_threads(int(threads))
+    return Separator.from_checkpoint(checkpoint, device=device)

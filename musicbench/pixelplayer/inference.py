@@ -1,0 +1,192 @@
+"""PixelPlayer at inference: separation, per-pixel sound energy maps and click-to-hear, on numpy arrays.
+
+`Separator` wraps a trained `PixelPlayer` (from a checkpoint written by `musicbench.pixelplayer.train`)
+and implements the harness's model API (`baselines/pixelplayer.py` only forwards to it):
+
+- ``separate(mixture, frames, sample_rate)``: one mask per source video, from the video's clip
+  feature (K maps max-pooled over its 3 frames and over space, sigmoid); binary masks are
+  thresholded at ``mask_threshold`` after unwarping to linear frequency (as the reference does;
+  with ``hard_masks: false`` the sigmoid is used as a soft mask), applied to the mixture's STFT and
+  inverted with the mixture's phase.
+- ``localize(mixture, frames, sample_rate)``: per source video, the sound energy of every pixel
+  (the paper's "volume of each pixel"): each pixel's feature gives its own soft mask, applied to the
+  (warped) mixture magnitude; the energy sum(|mask · X|²) per pixel, resized to the frame.
+- ``separate_at(mixture, frames, points)``: the sound of the pixel under each (x, y) point of ONE
+  video, from the feature bilinearly sampled at that point (a pixel-sized region of the feature map).
+
+Frames are chosen the way training chooses them: the frame at the audio window's centre (at
+``fps``, 8) plus ``frame_offsets``, clipped to the available frames. A mixture of exactly
+``clip_samples`` (65535) samples is one window; longer ones are cut into consecutive windows (the
+last zero-padded), shorter ones zero-padded; the output always has the input's length. Pixel-level
+outputs see the whole frame (resized so its shorter side is ``resize`` px, no crop), so their maps
+cover the frame; separation uses the training view (resize + centre crop to ``image_size``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from musicbench.errors import MusicbenchError
+from musicbench.pixelplayer.config import PixelPlayerConfig
+from musicbench.pixelplayer.model import PixelPlayer
+
+CHECKPOINT_FORMAT = 1
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """torch.load a PixelPlayer checkpoint (tensors and plain types only), with a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MusicbenchError(f"PixelPlayer checkpoint {str(path)!r} does not exist; run `musicbench train-pixelplayer` "
+                              "(or `dvc repro train_pixelplayer`) first, or pass --option checkpoint=PATH")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise MusicbenchError(f"cannot read PixelPlayer checkpoint {str(path)!r}: {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
+        raise MusicbenchError(f"{str(path)!r} is not a PixelPlayer checkpoint of format {CHECKPOINT_FORMAT}")
+    return state
+
+
+class Separator:
+    """A PixelPlayer network ready for numpy-in, numpy-out inference (eval mode, no gradients)."""
+
+    def __init__(self, net: PixelPlayer, *, sample_rate: int = 11025, clip_samples: int = 65535, fps: float = 8.0,
+                 device: str | torch.device = "cpu"):
+        self.net = net.to(device).eval()
+        self.config: PixelPlayerConfig = net.config
+        self.sample_rate, self.clip_samples, self.fps = int(sample_rate), int(clip_samples), float(fps)
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu") -> "Separator":
+        state = load_checkpoint_file(path, map_location=device)
+        config = PixelPlayerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
+        net = PixelPlayer(config)
+        net.load_state_dict(state["model"])
+        audio = state.get("audio", {})
+        return cls(net, sample_rate=audio.get("sample_rate", 11025), clip_samples=audio.get("clip_samples", 65535),
+                   fps=audio.get("fps", 8.0), device=device)
+
+    # ---- frames and windows
+    def frame_indices(self, n_frames: int, start_sample: int) -> list[int]:
+        """Indices of the frames seen for the audio window starting at `start_sample`."""
+        centre = int(round((start_sample + self.clip_samples / 2) / self.sample_rate * self.fps))
+        centre = int(np.clip(centre, 0, n_frames - 1))
+        return [int(np.clip(centre + o, 0, n_frames - 1)) for o in self.config.frame_offsets]
+
+    def windows(self, n_samples: int) -> list[int]:
+        """Start samples of the clip-length windows covering `n_samples` samples."""
+        return list(range(0, max(n_samples, 1), self.clip_samples))
+
+    def _check(self, mixture: np.ndarray, sample_rate: int | None) -> np.ndarray:
+        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+            raise ValueError(f"PixelPlayer works at {self.sample_rate} Hz, got audio at {sample_rate} Hz")
+        mixture = np.asarray(mixture, dtype=np.float32)
+        if mixture.ndim != 1:
+            raise ValueError(f"mixture must be 1-D (n_samples,), got shape {mixture.shape}")
+        return mixture
+
+    def _window(self, mixture: np.ndarray, start: int) -> torch.Tensor:
+        piece = np.zeros(self.clip_samples, dtype=np.float32)
+        chunk = mixture[start:start + self.clip_samples]
+        piece[:len(chunk)] = chunk
+        return torch.from_numpy(piece).to(self.device)[None]
+
+    def _frames(self, frames: np.ndarray, indices: list[int], *, crop: bool) -> torch.Tensor:
+        """uint8 (..., n_frames, H, W, 3) → normalised (..., T, 3, S, S') for the chosen indices."""
+        chosen = torch.from_numpy(np.ascontiguousarray(np.asarray(frames, dtype=np.uint8)[..., indices, :, :, :]))
+        return self.net.preprocess_frames(chosen.to(self.device), train=False, crop=crop)
+
+    def _masks(self, logits: torch.Tensor, threshold: bool) -> torch.Tensor:
+        """Warped logits (P, R, T) → linear-frequency masks (P, 512, T), thresholded for binary masks."""
+        masks = self.net.unwarp(torch.sigmoid(logits.float())[:, None])[:, 0]
+        if threshold and self.config.mask == "binary" and self.config.hard_masks:
+            masks = (masks > self.config.mask_threshold).float()
+        return masks
+
+    def _apply(self, spec: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        return self.net.istft(masks * spec, self.clip_samples)
+
+    # ---- the model API
+    @torch.no_grad()
+    def separate_window(self, window: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """window (1, clip_samples); frames (N, T, 3, S, S) normalised → estimates (N, clip_samples)."""
+        spectrum = self.net.spectrogram(window)
+        logits = self.net(spectrum["log_mag"], frames[None])[0]
+        return self._apply(spectrum["spec"][0], self._masks(logits, threshold=True))
+
+    @torch.no_grad()
+    def separate(self, mixture: np.ndarray, frames: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        mixture = self._check(mixture, sample_rate)
+        frames = np.asarray(frames)
+        if frames.ndim != 5:
+            raise ValueError(f"frames must be (n_sources, n_frames, H, W, 3), got shape {frames.shape}")
+        n_samples = len(mixture)
+        pieces = []
+        for start in self.windows(n_samples):
+            chosen = self._frames(frames, self.frame_indices(frames.shape[1], start), crop=True)
+            pieces.append(self.separate_window(self._window(mixture, start), chosen))
+        return torch.cat(pieces, dim=-1)[:, :n_samples].cpu().numpy().astype(np.float32)
+
+    def _centre_start(self, n_samples: int) -> int:
+        return max(0, (n_samples - self.clip_samples) // 2)
+
+    @torch.no_grad()
+    def pixel_features(self, frames: np.ndarray, start: int) -> torch.Tensor:
+        """Per-pixel features in [0, 1] of videos (M, n_frames, H, W, 3): (M, K, h, w), whole frame."""
+        chosen = self._frames(frames, self.frame_indices(frames.shape[1], start), crop=False)
+        return torch.sigmoid(self.net.visual_maps(chosen).float())
+
+    @torch.no_grad()
+    def localize(self, mixture: np.ndarray, frames: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        """Per-pixel sound energy of each source video: (n_sources, H, W), float32 (centre window)."""
+        mixture = self._check(mixture, sample_rate)
+        frames = np.asarray(frames)
+        start = self._centre_start(len(mixture))
+        spectrum = self.net.spectrogram(self._window(mixture, start))
+        audio = self.net.audio(spectrum["log_mag"])[0].float()
+        features = self.pixel_features(frames, start)  # (N, K, h, w)
+        n, k, h, w = features.shape
+        maps = []
+        for feature in features:
+            pixels = feature.reshape(k, h * w).T
+            masks = torch.sigmoid(self.net.pixel_logits(audio, pixels).float())  # (P, R, T)
+            maps.append((masks * spectrum["mag"][0]).pow(2).sum(dim=(-2, -1)).reshape(h, w))
+        heat = torch.stack(maps)[:, None]
+        height, width = frames.shape[2:4]
+        heat = F.interpolate(heat, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        return heat.cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def separate_at(self, mixture: np.ndarray, frames: np.ndarray, points) -> np.ndarray:
+        """The sound under each (x, y) pixel of one video (n_frames, H, W, 3): (n_points, n_samples)."""
+        mixture = self._check(mixture, None)
+        frames = np.asarray(frames)
+        if frames.ndim != 4:
+            raise ValueError(f"separate_at takes ONE video (n_frames, H, W, 3), got shape {frames.shape}")
+        points = np.asarray(points, dtype=np.float32).reshape(-1, 2)
+        height, width = frames.shape[1:3]
+        n_samples = len(mixture)
+        if len(points) == 0:
+            return np.zeros((0, n_samples), dtype=np.float32)
+        # normalised coordinates (align_corners=False): -1 / +1 are the outer edges of the frame
+        grid = torch.from_numpy(np.stack([(points[:, 0] + 0.5) / width * 2 - 1,
+                                          (points[:, 1] + 0.5) / height * 2 - 1], axis=-1)).to(self.device)
+        pieces = []
+        for start in self.windows(n_samples):
+            features = self.pixel_features(frames[None], start)  # (1, K, h, w)
+            sampled = F.grid_sample(features, grid.clamp(-1, 1)[None, None], mode="bilinear", padding_mode="border",
+                                    align_corners=False)  # (1, K, 1, P)
+            pixels = sampled[0, :, 0].T
+            spectrum = self.net.spectrogram(self._window(mixture, start))
+            audio = self.net.audio(spectrum["log_mag"])[0].float()
+            masks = self._masks(self.net.pixel_logits(audio, pixels), threshold=True)
+            pieces.append(self._apply(spectrum["spec"][0], masks))
+        return torch.cat(pieces, dim=-1)[:, :n_samples].cpu().numpy().astype(np.float32)

@@ -1,0 +1,586 @@
+"""Mix-and-Separate training of PixelPlayer, on one CPU, one GPU or many through torchrun.
+
+`train_pixelplayer(params, root, out_dir)` trains the profile chosen in params.yaml
+(``pixelplayer.profile``) on the training split's solo videos (`musicbench.dataset.MixAndSeparateDataset`:
+random N-source mixtures, gains U(0.5, 1.5) / N) and selects the best weights on the ``val``
+split's fixed items (mean NSDR; the test split is never read). Objective (the reference recipe):
+the mixture's log-magnitude STFT warped to log frequency feeds the U-Net; the target of source n
+is the binary mask ``mag_n > 0.5 · mag_mix`` (warped), learnt with binary cross-entropy weighted by
+``clamp(log1p(mag_mix), 1e-3, 10)``; ``mask: ratio`` learns ``clamp(mag_n / mag_mix, 0, 5)`` with a
+(weighted) L1 loss instead. SGD (momentum, weight decay) with two learning rates: ``lr_trunk``
+for the ResNet trunk, ``lr_head`` for the U-Net, the visual net's last conv and the synthesizer;
+both × ``lr_gamma`` at each of ``lr_milestones`` (optimiser steps).
+
+Outputs in `out_dir`::
+
+    checkpoint.pt      the latest state every `checkpoint_every` steps and at the end (exact resume:
+                       model, optimiser, scheduler, AMP scaler, RNG states, step, curves)
+    best.pt            the weights with the best validation NSDR (what `baselines/pixelplayer.py` loads)
+    train_curve.csv    step, loss (mean over the last log_every steps and all ranks), lr (the head's, used by
+                       that step), seconds (training wall time so far, across resumptions)
+    val_curve.csv      step, val_nsdr, val_si_sdri, n_failed, seconds
+    summary.json       profile, steps, batch, timings, first/last loss, best step and NSDR
+
+Determinism: the items of step s are fixed by (seed, epoch, position) through
+`torch.utils.data.DistributedSampler` (also with one process) and the dataset's own seeding; the
+crops and flips of micro-batch c of step s come from a generator seeded by (seed, s, c). A run
+resumed from a checkpoint therefore reproduces the uninterrupted run's weights exactly on the same
+machine, and a run with W processes of batch B matches one process accumulating W micro-batches of B.
+
+Multi-process: launched by ``torchrun --nproc_per_node G musicbench train-pixelplayer ...`` (WORLD_SIZE
+> 1), each process trains a DistributedDataParallel replica on its share of every global batch
+(``batch_size`` per process; global batch = batch_size × accumulate × world size), with the
+``nccl`` backend on CUDA and ``gloo`` on CPU. Rank 0 alone validates and writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
+from musicbench.pixelplayer.config import PixelPlayerConfig
+from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file
+from musicbench.pixelplayer.model import PixelPlayer, count_parameters
+
+CHECKPOINT_NAME, BEST_NAME = "checkpoint.pt", "best.pt"
+CURVE_NAME, VAL_CURVE_NAME, SUMMARY_NAME = "train_curve.csv", "val_curve.csv", "summary.json"
+CURVE_COLUMNS = ("step", "loss", "lr", "seconds")
+VAL_COLUMNS = ("step", "val_nsdr", "val_si_sdri", "n_failed", "seconds")
+FAILED_ITEM_NSDR = -20.0  # a validation item whose estimate cannot be scored counts as this (selection only)
+# keys that may change between a checkpoint and its resumption (they do not change the computation)
+RESUMABLE_CHANGES = {"steps", "checkpoint_every", "val_every", "val_items", "log_every", "workers", "threads"}
+
+
+# ---------------------------------------------------------------------------------------------
+# devices and processes
+
+
+@dataclass
+class Runtime:
+    """Where this process trains: device, rank and world size (1 without torchrun)."""
+
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    distributed: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``/``cuda`` are checked."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise MusicbenchError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MusicbenchError("--device cuda: no CUDA GPU is visible; use --device auto or cpu")
+    return device
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc malloc to serve large blocks from its heap and keep freed memory (Linux only).
+
+    By default every tensor over 128 KiB to 32 MiB is a fresh mmap, zero-filled page by page on
+    first touch and unmapped when freed: on CPU a PixelPlayer step then spends a quarter to a third
+    of its time in page faults (measured: 0.95 → 0.65 s per step of the cpu profile). Raising
+    M_MMAP_THRESHOLD and M_TRIM_THRESHOLD keeps the step's buffers in the heap for reuse. Returns
+    whether it applied; harmless elsewhere (it only changes this process's allocator settings).
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
+
+
+def setup_runtime(device: str) -> Runtime:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo on CPU)."""
+    kind = resolve_device(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Runtime(torch.device(kind))
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if kind == "cuda":
+        torch.cuda.set_device(local_rank)
+        torch_device = torch.device("cuda", local_rank)
+    else:
+        torch_device = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if kind == "cuda" else "gloo")
+    return Runtime(torch_device, rank, world, True)
+
+
+# ---------------------------------------------------------------------------------------------
+# objective
+
+
+def targets(net: PixelPlayer, mix_mag: torch.Tensor, sources: torch.Tensor, config: PixelPlayerConfig
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warped target masks (B, N, R, T) and loss weights (B, 1, R, T) of a batch."""
+    mags = net.warp(net.stft(sources).abs())
+    if config.mask == "binary":
+        target = (mags > 0.5 * mix_mag).float()
+    else:
+        target = (mags / mix_mag).clamp(0.0, 5.0)
+    weight = torch.log1p(mix_mag).clamp(1e-3, 10.0) if config.weighted_loss else torch.ones_like(mix_mag)
+    return target, weight
+
+
+def mask_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, config: PixelPlayerConfig) -> torch.Tensor:
+    """Weighted BCE (binary masks) or weighted L1 (ratio masks), mean over sources and bins."""
+    logits = logits.float()
+    if config.mask == "binary":
+        per_bin = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    else:
+        per_bin = (torch.sigmoid(logits) - target).abs()
+    return (per_bin * weight).mean()
+
+
+def batch_loss(model: torch.nn.Module, net: PixelPlayer, batch: dict[str, torch.Tensor], config: PixelPlayerConfig,
+               device: torch.device, *, generator: torch.Generator | None = None, train: bool = True,
+               amp: bool = False, channels_last: bool = False) -> torch.Tensor:
+    """The loss of one (micro-)batch; `model` is `net` or its DistributedDataParallel wrapper."""
+    mixture = batch["mixture"].to(device, non_blocking=True)
+    sources = batch["sources"].to(device, non_blocking=True)
+    frames = net.preprocess_frames(batch["frames"].to(device, non_blocking=True), train=train, generator=generator)
+    with torch.no_grad():
+        spectrum = net.spectrogram(mixture)
+        target, weight = targets(net, spectrum["mag"], sources, config)
+    log_mag = spectrum["log_mag"]
+    net.channels_last = channels_last  # the model makes its 4-D inputs channels-last
+    autocast = torch.autocast("cuda", dtype=_amp_dtype()) if amp else contextlib.nullcontext()
+    with autocast:
+        logits = model(log_mag, frames)
+    return mask_loss(logits, target, weight, config)
+
+
+def _amp_dtype() -> torch.dtype:
+    return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float16
+
+
+def make_optimizer(net: PixelPlayer, config: PixelPlayerConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """SGD with the reference's two parameter groups, and the step schedule."""
+    optimizer = torch.optim.SGD(
+        [{"params": net.trunk_parameters(), "lr": config.lr_trunk},
+         {"params": net.head_parameters(), "lr": config.lr_head}],
+        momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.lr_milestones), gamma=config.lr_gamma)
+    return optimizer, scheduler
+
+
+def augmentation_generator(seed: int, step: int, micro_batch: int) -> torch.Generator:
+    """The crop/flip generator of global micro-batch `micro_batch` of optimiser step `step`."""
+    state = np.random.SeedSequence([seed, step, micro_batch]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: PixelPlayerConfig):
+    """MixAndSeparateDataset over the training split's solo videos."""
+    from musicbench.dataset import MixAndSeparateDataset
+    from musicbench.process import read_index
+    from musicbench.splits import read_splits
+
+    root = Path(root)
+    index = read_index(root / "processed" / "videos.parquet")
+    splits_path = root / "splits" / "splits.csv"
+    if not splits_path.is_file():
+        raise MusicbenchError(f"no split file at {str(splits_path)!r}; run `musicbench splits build` (or `dvc repro`) first")
+    train_ids = sorted({r.video_id for r in read_splits(splits_path) if r.split == "train" and r.kind == "solo"})
+    if not train_ids:
+        raise MusicbenchError(f"{str(splits_path)!r} lists no training solo video; PixelPlayer has nothing to learn from")
+    audio, frames = params.get("audio") or {}, params.get("frames") or {}
+    return MixAndSeparateDataset(
+        index, root, train_ids, n_sources=config.n_sources, clip_samples=int(audio.get("clip_samples", 65535)),
+        sample_rate=int(audio.get("sample_rate", 11025)), fps=float(frames.get("fps", 8.0)),
+        frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch, seed=config.seed)
+
+
+def step_indices(sampler: DistributedSampler, epoch: int, first_step: int, steps_per_epoch: int, per_step: int) -> list[int]:
+    """This process's dataset indices for steps first_step .. end of `epoch` (per_step items a step)."""
+    sampler.set_epoch(epoch)
+    indices = list(sampler)
+    return indices[first_step * per_step: steps_per_epoch * per_step]
+
+
+@dataclass
+class ValItem:
+    item_id: str
+    mixture: np.ndarray
+    references: np.ndarray
+    frames: torch.Tensor  # the chosen frames, normalised (N, T, 3, S, S)
+
+
+def load_val_items(root: str | os.PathLike, separator: Separator, limit: int) -> list[ValItem]:
+    """The fixed ``val`` items (never ``test``), with the frames the model will see already chosen."""
+    from musicbench.evaluate import iter_items
+
+    items = []
+    for item in iter_items(root, "val", limit or None):
+        if item.mixture.shape[0] != separator.clip_samples:
+            raise MusicbenchError(f"val item {item.item_id} has {item.mixture.shape[0]} samples, the model "
+                                  f"{separator.clip_samples}; rebuild the mixtures with the same audio.clip_samples")
+        indices = separator.frame_indices(item.frames.shape[1], 0)
+        frames = separator._frames(item.frames, indices, crop=True).cpu()
+        items.append(ValItem(item.item_id, item.mixture, item.references, frames))
+    return items
+
+
+def validate(separator: Separator, items: list[ValItem]) -> dict[str, float]:
+    """Mean NSDR and SI-SDRi over val items (each item the mean of its sources)."""
+    from musicbench.metrics import MetricInputError, nsdr, si_sdr_improvement
+
+    was_training = separator.net.training
+    separator.net.eval()
+    scores, improvements, failed = [], [], 0
+    for item in items:
+        window = torch.from_numpy(item.mixture).to(separator.device)[None]
+        estimates = separator.separate_window(window, item.frames.to(separator.device)).cpu().numpy().astype(np.float64)
+        try:
+            scores.append(float(np.mean(nsdr(item.references, estimates, item.mixture))))
+            improvements.append(float(np.mean(si_sdr_improvement(item.references, estimates, item.mixture))))
+        except MetricInputError:
+            failed += 1
+            scores.append(FAILED_ITEM_NSDR)
+    separator.net.train(was_training)
+    return {"val_nsdr": float(np.mean(scores)) if scores else float("nan"),
+            "val_si_sdri": float(np.mean(improvements)) if improvements else float("nan"), "n_failed": failed}
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def _rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                                                       "has_gauss": int(has_gauss), "cached": float(cached)},
+             "python": _to_lists(random.getstate())}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _to_lists(value):
+    return [_to_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _to_tuples(value):
+    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    random.setstate(_to_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _check_resumable(saved: dict[str, Any], config: PixelPlayerConfig, global_batch: int, path: Path) -> None:
+    current = config.to_dict()
+    for key, value in saved["config"].items():
+        if key not in RESUMABLE_CHANGES and current.get(key) != value:
+            raise MusicbenchError(
+                f"{str(path)!r} was trained with pixelplayer.{config.profile}.{key} = {value!r}, params now say "
+                f"{current.get(key)!r}; restore the value, or delete the checkpoint (or pass --no-resume) to start over")
+    if saved["global_batch"] != global_batch:
+        raise MusicbenchError(
+            f"{str(path)!r} was trained with a global batch of {saved['global_batch']} (batch_size × accumulate × "
+            f"processes), this run has {global_batch}; resume with the same number of processes")
+
+
+def _write_csv(path: Path, columns: tuple[str, ...], rows: list[list]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def _append_csv(path: Path, row: list) -> None:
+    with open(path, "a", encoding="utf-8", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerow(row)
+
+
+# ---------------------------------------------------------------------------------------------
+# the training run
+
+
+def train_pixelplayer(
+    params: dict[str, Any], root: str | os.PathLike, out_dir: str | os.PathLike, *, device: str = "auto",
+    resume: bool = True, profile: str | None = None, max_steps: int | None = None, progress: bool = True,
+    config: PixelPlayerConfig | None = None,
+) -> dict[str, Any]:
+    """Train PixelPlayer (the `profile` of params ``pixelplayer``, default its ``profile`` key).
+
+    Resumes from ``out_dir/checkpoint.pt`` when `resume` and it exists. `max_steps` stops early at
+    that step (a checkpoint is written there; a later call resumes). Returns the summary (also
+    written to ``out_dir/summary.json`` when training completes). `config` overrides the params.
+    """
+    config = config or PixelPlayerConfig.from_params(params, profile)
+    runtime = setup_runtime(device)
+    out_dir = Path(out_dir)
+    if runtime.main:
+        ensure_writable_dir(out_dir)
+    cuda = runtime.device.type == "cuda"
+    amp, channels_last = cuda and config.amp, cuda and config.channels_last
+    if not cuda:
+        keep_freed_memory()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+    global_batch = config.batch_size * config.accumulate * runtime.world
+    steps_per_epoch = config.items_per_epoch // global_batch
+    if steps_per_epoch < 1:
+        raise MusicbenchError(f"params: pixelplayer.{config.profile}.items_per_epoch ({config.items_per_epoch}) must be at "
+                              f"least the global batch ({global_batch} = batch_size × accumulate × processes)")
+
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed % 2**32)
+    random.seed(config.seed)
+    net = PixelPlayer(config)
+    if config.pretrained:
+        _load_pretrained(net, config)
+    net.to(runtime.device)
+    if channels_last:
+        net.to(memory_format=torch.channels_last)
+    model: torch.nn.Module = net
+    if runtime.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
+    optimizer, scheduler = make_optimizer(net, config)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and _amp_dtype() == torch.float16)
+    audio = {"sample_rate": int((params.get("audio") or {}).get("sample_rate", 11025)),
+             "clip_samples": int((params.get("audio") or {}).get("clip_samples", 65535)),
+             "fps": float((params.get("frames") or {}).get("fps", 8.0))}
+
+    step, prior_seconds, curve, val_curve, window_losses = 0, 0.0, [], [], []
+    best = {"step": None, "val_nsdr": -math.inf}
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    if resume and checkpoint_path.is_file():
+        saved = load_checkpoint_file(checkpoint_path, map_location="cpu")  # states are copied to the device
+        _check_resumable(saved, config, global_batch, checkpoint_path)
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        _set_rng_state(saved["rng"])
+        step, prior_seconds = int(saved["step"]), float(saved["seconds"])
+        curve, val_curve, best = saved["curve"], saved["val_curve"], saved["best"]
+        window_losses = list(saved["window_losses"])  # losses of the log row in progress
+    if runtime.main:
+        _write_csv(out_dir / CURVE_NAME, CURVE_COLUMNS, curve)
+        _write_csv(out_dir / VAL_CURVE_NAME, VAL_COLUMNS, val_curve)
+
+    dataset = training_dataset(params, root, config)
+    sampler = DistributedSampler(dataset, num_replicas=runtime.world, rank=runtime.rank, shuffle=True,
+                                 seed=config.seed, drop_last=False)
+    separator = Separator(net, device=runtime.device, **audio) if runtime.main else None
+    val_items = load_val_items(root, separator, config.val_items) if runtime.main else []
+    net.train()
+    last_step = min(config.steps, max_steps) if max_steps is not None else config.steps
+    first_step = step
+    per_step = config.batch_size * config.accumulate
+
+    def save_checkpoint() -> None:
+        _save(checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "kind": "checkpoint", "step": step, "config": config.to_dict(), "audio": audio,
+            "global_batch": global_batch, "world_size": runtime.world, "model": net.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "rng": _rng_state(), "seconds": prior_seconds + (time.perf_counter() - start), "curve": curve,
+            "val_curve": val_curve, "best": best, "window_losses": window_losses})
+
+    def run_validation() -> None:
+        nonlocal best
+        scores = validate(separator, val_items)
+        val_curve.append([step, round(scores["val_nsdr"], 4), round(scores["val_si_sdri"], 4), scores["n_failed"],
+                          round(prior_seconds + time.perf_counter() - start, 2)])
+        _append_csv(out_dir / VAL_CURVE_NAME, val_curve[-1])
+        if scores["val_nsdr"] > best["val_nsdr"]:
+            best = {"step": step, "val_nsdr": scores["val_nsdr"], "val_si_sdri": scores["val_si_sdri"]}
+            _save(out_dir / BEST_NAME, {"format": CHECKPOINT_FORMAT, "kind": "best", "step": step,
+                                        "config": config.to_dict(), "audio": audio, "model": net.state_dict(),
+                                        "val": best})
+
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    bar = _progress(runtime.main and progress, f"train pixelplayer ({config.profile}, {runtime.device.type})", last_step)
+    with bar as advance:
+        advance(step)
+        while step < last_step:
+            epoch, in_epoch = divmod(step, steps_per_epoch)
+            dataset.set_epoch(epoch)
+            indices = step_indices(sampler, epoch, in_epoch, steps_per_epoch, per_step)
+            loader = DataLoader(dataset, batch_size=config.batch_size, sampler=indices, drop_last=True,
+                                num_workers=config.workers, pin_memory=cuda)
+            batches = iter(loader)
+            for _ in range(in_epoch, steps_per_epoch):
+                optimizer.zero_grad(set_to_none=True)
+                step_loss = 0.0
+                for a in range(config.accumulate):
+                    batch = next(batches)
+                    micro = runtime.rank * config.accumulate + a
+                    sync = contextlib.nullcontext()
+                    if runtime.distributed and a < config.accumulate - 1:
+                        sync = model.no_sync()
+                    with sync:
+                        loss = batch_loss(model, net, batch, config, runtime.device,
+                                          generator=augmentation_generator(config.seed, step, micro),
+                                          amp=amp, channels_last=channels_last)
+                        scaler.scale(loss / config.accumulate).backward()
+                    step_loss += float(loss.detach()) / config.accumulate
+                if not math.isfinite(step_loss):
+                    raise MusicbenchError(f"PixelPlayer training diverged at step {step + 1} (loss {step_loss}); lower "
+                                          f"pixelplayer.{config.profile}.lr_head / lr_trunk")
+                lr_used = optimizer.param_groups[1]["lr"]
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                step += 1
+                window_losses.append(step_loss)
+                if step % config.log_every == 0 or step == last_step:
+                    mean_loss = float(np.mean(window_losses))
+                    if runtime.distributed:
+                        value = torch.tensor([mean_loss], dtype=torch.float64, device=runtime.device)
+                        dist.all_reduce(value)
+                        mean_loss = float(value) / runtime.world
+                    window_losses = []
+                    curve.append([step, round(mean_loss, 6), lr_used,
+                                  round(prior_seconds + time.perf_counter() - start, 2)])
+                    if runtime.main:
+                        _append_csv(out_dir / CURVE_NAME, curve[-1])
+                if runtime.main and (step % config.val_every == 0 or step == config.steps):
+                    run_validation()
+                if runtime.main and (step % config.checkpoint_every == 0 or step == last_step):
+                    save_checkpoint()
+                if runtime.distributed and (step % config.val_every == 0 or step % config.checkpoint_every == 0
+                                            or step == last_step):
+                    dist.barrier()
+                advance(1)
+                if step >= last_step:
+                    break
+            del batches, loader
+
+    seconds = prior_seconds + time.perf_counter() - start
+    summary = {
+        "profile": config.profile, "device": runtime.device.type, "world_size": runtime.world, "steps": step,
+        "completed": step >= config.steps, "global_batch": global_batch, "n_parameters": count_parameters(net),
+        "train_seconds": round(seconds, 2), "cpu_seconds_this_run": round(_cpu_seconds() - cpu_start, 2),
+        "steps_this_run": step - first_step, "steps_per_second": round(step / seconds, 4) if seconds > 0 else None,
+        "clips_per_second": round(step * global_batch / seconds, 3) if seconds > 0 else None,
+        "first_loss": curve[0][1] if curve else None, "last_loss": curve[-1][1] if curve else None,
+        "best_step": best["step"], "best_val_nsdr": None if best["step"] is None else round(best["val_nsdr"], 4),
+        "val_items": len(val_items) if runtime.main else None,
+    }
+    if runtime.main and step >= config.steps:
+        atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    if runtime.distributed:
+        dist.barrier()
+    return summary
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process (not its data-loading workers): user + system."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextlib.contextmanager
+def _progress(show: bool, description: str, total: int):
+    if not show:
+        yield lambda n=1: None
+        return
+    from musicbench.progress import progress_bar
+
+    with progress_bar(description, total) as advance:
+        yield advance
+
+
+def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
+    """Load an ImageNet ResNet-18 state dict (torchvision key names) into the visual trunk."""
+    path = Path(config.pretrained)
+    if not path.is_file():
+        raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: no file {str(path)!r}; "
+                              "give a local ResNet-18 state dict or leave it empty to train from scratch")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: cannot read {str(path)!r}: {exc}") from None
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = net.visual.state_dict()
+    bad = [k for k, v in trunk.items() if k not in own or own[k].shape != v.shape]
+    if bad or not trunk:
+        raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: {str(path)!r} does not fit the visual net "
+                              f"(e.g. {bad[0] if bad else 'no weights'}); it needs visual_widths [64, 128, 256, 512]")
+    net.visual.load_state_dict(trunk, strict=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m musicbench.pixelplayer.train`` (also under torchrun), for when the CLI is not at hand."""
+    import argparse
+
+    from musicbench.params import data_root, load_params
+
+    parser = argparse.ArgumentParser(description="Train PixelPlayer (see musicbench.pixelplayer.train).")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--root", default=None, help="data root (default: dataset.root)")
+    parser.add_argument("--out", default="models/pixelplayer")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        summary = train_pixelplayer(params, args.root or data_root(params), args.out, device=args.device,
+                                    resume=not args.no_resume, profile=args.profile, max_steps=args.max_steps,
+                                    progress=not args.quiet)
+    except MusicbenchError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

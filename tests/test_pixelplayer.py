@@ -1,0 +1,306 @@
+"""PixelPlayer: shapes of every part, learning, exact resume, DDP agreement, the harness, config errors.
+
+Real torch on a tiny profile of the same architecture family (no mocks); data from the shared
+`bench_root` fixture (read only: what a test writes goes to its tmp_path).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from musicbench.errors import MusicbenchError
+from musicbench.pixelplayer.config import PixelPlayerConfig
+from musicbench.pixelplayer.inference import Separator
+from musicbench.pixelplayer.model import (
+    AudioUNet, PixelPlayer, Synthesizer, VisualNet, count_parameters, expected_parameter_count, frequency_grid,
+)
+from musicbench.pixelplayer.train import (
+    augmentation_generator, batch_loss, make_optimizer, train_pixelplayer, training_dataset,
+)
+from tests.conftest import REPO_ROOT
+
+TINY = dict(
+    image_size=32, resize=36, visual_widths=[4, 8, 8, 16], unet_widths=[4, 4, 8, 8, 8, 8, 8], channels=4,
+    batch_size=2, steps=4, items_per_epoch=6, checkpoint_every=2, val_every=2, val_items=2, log_every=1, workers=0,
+    lr_trunk=0.01, lr_head=0.01, lr_milestones=[3], threads=1,
+)
+
+
+def tiny_params(params: dict, **changes) -> dict:
+    out = copy.deepcopy(params)
+    out["pixelplayer"] = {"profile": "tiny", "seed": 5, "tiny": {**TINY, **changes}}
+    return out
+
+
+def tiny_config(**changes) -> PixelPlayerConfig:
+    return PixelPlayerConfig.from_dict({**TINY, **changes}, profile="tiny", seed=5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on 2 shared cores, two OpenMP threads are often many times slower than one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def trained(bench_root, tmp_path_factory):
+    """A tiny PixelPlayer trained 4 steps straight on the bench set: (params, out_dir, summary)."""
+    root, params, _ = bench_root
+    params = tiny_params(params)
+    out = tmp_path_factory.mktemp("pixelplayer") / "straight"
+    summary = train_pixelplayer(params, root, out, device="cpu", progress=False)
+    return params, out, summary
+
+
+# ---------------------------------------------------------------------------------------------
+# shapes
+
+
+def test_each_part_has_the_documented_shapes():
+    torch.manual_seed(0)
+    visual = VisualNet((4, 8, 8, 16), channels=6).eval()
+    assert visual(torch.randn(2, 3, 224, 224)).shape == (2, 6, 14, 14)  # output stride 16, as the paper's 14 x 14
+    assert visual(torch.randn(1, 3, 64, 96)).shape == (1, 6, 4, 6)
+    unet = AudioUNet((4, 4, 8, 8, 8, 8, 8), channels=6).eval()
+    assert unet(torch.randn(2, 1, 256, 256)).shape == (2, 6, 256, 256)
+    synth = Synthesizer(6)
+    assert synth(torch.rand(2, 3, 6), torch.randn(2, 6, 8, 5)).shape == (2, 3, 8, 5)
+
+    net = PixelPlayer(tiny_config(channels=6)).eval()
+    spectrum = net.spectrogram(torch.randn(3, 65535) * 0.1)
+    assert spectrum["spec"].shape == (3, 512, 256) and spectrum["spec"].is_complex()
+    assert spectrum["mag"].shape == spectrum["log_mag"].shape == (3, 1, 256, 256)
+    frames = torch.randint(0, 256, (3, 2, 3, 112, 112, 3), dtype=torch.uint8)
+    normalised = net.preprocess_frames(frames, train=True, generator=torch.Generator().manual_seed(0))
+    assert normalised.shape == (3, 2, 3, 3, 32, 32)
+    whole = net.preprocess_frames(frames[0], crop=False)
+    assert whole.shape == (2, 3, 3, 36, 36)
+    assert whole.is_contiguous()  # NCHW: CPU BatchNorm's channels-last backward corrupts the heap (torch 2.13)
+    with torch.no_grad():
+        assert net(spectrum["log_mag"], normalised).shape == (3, 2, 256, 256)
+    assert net.istft(spectrum["spec"], 65535).shape == (3, 65535)
+
+
+def test_log_frequency_warp_spans_the_spectrum_and_unwarps():
+    grid = frequency_grid(256, 512, 4, warp=True)
+    rows = grid[0, :, 0, 1]
+    assert rows[0] == pytest.approx(-1) and rows[-1] == pytest.approx(1)
+    assert torch.all(rows[1:] > rows[:-1]) and rows[128] < -0.5  # log spacing: half the rows below ~1/4 of the band
+    net = PixelPlayer(tiny_config())
+    smooth = torch.linspace(0, 1, 512).view(1, 1, 512, 1).expand(1, 1, 512, 8).contiguous()
+    back = net.unwarp(net.warp(smooth))
+    assert back.shape == smooth.shape
+    assert torch.allclose(back[..., 64:, :], smooth[..., 64:, :], atol=2e-3)  # exact up to interpolation
+
+
+def test_gpu_profile_parameter_count_matches_the_architecture():
+    config = PixelPlayerConfig()  # the defaults are the paper's sizes (the gpu profile)
+    net = PixelPlayer(config)
+    expected = expected_parameter_count(config)
+    counts = {"visual": count_parameters(net.visual), "audio": count_parameters(net.audio),
+              "synthesizer": count_parameters(net.synthesizer), "total": count_parameters(net)}
+    print(f"PixelPlayer gpu profile parameters: {counts}")
+    assert counts == expected
+    # the trunk is exactly torchvision's ResNet-18 without its classifier (11,689,512 - 513,000)
+    assert count_parameters(net.visual) - count_parameters(net.visual.fc) == 11_176_512
+    assert count_parameters(net.visual.fc) == 512 * 32 * 9 + 32
+
+
+# ---------------------------------------------------------------------------------------------
+# learning
+
+
+def test_loss_falls_when_overfitting_one_batch(bench_root):
+    root, params, _ = bench_root
+    config = tiny_config(lr_trunk=0.2, lr_head=0.2)
+    torch.manual_seed(0)
+    dataset = training_dataset(params, root, config)
+    batch = {k: torch.stack([dataset[i][k] for i in range(2)]) for k in ("mixture", "sources", "frames")}
+    net = PixelPlayer(config).train()
+    optimizer, _ = make_optimizer(net, config)
+    losses = []
+    for step in range(30):
+        optimizer.zero_grad()
+        loss = batch_loss(net, net, batch, config, torch.device("cpu"), generator=augmentation_generator(5, 0, 0))
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_resumed_run_reproduces_the_uninterrupted_run(trained, bench_root, tmp_path):
+    root = bench_root[0]
+    params, straight, summary = trained
+    assert summary["steps"] == 4 and summary["completed"] and summary["best_step"] in (2, 4)
+    resumed = tmp_path / "resumed"
+    first = train_pixelplayer(params, root, resumed, device="cpu", max_steps=2, progress=False)
+    assert first["steps"] == 2 and not first["completed"] and not (resumed / "summary.json").exists()
+    second = train_pixelplayer(params, root, resumed, device="cpu", progress=False)  # crosses an epoch boundary
+    assert second["steps"] == 4
+    a = torch.load(straight / "checkpoint.pt", weights_only=True)
+    b = torch.load(resumed / "checkpoint.pt", weights_only=True)
+    assert a["step"] == b["step"] == 4
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    assert a["scheduler"] == b["scheduler"]
+    curve_a = pd.read_csv(straight / "train_curve.csv")
+    curve_b = pd.read_csv(resumed / "train_curve.csv")
+    assert curve_a[["step", "loss", "lr"]].equals(curve_b[["step", "loss", "lr"]])
+    assert list(curve_a["step"]) == [1, 2, 3, 4]
+    assert curve_a["lr"].tolist() == pytest.approx([0.01, 0.01, 0.01, 0.001])  # x 0.1 after milestone 3
+    best = torch.load(straight / "best.pt", weights_only=True)
+    assert best["kind"] == "best" and best["step"] == summary["best_step"]
+    # a changed architecture cannot resume silently
+    with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.channels"):
+        train_pixelplayer(tiny_params(bench_root[1], channels=6), root, resumed, device="cpu", progress=False)
+
+
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(bench_root, tmp_path):
+    root, params, _ = bench_root
+    changes = dict(batch_size=1, steps=2, val_every=100, checkpoint_every=100, val_items=1, items_per_epoch=4,
+                   threads=1)
+    single = train_pixelplayer(tiny_params(params, accumulate=2, **changes), root, tmp_path / "single", device="cpu",
+                               progress=False)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tiny_params(params, **changes)))
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "musicbench", "train-pixelplayer",
+         "--params", str(params_file), "--root", str(root), "--out", str(tmp_path / "ddp"), "--device", "cpu", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ddp = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert ddp["world_size"] == 2 and ddp["global_batch"] == single["global_batch"] == 2
+    a = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)["model"]
+    net = PixelPlayer(tiny_config())
+    for name, _ in net.named_parameters():  # BatchNorm running stats differ by design (rank 0's are kept)
+        assert torch.allclose(a[name], b[name], rtol=1e-4, atol=1e-6), name
+    assert pd.read_csv(tmp_path / "ddp" / "train_curve.csv")["loss"].tolist() == pytest.approx(
+        pd.read_csv(tmp_path / "single" / "train_curve.csv")["loss"].tolist(), rel=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# inference and the harness
+
+
+def test_inference_api_shapes(trained):
+    _, out, _ = trained
+    separator = Separator.from_checkpoint(out / "best.pt")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(2, 47, 112, 112, 3), dtype=np.uint8)
+    for n_samples in (65535, 30000, 70001):
+        mixture = (0.1 * rng.standard_normal(n_samples)).astype(np.float32)
+        estimates = separator.separate(mixture, frames, 11025)
+        assert estimates.shape == (2, n_samples) and estimates.dtype == np.float32 and np.isfinite(estimates).all()
+    mixture = (0.1 * rng.standard_normal(65535)).astype(np.float32)
+    heat = separator.localize(mixture, frames, 11025)
+    assert heat.shape == (2, 112, 112) and np.isfinite(heat).all() and (heat >= 0).all()
+    sounds = separator.separate_at(mixture, frames[0], [(10, 20), (100.5, 60), (111, 111)])
+    assert sounds.shape == (3, 65535) and np.isfinite(sounds).all()
+    assert separator.separate_at(mixture, frames[0], []).shape == (0, 65535)
+    assert separator.frame_indices(47, 0) == [8, 24, 40]  # centre of the audio window, +- 16 frames
+    with pytest.raises(ValueError, match="ONE video"):
+        separator.separate_at(mixture, frames, [(1, 1)])
+
+
+def test_evaluate_runs_pixelplayer_end_to_end(trained, bench_root, tmp_path):
+    from musicbench.evaluate import evaluate
+
+    root = tmp_path / "root"  # a copy: the harness writes a score cache under the data root
+    shutil.copytree(bench_root[0], root)
+    _, out, _ = trained
+    summary = evaluate(REPO_ROOT / "baselines" / "pixelplayer.py", root, tmp_path / "run", split="test", device="cpu",
+                       options={"checkpoint": str(out / "best.pt"), "threads": "1"}, limit=4)
+    assert summary["n_items"] == 4
+    assert summary["n_scored"] + summary["n_excluded"] == 4
+    inference = pd.read_parquet(tmp_path / "run" / "inference.parquet")
+    assert (inference["status"] == "ok").all(), inference["reason"].tolist()  # duet items (separate_at) too
+    mixtures = inference[inference["track"] == "mixtures"] if "track" in inference else inference
+    assert len(mixtures) == 4 and mixtures["localized"].all()
+    model = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert model["has_separate_at"] and model["n_parameters"] == count_parameters(PixelPlayer(tiny_config()))
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    from musicbench.model_runner import load_model_file
+
+    with pytest.raises(MusicbenchError, match="train-pixelplayer"):
+        load_model_file(REPO_ROOT / "baselines" / "pixelplayer.py", {"checkpoint": str(tmp_path / "none.pt")})
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+
+@pytest.mark.parametrize("block, key", [
+    ({"image_size": 100}, "pixelplayer.p.image_size"),
+    ({"image_size": 64, "resize": 60}, "pixelplayer.p.resize"),
+    ({"unet_widths": [8, 16]}, "pixelplayer.p.unet_widths"),
+    ({"visual_widths": [8, 16, 32, 0]}, "pixelplayer.p.visual_widths"),
+    ({"mask": "soft"}, "pixelplayer.p.mask"),
+    ({"lr_head": -1}, "pixelplayer.p.lr_head"),
+    ({"lr_trunk": "fast"}, "pixelplayer.p.lr_trunk"),
+    ({"batch_size": 0}, "pixelplayer.p.batch_size"),
+    ({"steps": 2.5}, "pixelplayer.p.steps"),
+    ({"lr_milestones": [10, 5]}, "pixelplayer.p.lr_milestones"),
+    ({"momentum": 1.5}, "pixelplayer.p.momentum"),
+    ({"amp": "yes"}, "pixelplayer.p.amp"),
+    ({"n_sources": 5}, "pixelplayer.p.n_sources"),
+    ({"batchsize": 4}, "pixelplayer.p.batchsize"),
+])
+def test_bad_config_names_the_key(block, key):
+    with pytest.raises(MusicbenchError, match=key.replace(".", r"\.")) as info:
+        PixelPlayerConfig.from_params({"pixelplayer": {"profile": "p", "p": block}})
+    assert "\n" not in str(info.value)
+
+
+def test_profile_selection_errors():
+    with pytest.raises(MusicbenchError, match="section 'pixelplayer' is missing"):
+        PixelPlayerConfig.from_params({})
+    with pytest.raises(MusicbenchError, match=r"no block pixelplayer\.tpu.*cpu, gpu"):
+        PixelPlayerConfig.from_params({"pixelplayer": {"profile": "tpu", "cpu": {}, "gpu": {}}})
+    with pytest.raises(MusicbenchError, match=r"pixelplayer\.seed"):
+        PixelPlayerConfig.from_params({"pixelplayer": {"profile": "gpu", "seed": -1, "gpu": {}}})
+    config = PixelPlayerConfig.from_params({"pixelplayer": {"profile": "cpu", "seed": 3, "cpu": {"steps": 7},
+                                                            "gpu": {}}}, profile="gpu")
+    assert config.profile == "gpu" and config.seed == 3 and config.steps == 50000 and config.lr_trunk == 1e-4
+
+
+def test_the_defaults_are_the_gpu_profile_and_the_cpu_profile_is_the_same_family():
+    from musicbench.pixelplayer.config import DEFAULT_SECTION
+
+    params = {"pixelplayer": DEFAULT_SECTION}
+    assert PixelPlayerConfig.from_params(params, "gpu") == PixelPlayerConfig(seed=DEFAULT_SECTION["seed"])
+    cpu = PixelPlayerConfig.from_params(params)
+    assert cpu.profile == "cpu" and cpu.warp_rows == 256 and len(cpu.unet_widths) == 7 and len(cpu.visual_widths) == 4
+    assert count_parameters(PixelPlayer(cpu)) == expected_parameter_count(cpu)["total"]
+
+
+def test_repository_profiles_parse():
+    from musicbench.pixelplayer.config import DEFAULT_SECTION
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    for name in ("cpu", "gpu"):  # the benchmark script's fallback is the repository's section
+        config = PixelPlayerConfig.from_params(params, profile=name)
+        assert config.profile == name and config == PixelPlayerConfig.from_params({"pixelplayer": DEFAULT_SECTION}, name)
+    gpu = PixelPlayerConfig.from_params(params, profile="gpu")
+    assert (gpu.image_size, gpu.channels, gpu.batch_size, gpu.unet_widths[0], max(gpu.unet_widths)) == (224, 32, 20, 64, 512)
