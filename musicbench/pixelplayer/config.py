@@ -202,7 +202,7 @@ DEFAULT_SECTION: dict[str, Any] = {
         "mask": "binary", "weighted_loss": True, "hard_masks": False, "mask_threshold": 0.5,
         "batch_size": 8, "accumulate": 1, "steps": 500, "lr_trunk": 0.05, "lr_head": 0.05,
         "lr_milestones": [400], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-        "checkpoint_every": 100, "val_every": 100, "val_items": 40, "log_every": 10, "threads": 1,
+        "checkpoint_every": 100, "val_every": 100, "val_items": 40, "log_every": 10, "threads": 0,
         "amp": True, "channels_last": True, "pretrained": "",
     },
     "gpu": {
