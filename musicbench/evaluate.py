@@ -14,7 +14,9 @@ Two steps, each a plain function:
    writes ``items.parquet``, ``summary.json`` and ``provenance.json``.
 
 Oracles (`oracle_estimates`): the ideal binary and ratio masks on the Sound of Pixels STFT
-(window 1022, hop 256) are produced like any model's estimates: the ceilings of the board.
+(window 1022, hop 256) are produced like any model's estimates: the ceilings of the board. The
+mixture oracle is the floor: the mixture as every estimate (NSDR 0) and the centre prior
+(`musicbench.metrics.centre_prior`) as every heatmap, the localization score of knowing nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from musicbench.annotations import BoxAnnotations, load_dsol_boxes
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.metrics import (
-    METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, ciou, ciou_success, mixture_sdr,
+    METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, centre_prior, ciou, ciou_success, mixture_sdr,
     pointing_game, si_sdr, si_sdr_improvement,
 )
 from musicbench.mixtures import DUET_COLUMNS, read_mixtures, write_table
@@ -235,7 +237,8 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
     """Reference estimates ``(n_sources, n_samples)`` float32 computed from the item's references.
 
     "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (Hann 1022, hop 256),
-    the ceilings of the board; "mixture": every estimate is the mixture itself, the floor (NSDR 0).
+    the ceilings of the board; "mixture": every estimate is the mixture itself, the floor (NSDR 0);
+    its heatmaps (written by the inference step) are the centre prior, the localization floor.
     """
     if kind == "mixture":
         return np.repeat(item.mixture[None, :], item.references.shape[0], axis=0).astype(np.float32)
@@ -318,6 +321,10 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
     if estimates is None:
         return {**record, "status": "failed", "reason": reason, "seconds": seconds}
     _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
+    if oracle == "mixture" and item.track == "mixtures":  # the floor localizes with the centre prior
+        height, width = item.frames.shape[2:4]
+        _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", np.repeat(centre_prior(height, width)[None], n_sources, axis=0))
+        record["localized"] = True
     if runner is not None and info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
         heatmaps, _ = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)

@@ -109,6 +109,8 @@ def test_oracles_bracket_the_board(bench_root, tmp_path):
                  for kind in ("mixture", "ibm", "irm")}
     floor = pd.read_parquet(tmp_path / "mixture" / "items.parquet")
     np.testing.assert_allclose(floor["nsdr"], 0.0, atol=1e-9)  # the mixture as its own estimate
+    assert 0 < summaries["mixture"]["metrics"]["ciou"]["mean"] < 1  # the centre prior, scored like a heatmap
+    assert summaries["ibm"]["metrics"].get("ciou") is None  # the ceilings say nothing about where
     for kind in ("ibm", "irm"):
         assert summaries[kind]["metrics"]["nsdr"]["mean"] > 10, kind
         assert summaries[kind]["duets"]["metrics"]["nsdr"]["mean"] > 5, kind

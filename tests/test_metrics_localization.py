@@ -9,6 +9,7 @@ from musicbench.metrics import (
     MetricInputError,
     auc_success,
     boxes_to_mask,
+    centre_prior,
     ciou,
     ciou_success,
     dsol_iou,
@@ -119,3 +120,18 @@ def test_dsol_iou():
     heat[0, 0] = 0.6  # above half max: predicted too
     assert dsol_iou(heat, gt) == pytest.approx(8 / 17)
     assert dsol_iou(np.ones((8, 8)), gt) == 0.0
+
+
+def test_centre_prior():
+    prior = centre_prior(96, 128)
+    assert prior.shape == (96, 128) and prior.dtype == np.float32
+    assert prior.max() == pytest.approx(np.exp(-(0.5 / 24) ** 2 / 2 - (0.5 / 32) ** 2 / 2))  # the 4 centre pixels
+    assert np.allclose(prior, prior[::-1]) and np.allclose(prior, prior[:, ::-1])  # symmetric
+    assert prior[48, 95] == pytest.approx(np.exp(-((0.5 / 24) ** 2 + (31.5 / 32) ** 2) / 2))  # ~1 sigma out
+    centred = boxes_to_mask([[40, 30, 48, 36]], 96, 128)
+    corner = boxes_to_mask([[0, 0, 30, 20]], 96, 128)
+    # the median rule switches on about half the frame (fewer with ties), covering the centred box
+    assert ciou(prior, centred) == pytest.approx(48 * 36 / (96 * 128 / 2), rel=0.01) and ciou(prior, corner) == 0.0
+    assert pointing_game(prior, [[40, 30, 48, 36]], (96, 128)) and not pointing_game(prior, [[0, 0, 30, 20]], (96, 128))
+    with pytest.raises(MetricInputError):
+        centre_prior(0, 5)

@@ -17,6 +17,7 @@ anything else that changes numbers.
 from musicbench.metrics.localization import (
     auc_success,
     boxes_to_mask,
+    centre_prior,
     ciou,
     ciou_success,
     dsol_iou,
@@ -63,4 +64,5 @@ __all__ = [
     "auc_success",
     "pointing_game",
     "dsol_iou",
+    "centre_prior",
 ]

@@ -37,6 +37,7 @@ __all__ = [
     "auc_success",
     "pointing_game",
     "dsol_iou",
+    "centre_prior",
 ]
 
 
@@ -226,3 +227,17 @@ def dsol_iou(heatmap: ArrayLike, gt_mask: ArrayLike, relative_threshold: float =
         return 0.0
     pred = m >= relative_threshold * m.max()
     return float(np.sum(pred & gt) / np.sum(pred | gt))
+
+
+def centre_prior(height: int, width: int) -> NDArray[np.float32]:
+    """The centre-prior reference heatmap ``(height, width)``: a Gaussian at the frame centre.
+
+    ``exp(-((r - rc)² / sy² + (c - cc)² / sx²) / 2)`` with ``rc = (height - 1) / 2``,
+    ``cc = (width - 1) / 2``, ``sy = height / 4``, ``sx = width / 4``: it uses neither sound nor
+    pixels, so a localizer must beat it to show that it localizes (players are often centred).
+    """
+    if height < 1 or width < 1:
+        raise MetricInputError(f"centre_prior needs a frame of at least 1 x 1 pixels, got {height} x {width}")
+    rows = ((np.arange(height) - (height - 1) / 2) / (height / 4)) ** 2
+    cols = ((np.arange(width) - (width - 1) / 2) / (width / 4)) ** 2
+    return np.exp(-(rows[:, None] + cols[None, :]) / 2).astype(np.float32)
