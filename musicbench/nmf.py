@@ -78,7 +78,7 @@ class NMFConfig:
     n_fft: int = 1022
     hop: int = 256
     seed: int = 1234
-    train_seconds_per_video: float = 15.0
+    train_seconds_per_video: float = 7.0
     separation_iterations: int = 100
     mask_power: float = 2.0
     sample_rate: int = 11025
