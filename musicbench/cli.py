@@ -381,10 +381,10 @@ def train_pixelplayer(
     """Stage `train_pixelplayer`: Mix-and-Separate training of PixelPlayer (torchrun for DDP, see README)."""
     import os
 
+    import torch.distributed as dist
+
     from musicbench.params import data_root, load_params
     from musicbench.pixelplayer.train import train_pixelplayer as run_training
-
-    import torch.distributed as dist
 
     loaded = load_params(params)
     try:
