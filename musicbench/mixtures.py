@@ -273,12 +273,12 @@ def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_CO
 def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, Any]:
     """The `mixtures` stage: from the processed index and the splits, write ``<root>/mixtures/``."""
     from musicbench.process import read_index
-    from musicbench.splits import read_splits, split_of
+    from musicbench.splits import read_stage_splits
 
     root = Path(root)
     config = MixturesConfig.from_params(params)
     index = read_index(root / "processed" / "videos.parquet")
-    splits = split_of(read_splits(root / "splits" / "splits.csv"))
+    splits = read_stage_splits(root)
     mixtures = build_mixtures(index, splits, root, config)
     duets = build_duet_items(index, splits, root, config)
     return write_benchmark(mixtures, duets, root / "mixtures", config)

@@ -179,11 +179,6 @@ def istft(spectrum, n_samples: int, config: NMFConfig) -> np.ndarray:
     return signal.numpy().astype(np.float32)
 
 
-def magnitude_spectrogram(audio: np.ndarray, config: NMFConfig) -> np.ndarray:
-    """Magnitude STFT ``|X|`` of mono `audio`: float64 numpy ``(n_freq, n_frames)`` (see `stft`)."""
-    return stft(audio, config).abs().numpy()
-
-
 def nonnegative_spectrogram(spectrum, config: NMFConfig):
     """What NMF factorises, from a complex `stft`: magnitudes ``|X|`` for KL, powers ``|X|^2`` for
     IS (floored at 1e-10 of their peak: IS needs positive values); torch float32, same shape."""
@@ -517,11 +512,11 @@ def training_videos(root: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     decides membership (a leaking split file is refused).
     """
     from musicbench.process import read_index
-    from musicbench.splits import read_splits, split_of
+    from musicbench.splits import read_stage_splits
 
     root = Path(root)
     index = read_index(root / "processed" / "videos.parquet")
-    splits = split_of(read_splits(root / "splits" / "splits.csv"))
+    splits = read_stage_splits(root)
     videos: dict[str, list[dict[str, Any]]] = {}
     for row in index.sort_values("video_id").to_dict("records"):
         if row["kind"] != "solo" or splits.get(row["video_id"]) != "train":
@@ -571,8 +566,7 @@ def train_nmf(params: Mapping[str, Any], root: str | os.PathLike, out_path: str 
     audio_seconds: dict[str, float] = {}
     frames_used: dict[str, int] = {}
     wall: dict[str, float] = {}
-    context = progress_bar("NMF dictionaries", total=len(videos)) if progress else contextlib.nullcontext(lambda n=1: None)
-    with context as advance:
+    with progress_bar("NMF dictionaries", total=len(videos), show=progress) as advance:
         for instrument in sorted(videos):
             tick = time.perf_counter()
             clips = [_read_audio(root, row, config) for row in videos[instrument]]

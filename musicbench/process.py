@@ -45,7 +45,6 @@ video_id, no pandas metadata, no timestamps): same inputs give byte-identical Pa
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import hashlib
 import io
 import json
@@ -632,7 +631,7 @@ def process_manifest(
             [executor.submit(_process_video, entry, root, out, config, ffmpeg_build) for entry in entries]
             if executor is not None else []
         )
-        bar = progress_bar("process videos", len(entries)) if progress else contextlib.nullcontext(lambda n=1: None)
+        bar = progress_bar("process videos", len(entries), show=progress)
         with bar as advance:
             if executor is None:
                 for entry in entries:

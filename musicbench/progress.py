@@ -10,8 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """Show a progress bar on stderr; yield `advance(n=1)` to call as items complete."""
+def progress_bar(description: str, total: int, *, show: bool = True) -> Iterator[Callable[[int], None]]:
+    """Show a progress bar on stderr; yield `advance(n=1)` to call as items complete.
+
+    With ``show=False`` nothing is drawn and `advance` does nothing (quiet runs, non-main ranks)."""
+    if not show:
+        yield lambda n=1: None
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,

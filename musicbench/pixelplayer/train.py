@@ -54,7 +54,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from musicbench.errors import MusicbenchError
+from musicbench.evaluate import resolve_device
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
+from musicbench.progress import progress_bar
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
@@ -84,17 +86,6 @@ class Runtime:
     @property
     def main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``/``cuda`` are checked."""
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise MusicbenchError(f"--device must be auto, cpu or cuda, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MusicbenchError("--device cuda: no CUDA GPU is visible; use --device auto or cpu")
-    return device
 
 
 def keep_freed_memory() -> bool:
@@ -209,16 +200,14 @@ def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: Pi
     """MixAndSeparateDataset over the training split's solo videos."""
     from musicbench.dataset import MixAndSeparateDataset
     from musicbench.process import read_index
-    from musicbench.splits import read_splits
+    from musicbench.splits import read_stage_splits, stage_split_file
 
     root = Path(root)
     index = read_index(root / "processed" / "videos.parquet")
-    splits_path = root / "splits" / "splits.csv"
-    if not splits_path.is_file():
-        raise MusicbenchError(f"no split file at {str(splits_path)!r}; run `musicbench splits build` (or `dvc repro`) first")
-    train_ids = sorted({r.video_id for r in read_splits(splits_path) if r.split == "train" and r.kind == "solo"})
-    if not train_ids:
-        raise MusicbenchError(f"{str(splits_path)!r} lists no training solo video; PixelPlayer has nothing to learn from")
+    train_ids = sorted(video for video, split in read_stage_splits(root).items() if split == "train")
+    if not (index["video_id"].isin(train_ids) & (index["kind"] == "solo")).any():
+        raise MusicbenchError(f"{str(stage_split_file(root))!r} lists no processed training solo video; "
+                              "PixelPlayer has nothing to learn from")
     audio, frames = params.get("audio") or {}, params.get("frames") or {}
     return MixAndSeparateDataset(
         index, root, train_ids, n_sources=config.n_sources, clip_samples=int(audio.get("clip_samples", 65535)),
@@ -438,7 +427,8 @@ def train_pixelplayer(
                                         "val": best})
 
     start, cpu_start = time.perf_counter(), _cpu_seconds()
-    bar = _progress(runtime.main and progress, f"train pixelplayer ({config.profile}, {runtime.device.type})", last_step)
+    bar = progress_bar(f"train pixelplayer ({config.profile}, {runtime.device.type})", last_step,
+                       show=runtime.main and progress)
     with bar as advance:
         advance(step)
         while step < last_step:
@@ -519,17 +509,6 @@ def _cpu_seconds() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-@contextlib.contextmanager
-def _progress(show: bool, description: str, total: int):
-    if not show:
-        yield lambda n=1: None
-        return
-    from musicbench.progress import progress_bar
-
-    with progress_bar(description, total) as advance:
-        yield advance
 
 
 def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
