@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
-from musicbench.process import read_clip_frames
+from musicbench.process import FrameArchive
 
 
 class MixAndSeparateDataset(Dataset):
@@ -51,6 +51,7 @@ class MixAndSeparateDataset(Dataset):
         self.n_sources, self.clip_samples, self.sample_rate, self.fps = n_sources, clip_samples, sample_rate, fps
         self.frame_offsets, self.items_per_epoch, self.seed, self.gain_range = frame_offsets, items_per_epoch, seed, gain_range
         self.epoch = 0
+        self._archives: dict[str, FrameArchive] = {}
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose items `__getitem__` returns (call before each epoch)."""
@@ -71,7 +72,10 @@ class MixAndSeparateDataset(Dataset):
         audio, _ = sf.read(resolve_in_root(self.root, video["audio_path"]), start=start,
                            frames=self.clip_samples, dtype="float32")
         indices = [int(np.clip(centre_frame + o, 0, n_frames - 1)) for o in self.frame_offsets]
-        frames = read_clip_frames(resolve_in_root(self.root, video["frames_path"]), indices)
+        path = video["frames_path"]
+        if path not in self._archives:  # member tables are read once per process
+            self._archives[path] = FrameArchive(resolve_in_root(self.root, path))
+        frames = self._archives[path].read(indices)
         return audio, frames
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:

@@ -125,23 +125,40 @@ def test_gpu_profile_parameter_count_matches_the_architecture():
 # learning
 
 
-def test_loss_falls_when_overfitting_one_batch(bench_root):
+@pytest.mark.parametrize("optimizer, lr", [("sgd", 0.2), ("adam", 0.01)])
+def test_loss_falls_when_overfitting_one_batch(bench_root, optimizer, lr):
     root, params, _ = bench_root
-    config = tiny_config(lr_trunk=0.2, lr_head=0.2)
+    config = tiny_config(optimizer=optimizer, lr_trunk=lr, lr_head=lr)
     torch.manual_seed(0)
     dataset = training_dataset(params, root, config)
     batch = {k: torch.stack([dataset[i][k] for i in range(2)]) for k in ("mixture", "sources", "frames")}
     net = PixelPlayer(config).train()
-    optimizer, _ = make_optimizer(net, config)
+    sgd_or_adam, _ = make_optimizer(net, config)
+    assert type(sgd_or_adam).__name__ == {"sgd": "SGD", "adam": "AdamW"}[optimizer]
+    assert [group["lr"] for group in sgd_or_adam.param_groups] == [lr, lr]
     losses = []
     for step in range(30):
-        optimizer.zero_grad()
+        sgd_or_adam.zero_grad()
         loss = batch_loss(net, net, batch, config, torch.device("cpu"), generator=augmentation_generator(5, 0, 0))
         loss.backward()
-        optimizer.step()
+        sgd_or_adam.step()
         losses.append(float(loss.detach()))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3]), losses
+
+
+def test_training_clips_may_be_shorter_than_the_evaluation_window(bench_root):
+    root, params, _ = bench_root
+    config = tiny_config(train_samples=32767)
+    item = training_dataset(params, root, config)[0]
+    assert item["mixture"].shape == (32767,) and item["sources"].shape == (2, 32767)
+    batch = {k: torch.stack([item[k], item[k]]) for k in ("mixture", "sources", "frames")}
+    net = PixelPlayer(config).train()
+    loss = batch_loss(net, net, batch, config, torch.device("cpu"), generator=augmentation_generator(5, 0, 0))
+    assert torch.isfinite(loss)
+    assert training_dataset(params, root, tiny_config())[0]["mixture"].shape == (params["audio"]["clip_samples"],)
+    with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.train_samples .*32767, 65535"):
+        tiny_config(train_samples=40000)
 
 
 def test_resumed_run_reproduces_the_uninterrupted_run(trained, bench_root, tmp_path):
@@ -257,6 +274,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     ({"unet_widths": [8, 16]}, "pixelplayer.p.unet_widths"),
     ({"visual_widths": [8, 16, 32, 0]}, "pixelplayer.p.visual_widths"),
     ({"mask": "soft"}, "pixelplayer.p.mask"),
+    ({"optimizer": "lbfgs"}, "pixelplayer.p.optimizer"),
     ({"lr_head": -1}, "pixelplayer.p.lr_head"),
     ({"lr_trunk": "fast"}, "pixelplayer.p.lr_trunk"),
     ({"batch_size": 0}, "pixelplayer.p.batch_size"),

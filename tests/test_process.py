@@ -18,6 +18,7 @@ from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe, write_video
 from musicbench.process import (
     INDEX_COLUMNS,
+    FrameArchive,
     ProcessConfig,
     count_clip_frames,
     process_manifest,
@@ -136,6 +137,14 @@ def test_outputs_rates_counts_and_trim(tmp_path, videos):
     assert np.corrcoef(reference[:SR], trimmed_audio[:SR])[0, 1] > 0.99
     with pytest.raises(Exception, match="frame 80 not in"):
         read_clip_frames(tmp_path / full.frames_path, [80])
+    # one archive object serves many reads (its member table is parsed once), byte-identical to fresh reads
+    archive = FrameArchive(tmp_path / full.frames_path)
+    assert len(archive) == 80
+    for indices in ([5, 6, 7], [79, 0], [40]):
+        assert np.array_equal(archive.read(indices), read_clip_frames(tmp_path / full.frames_path, indices))
+    assert not np.array_equal(archive.read([0]), archive.read([79]))
+    with pytest.raises(Exception, match="frame -1 not in"):
+        archive.read([-1])
 
 
 def test_bad_inputs_go_to_rejects_and_index_is_deterministic(tmp_path, videos):

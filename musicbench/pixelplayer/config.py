@@ -22,6 +22,7 @@ from musicbench.errors import MusicbenchError
 
 PROFILE_NAMES = ("cpu", "gpu")
 MASKS = ("binary", "ratio")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class PixelPlayerConfig:
     horizontal flip); evaluation resizes and centre-crops. ``frame_offsets`` are the 3 frames'
     positions (at the processed 8 fps) around the clip centre. Binary masks are thresholded at
     ``mask_threshold`` for separation when ``hard_masks`` (the reference), else used as soft masks.
+    ``train_samples`` is the length of training clips (0: ``audio.clip_samples``, the evaluation
+    window; the U-Net is convolutional in time, so shorter training clips cost less per item).
     Steps are optimiser steps; the global batch is ``batch_size * accumulate * world size``.
     """
 
@@ -47,6 +50,7 @@ class PixelPlayerConfig:
     pretrained: str = ""
     # data
     n_sources: int = 2
+    train_samples: int = 0
     frame_offsets: tuple[int, ...] = (-16, 0, 16)
     items_per_epoch: int = 40000
     workers: int = 8
@@ -56,6 +60,7 @@ class PixelPlayerConfig:
     mask_threshold: float = 0.5
     hard_masks: bool = True
     # optimisation
+    optimizer: str = "sgd"
     batch_size: int = 20
     accumulate: int = 1
     steps: int = 50000
@@ -85,7 +90,7 @@ class PixelPlayerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise MusicbenchError(f"params: {where}.{name} must be a positive integer, got {value!r}")
-        for name in ("workers", "val_items", "threads", "seed"):
+        for name in ("workers", "val_items", "threads", "seed", "train_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 key = "pixelplayer.seed" if name == "seed" else f"{where}.{name}"
@@ -101,6 +106,8 @@ class PixelPlayerConfig:
         for name in ("weighted_loss", "hard_masks", "amp", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise MusicbenchError(f"params: {where}.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise MusicbenchError(f"params: {where}.optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.mask not in MASKS:
             raise MusicbenchError(f"params: {where}.mask must be binary or ratio, got {self.mask!r}")
         if not 0 < self.mask_threshold < 1:
@@ -121,6 +128,10 @@ class PixelPlayerConfig:
                 f"params: {where}.unet_widths must list 7 positive integers (U-Net levels), got {list(self.unet_widths)}")
         if self.warp_rows % 128:
             raise MusicbenchError(f"params: {where}.warp_rows must be a multiple of 128 (7 halvings), got {self.warp_rows}")
+        if self.train_samples and (self.train_samples // 256 + 1) % 128:
+            raise MusicbenchError(
+                f"params: {where}.train_samples must be 0 (audio.clip_samples) or give a spectrogram of a multiple "
+                f"of 128 frames (hop 256): 32767, 65535, 98303, ...; got {self.train_samples}")
         if not 2 <= self.n_sources <= 4:
             raise MusicbenchError(f"params: {where}.n_sources must be 2, 3 or 4, got {self.n_sources!r}")
         if not self.frame_offsets or any(isinstance(o, bool) or not isinstance(o, int) for o in self.frame_offsets):
@@ -198,19 +209,19 @@ DEFAULT_SECTION: dict[str, Any] = {
     "cpu": {
         "image_size": 96, "resize": 128, "visual_widths": [16, 32, 64, 128],
         "unet_widths": [8, 16, 32, 64, 64, 64, 64], "channels": 16, "warp_rows": 256,
-        "n_sources": 2, "frame_offsets": [-16, 0, 16], "items_per_epoch": 4000, "workers": 1,
-        "mask": "binary", "weighted_loss": True, "hard_masks": False, "mask_threshold": 0.5,
-        "batch_size": 8, "accumulate": 1, "steps": 500, "lr_trunk": 0.05, "lr_head": 0.05,
-        "lr_milestones": [400], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-        "checkpoint_every": 100, "val_every": 100, "val_items": 40, "log_every": 10, "threads": 0,
+        "n_sources": 2, "train_samples": 32767, "frame_offsets": [-16, 0, 16], "items_per_epoch": 4000,
+        "workers": 1, "mask": "binary", "weighted_loss": True, "hard_masks": False, "mask_threshold": 0.5,
+        "optimizer": "adam", "batch_size": 8, "accumulate": 1, "steps": 1200, "lr_trunk": 1e-3, "lr_head": 1e-3,
+        "lr_milestones": [1000], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
+        "checkpoint_every": 200, "val_every": 100, "val_items": 40, "log_every": 10, "threads": 0,
         "amp": True, "channels_last": True, "pretrained": "",
     },
     "gpu": {
         "image_size": 224, "resize": 246, "visual_widths": [64, 128, 256, 512],
         "unet_widths": [64, 128, 256, 512, 512, 512, 512], "channels": 32, "warp_rows": 256,
-        "n_sources": 2, "frame_offsets": [-16, 0, 16], "items_per_epoch": 40000, "workers": 8,
-        "mask": "binary", "weighted_loss": True, "hard_masks": True, "mask_threshold": 0.5,
-        "batch_size": 20, "accumulate": 1, "steps": 50000, "lr_trunk": 1e-4, "lr_head": 1e-3,
+        "n_sources": 2, "train_samples": 0, "frame_offsets": [-16, 0, 16], "items_per_epoch": 40000,
+        "workers": 8, "mask": "binary", "weighted_loss": True, "hard_masks": True, "mask_threshold": 0.5,
+        "optimizer": "sgd", "batch_size": 20, "accumulate": 1, "steps": 50000, "lr_trunk": 1e-4, "lr_head": 1e-3,
         "lr_milestones": [20000, 40000], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
         "checkpoint_every": 1000, "val_every": 1000, "val_items": 0, "log_every": 20, "threads": 0,
         "amp": True, "channels_last": True, "pretrained": "",

@@ -177,11 +177,17 @@ def _amp_dtype() -> torch.dtype:
 
 
 def make_optimizer(net: PixelPlayer, config: PixelPlayerConfig) -> tuple[torch.optim.Optimizer, Any]:
-    """SGD with the reference's two parameter groups, and the step schedule."""
-    optimizer = torch.optim.SGD(
-        [{"params": net.trunk_parameters(), "lr": config.lr_trunk},
-         {"params": net.head_parameters(), "lr": config.lr_head}],
-        momentum=config.momentum, weight_decay=config.weight_decay)
+    """The reference's two parameter groups under SGD (the reference) or AdamW, and the step schedule.
+
+    AdamW takes ``momentum`` as its first moment's decay (beta1) and ``weight_decay`` decoupled.
+    """
+    groups = [{"params": net.trunk_parameters(), "lr": config.lr_trunk},
+              {"params": net.head_parameters(), "lr": config.lr_head}]
+    if config.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(groups, betas=(config.momentum, 0.999),
+                                                             weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.SGD(groups, momentum=config.momentum, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.lr_milestones), gamma=config.lr_gamma)
     return optimizer, scheduler
 
@@ -210,7 +216,8 @@ def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: Pi
                               "PixelPlayer has nothing to learn from")
     audio, frames = params.get("audio") or {}, params.get("frames") or {}
     return MixAndSeparateDataset(
-        index, root, train_ids, n_sources=config.n_sources, clip_samples=int(audio.get("clip_samples", 65535)),
+        index, root, train_ids, n_sources=config.n_sources,
+        clip_samples=config.train_samples or int(audio.get("clip_samples", 65535)),
         sample_rate=int(audio.get("sample_rate", 11025)), fps=float(frames.get("fps", 8.0)),
         frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch, seed=config.seed)
 
