@@ -7,9 +7,10 @@ split's fixed items (mean NSDR; the test split is never read). Objective (the re
 the mixture's log-magnitude STFT warped to log frequency feeds the U-Net; the target of source n
 is the binary mask ``mag_n > 0.5 · mag_mix`` (warped), learnt with binary cross-entropy weighted by
 ``clamp(log1p(mag_mix), 1e-3, 10)``; ``mask: ratio`` learns ``clamp(mag_n / mag_mix, 0, 5)`` with a
-(weighted) L1 loss instead. SGD (momentum, weight decay) with two learning rates: ``lr_trunk``
-for the ResNet trunk, ``lr_head`` for the U-Net, the visual net's last conv and the synthesizer;
-both × ``lr_gamma`` at each of ``lr_milestones`` (optimiser steps).
+(weighted) L1 loss instead. SGD (momentum, weight decay; the reference) or AdamW (``optimizer:
+adam``) with two learning rates: ``lr_trunk`` for the ResNet trunk, ``lr_head`` for the U-Net, the
+visual net's last conv and the synthesizer; both × ``lr_gamma`` at each of ``lr_milestones``
+(optimiser steps). Training clips are ``train_samples`` long (default: the evaluation window).
 
 Outputs in `out_dir`::
 
