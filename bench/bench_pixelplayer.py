@@ -19,8 +19,9 @@ Then the ``gpu`` profile's sizes (224 px frames, K = 32, U-Net 64..512) run on t
 steps of batch 2, to show the shapes and the parameter count, not a speed anyone should train at.
 On 2 cores that other processes also load, two OpenMP threads per process are often several times
 slower than one; on an otherwise idle 2-core machine (a `dvc repro` stage runs alone) two threads
-took 0.56 s per step of the full training loop against 0.77 s on one, so the ``cpu`` profile
-leaves ``threads`` to torch (0).
+took 0.19 s per step on real batches against 0.33 s on one (and the full training loop, data in a
+worker, 0.22 s), so the ``cpu`` profile leaves ``threads`` to torch (0). Compute-only steps use
+random clips of the profile's ``train_samples``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def _cpu_seconds() -> float:
 
 def _random_batch(config: PixelPlayerConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    sources = 0.1 * torch.randn(batch, config.n_sources, 65535, generator=g)
+    samples = config.train_samples or 65535  # the training clip length
+    sources = 0.1 * torch.randn(batch, config.n_sources, samples, generator=g)
     return {"mixture": sources.sum(1), "sources": sources,
             "frames": torch.randint(0, 256, (batch, config.n_sources, len(config.frame_offsets), size, size, 3),
                                     generator=g, dtype=torch.uint8)}
