@@ -61,7 +61,7 @@ def one_thread():
 def trained(bench_root, tmp_path_factory):
     """A tiny PixelPlayer trained 4 steps straight on the bench set: (params, out_dir, summary)."""
     root, params, _ = bench_root
-    params = tiny_params(params)
+    params = tiny_params(params, optimizer="adam")  # the cpu profile's optimiser: its resume is exact too
     out = tmp_path_factory.mktemp("pixelplayer") / "straight"
     summary = train_pixelplayer(params, root, out, device="cpu", progress=False)
     return params, out, summary
@@ -189,10 +189,11 @@ def test_resumed_run_reproduces_the_uninterrupted_run(trained, bench_root, tmp_p
         train_pixelplayer(tiny_params(bench_root[1], channels=6), root, resumed, device="cpu", progress=False)
 
 
-def test_two_process_ddp_matches_one_process_on_the_same_global_batch(bench_root, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_two_process_ddp_matches_one_process_on_the_same_global_batch(bench_root, tmp_path, optimizer):
     root, params, _ = bench_root
     changes = dict(batch_size=1, steps=2, val_every=100, checkpoint_every=100, val_items=1, items_per_epoch=4,
-                   threads=1)
+                   threads=1, optimizer=optimizer)
     single = train_pixelplayer(tiny_params(params, accumulate=2, **changes), root, tmp_path / "single", device="cpu",
                                progress=False)
     params_file = tmp_path / "params.yaml"
