@@ -39,7 +39,9 @@ def user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MusicbenchError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            # one line even where a message quotes a library's multi-line text
+            message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+            print(f"error: {message}", file=sys.stderr)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]

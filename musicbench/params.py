@@ -20,8 +20,11 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise MusicbenchError(f"cannot read params file {str(path)!r}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise MusicbenchError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # PyYAML's text spans lines: keep the problem and its position
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        raise MusicbenchError(f"params file {str(path)!r} is not valid YAML{where}: {problem}; fix that line") from None
     if not isinstance(data, dict):
         raise MusicbenchError(f"params file {str(path)!r} must hold a mapping of sections")
     return data

@@ -170,3 +170,31 @@ def test_committed_music_splits_match_the_convention():
     assert not find_leakage(rows)
     counts = pd.Series([r.split for r in rows if r.kind == "solo"]).value_counts()
     assert counts["train"] > counts["test"] > counts["val"] > 0
+
+
+def test_a_malformed_params_file_is_a_one_line_error_with_its_position(tmp_path):
+    from musicbench.params import load_params
+
+    bad = tmp_path / "params.yaml"
+    bad.write_text("synth:\n  seed: 1\n  instruments: [violin, cello\n  scale: 1\n")
+    with pytest.raises(MusicbenchError, match=r"not valid YAML at line 4, column \d+: expected ','") as info:
+        load_params(bad)
+    assert "\n" not in str(info.value)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(MusicbenchError, match="must hold a mapping"):
+        load_params(bad)
+    with pytest.raises(MusicbenchError, match="cannot read params file"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_the_cli_reports_a_bad_params_file_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from musicbench.cli import app
+
+    bad = tmp_path / "params.yaml"
+    bad.write_text("splits: {seed: 1\n")
+    result = CliRunner().invoke(app, ["splits", "build", "--params", str(bad), "--root", str(tmp_path / "data")])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: params file") and "not valid YAML at line" in lines[0]

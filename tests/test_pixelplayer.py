@@ -27,7 +27,7 @@ from musicbench.pixelplayer.model import (
     AudioUNet, PixelPlayer, Synthesizer, VisualNet, count_parameters, expected_parameter_count, frequency_grid,
 )
 from musicbench.pixelplayer.train import (
-    augmentation_generator, batch_loss, make_optimizer, train_pixelplayer, training_dataset,
+    _load_pretrained, augmentation_generator, batch_loss, make_optimizer, train_pixelplayer, training_dataset,
 )
 from tests.conftest import REPO_ROOT
 
@@ -258,11 +258,47 @@ def test_evaluate_runs_pixelplayer_end_to_end(trained, bench_root, tmp_path):
     assert model["has_separate_at"] and model["n_parameters"] == count_parameters(PixelPlayer(tiny_config()))
 
 
+def test_a_local_imagenet_resnet18_checkpoint_loads_into_the_visual_trunk(tmp_path):
+    """`pretrained:` takes a torchvision-layout ResNet-18 state dict (its 1000-way fc is ignored)."""
+    torch.manual_seed(1)
+    source = VisualNet((64, 128, 256, 512), channels=32)
+    state = {k: v for k, v in source.state_dict().items() if not k.startswith("fc.")}
+    # torchvision's names: 20 convolutions and 20 BatchNorms (5 tensors each) = 120, plus its classifier
+    assert len(state) == 120 and {"conv1.weight", "bn1.running_var", "layer1.0.conv2.weight",
+                                  "layer2.0.downsample.0.weight", "layer3.0.downsample.1.num_batches_tracked",
+                                  "layer4.1.bn2.bias"} <= set(state)
+    state |= {"fc.weight": torch.randn(1000, 512), "fc.bias": torch.randn(1000)}
+    torch.save(state, tmp_path / "resnet18.pth")
+    torch.save({"state_dict": state}, tmp_path / "wrapped.pth")
+    for name in ("resnet18.pth", "wrapped.pth"):
+        config = tiny_config(visual_widths=[64, 128, 256, 512], pretrained=str(tmp_path / name))
+        net = PixelPlayer(config)
+        head_before = net.visual.fc.weight.detach().clone()
+        _load_pretrained(net, config)
+        loaded = net.visual.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in state.items() if not k.startswith("fc."))
+        assert torch.equal(net.visual.fc.weight, head_before)  # the K-channel head is ours, untouched
+    (tmp_path / "garbage.pth").write_bytes(b"not a checkpoint")
+    for pretrained, widths, message in [
+        (tmp_path / "missing.pth", [64, 128, 256, 512], "no file"),
+        (tmp_path / "garbage.pth", [64, 128, 256, 512], "cannot read"),
+        (tmp_path / "resnet18.pth", TINY["visual_widths"], r"does not fit the visual net .*\[64, 128, 256, 512\]"),
+    ]:
+        config = tiny_config(visual_widths=widths, pretrained=str(pretrained))
+        with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.pretrained: .*" + message) as info:
+            _load_pretrained(PixelPlayer(config), config)
+        assert "\n" not in str(info.value)
+
+
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     from musicbench.model_runner import load_model_file
 
     with pytest.raises(MusicbenchError, match="train-pixelplayer"):
         load_model_file(REPO_ROOT / "baselines" / "pixelplayer.py", {"checkpoint": str(tmp_path / "none.pt")})
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")  # torch's own refusal spans many lines
+    with pytest.raises(MusicbenchError, match="cannot read PixelPlayer checkpoint .*garbage.pt.*tensors") as info:
+        load_model_file(REPO_ROOT / "baselines" / "pixelplayer.py", {"checkpoint": str(tmp_path / "garbage.pt")})
+    assert "\n" not in str(info.value)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ cover the frame; separation uses the training view (resize + centre crop to ``im
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,15 @@ from musicbench.pixelplayer.model import PixelPlayer
 CHECKPOINT_FORMAT = 1
 
 
+def load_error_reason(exc: Exception) -> str:
+    """One line saying why ``torch.load(..., weights_only=True)`` refused a file (torch's own text spans lines)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "not a file of tensors and plain types (a torch.save'd state dict)"
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    return f"{type(exc).__name__}: {first[:160]}" if first else type(exc).__name__
+
+
 def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """torch.load a PixelPlayer checkpoint (tensors and plain types only), with a clear error."""
     path = Path(path)
@@ -48,7 +58,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
-        raise MusicbenchError(f"cannot read PixelPlayer checkpoint {str(path)!r}: {exc}") from None
+        raise MusicbenchError(f"cannot read PixelPlayer checkpoint {str(path)!r}: {load_error_reason(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise MusicbenchError(f"{str(path)!r} is not a PixelPlayer checkpoint of format {CHECKPOINT_FORMAT}")
     return state

@@ -59,7 +59,7 @@ from musicbench.evaluate import resolve_device
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.progress import progress_bar
 from musicbench.pixelplayer.config import PixelPlayerConfig
-from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file
+from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file, load_error_reason
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
 
 CHECKPOINT_NAME, BEST_NAME = "checkpoint.pt", "best.pt"
@@ -528,7 +528,8 @@ def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: cannot read {str(path)!r}: {exc}") from None
+        raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: cannot read {str(path)!r}: "
+                              f"{load_error_reason(exc)}") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     trunk = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = net.visual.state_dict()
