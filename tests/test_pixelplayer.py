@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import torch
 import yaml
 
 from musicbench.errors import MusicbenchError
+from musicbench.evaluate import iter_items
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import (
@@ -159,6 +161,26 @@ def test_training_clips_may_be_shorter_than_the_evaluation_window(bench_root):
     assert training_dataset(params, root, tiny_config())[0]["mixture"].shape == (params["audio"]["clip_samples"],)
     with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.train_samples .*32767, 65535"):
         tiny_config(train_samples=40000)
+
+
+def test_the_gpu_profile_trains_validates_and_separates_on_cpu(bench_root, tmp_path):
+    """No GPU is lent to CI: the paper-sized profile runs its whole loop here for one step of batch 2."""
+    from musicbench.pixelplayer.config import DEFAULT_SECTION
+
+    root, params, _ = bench_root
+    section = copy.deepcopy(DEFAULT_SECTION)
+    section["profile"] = "gpu"
+    section["gpu"].update(batch_size=2, steps=1, items_per_epoch=2, workers=0, val_items=1, checkpoint_every=1,
+                          val_every=1, log_every=1, threads=1)
+    summary = train_pixelplayer({**params, "pixelplayer": section}, root, tmp_path / "gpu", device="cpu", progress=False)
+    assert summary["profile"] == "gpu" and summary["completed"] and summary["device"] == "cpu"
+    assert summary["n_parameters"] == expected_parameter_count(PixelPlayerConfig())["total"]
+    assert math.isfinite(summary["first_loss"]) and summary["best_step"] == 1
+    separator = Separator.from_checkpoint(tmp_path / "gpu" / "best.pt", device="cpu")
+    assert separator.config.hard_masks and separator.config.image_size == 224
+    item = next(iter_items(root, "test", 1))
+    estimates = separator.separate(item.mixture, item.frames)
+    assert estimates.shape == item.references.shape and np.isfinite(estimates).all()
 
 
 def test_resumed_run_reproduces_the_uninterrupted_run(trained, bench_root, tmp_path):
