@@ -110,6 +110,20 @@ def test_log_frequency_warp_spans_the_spectrum_and_unwarps():
     assert torch.allclose(back[..., 64:, :], smooth[..., 64:, :], atol=2e-3)  # exact up to interpolation
 
 
+def test_unet_initialisation_reference_or_torch():
+    torch.manual_seed(0)
+    reference, default = AudioUNet((8, 16, 32, 64, 64, 64, 64), 4), AudioUNet((8, 16, 32, 64, 64, 64, 64), 4, "torch")
+    convs = [m.weight.detach() for m in reference.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(abs(float(w.std()) - 0.001) < 0.0005 for w in convs if w.numel() >= 256)
+    norms = [m for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d)]  # the input BN too
+    assert all(float(m.bias.detach().abs().max()) == 0 and 0 < float((m.weight.detach() - 1).abs().max()) < 0.2
+               for m in norms)
+    default_convs = [m.weight.detach() for m in default.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert min(float(w.std()) for w in default_convs) > 0.01  # PyTorch's kaiming-uniform defaults
+    assert PixelPlayerConfig().unet_init == "reference"
+    assert PixelPlayer(tiny_config(unet_init="torch")).audio.down[0][0].weight.std() > 0.01
+
+
 def test_gpu_profile_parameter_count_matches_the_architecture():
     config = PixelPlayerConfig()  # the defaults are the paper's sizes (the gpu profile)
     net = PixelPlayer(config)
@@ -334,6 +348,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     ({"visual_widths": [8, 16, 32, 0]}, "pixelplayer.p.visual_widths"),
     ({"mask": "soft"}, "pixelplayer.p.mask"),
     ({"optimizer": "lbfgs"}, "pixelplayer.p.optimizer"),
+    ({"unet_init": "xavier"}, "pixelplayer.p.unet_init"),
     ({"lr_head": -1}, "pixelplayer.p.lr_head"),
     ({"lr_trunk": "fast"}, "pixelplayer.p.lr_trunk"),
     ({"batch_size": 0}, "pixelplayer.p.batch_size"),

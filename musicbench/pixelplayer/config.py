@@ -23,6 +23,7 @@ from musicbench.errors import MusicbenchError
 PROFILE_NAMES = ("cpu", "gpu")
 MASKS = ("binary", "ratio")
 OPTIMIZERS = ("sgd", "adam")
+UNET_INITS = ("reference", "torch")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class PixelPlayerConfig:
     horizontal flip); evaluation resizes and centre-crops. ``frame_offsets`` are the 3 frames'
     positions (at the processed 8 fps) around the clip centre. Binary masks are thresholded at
     ``mask_threshold`` for separation when ``hard_masks`` (the reference), else used as soft masks.
+    ``unet_init``: ``reference`` initialises the U-Net as the reference code does (convolution
+    weights N(0, 0.001), BatchNorm weights N(1, 0.02)), ``torch`` keeps PyTorch's defaults.
     ``train_samples`` is the length of training clips (0: ``audio.clip_samples``, the evaluation
     window; the U-Net is convolutional in time, so shorter training clips cost less per item).
     Steps are optimiser steps; the global batch is ``batch_size * accumulate * world size``.
@@ -47,6 +50,7 @@ class PixelPlayerConfig:
     unet_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512)
     channels: int = 32
     warp_rows: int = 256
+    unet_init: str = "reference"
     pretrained: str = ""
     # data
     n_sources: int = 2
@@ -106,6 +110,8 @@ class PixelPlayerConfig:
         for name in ("weighted_loss", "hard_masks", "amp", "channels_last"):
             if not isinstance(getattr(self, name), bool):
                 raise MusicbenchError(f"params: {where}.{name} must be true or false, got {getattr(self, name)!r}")
+        if self.unet_init not in UNET_INITS:
+            raise MusicbenchError(f"params: {where}.unet_init must be reference or torch, got {self.unet_init!r}")
         if self.optimizer not in OPTIMIZERS:
             raise MusicbenchError(f"params: {where}.optimizer must be sgd or adam, got {self.optimizer!r}")
         if self.mask not in MASKS:
@@ -208,7 +214,7 @@ DEFAULT_SECTION: dict[str, Any] = {
     "seed": 1234,
     "cpu": {
         "image_size": 96, "resize": 128, "visual_widths": [16, 32, 64, 128],
-        "unet_widths": [8, 16, 32, 64, 64, 64, 64], "channels": 16, "warp_rows": 256,
+        "unet_widths": [8, 16, 32, 64, 64, 64, 64], "channels": 16, "warp_rows": 256, "unet_init": "torch",
         "n_sources": 2, "train_samples": 32767, "frame_offsets": [-16, 0, 16], "items_per_epoch": 4000,
         "workers": 1, "mask": "binary", "weighted_loss": True, "hard_masks": False, "mask_threshold": 0.5,
         "optimizer": "adam", "batch_size": 8, "accumulate": 1, "steps": 1200, "lr_trunk": 1e-3, "lr_head": 1e-3,
@@ -218,7 +224,7 @@ DEFAULT_SECTION: dict[str, Any] = {
     },
     "gpu": {
         "image_size": 224, "resize": 246, "visual_widths": [64, 128, 256, 512],
-        "unet_widths": [64, 128, 256, 512, 512, 512, 512], "channels": 32, "warp_rows": 256,
+        "unet_widths": [64, 128, 256, 512, 512, 512, 512], "channels": 32, "warp_rows": 256, "unet_init": "reference",
         "n_sources": 2, "train_samples": 0, "frame_offsets": [-16, 0, 16], "items_per_epoch": 40000,
         "workers": 8, "mask": "binary", "weighted_loss": True, "hard_masks": True, "mask_threshold": 0.5,
         "optimizer": "sgd", "batch_size": 20, "accumulate": 1, "steps": 50000, "lr_trunk": 1e-4, "lr_head": 1e-3,

@@ -10,7 +10,8 @@ Three parts, as in the paper and its reference recipe:
 - `AudioUNet`: a 7-level U-Net on the log magnitude of the mixture's STFT (window 1022, hop 256,
   centred: 65535 samples at 11025 Hz → 512 × 256), warped to ``warp_rows`` (256) log-frequency rows
   with `grid_sample`, after a BatchNorm; 4×4 stride-2 convolutions down (LeakyReLU 0.2, BatchNorm),
-  bilinear ×2 upsampling and 3×3 convolutions up (ReLU, BatchNorm), skip connections; K output maps.
+  bilinear ×2 upsampling and 3×3 convolutions up (ReLU, BatchNorm), skip connections; K output maps;
+  initialised as the reference (``unet_init: reference``) or with PyTorch's defaults (``torch``).
 - `Synthesizer`: mask logits ``Σ_k v_k · scale_k · a_k + bias`` with learnable scales and bias;
   the mask is their sigmoid.
 
@@ -100,7 +101,8 @@ class VisualNet(nn.Module):
 class AudioUNet(nn.Module):
     """7-level U-Net: (B, 1, R, T) log magnitude → (B, K, R, T) audio feature maps (no activation)."""
 
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512), channels: int = 32):
+    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512), channels: int = 32,
+                 init: str = "reference"):
         super().__init__()
         levels = len(widths)
         self.bn_input = nn.BatchNorm2d(1)
@@ -120,6 +122,13 @@ class AudioUNet(nn.Module):
             if i > 0:
                 layers.append(nn.BatchNorm2d(cout))
             self.up.append(nn.Sequential(*layers))
+        if init == "reference":  # the reference code's weights_init; "torch" keeps PyTorch's defaults
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.normal_(module.weight, 0.0, 0.001)
+                elif isinstance(module, nn.BatchNorm2d):
+                    nn.init.normal_(module.weight, 1.0, 0.02)
+                    nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn_input(x)
@@ -175,7 +184,7 @@ class PixelPlayer(nn.Module):
         super().__init__()
         self.config = config
         self.visual = VisualNet(tuple(config.visual_widths), config.channels)
-        self.audio = AudioUNet(tuple(config.unet_widths), config.channels)
+        self.audio = AudioUNet(tuple(config.unet_widths), config.channels, config.unet_init)
         self.synthesizer = Synthesizer(config.channels)
         self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
