@@ -53,8 +53,7 @@ def _cpu_seconds() -> float:
 
 def _random_batch(config: PixelPlayerConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    samples = config.train_samples or 65535  # the training clip length
-    sources = 0.1 * torch.randn(batch, config.n_sources, samples, generator=g)
+    sources = 0.1 * torch.randn(batch, config.n_sources, config.train_clip_samples(65535), generator=g)
     return {"mixture": sources.sum(1), "sources": sources,
             "frames": torch.randint(0, 256, (batch, config.n_sources, len(config.frame_offsets), size, size, 3),
                                     generator=g, dtype=torch.uint8)}

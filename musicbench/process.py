@@ -284,15 +284,6 @@ def _write_frames_tar(frame_files: list[Path], tar_path: Path) -> None:
             archive.addfile(info, io.BytesIO(data))
 
 
-def count_clip_frames(path: str | os.PathLike) -> int:
-    """Number of frames in a frame archive written by this stage."""
-    try:
-        with tarfile.open(path, "r:") as archive:
-            return sum(1 for member in archive.getmembers() if member.isfile())
-    except (OSError, tarfile.TarError) as exc:
-        raise MusicbenchError(f"cannot read frame archive {os.fspath(path)!r}: {exc}; rerun `musicbench process`") from None
-
-
 class FrameArchive:
     """Random access to the JPEG frames of a frame archive written by this stage.
 
@@ -337,6 +328,11 @@ class FrameArchive:
         if not images:
             return np.zeros((0, 0, 0, 3), dtype=np.uint8)
         return np.stack(images)
+
+
+def count_clip_frames(path: str | os.PathLike) -> int:
+    """Number of frames in a frame archive written by this stage."""
+    return len(FrameArchive(path))
 
 
 def read_clip_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:

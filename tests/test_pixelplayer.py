@@ -122,6 +122,8 @@ def test_unet_initialisation_reference_or_torch():
     assert min(float(w.std()) for w in default_convs) > 0.01  # PyTorch's kaiming-uniform defaults
     assert PixelPlayerConfig().unet_init == "reference"
     assert PixelPlayer(tiny_config(unet_init="torch")).audio.down[0][0].weight.std() > 0.01
+    with pytest.raises(ValueError, match="init"):
+        AudioUNet((8, 16, 32, 64, 64, 64, 64), 4, "xavier")
 
 
 def test_gpu_profile_parameter_count_matches_the_architecture():
@@ -173,6 +175,7 @@ def test_training_clips_may_be_shorter_than_the_evaluation_window(bench_root):
     loss = batch_loss(net, net, batch, config, torch.device("cpu"), generator=augmentation_generator(5, 0, 0))
     assert torch.isfinite(loss)
     assert training_dataset(params, root, tiny_config())[0]["mixture"].shape == (params["audio"]["clip_samples"],)
+    assert config.train_clip_samples(65535) == 32767 and tiny_config().train_clip_samples(65535) == 65535
     with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.train_samples .*32767, 65535"):
         tiny_config(train_samples=40000)
 

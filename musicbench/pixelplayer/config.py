@@ -198,6 +198,10 @@ class PixelPlayerConfig:
     def replace(self, **changes: Any) -> "PixelPlayerConfig":
         return PixelPlayerConfig(**{**asdict(self), **changes})
 
+    def train_clip_samples(self, clip_samples: int) -> int:
+        """Samples per training clip: ``train_samples``, or `clip_samples` (the evaluation window) when 0."""
+        return self.train_samples or int(clip_samples)
+
     @property
     def train_frames(self) -> int:
         return len(self.frame_offsets)

@@ -104,6 +104,8 @@ class AudioUNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512), channels: int = 32,
                  init: str = "reference"):
         super().__init__()
+        if init not in ("reference", "torch"):
+            raise ValueError(f"AudioUNet init must be 'reference' or 'torch', got {init!r}")
         levels = len(widths)
         self.bn_input = nn.BatchNorm2d(1)
         self.down = nn.ModuleList()

@@ -218,7 +218,7 @@ def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: Pi
     audio, frames = params.get("audio") or {}, params.get("frames") or {}
     return MixAndSeparateDataset(
         index, root, train_ids, n_sources=config.n_sources,
-        clip_samples=config.train_samples or int(audio.get("clip_samples", 65535)),
+        clip_samples=config.train_clip_samples(audio.get("clip_samples", 65535)),
         sample_rate=int(audio.get("sample_rate", 11025)), fps=float(frames.get("fps", 8.0)),
         frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch, seed=config.seed)
 
