@@ -106,10 +106,11 @@ def test_dictionaries_explain_held_out_clips_of_their_own_instrument(rich_root, 
             wins += scores[row.instruments] < best_other
             ratios.append(scores[row.instruments] / best_other)
     assert len(ratios) == 32
-    # measured with SMALL_NMF: own dictionary lowest on 22-26 of 32 segments (seeds 1-4), median
-    # own / best-other divergence 0.51-0.56; chance would be 8 of 32 and a median near or above 1
+    # measured with SMALL_NMF on varied recordings (synth.recording): own dictionary lowest on 21-24
+    # of 32 segments (seeds 1-4), median own / best-other divergence 0.68-0.78 (on clean, one-preset
+    # recordings: 22-26 and 0.51-0.56); chance would be 8 of 32 and a median near or above 1
     assert wins >= 19, f"own dictionary lowest on only {wins}/32 held-out segments"
-    assert np.median(ratios) < 0.75
+    assert np.median(ratios) < 0.9
 
 
 def test_separate_is_consistent_and_names_missing_instruments(bench_root, trained):

@@ -16,6 +16,13 @@ from musicbench.manifest import entry_path, read_manifest
 from musicbench.media import probe, read_audio, read_frames
 from musicbench.synth import SynthConfig, VideoSpec, generate_synth, plan_videos
 from musicbench.synth.generate import render_stems, video_rng
+from musicbench.synth.recording import (
+    Room, apply_recording, draw_recording, draw_room, high_shelf_biquad, peaking_biquad, recording_rng,
+    room_impulse_response,
+)
+from musicbench.instruments import get_instrument
+from musicbench.synth.audio import default_soundfont, render_part
+from musicbench.synth.score import Note, Part
 from tests.conftest import SMALL_SYNTH, run_cli
 
 
@@ -117,7 +124,7 @@ def test_instrument_timbres_are_distinguishable():
     for label, name in enumerate(MUSIC_INSTRUMENTS):
         for k in range(7):
             spec = VideoSpec(f"solo_{name}_{k:02d}", "solo", (name,))
-            stem = render_stems(spec, config, video_rng(config.seed, spec.video_id))[0]
+            stem = render_stems(spec, config, video_rng(config.seed, spec.video_id))[0][0]
             features.append(_spectral_features(stem.astype(np.float64)))
             labels.append(label)
     features, labels = np.array(features), np.array(labels)
@@ -157,6 +164,7 @@ def test_same_seed_identical_and_other_seed_differs(tmp_path, small_synth, small
         ({"solo_per_instrument": 0}, "synth.solo_per_instrument must be positive"),
         ({"scale": -1}, "synth.scale must be positive"),
         ({"width": 0}, "synth.width must be positive"),
+        ({"recording": "studio"}, "synth.recording must be one of varied, clean, got 'studio'"),
     ],
 )
 def test_bad_params_are_rejected_with_the_parameter_named(change, message):
@@ -221,3 +229,91 @@ def test_cli_help_lists_the_stage_commands():
     result = _cli("--help")
     assert result.returncode == 0
     assert "synth" in result.stdout
+
+
+def _gain_db(sos: np.ndarray, frequency: float, sample_rate: int) -> float:
+    from scipy import signal
+
+    _, response = signal.sosfreqz(sos, worN=[frequency], fs=sample_rate)
+    return float(20 * np.log10(np.abs(response[0])))
+
+
+def test_equaliser_sections_have_the_drawn_gains():
+    rate = 11025
+    assert _gain_db(peaking_biquad(800.0, 6.0, 1.2, rate), 800.0, rate) == pytest.approx(6.0, abs=0.01)
+    assert _gain_db(peaking_biquad(800.0, -7.5, 0.7, rate), 800.0, rate) == pytest.approx(-7.5, abs=0.01)
+    assert abs(_gain_db(peaking_biquad(800.0, 6.0, 1.2, rate), 60.0, rate)) < 0.5  # far from the band: flat
+    shelf = high_shelf_biquad(3000.0, -9.0, rate)
+    assert _gain_db(shelf, 5400.0, rate) == pytest.approx(-9.0, abs=0.5)
+    assert abs(_gain_db(shelf, 200.0, rate)) < 0.2
+
+
+def test_room_response_has_the_drawn_reverberation_time_and_direct_ratio():
+    rate = 11025
+    for rt60, drr in ((0.3, 3.0), (0.8, 10.0)):
+        response = room_impulse_response(Room(rt60, drr), rate, seed=5)
+        assert response[0] == 1.0
+        tail = response[1:]
+        assert 10 * np.log10(1.0 / np.sum(tail**2)) == pytest.approx(drr, abs=1e-6)
+        # Schroeder backward integration; the -5 .. -25 dB slope extrapolated to -60 dB (T20)
+        decay = 10 * np.log10(np.cumsum(tail[::-1] ** 2)[::-1] / np.sum(tail**2))
+        t5, t25 = np.argmax(decay < -5) / rate, np.argmax(decay < -25) / rate
+        assert 3 * (t25 - t5) == pytest.approx(rt60, rel=0.1)
+    dry = np.zeros(rate)
+    dry[100] = 1.0
+    wet = apply_recording(dry, draw_recording(np.random.default_rng(0), get_instrument("cello"), Room(0.5, 6.0)), rate)
+    assert wet.shape == dry.shape and np.abs(wet[:100]).max() < 1e-12  # causal: nothing before the sound
+    assert np.abs(wet[2000:]).max() > 0.0  # the room rings on
+
+
+def test_tuning_shifts_the_pitch_by_the_drawn_cents():
+    rate = 11025
+    part = Part(get_instrument("flute"), [Note(0.0, 1.5, 69, 100)])
+    peaks = []
+    for cents in (0.0, 25.0, -25.0):
+        audio = render_part(part, 1.5, rate, default_soundfont(), tuning_cents=cents)[2000:14000]
+        spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.size), n=1 << 18))
+        low = int(400 / rate * (1 << 18))
+        peak = low + int(np.argmax(spectrum[low:int(480 / rate * (1 << 18))]))
+        peaks.append(peak * rate / (1 << 18))
+    assert 1200 * np.log2(peaks[1] / peaks[0]) == pytest.approx(25.0, abs=3.0)
+    assert 1200 * np.log2(peaks[2] / peaks[0]) == pytest.approx(-25.0, abs=3.0)
+
+
+def _long_term_spectrum_db(audio: np.ndarray) -> np.ndarray:
+    frames = np.lib.stride_tricks.sliding_window_view(audio, 1024)[::256] * np.hanning(1024)
+    return 10 * np.log10(np.mean(np.abs(np.fft.rfft(frames, axis=1)) ** 2, axis=0) + 1e-12)
+
+
+def _onset_strength(audio: np.ndarray, hop: int = 441) -> np.ndarray:
+    energy = np.log(np.square(audio[: audio.size // hop * hop]).reshape(-1, hop).sum(axis=1) + 1e-6)
+    return np.maximum(np.diff(energy), 0.0)
+
+
+def test_varied_recordings_change_how_a_video_sounds_but_not_its_music():
+    """`recording: varied` against `clean` for the same six saxophone videos: the same notes (the
+    dry performances' onsets agree), a different sound (long-term spectra differ by several dB in
+    shape), and several saxophone variants drawn."""
+    rendered = {}
+    for recording in ("clean", "varied"):
+        config = SynthConfig(instruments=("saxophone",), duration=4.0, seed=3, recording=recording)
+        for k in range(6):
+            spec = VideoSpec(f"solo_saxophone_{k:02d}", "solo", ("saxophone",))
+            stems, dry = render_stems(spec, config, video_rng(config.seed, spec.video_id))
+            assert stems.shape == dry.shape == (1, int(4.0 * 11025))
+            rendered[recording, k] = stems[0].astype(np.float64), dry[0].astype(np.float64)
+    distances, agreements = [], []
+    for k in range(6):
+        (clean, clean_dry), (varied, varied_dry) = rendered["clean", k], rendered["varied", k]
+        assert np.array_equal(clean, clean_dry)  # clean: nothing between the performance and the stem
+        difference = _long_term_spectrum_db(clean) - _long_term_spectrum_db(varied)
+        difference = difference[10:470] - difference[10:470].mean()
+        distances.append(np.sqrt(np.mean(difference**2)))
+        agreements.append(np.corrcoef(_onset_strength(clean_dry), _onset_strength(varied_dry))[0, 1])
+    assert min(distances) > 2.0, distances
+    assert min(agreements) > 0.5, agreements
+    programs = set()
+    for k in range(6):
+        chain = recording_rng(3, f"solo_saxophone_{k:02d}")
+        programs.add(draw_recording(chain, get_instrument("saxophone"), draw_room(chain)).program)
+    assert len(programs) >= 2 and programs <= {64, 65, 66, 67}

@@ -6,7 +6,8 @@ data root (all paths in the manifest are relative to the root)::
 
     synth/manifest.csv          canonical manifest (musicbench.manifest), source = synth
     synth/videos/<id>.mp4       H.264 video (synth.fps, synth.width x synth.height) + AAC mono audio
-    synth/stems/<id>.flac       clean sources, one channel per player in manifest order, 24-bit,
+    synth/stems/<id>.flac       each player's recorded audio alone (musicbench.synth.recording),
+                                one channel per player in manifest order, 24-bit,
                                 audio.sample_rate Hz; their sum is the video's audio before AAC
     synth/boxes/<id>.json       per video frame and player: [x, y, w, h] pixels (top-left origin)
 

@@ -56,8 +56,8 @@ def check_soundfont(path: str | os.PathLike) -> Path:
     return path
 
 
-def _control_events(part: Part, duration: float) -> list[tuple[float, str, int]]:
-    """(time s, kind, value) for expression (CC11) and pitch-wheel updates."""
+def _control_events(part: Part, duration: float, tuning_cents: float = 0.0) -> list[tuple[float, str, int]]:
+    """(time s, kind, value) for expression (CC11) and pitch-wheel updates (`tuning_cents` offsets the wheel)."""
     events: list[tuple[float, str, int]] = []
     times = np.arange(0.0, duration, CONTROL_STEP)
     if part.expression:
@@ -69,7 +69,7 @@ def _control_events(part: Part, duration: float) -> list[tuple[float, str, int]]
             if v != last:
                 events.append((float(t), "cc11", int(v)))
                 last = v
-    if part.vibrato is None and part.glide == 0.0:
+    if part.vibrato is None and part.glide == 0.0 and tuning_cents == 0.0:
         return events
     notes = sorted(part.notes, key=lambda n: n.start)
     starts = np.array([n.start for n in notes])
@@ -77,7 +77,7 @@ def _control_events(part: Part, duration: float) -> list[tuple[float, str, int]]
     last_bend = 8192
     for t in times:
         index = int(np.searchsorted(starts, t, side="right")) - 1
-        cents = 0.0
+        cents = tuning_cents
         if index >= 0 and t < notes[index].start + notes[index].duration:
             note, age = notes[index], t - notes[index].start
             if depth:
@@ -93,20 +93,25 @@ def _control_events(part: Part, duration: float) -> list[tuple[float, str, int]]
     return events
 
 
-def render_part(part: Part, duration: float, sample_rate: int, soundfont: str | os.PathLike) -> np.ndarray:
-    """Render one player's part to mono float32 ``(round(duration * sample_rate),)``."""
+def render_part(part: Part, duration: float, sample_rate: int, soundfont: str | os.PathLike,
+                program: int | None = None, tuning_cents: float = 0.0) -> np.ndarray:
+    """Render one player's part to mono float32 ``(round(duration * sample_rate),)``.
+
+    program: 0-based General MIDI program (default: the part's instrument's); tuning_cents: the
+    player's pitch offset from A440 (within the wheel's ±200 cents, with any vibrato or glide).
+    """
     tsf = _tinysoundfont()
     n_samples = int(round(duration * sample_rate))
     synth = tsf.Synth(samplerate=sample_rate)
     sfid = synth.sfload(str(soundfont))
-    synth.program_select(0, sfid, 0, part.instrument.program)
+    synth.program_select(0, sfid, 0, part.instrument.program if program is None else program)
     events: list[tuple[int, int, str, int, int]] = []  # (sample, order, kind, a, b)
     for note in part.notes:
         on = int(round(note.start * sample_rate))
         off = int(round((note.start + note.duration) * sample_rate))
         events.append((on, 2, "on", note.pitch, note.velocity))
         events.append((off, 0, "off", note.pitch, 0))
-    for t, kind, value in _control_events(part, duration):
+    for t, kind, value in _control_events(part, duration, tuning_cents):
         events.append((int(round(t * sample_rate)), 1, kind, value, 0))
     events.sort()
     out = np.zeros((n_samples, 2), dtype=np.float32)

@@ -22,6 +22,7 @@ from musicbench.media import write_video
 from musicbench.params import positive, section
 from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
+from musicbench.synth.recording import RECORDINGS, apply_recording, clean_recording, draw_recording, draw_room, recording_rng
 from musicbench.synth.score import duet_parts, solo_parts
 from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
 
@@ -48,8 +49,11 @@ class SynthConfig:
     soundfont: str = ""
     jobs: int = 2
     instruments: tuple[str, ...] = ()
+    recording: str = "varied"
 
     def __post_init__(self) -> None:
+        if self.recording not in RECORDINGS:
+            raise MusicbenchError(f"params: synth.recording must be one of {', '.join(RECORDINGS)}, got {self.recording!r}")
         for name in ("scale", "solo_per_instrument", "width", "height", "fps", "sample_rate", "jobs"):
             positive(getattr(self, name), f"synth.{name}", int)
         positive(self.duration, "synth.duration", float)
@@ -117,28 +121,43 @@ def video_rng(seed: int, video_id: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(key,)))
 
 
-def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator) -> np.ndarray:
-    """Compose and render the clean sources of a video, float32 ``(n_sources, n_samples)``.
+def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Compose, render and record the sources of a video: float32 ``(n_sources, n_samples)`` twice,
+    the recorded stems (the ground truth) and the dry performances at the same scale (what the
+    players' motion follows).
 
-    Each source is brought to its own RMS level (-20 dBFS ± 3 dB); all are scaled together if
-    their sum would peak above 0.95.
+    Each recorded source is brought to its own RMS level (-20 dBFS ± 3 dB); all are scaled
+    together if their sum would peak above 0.95. The recording chain (`musicbench.synth.recording`)
+    draws from its own generator, so `rng` sees the same draws with either ``synth.recording``.
     """
     instruments = [get_instrument(name) for name in spec.instruments]
     if spec.kind == "solo":
         parts = solo_parts(rng, instruments[0], config.duration)
     else:
         parts = duet_parts(rng, instruments[0], instruments[1], config.duration)
-    stems = np.stack([render_part(p, config.duration, config.sample_rate, config.soundfont_path) for p in parts])
-    stems = stems.astype(np.float64)
+    if config.recording == "clean":
+        recordings = [clean_recording(i) for i in instruments]
+    else:
+        chain_rng = recording_rng(config.seed, spec.video_id)
+        room = draw_room(chain_rng)
+        recordings = [draw_recording(chain_rng, i, room) for i in instruments]
+    dry = np.stack([
+        render_part(p, config.duration, config.sample_rate, config.soundfont_path, r.program, r.tuning_cents)
+        for p, r in zip(parts, recordings)
+    ]).astype(np.float64)
+    stems = np.stack([apply_recording(d, r, config.sample_rate) for d, r in zip(dry, recordings)])
     for i, stem in enumerate(stems):
         rms = np.sqrt(np.mean(stem**2))
         if rms == 0:
             raise MusicbenchError(f"video {spec.video_id}: source {spec.instruments[i]} rendered silent; check synth.soundfont")
-        stems[i] = stem * (10 ** ((-20 + rng.uniform(-3, 3)) / 20) / rms)
+        gain = 10 ** ((-20 + rng.uniform(-3, 3)) / 20) / rms
+        stems[i] *= gain
+        dry[i] *= gain
     peak = np.abs(stems.sum(axis=0)).max()
     if peak > MIXTURE_PEAK:
         stems *= MIXTURE_PEAK / peak
-    return stems.astype(np.float32)
+        dry *= MIXTURE_PEAK / peak
+    return stems.astype(np.float32), dry.astype(np.float32)
 
 
 def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfig) -> list[PlayerFigure]:
@@ -167,13 +186,16 @@ def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfi
 
 
 def render_frames(
-    spec: VideoSpec, config: SynthConfig, stems: np.ndarray, rng: np.random.Generator
+    spec: VideoSpec, config: SynthConfig, performances: np.ndarray, rng: np.random.Generator
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """Draw the video: frames uint8 ``(height, width, 3)`` and boxes ``(n_sources, n_frames, 4)``."""
+    """Draw the video: frames uint8 ``(height, width, 3)`` and boxes ``(n_sources, n_frames, 4)``.
+
+    Each player moves with their own dry performance ``(n_sources, n_samples)``, not its reverberation.
+    """
     n_frames = int(round(config.duration * config.fps))
     background = add_distractors(rng, random_background(rng, config.width, config.height))
     figures = _place_players(rng, spec, config)
-    signals = [motion_signals(stem, config.sample_rate, config.fps, n_frames) for stem in stems]
+    signals = [motion_signals(dry, config.sample_rate, config.fps, n_frames) for dry in performances]
     boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
     frames = []
     for i in range(n_frames):
@@ -193,8 +215,8 @@ def generate_video(spec: VideoSpec, config: SynthConfig, synth_dir: str | os.Pat
     """
     synth_dir = Path(synth_dir)
     rng = video_rng(config.seed, spec.video_id)
-    stems = render_stems(spec, config, rng)
-    frames, boxes = render_frames(spec, config, stems, rng)
+    stems, performances = render_stems(spec, config, rng)
+    frames, boxes = render_frames(spec, config, performances, rng)
     stems_rel = f"{SYNTH_DIR}/stems/{spec.video_id}.flac"
     boxes_rel = f"{SYNTH_DIR}/boxes/{spec.video_id}.json"
     video_rel = f"{SYNTH_DIR}/videos/{spec.video_id}.mp4"
