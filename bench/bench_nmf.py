@@ -17,7 +17,6 @@ Usage: python bench/bench_nmf.py [--root DATA] [--params params.yaml] [--set ran
 from __future__ import annotations
 
 import argparse
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -27,15 +26,11 @@ import yaml
 
 from musicbench.evaluate import iter_items, oracle_estimates
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, single_thread, train_nmf
+from musicbench.progress import cpu_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_SYNTH = dict(seed=11, solo_per_instrument=3, duets_per_pair=1, duration=8.0, width=128, height=96, fps=16,
                      instruments=["acoustic_guitar", "cello", "flute", "violin"], jobs=2)
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def build_fixture_benchmark(root: Path, params: dict) -> None:
@@ -83,9 +78,9 @@ def main() -> None:
         checkpoint = Path(tmp) / "nmf" / "nmf.npz"
         noise = np.random.default_rng(0).standard_normal(11025).astype(np.float32)
         learn_dictionaries({"warm-up": [noise]}, NMFConfig.from_params(params))  # first torch calls are slow
-        began, cpu = time.perf_counter(), _cpu_seconds()
+        began, cpu = time.perf_counter(), cpu_seconds()
         stats = train_nmf(params, root, checkpoint, progress=False)
-        wall, cpu = time.perf_counter() - began, _cpu_seconds() - cpu
+        wall, cpu = time.perf_counter() - began, cpu_seconds() - cpu
         model = load_nmf(checkpoint)
         config = model.config
         print(f"NMF config: rank {config.rank}, iterations {config.iterations}, divergence {config.divergence}, "

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import resource
 import time
 from pathlib import Path
 
@@ -41,14 +40,10 @@ from musicbench.params import load_params
 from musicbench.pixelplayer.config import DEFAULT_SECTION, PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
+from musicbench.progress import cpu_seconds
 from musicbench.pixelplayer.train import (
     augmentation_generator, batch_loss, keep_freed_memory, make_optimizer, training_dataset,
 )
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _random_batch(config: PixelPlayerConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -73,10 +68,10 @@ def time_steps(config: PixelPlayerConfig, batches, steps: int) -> tuple[float, f
         optimizer.step()
 
     one(0)
-    wall, cpu = time.perf_counter(), _cpu_seconds()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     for step in range(1, steps + 1):
         one(step)
-    return (time.perf_counter() - wall) / steps, (_cpu_seconds() - cpu) / steps
+    return (time.perf_counter() - wall) / steps, (cpu_seconds() - cpu) / steps
 
 
 def time_inference(config: PixelPlayerConfig, repeats: int) -> dict[str, float]:

@@ -14,7 +14,6 @@ Usage: python bench/bench_process.py [--videos 24] [--seconds 14] [--jobs 2] [--
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe
 from musicbench.process import ProcessConfig, process_manifest
+from musicbench.progress import cpu_seconds
 
 
 def make_videos(folder: Path, count: int, seconds: float, width: int, height: int, fps: int, sample_rate: int) -> list[Path]:
@@ -62,23 +62,17 @@ def bare_ffmpeg_command(video: Path, out: Path, config: ProcessConfig) -> list[s
     ]
 
 
-def _cpu_seconds() -> float:
-    """User + system CPU seconds of this process and of its reaped descendants so far."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
 def run_bare(videos: list[Path], out: Path, config: ProcessConfig, jobs: int) -> tuple[float, float]:
     """(wall, CPU) seconds for the bare ffmpeg commands, `jobs` at a time."""
     shutil.rmtree(out, ignore_errors=True)
     (out / "audio").mkdir(parents=True)
     commands = [bare_ffmpeg_command(video, out, config) for video in videos]
-    began, cpu = time.perf_counter(), _cpu_seconds()
+    began, cpu = time.perf_counter(), cpu_seconds(children=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for result in pool.map(lambda command: subprocess.run(command, capture_output=True), commands):
             if result.returncode != 0:
                 raise RuntimeError(result.stderr.decode(errors="replace"))
-    return time.perf_counter() - began, _cpu_seconds() - cpu
+    return time.perf_counter() - began, cpu_seconds(children=True) - cpu
 
 
 def run_musicbench(manifest: Path, root: Path, config: ProcessConfig, jobs: int) -> tuple[float, float]:
@@ -87,9 +81,9 @@ def run_musicbench(manifest: Path, root: Path, config: ProcessConfig, jobs: int)
     CPU includes the worker processes and their ffmpegs (reaped when the pool shuts down).
     """
     shutil.rmtree(root / "processed", ignore_errors=True)
-    began, cpu = time.perf_counter(), _cpu_seconds()
+    began, cpu = time.perf_counter(), cpu_seconds(children=True)
     summary = process_manifest(manifest, root, config, jobs=jobs)
-    elapsed = time.perf_counter() - began, _cpu_seconds() - cpu
+    elapsed = time.perf_counter() - began, cpu_seconds(children=True) - cpu
     if summary.rejected or summary.skipped:
         raise RuntimeError(f"unexpected summary {summary}")
     return elapsed

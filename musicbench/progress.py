@@ -1,8 +1,9 @@
-"""Rich progress bars for long stages, drawn on stderr."""
+"""Rich progress bars for long stages, drawn on stderr, and the CPU time that long work reports."""
 
 from __future__ import annotations
 
 import contextlib
+import resource
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -28,3 +29,13 @@ def progress_bar(description: str, total: int, *, show: bool = True) -> Iterator
             progress.advance(task, n)
 
         yield advance
+
+
+def cpu_seconds(children: bool = False) -> float:
+    """User + system CPU seconds of this process so far; with `children`, plus its reaped child processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    total = own.ru_utime + own.ru_stime
+    if children:
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += reaped.ru_utime + reaped.ru_stime
+    return total

@@ -57,7 +57,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import resolve_device
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
-from musicbench.progress import progress_bar
+from musicbench.progress import cpu_seconds, progress_bar
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file, load_error_reason
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
@@ -434,7 +434,7 @@ def train_pixelplayer(
                                         "config": config.to_dict(), "audio": audio, "model": net.state_dict(),
                                         "val": best})
 
-    start, cpu_start = time.perf_counter(), _cpu_seconds()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     bar = progress_bar(f"train pixelplayer ({config.profile}, {runtime.device.type})", last_step,
                        show=runtime.main and progress)
     with bar as advance:
@@ -497,7 +497,7 @@ def train_pixelplayer(
     summary = {
         "profile": config.profile, "device": runtime.device.type, "world_size": runtime.world, "steps": step,
         "completed": step >= config.steps, "global_batch": global_batch, "n_parameters": count_parameters(net),
-        "train_seconds": round(seconds, 2), "cpu_seconds_this_run": round(_cpu_seconds() - cpu_start, 2),
+        "train_seconds": round(seconds, 2), "cpu_seconds_this_run": round(cpu_seconds() - cpu_start, 2),
         "steps_this_run": step - first_step, "steps_per_second": round(step / seconds, 4) if seconds > 0 else None,
         "clips_per_second": round(step * global_batch / seconds, 3) if seconds > 0 else None,
         "first_loss": curve[0][1] if curve else None, "last_loss": curve[-1][1] if curve else None,
@@ -509,14 +509,6 @@ def train_pixelplayer(
     if runtime.distributed:
         dist.barrier()
     return summary
-
-
-def _cpu_seconds() -> float:
-    """CPU seconds of this process (not its data-loading workers): user + system."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
