@@ -292,16 +292,18 @@ def _onset_strength(audio: np.ndarray, hop: int = 441) -> np.ndarray:
 
 def test_varied_recordings_change_how_a_video_sounds_but_not_its_music():
     """`recording: varied` against `clean` for the same six saxophone videos: the same notes (the
-    dry performances' onsets agree), a different sound (long-term spectra differ by several dB in
+    dry performances' onsets agree) and the same draws left for the pictures, a different sound (long-term spectra differ by several dB in
     shape), and several saxophone variants drawn."""
     rendered = {}
     for recording in ("clean", "varied"):
         config = SynthConfig(instruments=("saxophone",), duration=4.0, seed=3, recording=recording)
         for k in range(6):
             spec = VideoSpec(f"solo_saxophone_{k:02d}", "solo", ("saxophone",))
-            stems, dry = render_stems(spec, config, video_rng(config.seed, spec.video_id))
+            rng = video_rng(config.seed, spec.video_id)
+            stems, dry = render_stems(spec, config, rng)
             assert stems.shape == dry.shape == (1, int(4.0 * 11025))
             rendered[recording, k] = stems[0].astype(np.float64), dry[0].astype(np.float64)
+            rendered[recording, k, "next draw"] = rng.random()  # what the pictures are drawn from next
     distances, agreements = [], []
     for k in range(6):
         (clean, clean_dry), (varied, varied_dry) = rendered["clean", k], rendered["varied", k]
@@ -310,6 +312,7 @@ def test_varied_recordings_change_how_a_video_sounds_but_not_its_music():
         difference = difference[10:470] - difference[10:470].mean()
         distances.append(np.sqrt(np.mean(difference**2)))
         agreements.append(np.corrcoef(_onset_strength(clean_dry), _onset_strength(varied_dry))[0, 1])
+        assert rendered["clean", k, "next draw"] == rendered["varied", k, "next draw"]
     assert min(distances) > 2.0, distances
     assert min(agreements) > 0.5, agreements
     programs = set()

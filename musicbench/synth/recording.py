@@ -14,7 +14,7 @@ varied``):
 
 ``synth.recording: clean`` keeps every class at one preset, in tune, dry and flat (the benchmark
 definitions before this option). All draws come from their own generator (`recording_rng`), so the
-music and the pictures of a video do not depend on this setting.
+score, the players and the backdrop of a video do not depend on this setting.
 """
 
 from __future__ import annotations
