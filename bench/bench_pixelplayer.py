@@ -40,10 +40,10 @@ from musicbench.params import load_params
 from musicbench.pixelplayer.config import DEFAULT_SECTION, PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
-from musicbench.progress import cpu_seconds
 from musicbench.pixelplayer.train import (
     augmentation_generator, batch_loss, keep_freed_memory, make_optimizer, training_dataset,
 )
+from musicbench.progress import cpu_seconds
 
 
 def _random_batch(config: PixelPlayerConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
