@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from musicbench.pixelplayer.config import PixelPlayerConfig
+from musicbench.pixelplayer.config import UNET_INITS, PixelPlayerConfig
 
 N_FFT, HOP = 1022, 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,8 +104,8 @@ class AudioUNet(nn.Module):
     def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512), channels: int = 32,
                  init: str = "reference"):
         super().__init__()
-        if init not in ("reference", "torch"):
-            raise ValueError(f"AudioUNet init must be 'reference' or 'torch', got {init!r}")
+        if init not in UNET_INITS:
+            raise ValueError(f"AudioUNet init must be one of {UNET_INITS}, got {init!r}")
         levels = len(widths)
         self.bn_input = nn.BatchNorm2d(1)
         self.down = nn.ModuleList()

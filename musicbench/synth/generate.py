@@ -22,7 +22,7 @@ from musicbench.media import write_video
 from musicbench.params import positive, section
 from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
-from musicbench.synth.recording import RECORDINGS, apply_recording, clean_recording, draw_recording, draw_room, recording_rng
+from musicbench.synth.recording import RECORDINGS, apply_recording, clean_recording, draw_recording, draw_room
 from musicbench.synth.score import duet_parts, solo_parts
 from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
 
@@ -138,7 +138,7 @@ def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator)
     if config.recording == "clean":
         recordings = [clean_recording(i) for i in instruments]
     else:
-        chain_rng = recording_rng(config.seed, spec.video_id)
+        chain_rng = video_rng(config.seed, f"{spec.video_id}/recording")  # apart from the score and pictures
         room = draw_room(chain_rng)
         recordings = [draw_recording(chain_rng, i, room) for i in instruments]
     dry = np.stack([

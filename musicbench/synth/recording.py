@@ -13,13 +13,13 @@ varied``):
   0-12 dB (each player gets their own impulse response of that room).
 
 ``synth.recording: clean`` keeps every class at one preset, in tune, dry and flat (the benchmark
-definitions before this option). All draws come from their own generator (`recording_rng`), so the
-score, the players and the backdrop of a video do not depend on this setting.
+definitions before this option). All draws come from the video's own generator for them (`video_rng` of
+"<video_id>/recording"), so the score, the players and the backdrop of a video do not depend on this
+setting.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,12 +69,6 @@ class Recording:
     shelf: tuple[float, float] | None = None
     room: Room | None = None
     ir_seed: int = 0
-
-
-def recording_rng(seed: int, video_id: str) -> np.random.Generator:
-    """The generator of a video's recording draws: its own stream, apart from the music and pictures."""
-    key = int.from_bytes(hashlib.sha256(f"{video_id}/recording".encode()).digest()[:8], "little")
-    return np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(key,)))
 
 
 def clean_recording(instrument: Instrument) -> Recording:
