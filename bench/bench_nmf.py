@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from musicbench.evaluate import iter_items, oracle_estimates
+from musicbench.benchmark import DataRoot
+from musicbench.evaluate import oracle_estimates
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, single_thread, train_nmf
 from musicbench.progress import cpu_seconds
 
@@ -43,7 +44,7 @@ def build_fixture_benchmark(root: Path, params: dict) -> None:
     params["synth"].update(FIXTURE_SYNTH)
     params["mixtures"].update(n_val=6, n_test=12)
     generate_synth(SynthConfig.from_params(params), root)
-    process_manifest(root / "synth" / "manifest.csv", root, ProcessConfig.from_params(params))
+    process_manifest(DataRoot(root).manifest_path("synth"), root, ProcessConfig.from_params(params))
     make_splits(params, root, repo=REPO)
     make_mixtures(params, root)
 
@@ -93,7 +94,7 @@ def main() -> None:
         print(f"training total: {wall:.2f} s wall, {cpu:.2f} s CPU ({len(stats['instruments'])} instruments, "
               f"{sum(stats['train_audio_seconds'].values()):.0f} s of audio)")
 
-        items = list(iter_items(root, args.split, args.limit))
+        items = list(DataRoot(root).iter_items(args.split, args.limit))
         for item in items[:1]:  # warm-up: first-call costs (torch, FFT plans) are not per-item costs
             model.separate(item.mixture, item.instruments)
             oracle_estimates(item, "irm")

@@ -36,6 +36,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from musicbench.benchmark import DataRoot
 from musicbench.params import load_params
 from musicbench.pixelplayer.config import DEFAULT_SECTION, PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
@@ -75,7 +76,8 @@ def time_steps(config: PixelPlayerConfig, batches, steps: int) -> tuple[float, f
 
 
 def time_inference(config: PixelPlayerConfig, repeats: int) -> dict[str, float]:
-    from musicbench.evaluate import EvalItem, oracle_estimates
+    from musicbench.benchmark import EvalItem
+    from musicbench.evaluate import oracle_estimates
 
     torch.manual_seed(0)
     separator = Separator(PixelPlayer(config))
@@ -117,7 +119,7 @@ def main() -> None:
     config = PixelPlayerConfig.from_params(params, "cpu")
     root = Path(args.root or (params.get("dataset") or {}).get("root") or "data")
     dataset = None
-    if (root / "processed" / "videos.parquet").is_file() and (root / "splits" / "splits.csv").is_file():
+    if DataRoot(root).index_path.is_file() and DataRoot(root).splits_path.is_file():
         dataset = training_dataset(params, root, config)
     thread_counts = [int(t) for t in args.threads.split(",") if t.strip()]
     console = Console(width=150)

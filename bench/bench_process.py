@@ -23,6 +23,7 @@ from pathlib import Path
 
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe
+from musicbench.benchmark import DataRoot
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.progress import cpu_seconds
 
@@ -80,7 +81,7 @@ def run_musicbench(manifest: Path, root: Path, config: ProcessConfig, jobs: int)
 
     CPU includes the worker processes and their ffmpegs (reaped when the pool shuts down).
     """
-    shutil.rmtree(root / "processed", ignore_errors=True)
+    shutil.rmtree(DataRoot(root).processed_dir, ignore_errors=True)
     began, cpu = time.perf_counter(), cpu_seconds(children=True)
     summary = process_manifest(manifest, root, config, jobs=jobs)
     elapsed = time.perf_counter() - began, cpu_seconds(children=True) - cpu

@@ -34,21 +34,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELPATH, MUSIC_PARTS_DIR, MUSIC_REPORT_RELPATH
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.manifest import ManifestEntry, entry_path, read_manifest, validate_entry, validate_video_id
 from musicbench.media import ffmpeg_exe, probe
-from musicbench.music_lists import RAW_DIR, raw_relpath
+from musicbench.music_lists import raw_relpath
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 # Smallest video stream of at least 224 px height (sorted by ascending resolution), H.264 first,
 # plus the best AAC audio; fall back to any video+audio, then to a single combined file.
 DEFAULT_FORMAT = "bv[height>=224][vcodec^=avc1]+ba[acodec^=mp4a]/bv[height>=224]+ba/b[height>=224]/b"
 DEFAULT_FORMAT_SORT: tuple[str, ...] = ("+res", "vcodec:h264", "acodec:aac")
-REPORT_RELPATH = "music/availability.parquet"
-DOWNLOADED_MANIFEST_RELPATH = "music/manifest.csv"
-STAGE_REPORT_RELPATH = "music/acquire_report.json"
-PARTS_DIR = f"{RAW_DIR}/.parts"
 STATUSES = ("downloaded", "unavailable", "failed")
 
 OFFLINE_HINT = (
@@ -564,7 +561,7 @@ def _process(job: _Job, root: Path, config: DownloadConfig, pacer: _Pacer, stop:
     entry = job.entry
     raw_path = resolve_in_root(root, raw_relpath(entry.video_id))
     video_path = entry_path(root, entry, "video_path")
-    parts_dir = resolve_in_root(root, PARTS_DIR)
+    parts_dir = resolve_in_root(root, MUSIC_PARTS_DIR)
     base_attempts = job.previous.attempts if job.previous else 0
     attempts = 0
     if job.raw_state == "corrupt":
@@ -672,8 +669,8 @@ def download_videos(
 
     selected = select_entries(list(entries), config)  # validates every id before anything is written
     root = ensure_writable_dir(data_root).resolve()
-    report_path = resolve_in_root(root, REPORT_RELPATH)
-    ensure_writable_dir(resolve_in_root(root, PARTS_DIR))
+    report_path = resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH)
+    ensure_writable_dir(resolve_in_root(root, MUSIC_PARTS_DIR))
     report = read_availability(report_path)
     summary = DownloadSummary(report_path=report_path)
 
@@ -779,7 +776,7 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
     dataset = params.get("dataset") or {}
     source = dataset.get("source", "synth") if isinstance(dataset, dict) else "synth"
     root = Path(data_root if data_root is not None else (dataset.get("root", "data") if isinstance(dataset, dict) else "data"))
-    report_path = resolve_in_root(ensure_writable_dir(root), STAGE_REPORT_RELPATH)
+    report_path = resolve_in_root(ensure_writable_dir(root), MUSIC_REPORT_RELPATH)
     if source == "synth":
         atomic_write_text(report_path, json.dumps({
             "source": "synth", "skipped": True,
@@ -792,8 +789,8 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
     manifests = manifest_paths_from_params(params)
     entries = read_manifests(manifests)
     download_videos(entries, root, config, show_progress=show_progress)
-    rows = read_availability(resolve_in_root(root, REPORT_RELPATH))
-    write_downloaded_manifest(entries, rows, resolve_in_root(root, DOWNLOADED_MANIFEST_RELPATH))
+    rows = read_availability(resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH))
+    write_downloaded_manifest(entries, rows, resolve_in_root(root, MUSIC_MANIFEST_RELPATH))
     counts = availability_counts([entry for entry, _ in select_entries(entries, config)], rows)
     totals: Counter = Counter()
     for counter in counts.values():

@@ -99,11 +99,12 @@ def validate(
     """Re-check every processed file against the index; exit 1 if any is missing, truncated or changed."""
     from rich.table import Table
 
+    from musicbench.benchmark import DataRoot
     from musicbench.params import data_root, load_params
-    from musicbench.process import INDEX_NAME, validate_index
+    from musicbench.process import validate_index
 
     data = root or data_root(load_params(params))
-    index_path = index or data / "processed" / INDEX_NAME
+    index_path = index or DataRoot(data).index_path
     problems = validate_index(index_path, data)
     if not problems:
         console.print(f"ok: every file listed in {index_path} matches its size and sha256")
@@ -258,16 +259,16 @@ def mixtures(
     compare: Path = typer.Option(None, "--compare", help="a published mixtures.parquet to compare this data with"),
 ) -> None:
     """Stage `mixtures`: fixed val/test Mix-and-Separate items, duet items and the benchmark version."""
-    from musicbench.mixtures import compare_mixtures, make_mixtures, read_mixtures
+    from musicbench.benchmark import DataRoot, read_mixtures
+    from musicbench.mixtures import compare_mixtures, make_mixtures
     from musicbench.params import data_root, load_params
-    from musicbench.process import read_index
 
     loaded = load_params(params)
     data = root or data_root(loaded)
     summary = make_mixtures(loaded, data)
     console.print(f"benchmark version {summary['benchmark_version']}: items {summary['items']}, duet items {summary['duet_items']}")
     if compare is not None:
-        problems = compare_mixtures(read_mixtures(compare), read_index(Path(data) / "processed" / "videos.parquet"))
+        problems = compare_mixtures(read_mixtures(compare), DataRoot(data).read_index())
         if len(problems):
             console.print(f"{problems['item_id'].nunique()} published item(s) differ here:")
             for row in problems.itertuples(index=False):

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
-from musicbench.process import FrameArchive
+from musicbench.benchmark import FrameArchive
 
 
 class MixAndSeparateDataset(Dataset):

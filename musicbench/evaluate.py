@@ -30,24 +30,22 @@ import subprocess
 import time
 from collections import Counter
 from datetime import datetime, timezone
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
-from musicbench.annotations import BoxAnnotations, load_dsol_boxes
+from musicbench.annotations import load_dsol_boxes
+from musicbench.benchmark import DataRoot, EvalItem
+from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, sha256_file
 from musicbench.metrics import (
     METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, centre_prior, ciou, ciou_success, mixture_sdr,
     pointing_game, si_sdr, si_sdr_improvement,
 )
-from musicbench.mixtures import DUET_COLUMNS, read_mixtures, write_table
-from musicbench.process import read_clip_frames, read_index
+from musicbench.mixtures import write_table
 from musicbench.progress import progress_bar
 
 STFT_WINDOW, STFT_HOP = 1022, 256
@@ -55,147 +53,9 @@ ITEM_COLUMNS = (
     "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
     "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
 )
-TRACKS = ("mixtures", "duets")
 ORACLES = ("ibm", "irm", "mixture")
 INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
 METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri", "ciou", "pointing_hit")
-
-
-@dataclass
-class EvalItem:
-    """One benchmark item as the harness builds it.
-
-    track "mixtures": a fixed Mix-and-Separate item, one video per source; frames uint8
-    ``(n_sources, n_frames, H, W, 3)``. track "duets": a clip of one duet video (two players in one
-    picture); frames ``(1, n_frames, H, W, 3)`` and `points` holds each player's box centre
-    ``(x, y)`` in frame pixels (the "click a player, hear its sound" query).
-    mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
-    (gain-scaled clips or clean stems, summing to the mixture); boxes: per source the player's box
-    ``[x, y, w, h]`` (or boxes ``(k, 4)``, from an annotation file) in frame pixels at the clip's
-    centre frame, or None where no ground truth exists.
-    """
-
-    item_id: str
-    split: str
-    video_ids: list[str]
-    instruments: list[str]
-    mixture: np.ndarray
-    references: np.ndarray
-    frames: np.ndarray
-    sample_rate: int
-    boxes: list[np.ndarray | None] = field(default_factory=list)
-    track: str = "mixtures"
-    points: list[tuple[float, float]] = field(default_factory=list)
-
-
-def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:
-    """Map a box ``[x, y, w, h]`` in video pixels to processed-frame pixels (scale, centre crop).
-
-    video_size and frame_size are (width, height). The processing stage scales the shorter side to
-    the frame size and centre-crops (musicbench.process); the box is clipped to the frame.
-    """
-    (vw, vh), (fw, fh) = video_size, frame_size
-    scale = max(fw / vw, fh / vh)
-    ox, oy = (vw * scale - fw) / 2, (vh * scale - fh) / 2
-    x0, y0 = np.clip(box[0] * scale - ox, 0, fw), np.clip(box[1] * scale - oy, 0, fh)
-    x1, y1 = np.clip((box[0] + box[2]) * scale - ox, 0, fw), np.clip((box[1] + box[3]) * scale - oy, 0, fh)
-    return np.array([x0, y0, x1 - x0, y1 - y0])
-
-
-def _video_time(video: pd.Series, frame: int) -> float:
-    """Seconds from the start of the original video to processed frame `frame` (adds the trim start)."""
-    start = video.get("start")
-    return frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
-
-
-def _annotated_boxes(annotations: BoxAnnotations | None, video: pd.Series, frame: int) -> np.ndarray | None:
-    """Boxes ``(k, 4)`` in processed-frame pixels from an annotation file, or None."""
-    annotated = annotations.boxes_at(video["video_id"], _video_time(video, frame)) if annotations else None
-    if annotated is None:
-        return None
-    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
-    return np.stack([frame_box(box, (annotated.width, annotated.height), frame_size) for box in annotated.boxes])
-
-
-def _player_boxes(root: Path, video: pd.Series, boxes_path: str, centre_frame: int) -> list[np.ndarray] | None:
-    """Every player's box at processed frame `centre_frame` of a video with ground truth, else None."""
-    if not boxes_path:
-        return None
-    doc = json.loads(resolve_in_root(root, boxes_path).read_text())
-    index = int(np.clip(round(_video_time(video, centre_frame) * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
-    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
-    return [frame_box(player[index], (doc["width"], doc["height"]), frame_size) for player in doc["boxes"]]
-
-
-def _read_clip(root: Path, path: str, start: int, n_samples: int, item_id: str) -> tuple[np.ndarray, int]:
-    """``(n_samples,)`` or ``(n_samples, channels)`` float32 from an audio file, checked for truncation."""
-    clip, rate = sf.read(resolve_in_root(root, path), start=start, frames=n_samples, dtype="float32")
-    if len(clip) != n_samples:
-        raise MusicbenchError(f"item {item_id}: {path} is truncated; run `musicbench validate`")
-    return clip, int(rate)
-
-
-def _read_frames(root: Path, path: str, start_frame: int, n_frames: int) -> np.ndarray:
-    return read_clip_frames(resolve_in_root(root, path), range(start_frame, start_frame + n_frames))
-
-
-def iter_items(
-    root: str | os.PathLike, split: str = "test", limit: int | None = None, track: str = "mixtures",
-    annotations: BoxAnnotations | None = None,
-) -> Iterator[EvalItem]:
-    """Build the benchmark items of `split` and `track` ("mixtures" or "duets"), in item order.
-
-    Duet items need clean stems and player boxes (MUSIC-Synth); duets without them are skipped.
-    A source video without boxes of its own (real MUSIC) takes them from `annotations` (e.g.
-    DSOL's, `musicbench.annotations`): the annotated frame nearest the clip's centre, within 1 s.
-    """
-    root = Path(root)
-    if track not in TRACKS:
-        raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
-    if track == "duets":
-        yield from _iter_duet_items(root, split, limit)
-        return
-    table = read_mixtures(root / "mixtures" / "mixtures.parquet")
-    table = table[table["split"] == split].sort_values(["item_id", "source_index"])
-    if table.empty:
-        raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
-    index = read_index(root / "processed" / "videos.parquet").set_index("video_id", drop=False)
-    for n, (item_id, rows) in enumerate(table.groupby("item_id", sort=True)):
-        if limit is not None and n >= limit:
-            return
-        references, frames, boxes = [], [], []
-        for row in rows.itertuples(index=False):
-            video = index.loc[row.video_id]
-            clip, rate = _read_clip(root, row.audio_path, int(row.start_sample), int(row.n_samples), item_id)
-            references.append(clip * np.float32(row.gain))
-            frames.append(_read_frames(root, row.frames_path, int(row.start_frame), int(row.n_frames)))
-            centre_frame = int(row.start_frame) + int(row.n_frames) // 2
-            players = _player_boxes(root, video, video.get("boxes_path") or "", centre_frame)
-            boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
-        references_array = np.stack(references).astype(np.float32)
-        yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
-                       references_array, np.stack(frames), rate, boxes)
-
-
-def _iter_duet_items(root: Path, split: str, limit: int | None) -> Iterator[EvalItem]:
-    path = root / "mixtures" / "duets.parquet"
-    table = read_mixtures(path, DUET_COLUMNS)
-    table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
-    index = read_index(root / "processed" / "videos.parquet").set_index("video_id", drop=False)
-    for n, row in enumerate(table.sort_values("item_id").itertuples(index=False)):
-        if limit is not None and n >= limit:
-            return
-        stems, rate = _read_clip(root, row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
-        references = np.ascontiguousarray(stems.T, dtype=np.float32)
-        boxes = _player_boxes(root, index.loc[row.video_id], row.boxes_path, int(row.start_frame) + int(row.n_frames) // 2)
-        instruments = row.instruments.split()
-        if references.shape[0] != len(instruments) or len(boxes) != len(instruments):
-            raise MusicbenchError(f"item {row.item_id}: stems/boxes do not match its {len(instruments)} players; "
-                                  "regenerate MUSIC-Synth (`dvc repro synth`)")
-        frames = _read_frames(root, row.frames_path, int(row.start_frame), int(row.n_frames))[None]
-        points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in boxes]
-        yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
-                       references, frames, rate, boxes, "duets", points)
 
 
 def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.ndarray | None, str]:
@@ -285,9 +145,10 @@ def run_inference(
             info = runner.info
             if not info["has_separate"]:
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
-        items = list(iter_items(root, split, limit))
+        data = DataRoot(root)
+        items = list(data.iter_items(split, limit))
         if info["has_separate_at"]:
-            items += list(iter_items(root, split, limit, track="duets"))
+            items += list(data.iter_items(split, limit, track="duets"))
         with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
             for item in items:
                 records.append(_infer_item(item, runner, info, oracle, out_dir))
@@ -420,17 +281,18 @@ def score_run(
     `jobs` > 1 scores items in that many processes (one BLAS thread each).
     """
     out_dir, root = Path(out_dir), Path(root)
-    cache = ensure_writable_dir(cache_dir or root / "score_cache")
-    version = benchmark_version(root)
+    data = DataRoot(root)
+    cache = ensure_writable_dir(cache_dir or data.score_cache_dir)
+    version = data.version()
     inference = pd.read_parquet(out_dir / "inference.parquet")
     if "track" not in inference.columns:
         inference["track"] = "mixtures"
     status = {row["item_id"]: row for row in inference.to_dict("records")}
     annotations = load_dsol_boxes(boxes_file) if boxes_file else None
     version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
-    items = list(iter_items(root, split, limit, annotations=annotations))
+    items = list(data.iter_items(split, limit, annotations=annotations))
     if (inference["track"] == "duets").any():
-        items += list(iter_items(root, split, limit, track="duets"))
+        items += list(data.iter_items(split, limit, track="duets"))
     tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items)) as advance:
@@ -466,15 +328,6 @@ class _single_blas_thread:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def benchmark_version(root: str | os.PathLike) -> str:
-    """The benchmark version of the data under `root` (``mixtures/benchmark.json``)."""
-    path = Path(root) / "mixtures" / "benchmark.json"
-    try:
-        return json.loads(path.read_text())["benchmark_version"]
-    except (OSError, KeyError, json.JSONDecodeError):
-        raise MusicbenchError(f"no benchmark definition at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
 
 
 def bootstrap_ci(values: np.ndarray, seed: int, n_resamples: int = 2000, level: float = 0.95) -> tuple[float, float]:
@@ -558,7 +411,7 @@ def provenance(
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     return {
-        "name": name, "benchmark_version": benchmark_version(root), "metric_version": METRIC_VERSION, "split": split,
+        "name": name, "benchmark_version": DataRoot(root).version(), "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
         "seed": seed, "device": device, "options": options, "oracle": oracle,
         "model_file": None if model_path is None else os.fspath(model_path),
@@ -566,19 +419,6 @@ def provenance(
         "uses_labels": bool(info.get("uses_labels", False)), "n_parameters": info.get("n_parameters"),
         "wall_seconds": wall_seconds, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``/``cuda`` are checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MusicbenchError("--device cuda: no CUDA GPU is visible; use --device auto or cpu")
-    if device not in ("cpu", "cuda"):
-        raise MusicbenchError(f"--device must be auto, cpu or cuda, got {device!r}")
-    return device
 
 
 def evaluate(
@@ -598,7 +438,7 @@ def evaluate(
     items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())
-    summary.update({"name": name, "benchmark_version": benchmark_version(root), "split": split,
+    summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
                     "uses_labels": bool(info.get("uses_labels", False))})
     atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
     prov = provenance(root, model_path, name=name, split=split, seed=seed, device=device, options=options, info=info,

@@ -1075,7 +1075,7 @@ def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 class _ItemCache:
-    """Benchmark items (via `musicbench.evaluate.iter_items`) loaded once for every demo page."""
+    """Benchmark items (via `musicbench.benchmark.DataRoot.iter_items`) loaded once for every demo page."""
 
     def __init__(self, root: Path, wanted: int):
         self.root, self.wanted, self.loaded = root, wanted, {}
@@ -1083,13 +1083,10 @@ class _ItemCache:
     def get(self, split: str, track: str) -> list:
         key = (split, track)
         if key not in self.loaded:
-            from musicbench.evaluate import iter_items
+            from musicbench.benchmark import DataRoot
 
             try:
-                if track == "mixtures":
-                    self.loaded[key] = list(iter_items(self.root, split, self.wanted))
-                else:
-                    self.loaded[key] = list(iter_items(self.root, split, self.wanted, track=track))
+                self.loaded[key] = list(DataRoot(self.root).iter_items(split, self.wanted, track=track))
             except (MusicbenchError, TypeError, OSError):  # TypeError: a harness without duet items
                 self.loaded[key] = []
         return self.loaded[key]
@@ -1249,10 +1246,10 @@ def write_demos(board: dict[str, Any], runs: list[Run], root: str | os.PathLike 
             for row in table["rows"]:
                 row["demo_note"] = "demo pages need the data root (--root)"
         return
-    from musicbench.evaluate import benchmark_version
+    from musicbench.benchmark import DataRoot
 
     root = Path(root)
-    version = benchmark_version(root)
+    version = DataRoot(root).version()
     cache = _ItemCache(root, n_items + 2)
     taken: set[str] = {"assets", "index"}
     for table in board["tables"]:
@@ -1315,14 +1312,14 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
                               "run `musicbench evaluate` first")
     current = None
-    if root is not None and not (Path(root) / "mixtures" / "benchmark.json").is_file():
+    from musicbench.benchmark import DataRoot
+
+    if root is not None and not DataRoot(root).has_definition():
         warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
                         "(run `musicbench mixtures`, or give --root).")
         root = None
     if root is not None:
-        from musicbench.evaluate import benchmark_version
-
-        current = benchmark_version(root)
+        current = DataRoot(root).version()
     board = make_board(runs, current, baseline, warnings)
     out = ensure_writable_dir(out_dir)
     _copy_assets(out)

@@ -40,18 +40,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import soundfile as sf
 
+from musicbench.benchmark import DEFINITION_NAME, DUET_COLUMNS, DUETS_NAME, MIXTURE_COLUMNS, MIXTURES_NAME, DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, resolve_in_root
 from musicbench.params import positive, section
 
-MIXTURE_COLUMNS: tuple[str, ...] = (
-    "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
-    "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "frames_path", "frames_sha256",
-)
-DUET_COLUMNS: tuple[str, ...] = (
-    "item_id", "split", "video_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
-    "audio_path", "audio_sha256", "frames_path", "frames_sha256", "stems_path", "boxes_path",
-)
 EVAL_SPLITS = ("val", "test")
 ANALYSIS_FRAME = 1024
 
@@ -244,8 +237,8 @@ def write_benchmark(
 ) -> dict[str, Any]:
     """Write mixtures.parquet, duets.parquet and benchmark.json under `out_dir`; return the json."""
     out_dir = Path(out_dir)
-    write_table(mixtures, out_dir / "mixtures.parquet")
-    write_table(duets, out_dir / "duets.parquet")
+    write_table(mixtures, out_dir / MIXTURES_NAME)
+    write_table(duets, out_dir / DUETS_NAME)
     summary = {
         "benchmark_version": benchmark_version(mixtures, duets),
         "n_sources": config.n_sources, "clip_samples": config.clip_samples, "sample_rate": config.sample_rate,
@@ -254,31 +247,18 @@ def write_benchmark(
         "duet_items": {split: int((duets["split"] == split).sum()) for split in EVAL_SPLITS},
         "videos": int(mixtures["video_id"].nunique()),
     }
-    atomic_write_text(out_dir / "benchmark.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / DEFINITION_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
-
-
-def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS) -> pd.DataFrame:
-    """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns."""
-    try:
-        table = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise MusicbenchError(f"cannot read mixture table {os.fspath(path)!r}: {exc}; run `musicbench mixtures`") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise MusicbenchError(f"mixture table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}")
-    return table
 
 
 def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, Any]:
     """The `mixtures` stage: from the processed index and the splits, write ``<root>/mixtures/``."""
-    from musicbench.process import read_index
     from musicbench.splits import read_stage_splits
 
-    root = Path(root)
+    data = DataRoot(root)
     config = MixturesConfig.from_params(params)
-    index = read_index(root / "processed" / "videos.parquet")
+    index = data.read_index()
     splits = read_stage_splits(root)
-    mixtures = build_mixtures(index, splits, root, config)
-    duets = build_duet_items(index, splits, root, config)
-    return write_benchmark(mixtures, duets, root / "mixtures", config)
+    mixtures = build_mixtures(index, splits, data.root, config)
+    duets = build_duet_items(index, splits, data.root, config)
+    return write_benchmark(mixtures, duets, data.mixtures_dir, config)

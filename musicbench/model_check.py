@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import EvalItem, check_estimates, check_heatmaps, iter_items
+from musicbench.benchmark import DataRoot, EvalItem
+from musicbench.evaluate import check_estimates, check_heatmaps
 
 SAMPLE_RATE, CLIP_SAMPLES, FPS, FRAME_SIZE = 11025, 65535, 8, 112
 
@@ -61,7 +62,7 @@ def check_items(root: str | os.PathLike | None) -> tuple[list[EvalItem], str]:
     """The two items to check with, and where they come from."""
     if root is not None:
         try:
-            items = list(iter_items(root, "val", limit=2))
+            items = list(DataRoot(root).iter_items("val", limit=2))
             if len(items) == 2:
                 return items, f"the first two val items of the benchmark under {os.fspath(root)}"
         except MusicbenchError:

@@ -16,11 +16,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from musicbench.benchmark import music_raw_relpath, music_video_relpath
 from musicbench.errors import MusicbenchError
 from musicbench.manifest import ManifestEntry, read_manifest, validate_video_id, write_manifest
 
-VIDEO_DIR = "music/videos"
-RAW_DIR = "music/raw"
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,12 @@ MUSIC_LISTS: tuple[MusicList, ...] = (
 
 def video_relpath(video_id: str) -> str:
     """Path of a (trimmed) video relative to the data root."""
-    return f"{VIDEO_DIR}/{validate_video_id(video_id)}.mp4"
+    return music_video_relpath(validate_video_id(video_id))
 
 
 def raw_relpath(video_id: str) -> str:
     """Path of a raw (untrimmed, as downloaded) video relative to the data root."""
-    return f"{RAW_DIR}/{validate_video_id(video_id)}.mp4"
+    return music_raw_relpath(validate_video_id(video_id))
 
 
 def load_music_list(path: str | os.PathLike, kind: str, subset: str) -> list[ManifestEntry]:

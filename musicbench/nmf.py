@@ -511,11 +511,11 @@ def training_videos(root: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     Reads ``<root>/processed/videos.parquet`` and ``<root>/splits/splits.csv``; the split file
     decides membership (a leaking split file is refused).
     """
-    from musicbench.process import read_index
+    from musicbench.benchmark import DataRoot
     from musicbench.splits import read_stage_splits
 
     root = Path(root)
-    index = read_index(root / "processed" / "videos.parquet")
+    index = DataRoot(root).read_index()
     splits = read_stage_splits(root)
     videos: dict[str, list[dict[str, Any]]] = {}
     for row in index.sort_values("video_id").to_dict("records"):

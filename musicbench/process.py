@@ -14,10 +14,10 @@ optional ``start``/``end`` (seconds, input seeking, so the outputs start at ``st
   only scaled (shorter side = ``size``). JPEG from ffmpeg's MJPEG encoder at
   ``process.jpeg_qscale`` (2 = best .. 31). All frames of a video live in ONE uncompressed tar of
   ``000000.jpg, 000001.jpg, ...`` (DVC is slow with thousands of small files); read them with
-  `read_clip_frames`.
+  `musicbench.benchmark.FrameArchive`.
 
 Output layout (``out_dir`` must lie inside the data root; paths in the index are relative to the
-data root)::
+data root; the layout's names live in `musicbench.benchmark`)::
 
     <root>/processed/
         audio/<video_id>.flac        mono FLAC, PCM_24, sample_rate Hz
@@ -63,6 +63,9 @@ import ffmpeg
 import numpy as np
 import soundfile as sf
 
+from musicbench.benchmark import (
+    AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
+)
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.manifest import ManifestEntry, entry_path, read_manifest
@@ -72,9 +75,6 @@ from musicbench.progress import progress_bar
 
 #: Bumped whenever the bytes this stage writes for the same inputs would change.
 PROCESS_FORMAT_VERSION = 1
-
-AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
-INDEX_NAME, REJECTS_NAME = "videos.parquet", "rejects.parquet"
 
 REJECT_REASONS: dict[str, str] = {
     "bad_path": "the manifest's video_path is empty or leaves the data root",
@@ -91,13 +91,6 @@ REJECT_REASONS: dict[str, str] = {
     "too_short": "fewer audio samples than one clip (audio.clip_samples)",
 }
 
-INDEX_COLUMNS: tuple[str, ...] = (
-    "video_id", "kind", "instruments", "n_sources", "subset", "source", "split",
-    "start", "end", "duration", "sample_rate", "n_samples", "clipped_samples",
-    "fps", "n_frames", "frame_width", "frame_height", "video_width", "video_height",
-    "audio_path", "audio_bytes", "audio_sha256", "frames_path", "frames_bytes", "frames_sha256",
-    "video_path", "video_sha256", "stems_path", "boxes_path",
-)
 REJECT_COLUMNS: tuple[str, ...] = (
     "video_id", "kind", "instruments", "subset", "source", "video_path", "reason", "detail",
 )
@@ -284,72 +277,8 @@ def _write_frames_tar(frame_files: list[Path], tar_path: Path) -> None:
             archive.addfile(info, io.BytesIO(data))
 
 
-class FrameArchive:
-    """Random access to the JPEG frames of a frame archive written by this stage.
-
-    The archive's member table (name → byte offset and size) is read once, at construction; each
-    `read` then seeks straight to its frames instead of parsing every tar header again (a training
-    loop that reads 3 frames of a 112-frame archive spent most of its data time in those headers).
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        try:
-            with tarfile.open(self.path, "r:") as archive:
-                self.members = {member.name: (member.offset_data, member.size)
-                                for member in archive.getmembers() if member.isfile()}
-        except (OSError, tarfile.TarError) as exc:
-            raise MusicbenchError(f"cannot read frame archive {os.fspath(path)!r}: {exc}; rerun `musicbench process`") from None
-
-    def __len__(self) -> int:
-        return len(self.members)
-
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode frames `indices` (0-based, at frames.fps) as uint8 RGB ``(len(indices), height, width, 3)``.
-
-        Raises MusicbenchError if the archive is unreadable or an index is out of range.
-        """
-        from PIL import Image
-
-        images = []
-        try:
-            with open(self.path, "rb") as handle:
-                for index in indices:
-                    entry = self.members.get(f"{int(index):06d}.jpg") if int(index) >= 0 else None
-                    if entry is None:
-                        raise MusicbenchError(f"frame {index} not in {os.fspath(self.path)!r} (it holds "
-                                              f"{len(self.members)} frames, 0..{len(self.members) - 1})")
-                    handle.seek(entry[0])
-                    with Image.open(io.BytesIO(handle.read(entry[1]))) as image:
-                        images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
-        except OSError as exc:
-            raise MusicbenchError(f"cannot read frame archive {os.fspath(self.path)!r}: {exc}; "
-                                  "rerun `musicbench process`") from None
-        if not images:
-            return np.zeros((0, 0, 0, 3), dtype=np.uint8)
-        return np.stack(images)
-
-
-def count_clip_frames(path: str | os.PathLike) -> int:
-    """Number of frames in a frame archive written by this stage."""
-    return len(FrameArchive(path))
-
-
-def read_clip_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
-    """Decode frames `indices` (0-based, at frames.fps) of a frame archive (see `FrameArchive.read`)."""
-    return FrameArchive(path).read(indices)
-
-
 # ---------------------------------------------------------------------------------------------
 # one video
-
-
-def _output_paths(out_dir: Path, video_id: str) -> tuple[Path, Path, Path]:
-    return (
-        out_dir / AUDIO_DIR / f"{video_id}.flac",
-        out_dir / FRAMES_DIR / f"{video_id}.tar",
-        out_dir / RECORDS_DIR / f"{video_id}.json",
-    )
 
 
 def _fingerprint(entry: ManifestEntry, video_sha256: str, config: ProcessConfig, ffmpeg_build: str) -> str:
@@ -444,7 +373,7 @@ def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, repor
 
 def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: ProcessConfig, ffmpeg_build: str) -> _VideoResult:
     """Process one manifest row; never raises for a bad video (returns a rejected result)."""
-    audio_path, frames_path, record_path = _output_paths(out_dir, entry.video_id)
+    audio_path, frames_path, record_path = processed_paths(out_dir, entry.video_id)
     reject_base = {
         "video_id": entry.video_id, "kind": entry.kind, "instruments": " ".join(entry.instruments),
         "subset": entry.subset, "source": entry.source, "video_path": entry.video_path,
@@ -546,22 +475,6 @@ def write_rejects(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     _write_parquet(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), Path(path))
 
 
-def read_index(path: str | os.PathLike):
-    """Read videos.parquet as a pandas DataFrame; raise MusicbenchError if unreadable or incomplete."""
-    import pandas as pd
-
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise MusicbenchError(f"cannot read index {os.fspath(path)!r} ({exc}); run `musicbench process` first") from None
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        raise MusicbenchError(f"index {os.fspath(path)!r} is not a readable Parquet file ({exc}); rerun `musicbench process`") from None
-    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
-    if missing:
-        raise MusicbenchError(f"index {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; rerun `musicbench process`")
-    return frame
-
-
 # ---------------------------------------------------------------------------------------------
 # the stage
 
@@ -582,9 +495,7 @@ def default_manifest(params: dict[str, Any], root: str | os.PathLike) -> Path:
     (MUSIC-Synth, written by `musicbench synth`) or ``ROOT/music/manifest.csv`` (the downloaded and
     trimmed real MUSIC videos, written by `musicbench acquire`)."""
     source = (params.get("dataset") or {}).get("source", "synth")
-    if source not in ("synth", "music"):
-        raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
-    path = Path(root) / source / "manifest.csv"
+    path = DataRoot(root).manifest_path(source)
     if source == "music" and not path.is_file():
         raise MusicbenchError(f"no downloaded-video manifest at {str(path)!r}; run `musicbench acquire` (or `dvc repro acquire`) first")
     return path
@@ -628,7 +539,7 @@ def process_manifest(
     if not root.is_dir():
         raise MusicbenchError(f"data root {str(root)!r} is not a folder; pass --root or fix dataset.root")
     root = root.resolve()
-    out = Path(out_dir) if out_dir is not None else root / "processed"
+    out = Path(out_dir) if out_dir is not None else DataRoot(root).processed_dir
     out = out.resolve()
     if out != root and root not in out.parents:
         raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")

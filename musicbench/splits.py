@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text
 from musicbench.manifest import ManifestEntry, validate_video_id
@@ -159,7 +160,7 @@ def split_of(rows: list[SplitRow]) -> dict[str, str]:
 
 def stage_split_file(root: str | os.PathLike) -> Path:
     """Where the `splits` stage writes the split file of a data root: ``<root>/splits/splits.csv``."""
-    return Path(root) / "splits" / "splits.csv"
+    return DataRoot(root).splits_path
 
 
 def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
@@ -189,7 +190,7 @@ def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.
     else:
         source = (params.get("dataset") or {}).get("source", "synth")
         if source == "synth":
-            manifests = [Path(root) / "synth" / "manifest.csv"]
+            manifests = [DataRoot(root).manifest_path(source)]
         elif source == "music":
             manifests = [Path(repo) / m for m in MUSIC_MANIFESTS]
         else:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from musicbench.benchmark import DataRoot
 from musicbench.mixtures import make_mixtures
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.splits import make_splits
@@ -53,7 +54,7 @@ def bench_params(**mixture_changes) -> dict:
 
 def build_benchmark(root: Path, params: dict) -> dict:
     """process → splits → mixtures on a generated MUSIC-Synth set under root; the mixtures summary."""
-    process_manifest(root / "synth" / "manifest.csv", root, ProcessConfig.from_params(params))
+    process_manifest(DataRoot(root).manifest_path("synth"), root, ProcessConfig.from_params(params))
     make_splits(params, root, repo=REPO_ROOT)
     return make_mixtures(params, root)
 

@@ -24,7 +24,8 @@ from musicbench.cli import app
 from musicbench.errors import MusicbenchError
 from musicbench.manifest import ManifestEntry, read_manifest, write_manifest
 from musicbench.media import ffmpeg_exe, probe
-from musicbench.process import ProcessConfig, default_manifest, process_manifest, read_index
+from musicbench.benchmark import read_index
+from musicbench.process import ProcessConfig, default_manifest, process_manifest
 
 GOOD, DASH, GONE, FLAKY = "AAAAAAAAAAA", "-BBBBBBBBBB", "CCCCCCCCCCC", "DDDDDDDDDDD"
 

@@ -15,8 +15,9 @@ import yaml
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.manifest import read_manifest
-from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, read_mixtures, sounding_starts
-from musicbench.process import ProcessConfig, process_manifest, read_index
+from musicbench.benchmark import read_index, read_mixtures
+from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, sounding_starts
+from musicbench.process import ProcessConfig, process_manifest
 from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
 from musicbench.synth import SynthConfig
@@ -93,7 +94,7 @@ def test_benchmark_version_changes_when_one_clip_changes_and_missing_clips_are_r
     # regenerate one used video with another seed: same id and layout, different content
     config = replace(SynthConfig.from_params(params), seed=12345)
     entry = next(e for e in read_manifest(changed / "synth" / "manifest.csv") if e.video_id == used)
-    generate_video(VideoSpec(entry.video_id, entry.kind, entry.instruments), config, changed / "synth")
+    generate_video(VideoSpec(entry.video_id, entry.kind, entry.instruments), config, changed)
     assert _build(changed, params)["benchmark_version"] != summary["benchmark_version"]
     problems = compare_mixtures(published, read_index(changed / "processed" / "videos.parquet"))
     assert set(problems["video_id"]) == {used} and set(problems["problem"]) == {"changed"}

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import evaluate, iter_items, run_inference, score_run
+from musicbench.benchmark import DataRoot, read_index
+from musicbench.evaluate import evaluate, run_inference, score_run
 from musicbench.metrics import bss_eval_sources
-from musicbench.process import read_index
 from tests.conftest import REPO_ROOT, run_cli
 
 EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
@@ -83,7 +83,7 @@ def test_example_model_evaluates_end_to_end(example_run):
         low, high = summary["metrics"][name]["ci95"]
         assert low <= summary["metrics"][name]["mean"] <= high
     # the numbers are the metric engine's on the harness-built items
-    item = next(iter_items(root, "test", limit=1))
+    item = next(DataRoot(root).iter_items("test", limit=1))
     sdr, _, _ = bss_eval_sources(item.references, np.load(out / "estimates" / f"{item.item_id}.npy"))
     np.testing.assert_allclose(mixtures[mixtures["item_id"] == item.item_id]["sdr"], sdr, atol=1e-9)
     # the motion of each player's own video tells its sound: better than the mixture on both tracks

@@ -18,7 +18,7 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-import musicbench.evaluate as harness
+from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
 from musicbench.leaderboard import _choose_baseline, build_leaderboard, holm, paired_test, safe_slug
@@ -116,7 +116,7 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     out, result, runs, root = board
     written = json.loads((out / "leaderboard.json").read_text())
     assert written["tables"] == json.loads(json.dumps(result["tables"]))
-    assert [t["benchmark_version"] for t in written["tables"]] == [harness.benchmark_version(root), OLD_VERSION]
+    assert [t["benchmark_version"] for t in written["tables"]] == [DataRoot(root).version(), OLD_VERSION]
     assert any("2 benchmark versions" in w and "not comparable" in w for w in written["warnings"])
     assert any("unfinished" in w and "summary.json" in w for w in written["warnings"])
     assert any("not the current one" in w for w in written["tables"][1]["warnings"])

@@ -12,10 +12,10 @@ import pytest
 import soundfile as sf
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import evaluate, iter_items
+from musicbench.benchmark import DataRoot, read_index
+from musicbench.evaluate import evaluate
 from musicbench.fsutil import resolve_in_root
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, reconstruction_divergence, separate, train_nmf
-from musicbench.process import read_index
 from musicbench.splits import read_splits
 from musicbench.synth import SynthConfig, generate_synth
 from tests.conftest import REPO_ROOT, bench_params, build_benchmark
@@ -116,7 +116,7 @@ def test_dictionaries_explain_held_out_clips_of_their_own_instrument(rich_root, 
 def test_separate_is_consistent_and_names_missing_instruments(bench_root, trained):
     root, _, _ = bench_root
     model = load_nmf(trained[0])
-    item = next(iter_items(root, "test"))
+    item = next(DataRoot(root).iter_items("test"))
     estimates = separate(item.mixture, item.instruments, model.dictionaries, model.config)
     assert estimates.shape == item.references.shape and estimates.dtype == np.float32
     np.testing.assert_allclose(estimates.sum(axis=0), item.mixture, atol=1e-4)  # soft masks sum to one
@@ -195,7 +195,7 @@ def test_model_file_takes_labels_options_and_names_unknown_instruments(bench_roo
     from musicbench.model_runner import describe_model, load_model_file
 
     root, _, _ = bench_root
-    item = next(iter_items(root, "test"))
+    item = next(DataRoot(root).iter_items("test"))
     model = load_model_file(MODEL, {"device": "cpu", "checkpoint": str(trained[0])})
     assert describe_model(model)["uses_labels"] is True
     assert describe_model(model)["n_parameters"] == 4 * 512 * SMALL_NMF["rank"]  # the dictionaries

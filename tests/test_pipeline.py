@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from musicbench.manifest import read_manifest
-from musicbench.process import read_index
+from musicbench.benchmark import read_index
 from tests.conftest import REPO_ROOT
 
 

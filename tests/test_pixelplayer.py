@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import iter_items
+from musicbench.benchmark import DataRoot
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import (
@@ -195,7 +195,7 @@ def test_the_gpu_profile_trains_validates_and_separates_on_cpu(bench_root, tmp_p
     assert math.isfinite(summary["first_loss"]) and summary["best_step"] == 1
     separator = Separator.from_checkpoint(tmp_path / "gpu" / "best.pt", device="cpu")
     assert separator.config.hard_masks and separator.config.image_size == 224
-    item = next(iter_items(root, "test", 1))
+    item = next(DataRoot(root).iter_items("test", 1))
     estimates = separator.separate(item.mixture, item.frames)
     assert estimates.shape == item.references.shape and np.isfinite(estimates).all()
 

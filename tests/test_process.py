@@ -16,16 +16,8 @@ import soundfile as sf
 
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe, write_video
-from musicbench.process import (
-    INDEX_COLUMNS,
-    FrameArchive,
-    ProcessConfig,
-    count_clip_frames,
-    process_manifest,
-    read_clip_frames,
-    read_index,
-    validate_index,
-)
+from musicbench.benchmark import INDEX_COLUMNS, FrameArchive, read_clip_frames, read_index
+from musicbench.process import ProcessConfig, process_manifest, validate_index
 
 REPO = Path(__file__).resolve().parents[1]
 SR, VIDEO_FPS, W, H = 11025, 16, 160, 120
@@ -117,7 +109,7 @@ def test_outputs_rates_counts_and_trim(tmp_path, videos):
         info = sf.info(tmp_path / row.audio_path)
         assert (info.samplerate, info.channels, info.format, info.subtype) == (SR, 1, "FLAC", "PCM_24")
         assert info.frames == row.n_samples == 10 * SR and row.duration == pytest.approx(10.0)
-        assert row.n_frames == count_clip_frames(tmp_path / row.frames_path) == 80  # 10 s at 8 fps
+        assert row.n_frames == len(FrameArchive(tmp_path / row.frames_path)) == 80  # 10 s at 8 fps
         frames = read_clip_frames(tmp_path / row.frames_path, [0, 79])
         assert frames.dtype == np.uint8 and frames.shape == (2, 112, 112, 3)
         assert (row.frame_width, row.frame_height, row.video_width, row.video_height) == (112, 112, W, H)

@@ -55,7 +55,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import resolve_device
+from musicbench.benchmark import DataRoot
+from musicbench.device import resolve_device
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.progress import cpu_seconds, progress_bar
 from musicbench.pixelplayer.config import PixelPlayerConfig
@@ -206,11 +207,10 @@ def augmentation_generator(seed: int, step: int, micro_batch: int) -> torch.Gene
 def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: PixelPlayerConfig):
     """MixAndSeparateDataset over the training split's solo videos."""
     from musicbench.dataset import MixAndSeparateDataset
-    from musicbench.process import read_index
     from musicbench.splits import read_stage_splits, stage_split_file
 
     root = Path(root)
-    index = read_index(root / "processed" / "videos.parquet")
+    index = DataRoot(root).read_index()
     train_ids = sorted(video for video, split in read_stage_splits(root).items() if split == "train")
     if not (index["video_id"].isin(train_ids) & (index["kind"] == "solo")).any():
         raise MusicbenchError(f"{str(stage_split_file(root))!r} lists no processed training solo video; "
@@ -240,10 +240,8 @@ class ValItem:
 
 def load_val_items(root: str | os.PathLike, separator: Separator, limit: int) -> list[ValItem]:
     """The fixed ``val`` items (never ``test``), with the frames the model will see already chosen."""
-    from musicbench.evaluate import iter_items
-
     items = []
-    for item in iter_items(root, "val", limit or None):
+    for item in DataRoot(root).iter_items("val", limit or None):
         if item.mixture.shape[0] != separator.clip_samples:
             raise MusicbenchError(f"val item {item.item_id} has {item.mixture.shape[0]} samples, the model "
                                   f"{separator.clip_samples}; rebuild the mixtures with the same audio.clip_samples")

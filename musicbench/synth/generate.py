@@ -14,6 +14,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
+from musicbench.benchmark import MANIFEST_NAME, SYNTH_KINDS, SYNTH_SKIPPED_NAME, DataRoot, synth_relpath
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.instruments import MUSIC_DUET_PAIRS, get_instrument
@@ -26,7 +27,6 @@ from musicbench.synth.recording import RECORDINGS, apply_recording, clean_record
 from musicbench.synth.score import duet_parts, solo_parts
 from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
 
-SYNTH_DIR = "synth"
 MIXTURE_PEAK = 0.95
 
 
@@ -208,27 +208,25 @@ def render_frames(
     return frames, boxes
 
 
-def generate_video(spec: VideoSpec, config: SynthConfig, synth_dir: str | os.PathLike) -> ManifestEntry:
-    """Generate one video with its stems and boxes under `synth_dir`; return its manifest entry.
+def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.PathLike) -> ManifestEntry:
+    """Generate one video with its stems and boxes under `data_root`'s synth folder; return its manifest entry.
 
     Each file is written under a temporary name and renamed when complete.
     """
-    synth_dir = Path(synth_dir)
+    data_root = Path(data_root)
     rng = video_rng(config.seed, spec.video_id)
     stems, performances = render_stems(spec, config, rng)
     frames, boxes = render_frames(spec, config, performances, rng)
-    stems_rel = f"{SYNTH_DIR}/stems/{spec.video_id}.flac"
-    boxes_rel = f"{SYNTH_DIR}/boxes/{spec.video_id}.json"
-    video_rel = f"{SYNTH_DIR}/videos/{spec.video_id}.mp4"
-    with atomic_path(synth_dir / "stems" / f"{spec.video_id}.flac") as tmp:
+    stems_rel, boxes_rel, video_rel = (synth_relpath(kind, spec.video_id) for kind in ("stems", "boxes", "videos"))
+    with atomic_path(data_root / stems_rel) as tmp:
         sf.write(tmp, stems.T, config.sample_rate, subtype="PCM_24", format="FLAC")
     boxes_doc = {
         "video_id": spec.video_id, "fps": config.fps, "width": config.width, "height": config.height,
         "instruments": list(spec.instruments), "format": "[x, y, w, h] pixels, top-left origin, per frame",
         "boxes": boxes.tolist(),
     }
-    atomic_write_text(synth_dir / "boxes" / f"{spec.video_id}.json", json.dumps(boxes_doc, separators=(",", ":")))
-    with atomic_path(synth_dir / "videos" / f"{spec.video_id}.mp4") as tmp:
+    atomic_write_text(data_root / boxes_rel, json.dumps(boxes_doc, separators=(",", ":")))
+    with atomic_path(data_root / video_rel) as tmp:
         write_video(tmp, frames, config.fps, config.width, config.height, stems.sum(axis=0), config.sample_rate)
     return ManifestEntry(
         video_id=spec.video_id, kind=spec.kind, instruments=spec.instruments, subset="MUSIC-Synth",
@@ -244,8 +242,8 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     Returns the manifest entries in plan order.
     """
     check_soundfont(config.soundfont_path)
-    synth_dir = ensure_writable_dir(Path(data_root) / SYNTH_DIR)
-    for sub in ("videos", "stems", "boxes"):
+    synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
+    for sub in SYNTH_KINDS:
         ensure_writable_dir(synth_dir / sub)
     specs = plan_videos(config)
     jobs = positive(jobs if jobs is not None else config.jobs, "--jobs", int)
@@ -253,17 +251,17 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     with progress_bar("MUSIC-Synth videos", total=len(specs)) as advance:
         if jobs == 1:
             for spec in specs:
-                entries[spec.video_id] = generate_video(spec, config, synth_dir)
+                entries[spec.video_id] = generate_video(spec, config, data_root)
                 advance()
         else:
             with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(generate_video, spec, config, synth_dir): spec for spec in specs}
+                futures = {pool.submit(generate_video, spec, config, data_root): spec for spec in specs}
                 for future in as_completed(futures):
                     entry = future.result()
                     entries[entry.video_id] = entry
                     advance()
     ordered = [entries[spec.video_id] for spec in specs]
-    write_manifest(ordered, synth_dir / "manifest.csv")
+    write_manifest(ordered, synth_dir / MANIFEST_NAME)
     return ordered
 
 
@@ -279,7 +277,7 @@ def synth_stage(params: dict[str, Any], data_root: str | os.PathLike, jobs: int 
         return generate_synth(SynthConfig.from_params(params), data_root, jobs=jobs)
     if source != "music":
         raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
-    synth_dir = ensure_writable_dir(Path(data_root) / SYNTH_DIR)
-    atomic_write_text(synth_dir / "skipped.json", json.dumps(
+    synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
+    atomic_write_text(synth_dir / SYNTH_SKIPPED_NAME, json.dumps(
         {"skipped": True, "reason": "dataset.source is music: the pipeline processes the downloaded MUSIC videos"}) + "\n")
     return None

@@ -1,0 +1,404 @@
+"""The data root: every path of its layout, its tables, its frame archives, its items and its version.
+
+Everything a stage writes under the data root (``dataset.root``, default ``data/``) is named here
+and nowhere else (mirdata's one path resolver)::
+
+    synth/manifest.csv, synth/{videos,stems,boxes}/<id>.{mp4,flac,json}   MUSIC-Synth (`musicbench synth`)
+    music/manifest.csv, music/{raw,videos}/<id>.mp4, music/*.parquet|json real MUSIC (`musicbench acquire`)
+    processed/{audio,frames,records}/<id>.{flac,tar,json}                 decoded media (`musicbench process`)
+    processed/videos.parquet, processed/rejects.parquet                   the index and the rejects
+    splits/splits.csv                                                      train/val/test per video
+    mixtures/{mixtures,duets}.parquet, mixtures/benchmark.json             the benchmark definition
+    score_cache/<sha256>.json                                              metric results by content hash
+
+Paths stored in manifests and tables are relative to the data root, as POSIX strings (the
+``*_relpath`` functions); `DataRoot` turns them into paths that never leave the root.
+
+`DataRoot.iter_items` builds the benchmark items (`EvalItem`) that evaluation, validation during
+training and the leaderboard's demo pages all read: a model never sees anything else.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import resolve_in_root
+
+if TYPE_CHECKING:
+    from musicbench.annotations import BoxAnnotations
+
+SOURCES = ("synth", "music")
+TRACKS = ("mixtures", "duets")
+MANIFEST_NAME = "manifest.csv"
+
+SYNTH_DIR = "synth"
+SYNTH_KINDS = {"videos": "mp4", "stems": "flac", "boxes": "json"}
+SYNTH_SKIPPED_NAME = "skipped.json"
+
+MUSIC_DIR = "music"
+MUSIC_VIDEOS_DIR = f"{MUSIC_DIR}/videos"
+MUSIC_RAW_DIR = f"{MUSIC_DIR}/raw"
+MUSIC_PARTS_DIR = f"{MUSIC_RAW_DIR}/.parts"
+MUSIC_AVAILABILITY_RELPATH = f"{MUSIC_DIR}/availability.parquet"
+MUSIC_MANIFEST_RELPATH = f"{MUSIC_DIR}/{MANIFEST_NAME}"
+MUSIC_REPORT_RELPATH = f"{MUSIC_DIR}/acquire_report.json"
+
+PROCESSED_DIR = "processed"
+AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
+INDEX_NAME, REJECTS_NAME = "videos.parquet", "rejects.parquet"
+
+SPLITS_RELPATH = "splits/splits.csv"
+MIXTURES_DIR = "mixtures"
+MIXTURES_NAME, DUETS_NAME, DEFINITION_NAME = "mixtures.parquet", "duets.parquet", "benchmark.json"
+SCORE_CACHE_DIR = "score_cache"
+
+INDEX_COLUMNS: tuple[str, ...] = (
+    "video_id", "kind", "instruments", "n_sources", "subset", "source", "split",
+    "start", "end", "duration", "sample_rate", "n_samples", "clipped_samples",
+    "fps", "n_frames", "frame_width", "frame_height", "video_width", "video_height",
+    "audio_path", "audio_bytes", "audio_sha256", "frames_path", "frames_bytes", "frames_sha256",
+    "video_path", "video_sha256", "stems_path", "boxes_path",
+)
+MIXTURE_COLUMNS: tuple[str, ...] = (
+    "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
+    "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "frames_path", "frames_sha256",
+)
+DUET_COLUMNS: tuple[str, ...] = (
+    "item_id", "split", "video_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
+    "audio_path", "audio_sha256", "frames_path", "frames_sha256", "stems_path", "boxes_path",
+)
+
+
+# ------------------------------------------------------------------------------------ relative paths
+
+
+def synth_relpath(kind: str, video_id: str) -> str:
+    """Path of a MUSIC-Synth file relative to the data root; `kind` is videos, stems or boxes."""
+    return f"{SYNTH_DIR}/{kind}/{video_id}.{SYNTH_KINDS[kind]}"
+
+
+def music_video_relpath(video_id: str) -> str:
+    """Path of a trimmed real MUSIC video relative to the data root (`video_id` already validated)."""
+    return f"{MUSIC_VIDEOS_DIR}/{video_id}.mp4"
+
+
+def music_raw_relpath(video_id: str) -> str:
+    """Path of a raw (untrimmed, as downloaded) MUSIC video relative to the data root."""
+    return f"{MUSIC_RAW_DIR}/{video_id}.mp4"
+
+
+def processed_paths(processed_dir: str | os.PathLike, video_id: str) -> tuple[Path, Path, Path]:
+    """(audio FLAC, frame archive, record JSON) of one video under a processing output folder."""
+    processed_dir = Path(processed_dir)
+    return (processed_dir / AUDIO_DIR / f"{video_id}.flac", processed_dir / FRAMES_DIR / f"{video_id}.tar",
+            processed_dir / RECORDS_DIR / f"{video_id}.json")
+
+
+# ------------------------------------------------------------------------------------ the data root
+
+
+class DataRoot:
+    """A data root and every path of its layout (see the module docstring)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"DataRoot({os.fspath(self.root)!r})"
+
+    def resolve(self, relative: str | os.PathLike) -> Path:
+        """A path stored in a manifest or table (relative, untrusted), refused if it leaves the root."""
+        return resolve_in_root(self.root, relative)
+
+    def source_dir(self, source: str) -> Path:
+        """``<root>/synth`` or ``<root>/music``: where a dataset source's files and manifest live."""
+        if source not in SOURCES:
+            raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+        return self.root / source
+
+    def manifest_path(self, source: str) -> Path:
+        """The manifest of a dataset source that `musicbench process` reads by default."""
+        return self.source_dir(source) / MANIFEST_NAME
+
+    @property
+    def synth_dir(self) -> Path:
+        return self.root / SYNTH_DIR
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / PROCESSED_DIR
+
+    @property
+    def index_path(self) -> Path:
+        """``<root>/processed/videos.parquet``: one row per processed video (INDEX_COLUMNS)."""
+        return self.processed_dir / INDEX_NAME
+
+    @property
+    def splits_path(self) -> Path:
+        """``<root>/splits/splits.csv``: the split of every video, written by the `splits` stage."""
+        return self.root / SPLITS_RELPATH
+
+    @property
+    def mixtures_dir(self) -> Path:
+        return self.root / MIXTURES_DIR
+
+    @property
+    def mixtures_path(self) -> Path:
+        """``<root>/mixtures/mixtures.parquet``: the fixed val/test items (MIXTURE_COLUMNS)."""
+        return self.mixtures_dir / MIXTURES_NAME
+
+    @property
+    def duets_path(self) -> Path:
+        """``<root>/mixtures/duets.parquet``: the duet items (DUET_COLUMNS)."""
+        return self.mixtures_dir / DUETS_NAME
+
+    @property
+    def definition_path(self) -> Path:
+        """``<root>/mixtures/benchmark.json``: the benchmark version and counts."""
+        return self.mixtures_dir / DEFINITION_NAME
+
+    @property
+    def score_cache_dir(self) -> Path:
+        return self.root / SCORE_CACHE_DIR
+
+    def has_definition(self) -> bool:
+        """Whether `musicbench mixtures` has written the benchmark definition here."""
+        return self.definition_path.is_file()
+
+    def version(self) -> str:
+        """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""
+        path = self.definition_path
+        try:
+            return json.loads(path.read_text())["benchmark_version"]
+        except (OSError, KeyError, json.JSONDecodeError):
+            raise MusicbenchError(f"no benchmark definition at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
+
+    def read_index(self) -> pd.DataFrame:
+        """The processed-video index (see `read_index`)."""
+        return read_index(self.index_path)
+
+    def iter_items(self, split: str = "test", limit: int | None = None, track: str = "mixtures",
+                   annotations: BoxAnnotations | None = None) -> Iterator[EvalItem]:
+        """Build the benchmark items of `split` and `track` ("mixtures" or "duets"), in item order.
+
+        Duet items need clean stems and player boxes (MUSIC-Synth); duets without them are skipped.
+        A source video without boxes of its own (real MUSIC) takes them from `annotations` (e.g.
+        DSOL's, `musicbench.annotations`): the annotated frame nearest the clip's centre, within 1 s.
+        """
+        if track not in TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        if track == "duets":
+            yield from self._iter_duet_items(split, limit)
+            return
+        table = read_mixtures(self.mixtures_path)
+        table = table[table["split"] == split].sort_values(["item_id", "source_index"])
+        if table.empty:
+            raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
+        index = self.read_index().set_index("video_id", drop=False)
+        for n, (item_id, rows) in enumerate(table.groupby("item_id", sort=True)):
+            if limit is not None and n >= limit:
+                return
+            references, frames, boxes = [], [], []
+            for row in rows.itertuples(index=False):
+                video = index.loc[row.video_id]
+                clip, rate = self._read_clip(row.audio_path, int(row.start_sample), int(row.n_samples), item_id)
+                references.append(clip * np.float32(row.gain))
+                frames.append(self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames)))
+                centre_frame = int(row.start_frame) + int(row.n_frames) // 2
+                players = self._player_boxes(video, video.get("boxes_path") or "", centre_frame)
+                boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
+            references_array = np.stack(references).astype(np.float32)
+            yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
+                           references_array, np.stack(frames), rate, boxes)
+
+    def _iter_duet_items(self, split: str, limit: int | None) -> Iterator[EvalItem]:
+        table = read_mixtures(self.duets_path, DUET_COLUMNS)
+        table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
+        index = self.read_index().set_index("video_id", drop=False)
+        for n, row in enumerate(table.sort_values("item_id").itertuples(index=False)):
+            if limit is not None and n >= limit:
+                return
+            stems, rate = self._read_clip(row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
+            references = np.ascontiguousarray(stems.T, dtype=np.float32)
+            boxes = self._player_boxes(index.loc[row.video_id], row.boxes_path, int(row.start_frame) + int(row.n_frames) // 2)
+            instruments = row.instruments.split()
+            if references.shape[0] != len(instruments) or len(boxes) != len(instruments):
+                raise MusicbenchError(f"item {row.item_id}: stems/boxes do not match its {len(instruments)} players; "
+                                      "regenerate MUSIC-Synth (`dvc repro synth`)")
+            frames = self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames))[None]
+            points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in boxes]
+            yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
+                           references, frames, rate, boxes, "duets", points)
+
+    def _read_clip(self, path: str, start: int, n_samples: int, item_id: str) -> tuple[np.ndarray, int]:
+        """``(n_samples,)`` or ``(n_samples, channels)`` float32 from an audio file, checked for truncation."""
+        import soundfile as sf
+
+        clip, rate = sf.read(self.resolve(path), start=start, frames=n_samples, dtype="float32")
+        if len(clip) != n_samples:
+            raise MusicbenchError(f"item {item_id}: {path} is truncated; run `musicbench validate`")
+        return clip, int(rate)
+
+    def _read_frames(self, path: str, start_frame: int, n_frames: int) -> np.ndarray:
+        return read_clip_frames(self.resolve(path), range(start_frame, start_frame + n_frames))
+
+    def _player_boxes(self, video: pd.Series, boxes_path: str, centre_frame: int) -> list[np.ndarray] | None:
+        """Every player's box at processed frame `centre_frame` of a video with ground truth, else None."""
+        if not boxes_path:
+            return None
+        doc = json.loads(self.resolve(boxes_path).read_text())
+        index = int(np.clip(round(_video_time(video, centre_frame) * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
+        frame_size = (int(video["frame_width"]), int(video["frame_height"]))
+        return [frame_box(player[index], (doc["width"], doc["height"]), frame_size) for player in doc["boxes"]]
+
+
+# ------------------------------------------------------------------------------------ tables
+
+
+def read_index(path: str | os.PathLike) -> pd.DataFrame:
+    """Read videos.parquet as a pandas DataFrame; raise MusicbenchError if unreadable or incomplete."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise MusicbenchError(f"cannot read index {os.fspath(path)!r} ({exc}); run `musicbench process` first") from None
+    except Exception as exc:  # pyarrow raises its own types for corrupt files
+        raise MusicbenchError(f"index {os.fspath(path)!r} is not a readable Parquet file ({exc}); rerun `musicbench process`") from None
+    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
+    if missing:
+        raise MusicbenchError(f"index {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; rerun `musicbench process`")
+    return frame
+
+
+def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS) -> pd.DataFrame:
+    """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns."""
+    try:
+        table = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise MusicbenchError(f"cannot read mixture table {os.fspath(path)!r}: {exc}; run `musicbench mixtures`") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise MusicbenchError(f"mixture table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}")
+    return table
+
+
+# ------------------------------------------------------------------------------------ frame archives
+
+
+class FrameArchive:
+    """Random access to the JPEG frames of a frame archive written by `musicbench process`.
+
+    The archive's member table (name → byte offset and size) is read once, at construction; each
+    `read` then seeks straight to its frames instead of parsing every tar header again.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            with tarfile.open(self.path, "r:") as archive:
+                self.members = {member.name: (member.offset_data, member.size)
+                                for member in archive.getmembers() if member.isfile()}
+        except (OSError, tarfile.TarError) as exc:
+            raise MusicbenchError(f"cannot read frame archive {os.fspath(path)!r}: {exc}; rerun `musicbench process`") from None
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode frames `indices` (0-based, at frames.fps) as uint8 RGB ``(len(indices), height, width, 3)``.
+
+        Raises MusicbenchError if the archive is unreadable or an index is out of range.
+        """
+        from PIL import Image
+
+        images = []
+        try:
+            with open(self.path, "rb") as handle:
+                for index in indices:
+                    entry = self.members.get(f"{int(index):06d}.jpg") if int(index) >= 0 else None
+                    if entry is None:
+                        raise MusicbenchError(f"frame {index} not in {os.fspath(self.path)!r} (it holds "
+                                              f"{len(self.members)} frames, 0..{len(self.members) - 1})")
+                    handle.seek(entry[0])
+                    with Image.open(io.BytesIO(handle.read(entry[1]))) as image:
+                        images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        except OSError as exc:
+            raise MusicbenchError(f"cannot read frame archive {os.fspath(self.path)!r}: {exc}; "
+                                  "rerun `musicbench process`") from None
+        if not images:
+            return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+        return np.stack(images)
+
+
+def read_clip_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:
+    """Decode frames `indices` (0-based, at frames.fps) of a frame archive (see `FrameArchive.read`)."""
+    return FrameArchive(path).read(indices)
+
+
+# ------------------------------------------------------------------------------------ items
+
+
+@dataclass
+class EvalItem:
+    """One benchmark item as the harness builds it.
+
+    track "mixtures": a fixed Mix-and-Separate item, one video per source; frames uint8
+    ``(n_sources, n_frames, H, W, 3)``. track "duets": a clip of one duet video (two players in one
+    picture); frames ``(1, n_frames, H, W, 3)`` and `points` holds each player's box centre
+    ``(x, y)`` in frame pixels (the "click a player, hear its sound" query).
+    mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
+    (gain-scaled clips or clean stems, summing to the mixture); boxes: per source the player's box
+    ``[x, y, w, h]`` (or boxes ``(k, 4)``, from an annotation file) in frame pixels at the clip's
+    centre frame, or None where no ground truth exists.
+    """
+
+    item_id: str
+    split: str
+    video_ids: list[str]
+    instruments: list[str]
+    mixture: np.ndarray
+    references: np.ndarray
+    frames: np.ndarray
+    sample_rate: int
+    boxes: list[np.ndarray | None] = field(default_factory=list)
+    track: str = "mixtures"
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:
+    """Map a box ``[x, y, w, h]`` in video pixels to processed-frame pixels (scale, centre crop).
+
+    video_size and frame_size are (width, height). The processing stage scales the shorter side to
+    the frame size and centre-crops (musicbench.process); the box is clipped to the frame.
+    """
+    (vw, vh), (fw, fh) = video_size, frame_size
+    scale = max(fw / vw, fh / vh)
+    ox, oy = (vw * scale - fw) / 2, (vh * scale - fh) / 2
+    x0, y0 = np.clip(box[0] * scale - ox, 0, fw), np.clip(box[1] * scale - oy, 0, fh)
+    x1, y1 = np.clip((box[0] + box[2]) * scale - ox, 0, fw), np.clip((box[1] + box[3]) * scale - oy, 0, fh)
+    return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def _video_time(video: pd.Series, frame: int) -> float:
+    """Seconds from the start of the original video to processed frame `frame` (adds the trim start)."""
+    start = video.get("start")
+    return frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
+
+
+def _annotated_boxes(annotations: BoxAnnotations | None, video: pd.Series, frame: int) -> np.ndarray | None:
+    """Boxes ``(k, 4)`` in processed-frame pixels from an annotation file, or None."""
+    annotated = annotations.boxes_at(video["video_id"], _video_time(video, frame)) if annotations else None
+    if annotated is None:
+        return None
+    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
+    return np.stack([frame_box(box, (annotated.width, annotated.height), frame_size) for box in annotated.boxes])
