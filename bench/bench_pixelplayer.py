@@ -19,9 +19,8 @@ Then the ``gpu`` profile's sizes (224 px frames, K = 32, U-Net 64..512) run on t
 steps of batch 2, to show the shapes and the parameter count, not a speed anyone should train at.
 On 2 cores that other processes also load, two OpenMP threads per process are often several times
 slower than one; on an otherwise idle 2-core machine (a `dvc repro` stage runs alone) two threads
-took 0.19 s per step on real batches against 0.33 s on one (and the full training loop, data in a
-worker, 0.22 s), so the ``cpu`` profile leaves ``threads`` to torch (0). Compute-only steps use
-random clips of the profile's ``train_samples``.
+are faster (figures: docs/baselines.md), so the ``cpu`` profile leaves ``threads`` to torch (0).
+Compute-only steps use random clips of the profile's ``train_samples``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The reference NMF baseline: per-instrument dictionaries, label-informed separation, no pixels.
 
-The classic audio-only method that The Sound of Pixels compares against, rerunnable on a CPU in
-minutes. Everything here is a pure function of its inputs; audio is mono float32 at 11025 Hz.
+The classic audio-only method that The Sound of Pixels compares against, rerunnable on a CPU
+(timings: docs/baselines.md). Everything here is a pure function of its inputs; audio is mono
+float32 at 11025 Hz.
 
 - Training (`learn_dictionaries`, `train_nmf`): for every instrument, the magnitude STFT frames
   of its **train-split solo** videos (near-silent frames dropped) are factorised as
@@ -196,7 +197,7 @@ def single_thread() -> Iterator[None]:
     """Run torch on one CPU thread inside the block, then restore the previous setting.
 
     NMF's matrix products are small: threads gain little and lose a lot when the cores are busy
-    (OpenMP threads spin-wait; measured 3-7x slower with 2 threads on 2 shared cores). One thread
+    (OpenMP threads spin-wait; measured: docs/baselines.md). One thread
     also keeps the result's bits independent of the machine's core count.
     """
     import torch

@@ -32,8 +32,8 @@ How it is computed (our own vectorised float64 implementation, not a copy of mir
   Levinson–Durbin (``scipy.linalg.solve_toeplitz``, O(512²));
 * neither algorithm is iterative or approximate, but both are only weakly stable, so every
   structured solution ``c`` of ``G c = d`` is checked: if its normwise backward error
-  ``||G c − d|| / (||G||_F ||c|| + ||d||)`` exceeds ``_BACKWARD_TOL`` (1e-12; measured ≤ 1e-15,
-  an LU solve gives ~1e-16) or the Schur algorithm breaks down (a non-positive pivot), the system
+  ``||G c − d|| / (||G||_F ||c|| + ||d||)`` exceeds ``_BACKWARD_TOL`` (1e-12; measured values in
+  docs/metrics.md) or the Schur algorithm breaks down (a non-positive pivot), the system
   is solved again densely: LAPACK Cholesky, then LU with partial pivoting, then least squares if
   exactly singular, which is what mir_eval does for every system;
 * energies come from the filter coefficients ``c`` and products with the exact Gram matrix
@@ -42,7 +42,7 @@ How it is computed (our own vectorised float64 implementation, not a copy of mir
   ``c``) and ||P e − P_j e||² = ΔᵀGΔ with Δ = c − c_j (``c_j`` zero-padded), never a difference
   of two large numbers for the interference energy.
 
-Agreement with mir_eval is ≤ 1e-6 dB (measured: ≤ 1e-9 dB) except where a ratio sits
+Agreement with mir_eval is ≤ 1e-6 dB (measured: docs/metrics.md) except where a ratio sits
 at the float64 noise floor: a residual energy below ~1e-13 of the estimate's energy (ratios above
 ~130 dB, e.g. the SAR of the mixture used as the estimate, which lies in the span of the
 references) is rounding noise in both implementations and is not comparable between them. A
@@ -56,15 +56,11 @@ so a caller can mark the item excluded and keep the reason. Nothing is returned 
 
 Only numpy and scipy are used (no torch), so no process-wide thread state is touched; FFTs run on
 ``workers`` threads (``scipy.fft``, default 1), LAPACK on OpenBLAS's threads. On a shared machine
-multithreaded OpenBLAS busy-waits and gets several times slower (seen: a 1024² Cholesky, the
-dense fallback here, from 7 ms to 80 ms on 2 busy cores): scoring processes should start with
-``OPENBLAS_NUM_THREADS=1`` and parallelise over items (processes) instead.
+multithreaded OpenBLAS busy-waits and gets several times slower (docs/metrics.md): scoring
+processes should start with ``OPENBLAS_NUM_THREADS=1`` and parallelise over items (processes)
+instead.
 
-Cost per 2-source 65535-sample item (one core, medians on a shared 2-core machine): 11 real FFTs
-of 67500 points (~4 ms), the Schur recursion (~3 ms, mostly numpy call overhead, shared by up to
-``_GROUP_ITEMS`` items), 4 triangular solves with the 1024² factor (~0.7 ms), two Levinson
-solves (~1 ms) and a few small FFT products (~1 ms); mir_eval needs two 1024² and two 512² LU
-solves and ~40 complex FFTs of 131072 points per item (~13× the time).
+Cost per item, step by step, against mir_eval: docs/metrics.md and ``python bench/bench_metrics.py``.
 """
 
 from __future__ import annotations
@@ -82,14 +78,13 @@ from musicbench.errors import MusicbenchError
 #: Length of the BSS Eval v3 distortion filter, in samples (delays 0..511), as in mir_eval.
 FILTER_LENGTH = 512
 
-#: Items per batched FFT pass: small, so the spectra stay in cache (measured faster than 8) and
+#: Items per batched FFT pass: small, so the spectra stay in cache (measured: docs/metrics.md) and
 #: memory stays bounded (~0.5 MB per signal and per correlation at 65535 samples).
 _CHUNK_ITEMS = 2
 
 #: Items whose Schur recursions share one loop (:func:`_schur_cholesky`): the per-step cost is
 #: largely Python/numpy call overhead, shared by the group; each item holds an 8 MB factor (2
-#: sources) meanwhile, so larger groups lose the factor from cache (measured: 2 is fastest, ~20%
-#: less time per item than 1; 4 and 8 are slower than 2).
+#: sources) meanwhile, so larger groups lose the factor from cache (measured: docs/metrics.md).
 _GROUP_ITEMS = 2
 
 __all__ = [
@@ -487,8 +482,8 @@ def _joint_solution(lags: NDArray[np.float64], d: NDArray[np.float64], flen: int
     """Filters ``c[j, i, a]`` of the projection of estimate ``j`` on all delayed references.
 
     ``d[i, j, a] = Σ_m s_i[m − a] e_j[m]``. With ``factor`` (from :func:`_schur_cholesky`) two
-    triangular solves per estimate (BLAS ``dtrsv``: one pass over the factor each, measured 2×
-    faster than ``dpotrs``, which packs it first); without (breakdown, or a rejected structured
+    triangular solves per estimate (BLAS ``dtrsv``: one pass over the factor each, faster than
+    ``dpotrs``, which packs it first; docs/metrics.md); without (breakdown, or a rejected structured
     solution) the dense Gram matrix and :func:`_solve`.
     """
     p = lags.shape[0]
@@ -681,8 +676,8 @@ def _sdr_many(ref: NDArray[np.float64], ests: NDArray[np.float64], workers: int 
 def sdr_sources_batch(reference: ArrayLike, estimate: ArrayLike, *, workers: int | None = None) -> NDArray[np.float64]:
     """BSS Eval v3 SDR only (dB), shape (n_items, n_sources), from (n_items, n_sources, n_samples) inputs.
 
-    Equal to ``bss_eval_sources_batch(...)[0]`` to rounding (measured ≤ 1e-9 dB: the two paths
-    batch their FFTs differently, and tonal references amplify the difference) at a fraction of
+    Equal to ``bss_eval_sources_batch(...)[0]`` to rounding (the two paths batch their FFTs
+    differently, and tonal references amplify the difference; docs/metrics.md) at a fraction of
     the cost: the SDR of source ``j`` needs only reference ``j`` (512×512 Toeplitz solves, no
     joint one).
     """
@@ -693,7 +688,7 @@ def sdr_sources_batch(reference: ArrayLike, estimate: ArrayLike, *, workers: int
 def sdr_sources(reference: ArrayLike, estimate: ArrayLike, *, workers: int | None = None) -> NDArray[np.float64]:
     """BSS Eval v3 SDR only (dB), shape (n_sources,), from (n_sources, n_samples) inputs.
 
-    Equal to ``bss_eval_sources(reference, estimate)[0]`` to rounding (≤ 1e-9 dB), cheaper.
+    Equal to ``bss_eval_sources(reference, estimate)[0]`` to rounding (docs/metrics.md), cheaper.
     """
     ref, est = _check_pair(reference, estimate, 2)
     return _sdr_many(ref[None], est[None, None], workers)[0, 0]

@@ -94,8 +94,8 @@ def keep_freed_memory() -> bool:
     """Ask glibc malloc to serve large blocks from its heap and keep freed memory (Linux only).
 
     By default every tensor over 128 KiB to 32 MiB is a fresh mmap, zero-filled page by page on
-    first touch and unmapped when freed: on CPU a PixelPlayer step then spends a quarter to a third
-    of its time in page faults (measured: 0.95 → 0.65 s per step of the cpu profile). Raising
+    first touch and unmapped when freed: on CPU a PixelPlayer step then spends much of its time in
+    page faults (measured: docs/baselines.md). Raising
     M_MMAP_THRESHOLD and M_TRIM_THRESHOLD keeps the step's buffers in the heap for reuse. Returns
     whether it applied; harmless elsewhere (it only changes this process's allocator settings).
     """
