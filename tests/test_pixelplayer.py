@@ -275,6 +275,8 @@ def test_inference_api_shapes(trained):
     assert sounds.shape == (3, 65535) and np.isfinite(sounds).all()
     assert separator.separate_at(mixture, frames[0], []).shape == (0, 65535)
     assert separator.frame_indices(47, 0) == [8, 24, 40]  # centre of the audio window, +- 16 frames
+    assert separator.select_frames(frames, 0).shape == (2, 3, 3, 32, 32)  # the training view (image_size)
+    assert separator.select_frames(frames, 0, crop=False).shape == (2, 3, 3, 36, 36)  # the whole frame (resize)
     with pytest.raises(ValueError, match="ONE video"):
         separator.separate_at(mixture, frames, [(1, 1)])
 

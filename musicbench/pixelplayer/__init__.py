@@ -2,7 +2,7 @@
 
 - `config.PixelPlayerConfig`: params.yaml ``pixelplayer`` profiles (``cpu``, ``gpu``).
 - `model.PixelPlayer`: dilated ResNet-18 visual net, 7-level U-Net audio net, synthesizer.
-- `train.train_pixelplayer`: Mix-and-Separate training (CPU, GPU, torchrun DDP), checkpoints, curves.
+- `train.train_pixelplayer` (`train.Trainer`): Mix-and-Separate training (CPU, GPU, torchrun DDP), checkpoints, curves.
 - `inference.Separator`: separate / localize / separate_at on numpy arrays (the harness's model API).
 """
 

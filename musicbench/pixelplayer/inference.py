@@ -109,8 +109,15 @@ class Separator:
         piece[:len(chunk)] = chunk
         return torch.from_numpy(piece).to(self.device)[None]
 
-    def _frames(self, frames: np.ndarray, indices: list[int], *, crop: bool) -> torch.Tensor:
-        """uint8 (..., n_frames, H, W, 3) → normalised (..., T, 3, S, S') for the chosen indices."""
+    def select_frames(self, frames: np.ndarray, start_sample: int, *, crop: bool = True) -> torch.Tensor:
+        """The frames the net sees for the audio window starting at `start_sample`, normalised.
+
+        frames: uint8 ``(n_videos, n_frames, H, W, 3)`` → float ``(n_videos, T, 3, S, S')`` on the
+        separator's device: the T = ``len(frame_offsets)`` frames of `frame_indices`, the shorter side
+        resized to ``resize`` px, then with `crop` the centred ``image_size`` square (the view of
+        separation and of validation during training), without it the whole frame (pixel-level outputs).
+        """
+        indices = self.frame_indices(frames.shape[1], start_sample)
         chosen = torch.from_numpy(np.ascontiguousarray(np.asarray(frames, dtype=np.uint8)[..., indices, :, :, :]))
         return self.net.preprocess_frames(chosen.to(self.device), train=False, crop=crop)
 
@@ -141,7 +148,7 @@ class Separator:
         n_samples = len(mixture)
         pieces = []
         for start in self.windows(n_samples):
-            chosen = self._frames(frames, self.frame_indices(frames.shape[1], start), crop=True)
+            chosen = self.select_frames(frames, start)
             pieces.append(self.separate_window(self._window(mixture, start), chosen))
         return torch.cat(pieces, dim=-1)[:, :n_samples].cpu().numpy().astype(np.float32)
 
@@ -151,7 +158,7 @@ class Separator:
     @torch.no_grad()
     def pixel_features(self, frames: np.ndarray, start: int) -> torch.Tensor:
         """Per-pixel features in [0, 1] of videos (M, n_frames, H, W, 3): (M, K, h, w), whole frame."""
-        chosen = self._frames(frames, self.frame_indices(frames.shape[1], start), crop=False)
+        chosen = self.select_frames(frames, start, crop=False)
         return torch.sigmoid(self.net.visual_maps(chosen).float())
 
     @torch.no_grad()

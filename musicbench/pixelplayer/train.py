@@ -1,6 +1,6 @@
 """Mix-and-Separate training of PixelPlayer, on one CPU, one GPU or many through torchrun.
 
-`train_pixelplayer(params, root, out_dir)` trains the profile chosen in params.yaml
+`train_pixelplayer(params, root, out_dir)` (through `Trainer`) trains the profile chosen in params.yaml
 (``pixelplayer.profile``) on the training split's solo videos (`musicbench.dataset.MixAndSeparateDataset`:
 random N-source mixtures, gains U(0.5, 1.5) / N) and selects the best weights on the ``val``
 split's fixed items (mean NSDR; the test split is never read). Objective (the reference recipe):
@@ -44,6 +44,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -245,13 +246,12 @@ def load_val_items(root: str | os.PathLike, separator: Separator, limit: int) ->
         if item.mixture.shape[0] != separator.clip_samples:
             raise MusicbenchError(f"val item {item.item_id} has {item.mixture.shape[0]} samples, the model "
                                   f"{separator.clip_samples}; rebuild the mixtures with the same audio.clip_samples")
-        indices = separator.frame_indices(item.frames.shape[1], 0)
-        frames = separator._frames(item.frames, indices, crop=True).cpu()
+        frames = separator.select_frames(item.frames, 0).cpu()
         items.append(ValItem(item.item_id, item.mixture, item.references, frames))
     return items
 
 
-def validate(separator: Separator, items: list[ValItem]) -> dict[str, float]:
+def validation_scores(separator: Separator, items: list[ValItem]) -> dict[str, float]:
     """Mean NSDR and SI-SDRi over val items (each item the mean of its sources)."""
     from musicbench.metrics import MetricInputError, nsdr, si_sdr_improvement
 
@@ -338,6 +338,221 @@ def _append_csv(path: Path, row: list) -> None:
 # the training run
 
 
+class Trainer:
+    """One PixelPlayer training run writing to `out_dir`: restore, step, validate, checkpoint, log.
+
+    Building it seeds the global RNGs, then builds the network, its optimiser, schedule and AMP
+    scaler (in that order: the initial weights depend on it). Then `restore` (optional),
+    `start_logs`, `load_data` and `run`, as `train_pixelplayer` does. Every rank steps; rank 0
+    alone validates and writes files.
+    """
+
+    def __init__(self, params: dict[str, Any], config: PixelPlayerConfig, runtime: Runtime, out_dir: Path):
+        self.params, self.config, self.runtime, self.out_dir = params, config, runtime, out_dir
+        if runtime.main:
+            ensure_writable_dir(out_dir)
+        self.cuda = runtime.device.type == "cuda"
+        self.amp, self.channels_last = self.cuda and config.amp, self.cuda and config.channels_last
+        if not self.cuda:
+            keep_freed_memory()
+            if config.threads:
+                torch.set_num_threads(config.threads)
+        self.global_batch = config.batch_size * config.accumulate * runtime.world
+        self.steps_per_epoch = config.items_per_epoch // self.global_batch
+        if self.steps_per_epoch < 1:
+            raise MusicbenchError(f"params: pixelplayer.{config.profile}.items_per_epoch ({config.items_per_epoch}) must be at "
+                                  f"least the global batch ({self.global_batch} = batch_size × accumulate × processes)")
+        self.per_step = config.batch_size * config.accumulate  # items of one process per step
+
+        torch.manual_seed(config.seed)
+        np.random.seed(config.seed % 2**32)
+        random.seed(config.seed)
+        self.net = net = PixelPlayer(config)
+        if config.pretrained:
+            _load_pretrained(net, config)
+        net.to(runtime.device)
+        if self.channels_last:
+            net.to(memory_format=torch.channels_last)
+        self.model: torch.nn.Module = net  # what the loss runs: `net` or its DistributedDataParallel wrapper
+        if runtime.distributed:
+            self.model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if self.cuda else None)
+        self.optimizer, self.scheduler = make_optimizer(net, config)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and _amp_dtype() == torch.float16)
+        audio = {"sample_rate": int((params.get("audio") or {}).get("sample_rate", 11025)),
+                 "clip_samples": int((params.get("audio") or {}).get("clip_samples", 65535)),
+                 "fps": float((params.get("frames") or {}).get("fps", 8.0))}
+        self.audio = audio
+
+        self.step, self.prior_seconds = 0, 0.0  # optimiser steps done; training seconds of earlier runs
+        self.curve: list[list] = []  # rows of CURVE_COLUMNS
+        self.val_curve: list[list] = []  # rows of VAL_COLUMNS
+        self.best: dict[str, Any] = {"step": None, "val_nsdr": -math.inf}
+        self.window_losses: list[float] = []  # losses of the log row in progress
+        self.start, self.cpu_start, self.first_step = time.perf_counter(), cpu_seconds(), 0
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_NAME
+
+    def restore(self) -> bool:
+        """Continue from ``out_dir/checkpoint.pt`` if it exists (weights, optimiser, RNGs, curves); returns whether it did."""
+        if not self.checkpoint_path.is_file():
+            return False
+        saved = load_checkpoint_file(self.checkpoint_path, map_location="cpu")  # states are copied to the device
+        _check_resumable(saved, self.config, self.global_batch, self.checkpoint_path)
+        self.net.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        _set_rng_state(saved["rng"])
+        self.step, self.prior_seconds = int(saved["step"]), float(saved["seconds"])
+        self.curve, self.val_curve, self.best = saved["curve"], saved["val_curve"], saved["best"]
+        self.window_losses = list(saved["window_losses"])
+        return True
+
+    def start_logs(self) -> None:
+        """(Re)write the curve CSVs with the rows so far (rank 0); later rows are appended."""
+        if self.runtime.main:
+            _write_csv(self.out_dir / CURVE_NAME, CURVE_COLUMNS, self.curve)
+            _write_csv(self.out_dir / VAL_CURVE_NAME, VAL_COLUMNS, self.val_curve)
+
+    def load_data(self, root: str | os.PathLike) -> None:
+        """The training set and its sampler; on rank 0 the validation items and their separator."""
+        self.dataset = training_dataset(self.params, root, self.config)
+        self.sampler = DistributedSampler(self.dataset, num_replicas=self.runtime.world, rank=self.runtime.rank,
+                                          shuffle=True, seed=self.config.seed, drop_last=False)
+        main = self.runtime.main
+        self.separator = Separator(self.net, device=self.runtime.device, **self.audio) if main else None
+        self.val_items = load_val_items(root, self.separator, self.config.val_items) if main else []
+        self.net.train()
+
+    def seconds(self) -> float:
+        """Training wall time so far, across resumptions."""
+        return self.prior_seconds + (time.perf_counter() - self.start)
+
+    def run(self, max_steps: int | None = None, progress: bool = True) -> dict[str, Any]:
+        """Train up to ``steps`` (or `max_steps`, if lower), an epoch at a time; returns the summary."""
+        config = self.config
+        last_step = min(config.steps, max_steps) if max_steps is not None else config.steps
+        self.first_step = self.step
+        self.start, self.cpu_start = time.perf_counter(), cpu_seconds()
+        bar = progress_bar(f"train pixelplayer ({config.profile}, {self.runtime.device.type})", last_step,
+                           show=self.runtime.main and progress)
+        with bar as advance:
+            advance(self.step)
+            while self.step < last_step:
+                self.run_epoch(last_step, advance)
+        summary = self.summary()
+        if self.runtime.main and self.step >= config.steps:
+            atomic_write_text(self.out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        if self.runtime.distributed:
+            dist.barrier()
+        return summary
+
+    def run_epoch(self, last_step: int, advance: Callable[[int], Any]) -> None:
+        """The steps from the current one to the end of its epoch (or `last_step`), through one DataLoader."""
+        config, runtime, step = self.config, self.runtime, self.step
+        epoch, in_epoch = divmod(step, self.steps_per_epoch)
+        self.dataset.set_epoch(epoch)
+        indices = step_indices(self.sampler, epoch, in_epoch, self.steps_per_epoch, self.per_step)
+        loader = DataLoader(self.dataset, batch_size=config.batch_size, sampler=indices, drop_last=True,
+                            num_workers=config.workers, pin_memory=self.cuda)
+        batches = iter(loader)
+        for _ in range(in_epoch, self.steps_per_epoch):
+            lr_used = self.train_step(batches)
+            step = self.step
+            self.log(lr_used, last_step)
+            if runtime.main and (step % config.val_every == 0 or step == config.steps):
+                self.validate()
+            if runtime.main and (step % config.checkpoint_every == 0 or step == last_step):
+                self.checkpoint()
+            if runtime.distributed and (step % config.val_every == 0 or step % config.checkpoint_every == 0
+                                        or step == last_step):
+                dist.barrier()
+            advance(1)
+            if step >= last_step:
+                break
+
+    def train_step(self, batches: Iterator[dict[str, torch.Tensor]]) -> float:
+        """One optimiser step on `accumulate` micro-batches of `batches`; returns the head's learning rate it used."""
+        config, runtime = self.config, self.runtime
+        self.optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for a in range(config.accumulate):
+            batch = next(batches)
+            micro = runtime.rank * config.accumulate + a
+            sync = contextlib.nullcontext()
+            if runtime.distributed and a < config.accumulate - 1:
+                sync = self.model.no_sync()
+            with sync:
+                loss = batch_loss(self.model, self.net, batch, config, runtime.device,
+                                  generator=augmentation_generator(config.seed, self.step, micro),
+                                  amp=self.amp, channels_last=self.channels_last)
+                self.scaler.scale(loss / config.accumulate).backward()
+            step_loss += float(loss.detach()) / config.accumulate
+        if not math.isfinite(step_loss):
+            raise MusicbenchError(f"PixelPlayer training diverged at step {self.step + 1} (loss {step_loss}); lower "
+                                  f"pixelplayer.{config.profile}.lr_head / lr_trunk")
+        lr_used = self.optimizer.param_groups[1]["lr"]
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        self.window_losses.append(step_loss)
+        return lr_used
+
+    def log(self, lr_used: float, last_step: int) -> None:
+        """Every ``log_every`` steps and at `last_step`: a train curve row, the loss averaged over the window and ranks."""
+        if not (self.step % self.config.log_every == 0 or self.step == last_step):
+            return
+        mean_loss = float(np.mean(self.window_losses))
+        if self.runtime.distributed:
+            value = torch.tensor([mean_loss], dtype=torch.float64, device=self.runtime.device)
+            dist.all_reduce(value)
+            mean_loss = float(value) / self.runtime.world
+        self.window_losses = []
+        self.curve.append([self.step, round(mean_loss, 6), lr_used, round(self.seconds(), 2)])
+        if self.runtime.main:
+            _append_csv(self.out_dir / CURVE_NAME, self.curve[-1])
+
+    def validate(self) -> None:
+        """Score the val items (rank 0): a val curve row, and ``best.pt`` when the NSDR is the best so far."""
+        scores = validation_scores(self.separator, self.val_items)
+        self.val_curve.append([self.step, round(scores["val_nsdr"], 4), round(scores["val_si_sdri"], 4),
+                               scores["n_failed"], round(self.seconds(), 2)])
+        _append_csv(self.out_dir / VAL_CURVE_NAME, self.val_curve[-1])
+        if scores["val_nsdr"] > self.best["val_nsdr"]:
+            self.best = {"step": self.step, "val_nsdr": scores["val_nsdr"], "val_si_sdri": scores["val_si_sdri"]}
+            _save(self.out_dir / BEST_NAME, {"format": CHECKPOINT_FORMAT, "kind": "best", "step": self.step,
+                                             "config": self.config.to_dict(), "audio": self.audio,
+                                             "model": self.net.state_dict(), "val": self.best})
+
+    def checkpoint(self) -> None:
+        """Write ``checkpoint.pt``: everything an exact resumption needs (rank 0)."""
+        _save(self.checkpoint_path, {
+            "format": CHECKPOINT_FORMAT, "kind": "checkpoint", "step": self.step, "config": self.config.to_dict(),
+            "audio": self.audio, "global_batch": self.global_batch, "world_size": self.runtime.world,
+            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": _rng_state(),
+            "seconds": self.seconds(), "curve": self.curve, "val_curve": self.val_curve, "best": self.best,
+            "window_losses": self.window_losses})
+
+    def summary(self) -> dict[str, Any]:
+        """The run's summary (what ``summary.json`` holds): sizes, timings, first/last loss, best step and NSDR."""
+        seconds, step, best, curve = self.seconds(), self.step, self.best, self.curve
+        return {
+            "profile": self.config.profile, "device": self.runtime.device.type, "world_size": self.runtime.world,
+            "steps": step, "completed": step >= self.config.steps, "global_batch": self.global_batch,
+            "n_parameters": count_parameters(self.net), "train_seconds": round(seconds, 2),
+            "cpu_seconds_this_run": round(cpu_seconds() - self.cpu_start, 2), "steps_this_run": step - self.first_step,
+            "steps_per_second": round(step / seconds, 4) if seconds > 0 else None,
+            "clips_per_second": round(step * self.global_batch / seconds, 3) if seconds > 0 else None,
+            "first_loss": curve[0][1] if curve else None, "last_loss": curve[-1][1] if curve else None,
+            "best_step": best["step"], "best_val_nsdr": None if best["step"] is None else round(best["val_nsdr"], 4),
+            "val_items": len(self.val_items) if self.runtime.main else None,
+        }
+
+
 def train_pixelplayer(
     params: dict[str, Any], root: str | os.PathLike, out_dir: str | os.PathLike, *, device: str = "auto",
     resume: bool = True, profile: str | None = None, max_steps: int | None = None, progress: bool = True,
@@ -350,163 +565,12 @@ def train_pixelplayer(
     written to ``out_dir/summary.json`` when training completes). `config` overrides the params.
     """
     config = config or PixelPlayerConfig.from_params(params, profile)
-    runtime = setup_runtime(device)
-    out_dir = Path(out_dir)
-    if runtime.main:
-        ensure_writable_dir(out_dir)
-    cuda = runtime.device.type == "cuda"
-    amp, channels_last = cuda and config.amp, cuda and config.channels_last
-    if not cuda:
-        keep_freed_memory()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-    global_batch = config.batch_size * config.accumulate * runtime.world
-    steps_per_epoch = config.items_per_epoch // global_batch
-    if steps_per_epoch < 1:
-        raise MusicbenchError(f"params: pixelplayer.{config.profile}.items_per_epoch ({config.items_per_epoch}) must be at "
-                              f"least the global batch ({global_batch} = batch_size × accumulate × processes)")
-
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed % 2**32)
-    random.seed(config.seed)
-    net = PixelPlayer(config)
-    if config.pretrained:
-        _load_pretrained(net, config)
-    net.to(runtime.device)
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    model: torch.nn.Module = net
-    if runtime.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
-    optimizer, scheduler = make_optimizer(net, config)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and _amp_dtype() == torch.float16)
-    audio = {"sample_rate": int((params.get("audio") or {}).get("sample_rate", 11025)),
-             "clip_samples": int((params.get("audio") or {}).get("clip_samples", 65535)),
-             "fps": float((params.get("frames") or {}).get("fps", 8.0))}
-
-    step, prior_seconds, curve, val_curve, window_losses = 0, 0.0, [], [], []
-    best = {"step": None, "val_nsdr": -math.inf}
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    if resume and checkpoint_path.is_file():
-        saved = load_checkpoint_file(checkpoint_path, map_location="cpu")  # states are copied to the device
-        _check_resumable(saved, config, global_batch, checkpoint_path)
-        net.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        _set_rng_state(saved["rng"])
-        step, prior_seconds = int(saved["step"]), float(saved["seconds"])
-        curve, val_curve, best = saved["curve"], saved["val_curve"], saved["best"]
-        window_losses = list(saved["window_losses"])  # losses of the log row in progress
-    if runtime.main:
-        _write_csv(out_dir / CURVE_NAME, CURVE_COLUMNS, curve)
-        _write_csv(out_dir / VAL_CURVE_NAME, VAL_COLUMNS, val_curve)
-
-    dataset = training_dataset(params, root, config)
-    sampler = DistributedSampler(dataset, num_replicas=runtime.world, rank=runtime.rank, shuffle=True,
-                                 seed=config.seed, drop_last=False)
-    separator = Separator(net, device=runtime.device, **audio) if runtime.main else None
-    val_items = load_val_items(root, separator, config.val_items) if runtime.main else []
-    net.train()
-    last_step = min(config.steps, max_steps) if max_steps is not None else config.steps
-    first_step = step
-    per_step = config.batch_size * config.accumulate
-
-    def save_checkpoint() -> None:
-        _save(checkpoint_path, {
-            "format": CHECKPOINT_FORMAT, "kind": "checkpoint", "step": step, "config": config.to_dict(), "audio": audio,
-            "global_batch": global_batch, "world_size": runtime.world, "model": net.state_dict(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-            "rng": _rng_state(), "seconds": prior_seconds + (time.perf_counter() - start), "curve": curve,
-            "val_curve": val_curve, "best": best, "window_losses": window_losses})
-
-    def run_validation() -> None:
-        nonlocal best
-        scores = validate(separator, val_items)
-        val_curve.append([step, round(scores["val_nsdr"], 4), round(scores["val_si_sdri"], 4), scores["n_failed"],
-                          round(prior_seconds + time.perf_counter() - start, 2)])
-        _append_csv(out_dir / VAL_CURVE_NAME, val_curve[-1])
-        if scores["val_nsdr"] > best["val_nsdr"]:
-            best = {"step": step, "val_nsdr": scores["val_nsdr"], "val_si_sdri": scores["val_si_sdri"]}
-            _save(out_dir / BEST_NAME, {"format": CHECKPOINT_FORMAT, "kind": "best", "step": step,
-                                        "config": config.to_dict(), "audio": audio, "model": net.state_dict(),
-                                        "val": best})
-
-    start, cpu_start = time.perf_counter(), cpu_seconds()
-    bar = progress_bar(f"train pixelplayer ({config.profile}, {runtime.device.type})", last_step,
-                       show=runtime.main and progress)
-    with bar as advance:
-        advance(step)
-        while step < last_step:
-            epoch, in_epoch = divmod(step, steps_per_epoch)
-            dataset.set_epoch(epoch)
-            indices = step_indices(sampler, epoch, in_epoch, steps_per_epoch, per_step)
-            loader = DataLoader(dataset, batch_size=config.batch_size, sampler=indices, drop_last=True,
-                                num_workers=config.workers, pin_memory=cuda)
-            batches = iter(loader)
-            for _ in range(in_epoch, steps_per_epoch):
-                optimizer.zero_grad(set_to_none=True)
-                step_loss = 0.0
-                for a in range(config.accumulate):
-                    batch = next(batches)
-                    micro = runtime.rank * config.accumulate + a
-                    sync = contextlib.nullcontext()
-                    if runtime.distributed and a < config.accumulate - 1:
-                        sync = model.no_sync()
-                    with sync:
-                        loss = batch_loss(model, net, batch, config, runtime.device,
-                                          generator=augmentation_generator(config.seed, step, micro),
-                                          amp=amp, channels_last=channels_last)
-                        scaler.scale(loss / config.accumulate).backward()
-                    step_loss += float(loss.detach()) / config.accumulate
-                if not math.isfinite(step_loss):
-                    raise MusicbenchError(f"PixelPlayer training diverged at step {step + 1} (loss {step_loss}); lower "
-                                          f"pixelplayer.{config.profile}.lr_head / lr_trunk")
-                lr_used = optimizer.param_groups[1]["lr"]
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                window_losses.append(step_loss)
-                if step % config.log_every == 0 or step == last_step:
-                    mean_loss = float(np.mean(window_losses))
-                    if runtime.distributed:
-                        value = torch.tensor([mean_loss], dtype=torch.float64, device=runtime.device)
-                        dist.all_reduce(value)
-                        mean_loss = float(value) / runtime.world
-                    window_losses = []
-                    curve.append([step, round(mean_loss, 6), lr_used,
-                                  round(prior_seconds + time.perf_counter() - start, 2)])
-                    if runtime.main:
-                        _append_csv(out_dir / CURVE_NAME, curve[-1])
-                if runtime.main and (step % config.val_every == 0 or step == config.steps):
-                    run_validation()
-                if runtime.main and (step % config.checkpoint_every == 0 or step == last_step):
-                    save_checkpoint()
-                if runtime.distributed and (step % config.val_every == 0 or step % config.checkpoint_every == 0
-                                            or step == last_step):
-                    dist.barrier()
-                advance(1)
-                if step >= last_step:
-                    break
-            del batches, loader
-
-    seconds = prior_seconds + time.perf_counter() - start
-    summary = {
-        "profile": config.profile, "device": runtime.device.type, "world_size": runtime.world, "steps": step,
-        "completed": step >= config.steps, "global_batch": global_batch, "n_parameters": count_parameters(net),
-        "train_seconds": round(seconds, 2), "cpu_seconds_this_run": round(cpu_seconds() - cpu_start, 2),
-        "steps_this_run": step - first_step, "steps_per_second": round(step / seconds, 4) if seconds > 0 else None,
-        "clips_per_second": round(step * global_batch / seconds, 3) if seconds > 0 else None,
-        "first_loss": curve[0][1] if curve else None, "last_loss": curve[-1][1] if curve else None,
-        "best_step": best["step"], "best_val_nsdr": None if best["step"] is None else round(best["val_nsdr"], 4),
-        "val_items": len(val_items) if runtime.main else None,
-    }
-    if runtime.main and step >= config.steps:
-        atomic_write_text(out_dir / SUMMARY_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    if runtime.distributed:
-        dist.barrier()
-    return summary
+    trainer = Trainer(params, config, setup_runtime(device), Path(out_dir))
+    if resume:
+        trainer.restore()
+    trainer.start_logs()
+    trainer.load_data(root)
+    return trainer.run(max_steps, progress)
 
 
 def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
@@ -528,37 +592,3 @@ def _load_pretrained(net: PixelPlayer, config: PixelPlayerConfig) -> None:
         raise MusicbenchError(f"params: pixelplayer.{config.profile}.pretrained: {str(path)!r} does not fit the visual net "
                               f"(e.g. {bad[0] if bad else 'no weights'}); it needs visual_widths [64, 128, 256, 512]")
     net.visual.load_state_dict(trunk, strict=False)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m musicbench.pixelplayer.train`` (also under torchrun), for when the CLI is not at hand."""
-    import argparse
-
-    from musicbench.params import data_root, load_params
-
-    parser = argparse.ArgumentParser(description="Train PixelPlayer (see musicbench.pixelplayer.train).")
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--root", default=None, help="data root (default: dataset.root)")
-    parser.add_argument("--out", default="models/pixelplayer")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    parser.add_argument("--profile", default=None)
-    parser.add_argument("--no-resume", action="store_true")
-    parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        summary = train_pixelplayer(params, args.root or data_root(params), args.out, device=args.device,
-                                    resume=not args.no_resume, profile=args.profile, max_steps=args.max_steps,
-                                    progress=not args.quiet)
-    except MusicbenchError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps(summary, indent=2, sort_keys=True))
-
-
-if __name__ == "__main__":
-    main()
