@@ -422,7 +422,7 @@ def leaderboard(
         console.print(f"warning: {warning}")
     n_runs = sum(len(table["rows"]) for table in board["tables"])
     console.print(f"{n_runs} run(s) in {len(board['tables'])} table(s): open {out / 'index.html'}; "
-                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics.json, plots/")
+                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics/, plots/")
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:

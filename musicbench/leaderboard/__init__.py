@@ -44,10 +44,14 @@ from musicbench.leaderboard.demo import write_demos
 from musicbench.leaderboard.markdown import render_markdown
 from musicbench.leaderboard.pages import render_index
 from musicbench.leaderboard.runs import find_runs
-from musicbench.mixtures import write_table
 from musicbench.leaderboard.tables import (
-    board_frame, dvc_metrics, per_instrument_records, plots_csv, write_dvc_metrics,
+    board_frame,
+    dvc_metrics,
+    per_instrument_records,
+    plots_csv,
+    write_dvc_metrics,
 )
+from musicbench.mixtures import write_table
 
 SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
 

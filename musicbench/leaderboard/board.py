@@ -346,7 +346,7 @@ def _add_tests(rows: list[Row], baseline: Row | None) -> None:
         paired = paired_test(pd.Series(row.per_item_nsdr, dtype=float), reference)
         row.test = Comparison(against=baseline.name, verdict="", **asdict(paired))
         tested.append(row)
-    for row, p_holm in zip(tested, holm([r.test.p for r in tested])):
+    for row, p_holm in zip(tested, holm([r.test.p for r in tested]), strict=True):
         row.test.p_holm = p_holm
         row.test.verdict = _verdict(row.test)
 

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import EvalItem
 from musicbench.fsutil import atomic_path, atomic_write_text
 from musicbench.leaderboard import data_root
 from musicbench.leaderboard.board import Board, Row
@@ -90,7 +89,7 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
         sf.write(tmp, np.clip(audio, -1.0, 1.0).astype(np.float32), sample_rate, subtype="PCM_16", format="WAV")
 
 
-def load_outputs(run: Run, item: EvalItem) -> tuple[np.ndarray, np.ndarray | None] | None:
+def load_outputs(run: Run, item: data_root.EvalItem) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A run's estimates ``(n_sources, n_samples)`` of `item` and its heatmaps ``(n_sources, h, w)``
     (None when missing or unusable); None when the estimates are missing or unusable."""
     try:
@@ -112,7 +111,7 @@ def load_outputs(run: Run, item: EvalItem) -> tuple[np.ndarray, np.ndarray | Non
     return estimates, heatmaps
 
 
-def duet_players(item: EvalItem) -> list[dict[str, Any]] | None:
+def duet_players(item: data_root.EvalItem) -> list[dict[str, Any]] | None:
     """A duet's players: per source its box ``[x, y, w, h]`` (frame pixels) and click point (the
     item's point, else the box centre); None when a player has neither."""
     players = []
@@ -129,7 +128,7 @@ def duet_players(item: EvalItem) -> list[dict[str, Any]] | None:
     return players
 
 
-def item_media(run: Run, item: EvalItem, media: Path, media_href: str, track: str) -> DemoItem | None:
+def item_media(run: Run, item: data_root.EvalItem, media: Path, media_href: str, track: str) -> DemoItem | None:
     """Write one item's media under ``media/<item slug>/``: the mixture and each estimated source
     (one gain per item), the centre frame(s) and the heatmaps; None when the run has no usable
     estimates for it (or a duet player has no position)."""
@@ -181,7 +180,7 @@ class _ItemCache:
     def __init__(self, root: Path, wanted: int):
         self.root, self.wanted, self.loaded = root, wanted, {}
 
-    def get(self, split: str, track: str) -> list[EvalItem]:
+    def get(self, split: str, track: str) -> list[data_root.EvalItem]:
         if (split, track) not in self.loaded:
             self.loaded[(split, track)] = data_root.load_items(self.root, split, track, self.wanted)
         return self.loaded[(split, track)]

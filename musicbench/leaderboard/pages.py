@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from musicbench.leaderboard.board import (
-    BOARD_METRICS, DUET_METRICS, KINDS, LOCALIZATION_VARIANTS, Board, Comparison, Row, RunProvenance,
+    BOARD_METRICS,
+    DUET_METRICS,
+    KINDS,
+    LOCALIZATION_VARIANTS,
+    Board,
+    Comparison,
+    Row,
+    RunProvenance,
 )
 from musicbench.leaderboard.charts import distribution_chart, per_instrument_chart
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST

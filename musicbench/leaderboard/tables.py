@@ -12,7 +12,13 @@ import pandas as pd
 
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir
 from musicbench.leaderboard.board import (
-    BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, Board, MetricBlock, Row, json_text,
+    BOARD_METRICS,
+    DUET_METRICS,
+    LOCALIZATION_VARIANTS,
+    Board,
+    MetricBlock,
+    Row,
+    json_text,
 )
 from musicbench.leaderboard.slug import safe_slug
 
