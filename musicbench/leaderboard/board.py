@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from musicbench.leaderboard.runs import Run
-from musicbench.leaderboard.stats import ALPHA, SIGNIFICANCE_TEST, finite_values, holm, paired_test, per_item_values
+from musicbench.leaderboard.stats import (
+    ALPHA,
+    SIGNIFICANCE_TEST,
+    PairedTest,
+    finite_values,
+    holm,
+    paired_test,
+    per_item_values,
+)
 from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, finite_or_none
 
 BOARD_SCHEMA = 1
@@ -45,22 +53,15 @@ class MetricBlock:
     n: int
 
 
-@dataclass
-class Comparison:
+@dataclass(kw_only=True)
+class Comparison(PairedTest):
     """A row against its table's baseline (leaderboard.json ``test``): the `PairedTest` fields, the
     baseline's name (`against`), the Holm-adjusted p and the verdict ("baseline", "better", "worse",
     "no significant difference" or "not tested")."""
 
     against: str
     verdict: str
-    n: int
-    p: float | None = None
     p_holm: float | None = None
-    mean_diff: float | None = None
-    median_diff: float | None = None
-    statistic: float | None = None
-    direction: int = 0
-    note: str = ""
 
 
 @dataclass
