@@ -306,15 +306,16 @@ def evaluate(
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.evaluate import evaluate as run_evaluation
+    from musicbench.evaluate import run_name
     from musicbench.params import data_root, load_params
 
     if (model is None) == (oracle is None):
         raise MusicbenchError("give either a model file or --oracle ibm|irm")
     loaded = load_params(params)
-    run_name = name or (f"oracle-{oracle}" if oracle else model.stem)
-    out_dir = out or Path("runs") / run_name
+    name = name or run_name(model, oracle)
+    out_dir = out or Path("runs") / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
-                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=run_name, jobs=jobs, boxes_file=boxes,
+                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=name, jobs=jobs, boxes_file=boxes,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
 
@@ -422,7 +423,7 @@ def leaderboard(
         console.print(f"warning: {warning}")
     n_runs = sum(len(table["rows"]) for table in board["tables"])
     console.print(f"{n_runs} run(s) in {len(board['tables'])} table(s): open {out / 'index.html'}; "
-                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics.json, plots/")
+                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics/, plots/")
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:

@@ -42,8 +42,8 @@ from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, sha256_file
 from musicbench.metrics import (
-    METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, centre_prior, ciou, ciou_success, mixture_sdr,
-    pointing_game, si_sdr, si_sdr_improvement,
+    ITEM_METRICS, METRIC_VERSION, PER_INSTRUMENT_METRICS, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask,
+    centre_prior, ciou, ciou_success, mixture_sdr, pointing_game, scores_keeping_plus_inf, si_sdr, si_sdr_improvement,
 )
 from musicbench.mixtures import write_table
 from musicbench.progress import progress_bar
@@ -55,7 +55,6 @@ ITEM_COLUMNS = (
 )
 ORACLES = ("ibm", "irm", "mixture")
 INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
-METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri", "ciou", "pointing_hit")
 
 
 def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.ndarray | None, str]:
@@ -211,17 +210,14 @@ def _cached(cache_dir: Path, key: str, compute) -> dict[str, Any]:
     return value
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
-    return [float(v) if np.isfinite(v) else (float("inf") if v > 0 else None) for v in values]
-
-
 def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | None, floor_sdr: np.ndarray) -> dict[str, list]:
     """Metrics of one item: lists over sources (SDR/SIR/SAR/NSDR/SI-SDR/SI-SDRi, cIoU, pointing)."""
     sdr, sir, sar = bss_eval_sources(item.references, estimates)
     scores = {
-        "sdr": _finite(sdr), "sir": _finite(sir), "sar": _finite(sar), "sdr_mix": _finite(floor_sdr),
-        "nsdr": _finite(sdr - floor_sdr), "si_sdr": _finite(si_sdr(item.references, estimates)),
-        "si_sdri": _finite(si_sdr_improvement(item.references, estimates, item.mixture)),
+        "sdr": scores_keeping_plus_inf(sdr), "sir": scores_keeping_plus_inf(sir), "sar": scores_keeping_plus_inf(sar),
+        "sdr_mix": scores_keeping_plus_inf(floor_sdr), "nsdr": scores_keeping_plus_inf(sdr - floor_sdr),
+        "si_sdr": scores_keeping_plus_inf(si_sdr(item.references, estimates)),
+        "si_sdri": scores_keeping_plus_inf(si_sdr_improvement(item.references, estimates, item.mixture)),
         "ciou": [None] * len(sdr), "pointing_hit": [None] * len(sdr),
     }
     if heatmaps is not None:
@@ -346,14 +342,14 @@ def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
     item the mean of its sources), per-instrument means over sources, item counts and exclusion
     reasons (every excluded item is counted, none is dropped silently)."""
     scored = items[items["status"] == "ok"]
-    per_item = scored.groupby("item_id")[list(METRICS)].mean(numeric_only=True)
+    per_item = scored.groupby("item_id")[list(ITEM_METRICS)].mean(numeric_only=True)
     excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
     summary: dict[str, Any] = {
         "n_items": int(items["item_id"].nunique()), "n_scored": int(per_item.shape[0]),
         "n_excluded": int(len(excluded)), "excluded_reasons": dict(Counter(excluded["reason"])),
     }
     metrics = {}
-    for name in METRICS:
+    for name in ITEM_METRICS:
         values = per_item[name].replace([np.inf, -np.inf], np.nan).dropna().to_numpy() if name in per_item else np.array([])
         if values.size == 0:
             continue
@@ -361,7 +357,7 @@ def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
         metrics[name] = {"mean": float(values.mean()), "median": float(np.median(values)), "ci95": [low, high], "n": int(values.size)}
     summary["metrics"] = metrics
     summary["localization"] = localization_summary(scored)
-    per_instrument = scored.groupby("instrument")[["nsdr", "sdr", "sir", "sar", "si_sdri"]].mean(numeric_only=True)
+    per_instrument = scored.groupby("instrument")[list(PER_INSTRUMENT_METRICS)].mean(numeric_only=True)
     summary["per_instrument"] = {name: {k: float(v) for k, v in row.items() if np.isfinite(v)} for name, row in per_instrument.iterrows()}
     return summary
 
@@ -421,6 +417,11 @@ def provenance(
     }
 
 
+def run_name(model_path: str | os.PathLike | None, oracle: str | None) -> str:
+    """A run's default name (and ``runs/`` folder): ``oracle-<kind>`` for an oracle, else the model file's stem."""
+    return f"oracle-{oracle}" if oracle else Path(model_path).stem
+
+
 def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
@@ -433,7 +434,7 @@ def evaluate(
     start = time.perf_counter()
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
-    name = name or (f"oracle-{oracle}" if oracle else Path(model_path).stem)
+    name = name or run_name(model_path, oracle)
     run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
     items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)

@@ -21,7 +21,10 @@ from PIL import Image
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
-from musicbench.leaderboard import _choose_baseline, build_leaderboard, holm, paired_test, safe_slug
+from musicbench.leaderboard import build_leaderboard
+from musicbench.leaderboard.board import MetricBlock, Row, choose_baseline
+from musicbench.leaderboard.slug import safe_slug
+from musicbench.leaderboard.stats import holm, paired_test
 from tests.conftest import REPO_ROOT
 
 XSS = "<script>alert(1)</script>"
@@ -56,13 +59,13 @@ class BandSplit:
 def load_model(device="cpu", **options):
     return BandSplit()
 '''
-# The DVC spec that the report proposes for the `leaderboard` stage (metrics and plots part).
+# The metrics and plots part of dvc.yaml's `leaderboard` stage: a metrics file per method in leaderboard/metrics/.
 DVC_SPEC = """
 stages:
   leaderboard:
     cmd: musicbench leaderboard
     metrics:
-      - leaderboard/metrics.json:
+      - leaderboard/metrics:
           cache: false
     plots:
       - leaderboard/plots/per_instrument_nsdr.csv:
@@ -176,7 +179,7 @@ def test_dvc_reads_the_metrics_and_plots(board, tmp_path):
     out, result, _, _ = board
     repo = tmp_path / "repo"
     (repo / "leaderboard" / "plots").mkdir(parents=True)
-    shutil.copy(out / "metrics.json", repo / "leaderboard" / "metrics.json")
+    shutil.copytree(out / "metrics", repo / "leaderboard" / "metrics")
     shutil.copy(out / "plots" / "per_instrument_nsdr.csv", repo / "leaderboard" / "plots" / "per_instrument_nsdr.csv")
     (repo / "dvc.yaml").write_text(DVC_SPEC)
     dvc = [sys.executable, "-m", "dvc"]
@@ -185,11 +188,18 @@ def test_dvc_reads_the_metrics_and_plots(board, tmp_path):
     shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr
     workspace = next(iter(json.loads(shown.stdout).values()))  # keyed "workspace" (or "" before a commit)
-    metrics = workspace["data"]["leaderboard/metrics.json"]["data"]
+    metrics = {Path(path).stem: entry["data"] for path, entry in workspace["data"].items()}  # a file per method
     nsdr = _rows(result)["motion_energy"]["metrics"]["nsdr"]["mean"]
     assert metrics["motion_energy"]["nsdr"] == pytest.approx(nsdr)
     assert {"nsdr", "sir", "sar", "si_sdri", "ciou", "pointing_hit"} <= set(metrics["motion_energy"])
-    assert XSS in metrics and "oracle-ibm" in metrics
+    assert safe_slug(XSS) in metrics and "oracle-ibm" in metrics
+    assert len(metrics) == sum(len(t["rows"]) for t in result["tables"])  # one row per method
+    files = [json.loads(path.read_text()) for path in sorted((out / "metrics").glob("*.json"))]
+    assert len(files) == len(metrics) and all(set(f) == set(files[0]) for f in files)  # the same columns
+    table = subprocess.run(dvc + ["metrics", "show", "--md"], cwd=repo, capture_output=True, text=True)
+    lines = [line for line in table.stdout.splitlines() if line.startswith("|")]
+    assert len(lines) == 2 + len(metrics) and len({line.count("|") for line in lines}) == 1
+    assert [cell.strip() for cell in lines[0].split("|")[1:-1]] == ["Path", *sorted(files[0])]
     plots = subprocess.run(dvc + ["plots", "show", "--json"], cwd=repo, capture_output=True, text=True)
     assert plots.returncode == 0, plots.stderr
     spec = json.loads(plots.stdout)["data"]["leaderboard/plots/per_instrument_nsdr.csv"][0]["content"]
@@ -224,10 +234,15 @@ def test_demo_files_are_sanitised_and_stay_inside(board):
 
 def test_rebuild_is_identical_and_demo_folders_are_guarded(board, tmp_path):
     out, _, runs, root = board
-    outputs = ("leaderboard.json", "leaderboard.md", "metrics.json", "index.html", "plots/per_instrument_nsdr.csv")
+    outputs = ("leaderboard.json", "leaderboard.md", "index.html", "plots/per_instrument_nsdr.csv",
+               *(f"metrics/{path.name}" for path in (out / "metrics").glob("*.json")))
     before = {name: (out / name).read_bytes() for name in outputs}
+    (out / "metrics" / "a-method-that-is-gone.json").write_text("{}")
+    (out / "metrics.json").write_text("{}")  # the one-file layout of earlier builds
     build_leaderboard(runs, out, root, demo_items=2)  # DVC reruns the stage: same inputs, same bytes
     assert {name: (out / name).read_bytes() for name in outputs} == before
+    assert sorted((out / "metrics").iterdir()) == sorted(out / name for name in outputs if name.startswith("metrics/"))
+    assert not (out / "metrics.json").exists()
 
     no_root = build_leaderboard(runs, tmp_path / "no_root")  # no data root: the board, without demo pages
     assert all(row["demo"] is None and "--root" in row["demo_note"] for t in no_root["tables"] for row in t["rows"])
@@ -245,22 +260,22 @@ def test_paired_test_and_holm():
     a = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=list("abcdef"))
     b = pd.Series([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 9.0], index=list("abcdefg"))
     result = paired_test(a, b)
-    assert result["n"] == 6 and result["direction"] == 1 and result["p"] == pytest.approx(0.03125)
-    assert paired_test(a, a)["p"] == 1.0
-    assert paired_test(a, pd.Series([1.0], index=["z"]))["p"] is None
+    assert result.n == 6 and result.direction == 1 and result.p == pytest.approx(0.03125)
+    assert paired_test(a, a).p == 1.0
+    assert paired_test(a, pd.Series([1.0], index=["z"])).p is None
     assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06], abs=1e-12)
 
 
 def test_best_baseline_is_label_free_when_one_exists():
     def row(name, kind, nsdr, baseline=True):
-        return {"name": name, "folder": name, "kind": kind, "baseline": baseline, "per_item_nsdr": {"i": nsdr},
-                "metrics": {"nsdr": {"mean": nsdr}}}
+        return Row(name=name, folder=name, kind=kind, baseline=baseline, per_item_nsdr={"i": nsdr},
+                   metrics={"nsdr": MetricBlock(mean=nsdr, median=nsdr, ci95=[None, None], n=1)})
 
     nmf, pixel, mine = row("nmf", "labels", 12.0), row("pixelplayer", "main", 0.8), row("mine", "main", 3.0, False)
-    assert _choose_baseline([nmf, pixel, mine], None)[0] is pixel  # an audio-visual method is held to the AV bar
-    assert _choose_baseline([nmf, mine], None)[0] is nmf  # the only baseline
-    assert _choose_baseline([nmf, pixel, mine], "nmf")[0] is nmf
-    assert _choose_baseline([mine], None)[0] is mine
+    assert choose_baseline([nmf, pixel, mine], None)[0] is pixel  # an audio-visual method is held to the AV bar
+    assert choose_baseline([nmf, mine], None)[0] is nmf  # the only baseline
+    assert choose_baseline([nmf, pixel, mine], "nmf")[0] is nmf
+    assert choose_baseline([mine], None)[0] is mine
 
 
 # --------------------------------------------------------------------------------- in real Chromium

@@ -14,6 +14,11 @@ Format ``"<major>.<minor>"``: major for a changed definition of a reported metri
 anything else that changes numbers.
 """
 
+import math
+from typing import Any
+
+import numpy as np
+
 from musicbench.metrics.localization import (
     auc_success,
     boxes_to_mask,
@@ -42,8 +47,36 @@ from musicbench.metrics.separation import (
 
 METRIC_VERSION = "1.1"  # 1.1: structured (Schur) factorisation; differs from 1.0 by up to 3.3e-8 dB
 
+# The per-source scores of items.parquet and summary.json: separation in dB, localization as fractions.
+SEPARATION_METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdr", "si_sdri")
+LOCALIZATION_METRICS = ("ciou", "pointing_hit")
+ITEM_METRICS = SEPARATION_METRICS + LOCALIZATION_METRICS
+# The separation scores averaged per instrument (summary.json ``per_instrument``, the board's duet blocks).
+PER_INSTRUMENT_METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdri")
+
+
+def scores_keeping_plus_inf(values: np.ndarray) -> list[float | None]:
+    """Per-source scores ``(n_sources,)`` as floats for items.parquet: finite values and +inf (a
+    perfect estimate) kept, NaN and -inf become None."""
+    return [float(v) if np.isfinite(v) else (float("inf") if v > 0 else None) for v in values]
+
+
+def finite_or_none(value: Any) -> float | None:
+    """`value` as a float when it is a finite number; None for anything else (NaN, ±inf, text, None)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
 __all__ = [
     "METRIC_VERSION",
+    "SEPARATION_METRICS",
+    "LOCALIZATION_METRICS",
+    "ITEM_METRICS",
+    "PER_INSTRUMENT_METRICS",
+    "scores_keeping_plus_inf",
+    "finite_or_none",
     "FILTER_LENGTH",
     "MetricInputError",
     "NonFiniteInputError",

@@ -1,0 +1,93 @@
+"""`musicbench leaderboard`: gather every run under ``runs/`` into the published leaderboard.
+
+`build_leaderboard` reads the run folders written by `musicbench.evaluate.evaluate` (`runs`) and
+writes under the output folder (default ``leaderboard/``)::
+
+    leaderboard.md            Markdown tables, for READMEs and papers (`markdown`)
+    leaderboard.json          the whole board: tables, rows, tests, provenance, per-item NSDR (`board`)
+    leaderboard.parquet       one flat row per run (`tables`)
+    metrics/<method>.json     DVC metrics, one file per method with the same keys (`dvc metrics show`
+                              prints a row per method; `dvc metrics diff` compares them across commits)
+    plots/per_instrument_nsdr.csv   DVC plots data: mean NSDR per method and instrument (bar template)
+    index.html                the static site: opens from disk, no server, no network (`pages`)
+    assets/                   its stylesheet and scripts (copied from musicbench/site)
+    demo/<method>.html        one demo page per method, its audio (WAV) and frames (PNG) in demo/<method>/ (`demo`)
+
+Honesty rules:
+
+- Runs are ranked together only when they share the benchmark version, the split and the metric
+  version: each such group gets its own table, and the board warns when there is more than one.
+- Reference rows (runs whose ``provenance.oracle`` is set: the mixture floor, the IBM/IRM ceilings)
+  are shown but never ranked. Label-free methods form the main track; methods that read the
+  instrument labels (``uses_labels``) are marked and ranked in their own track.
+- Every mean carries its 95% bootstrap CI (from the run's summary) and its median.
+- Each method is compared with the table's best baseline by `stats.SIGNIFICANCE_TEST` (`stats.paired_test`).
+
+Every string that comes from a run (names, folder names, options, reasons) is untrusted: it is
+escaped for HTML (the Jinja2 templates autoescape) and Markdown, reaches the page's scripts only
+through escaped attributes (the scripts set ``textContent``, never ``innerHTML``), and file names of
+demo pages and metrics are sanitised (`slug.safe_slug`) and checked to stay inside the output folder.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from musicbench.benchmark import DataRoot
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_write_text, ensure_writable_dir
+from musicbench.leaderboard.board import json_text, make_board
+from musicbench.leaderboard.demo import write_demos
+from musicbench.leaderboard.markdown import render_markdown
+from musicbench.leaderboard.pages import render_index
+from musicbench.leaderboard.runs import find_runs
+from musicbench.leaderboard.tables import (
+    board_frame,
+    dvc_metrics,
+    per_instrument_records,
+    plots_csv,
+    write_dvc_metrics,
+)
+from musicbench.mixtures import write_table
+
+SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
+
+
+def _copy_assets(out_dir: Path) -> None:
+    assets = ensure_writable_dir(out_dir / "assets")
+    site = resources.files("musicbench") / "site"
+    for name in SITE_ASSETS:
+        atomic_write_text(assets / name, (site / name).read_text(encoding="utf-8"))
+
+
+def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None,
+                      *, demo_items: int = 3, baseline: str | None = None) -> dict[str, Any]:
+    """Gather every run under `runs_dir` and write the leaderboard under `out_dir` (see the module
+    docstring for the files). `root` is the data root: it names the current benchmark version and
+    provides the items' audio and frames for the demo pages (without it: no demo pages).
+    `demo_items` test mixtures (and as many duets) per demo page; `baseline` names the run that the
+    significance tests compare against (default: the best musicbench baseline of each table).
+    Returns the board as leaderboard.json holds it (with each row's demo link)."""
+    runs, warnings = find_runs(runs_dir)
+    if not runs:
+        raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
+                              "run `musicbench evaluate` first")
+    if root is not None and not DataRoot(root).has_definition():
+        warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
+                        "(run `musicbench mixtures`, or give --root).")
+        root = None
+    board = make_board(runs, None if root is None else DataRoot(root).version(), baseline, warnings)
+    out = ensure_writable_dir(out_dir)
+    _copy_assets(out)
+    write_demos(board, runs, root, out, demo_items)
+    atomic_write_text(out / "leaderboard.json", json_text(board.to_json()))
+    atomic_write_text(out / "leaderboard.md", render_markdown(board))
+    write_table(board_frame(board), out / "leaderboard.parquet")
+    write_dvc_metrics(dvc_metrics(board), out / "metrics")
+    (out / "metrics.json").unlink(missing_ok=True)  # the one-file layout of earlier builds
+    atomic_write_text(ensure_writable_dir(out / "plots") / "per_instrument_nsdr.csv", plots_csv(per_instrument_records(board)))
+    atomic_write_text(out / "index.html", render_index(board))
+    return board.to_json()

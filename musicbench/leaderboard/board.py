@@ -1,0 +1,394 @@
+"""The board model: typed rows and tables built from run folders (`make_board`), as leaderboard.json holds them.
+
+Runs are ranked together only when they share the benchmark version, the split and the metric version:
+each such group is a `Table`. Reference rows (oracles) are shown, never ranked; methods that read the
+instrument labels are ranked in their own track. Every row is compared with its table's baseline by
+`musicbench.leaderboard.stats.paired_test`, the p-values Holm-adjusted per table.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicbench.leaderboard.runs import Run
+from musicbench.leaderboard.stats import (
+    ALPHA,
+    SIGNIFICANCE_TEST,
+    PairedTest,
+    finite_values,
+    holm,
+    paired_test,
+    per_item_values,
+)
+from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, finite_or_none
+
+BOARD_SCHEMA = 1
+KINDS = ("main", "labels", "reference")
+# The board's columns: (key in summary metrics, column title); localization scores are fractions, the rest dB.
+BOARD_METRICS: tuple[tuple[str, str], ...] = (
+    ("nsdr", "NSDR (dB)"), ("sir", "SIR (dB)"), ("sar", "SAR (dB)"), ("si_sdri", "SI-SDRi (dB)"),
+    ("ciou", "cIoU"), ("pointing_hit", "Pointing game"),
+)
+DUET_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "Duet NSDR (dB)"), ("si_sdri", "Duet SI-SDRi (dB)"))
+# summary.json ``localization``: the named variants pooled over sources (key, column title, flat key).
+LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
+    ("ciou_success@0.5", "cIoU success@0.5", "ciou_success_0_5"), ("auc_success", "cIoU AUC", "ciou_auc"),
+)
+
+
+@dataclass
+class MetricBlock:
+    """One metric of a run over its scored items: mean, median, 95% bootstrap CI ``[low, high]`` and n items."""
+
+    mean: float | None
+    median: float | None
+    ci95: list[float | None]
+    n: int
+
+
+@dataclass(kw_only=True)
+class Comparison(PairedTest):
+    """A row against its table's baseline (leaderboard.json ``test``): the `PairedTest` fields, the
+    baseline's name (`against`), the Holm-adjusted p and the verdict ("baseline", "better", "worse",
+    "no significant difference" or "not tested")."""
+
+    against: str
+    verdict: str
+    p_holm: float | None = None
+
+
+@dataclass
+class RunProvenance:
+    """What a row's numbers were computed on and with (from provenance.json)."""
+
+    benchmark_version: str = "unknown"
+    metric_version: str = "unknown"
+    split: str = "unknown"
+    git_revision: str | None = None
+    date: str | None = None
+    device: str | None = None
+    n_parameters: int | None = None
+    seconds_per_item: float | None = None
+    wall_seconds: float | None = None
+    model_file: str | None = None
+    model_sha256: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    package_versions: dict[str, Any] = field(default_factory=dict)
+    seed: Any = None
+
+
+@dataclass
+class Row:
+    """One run on the board. `metrics` and `duets` map metric names to blocks (None: not scored),
+    `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
+    `rank` and `test` are set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
+
+    name: str
+    folder: str
+    kind: str
+    rank: int | None = None
+    oracle: str | None = None
+    uses_labels: bool = False
+    baseline: bool = False
+    metrics: dict[str, MetricBlock | None] = field(default_factory=dict)
+    localization: dict[str, float | None] | None = None
+    duets: dict[str, MetricBlock | None] | None = None
+    duet_items: int | None = None
+    n_items: Any = None
+    n_scored: Any = None
+    n_excluded: Any = None
+    excluded_reasons: dict[str, Any] = field(default_factory=dict)
+    per_instrument: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_item_nsdr: dict[str, float] = field(default_factory=dict)
+    test: Comparison | None = None
+    provenance: RunProvenance = field(default_factory=RunProvenance)
+    problems: list[str] = field(default_factory=list)
+    demo: str | None = None
+    demo_note: str = ""
+
+    @property
+    def nsdr_mean(self) -> float | None:
+        block = self.metrics.get("nsdr")
+        return None if block is None else block.mean
+
+
+@dataclass
+class BaselineChoice:
+    """The row a table's tests compare against, and why it was chosen."""
+
+    name: str
+    folder: str
+    why: str
+
+
+@dataclass
+class Table:
+    """The runs of one (benchmark version, split, metric version), ranked; `instruments` sorted."""
+
+    id: str
+    benchmark_version: str
+    split: str
+    metric_version: str
+    current: bool
+    warnings: list[str]
+    baseline: BaselineChoice | None
+    instruments: list[str]
+    rows: list[Row]
+
+
+@dataclass
+class Board:
+    """The whole leaderboard: the current benchmark version's tables first."""
+
+    current_benchmark_version: str | None
+    warnings: list[str]
+    tables: list[Table]
+    schema: int = BOARD_SCHEMA
+    title: str = "musicbench leaderboard"
+    significance_test: dict[str, Any] = field(default_factory=lambda: {
+        "description": SIGNIFICANCE_TEST, "alpha": ALPHA, "test": "wilcoxon signed-rank", "correction": "holm",
+        "metric": "nsdr", "track": "mixtures"})
+
+    def to_json(self) -> dict[str, Any]:
+        """The board as leaderboard.json holds it: plain dicts and lists, NaN and ±inf as None."""
+        return json_safe(asdict(self))
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe copy: NaN and ±inf become None (strict JSON has neither), numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def json_text(value: Any) -> str:
+    """`value` as the board's JSON files hold it: `json_safe`, keys sorted, indented, UTF-8 text."""
+    return json.dumps(json_safe(value), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False, default=str) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- rows
+
+
+def _metric_block(values: Any) -> MetricBlock | None:
+    if not isinstance(values, dict) or finite_or_none(values.get("mean")) is None:
+        return None
+    ci = values.get("ci95") if isinstance(values.get("ci95"), (list, tuple)) else [None, None]
+    ci = (list(ci) + [None, None])[:2]
+    return MetricBlock(mean=finite_or_none(values.get("mean")), median=finite_or_none(values.get("median")),
+                       ci95=[finite_or_none(ci[0]), finite_or_none(ci[1])], n=int(values.get("n") or 0))
+
+
+def _seconds_per_item(run: Run) -> float | None:
+    items = run.items
+    if items is not None and "seconds" in items.columns:
+        rows = items[(items["track"] == "mixtures") & (items["status"] == "ok")].drop_duplicates("item_id")
+        seconds = pd.to_numeric(rows["seconds"], errors="coerce").dropna()
+        if len(seconds):
+            return float(seconds.mean())
+    wall, n = finite_or_none(run.provenance.get("wall_seconds")), run.summary.get("n_items")
+    return wall / n if wall is not None and isinstance(n, int) and n > 0 else None
+
+
+def _run_date(run: Run) -> str | None:
+    for key in ("date", "created", "timestamp"):
+        value = run.provenance.get(key)
+        if isinstance(value, str) and value:
+            return value
+    for name in ("provenance.json", "summary.json"):
+        try:
+            mtime = (run.path / name).stat().st_mtime
+        except OSError:
+            continue
+        return datetime.fromtimestamp(mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return None
+
+
+def _per_instrument(run: Run) -> dict[str, dict[str, float]]:
+    items = run.items
+    if items is not None and "instrument" in items.columns:
+        rows = items[(items["track"] == "mixtures") & (items["status"] == "ok")]
+        result: dict[str, dict[str, float]] = {}
+        for instrument, group in rows.groupby("instrument"):
+            means = {}
+            for metric in PER_INSTRUMENT_METRICS:
+                if metric in group.columns:
+                    values = finite_values(group[metric]).dropna()
+                    if len(values):
+                        means[metric] = float(values.mean())
+            result[str(instrument)] = means
+        return result
+    stored = run.summary.get("per_instrument")
+    if not isinstance(stored, dict):
+        return {}
+    return {str(k): {m: float(v[m]) for m in PER_INSTRUMENT_METRICS
+                     if isinstance(v, dict) and finite_or_none(v.get(m)) is not None}
+            for k, v in stored.items()}
+
+
+def _provenance(run: Run) -> RunProvenance:
+    prov = run.provenance
+    n_parameters, revision = prov.get("n_parameters"), prov.get("git_revision")
+    return RunProvenance(
+        benchmark_version=run.benchmark_version, metric_version=run.metric_version, split=run.split,
+        git_revision=str(revision) if revision else None, date=_run_date(run),
+        device=str(prov["device"]) if prov.get("device") else None,
+        n_parameters=int(n_parameters) if isinstance(n_parameters, (int, float)) and not isinstance(n_parameters, bool) else None,
+        seconds_per_item=_seconds_per_item(run), wall_seconds=finite_or_none(prov.get("wall_seconds")),
+        model_file=str(prov["model_file"]) if prov.get("model_file") else None,
+        model_sha256=str(prov["model_sha256"]) if prov.get("model_sha256") else None,
+        options=prov.get("options") if isinstance(prov.get("options"), dict) else {},
+        package_versions=prov.get("package_versions") if isinstance(prov.get("package_versions"), dict) else {},
+        seed=prov.get("seed"),
+    )
+
+
+def _dict_of(document: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = document.get(key)
+    return value if isinstance(value, dict) else None
+
+
+def row_of(run: Run) -> Row:
+    """A run's row, unranked and untested: every metric's block, duet blocks, localization variants,
+    per-instrument means, per-item NSDR and provenance."""
+    summary = run.summary
+    metrics = _dict_of(summary, "metrics") or {}
+    duets = _dict_of(summary, "duets")
+    localization = _dict_of(summary, "localization")
+    duet_metrics = None
+    if duets is not None:
+        stored = _dict_of(duets, "metrics") or {}
+        duet_metrics = {key: _metric_block(stored.get(key)) for key in PER_INSTRUMENT_METRICS}
+    return Row(
+        name=run.name, folder=run.folder, kind=run.kind, oracle=run.oracle, uses_labels=run.uses_labels,
+        baseline=run.is_baseline, metrics={key: _metric_block(metrics.get(key)) for key in ITEM_METRICS},
+        localization=None if localization is None else {str(k): finite_or_none(v) for k, v in localization.items()},
+        duets=duet_metrics,
+        duet_items=int(duets["n_items"]) if duets is not None and isinstance(duets.get("n_items"), int) else None,
+        n_items=summary.get("n_items"), n_scored=summary.get("n_scored"), n_excluded=summary.get("n_excluded"),
+        excluded_reasons=_dict_of(summary, "excluded_reasons") or {},
+        per_instrument=_per_instrument(run),
+        per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
+        provenance=_provenance(run), problems=list(run.problems),
+    )
+
+
+# ----------------------------------------------------------------------------- ranking and tests
+
+
+def sort_and_rank(rows: list[Row]) -> list[Row]:
+    """Rows ordered main track, labels track, references; each by mean NSDR (descending). Main and
+    labels rows get competition ranks (ties share a rank) within their track; references none."""
+    ordered = []
+    for kind in KINDS:
+        group = [r for r in rows if r.kind == kind]
+        group.sort(key=lambda r: (r.nsdr_mean is None, -(r.nsdr_mean or 0.0), r.name, r.folder))
+        previous, rank = None, 0
+        for position, row in enumerate(group, start=1):
+            value = row.nsdr_mean
+            if kind == "reference" or value is None:
+                continue
+            if value != previous:
+                rank, previous = position, value
+            row.rank = rank
+        ordered += group
+    return ordered
+
+
+def choose_baseline(rows: list[Row], requested: str | None) -> tuple[Row | None, str]:
+    """The row a table's tests compare against, and why: the row named `requested` (name or folder),
+    else the best label-free musicbench baseline, else the best baseline, else the best-ranked method."""
+    candidates = [r for r in rows if r.kind != "reference" and r.nsdr_mean is not None and r.per_item_nsdr]
+    if requested is not None:
+        chosen = [r for r in rows if requested in (r.name, r.folder) and r.per_item_nsdr]
+        if chosen:
+            return chosen[0], "the baseline requested with --baseline"
+    baselines = [r for r in candidates if r.baseline]
+    if baselines:
+        best = max(baselines, key=lambda r: (r.kind == "main", r.nsdr_mean, r.name))
+        track = "label-free " if best.kind == "main" else ""
+        return best, f"the best {track}musicbench baseline (model file in baselines/) by mean NSDR"
+    if candidates:
+        best = max(candidates, key=lambda r: (r.kind == "main", r.nsdr_mean, r.name))
+        return best, "no musicbench baseline in this table: the best-ranked method instead"
+    return None, "no ranked method with per-item scores in this table"
+
+
+def _verdict(comparison: Comparison) -> str:
+    if comparison.p_holm is None:
+        return "not tested"
+    if comparison.p_holm < ALPHA and comparison.direction != 0:
+        return "better" if comparison.direction > 0 else "worse"
+    return "no significant difference"
+
+
+def _add_tests(rows: list[Row], baseline: Row | None) -> None:
+    if baseline is None:
+        return
+    reference = pd.Series(baseline.per_item_nsdr, dtype=float)
+    tested = []
+    for row in rows:
+        if row is baseline:
+            row.test = Comparison(against=baseline.name, verdict="baseline", n=len(reference),
+                                  note="the baseline of this table")
+            continue
+        paired = paired_test(pd.Series(row.per_item_nsdr, dtype=float), reference)
+        row.test = Comparison(against=baseline.name, verdict="", **asdict(paired))
+        tested.append(row)
+    for row, p_holm in zip(tested, holm([r.test.p for r in tested]), strict=True):
+        row.test.p_holm = p_holm
+        row.test.verdict = _verdict(row.test)
+
+
+def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
+               warnings: list[str] | None = None) -> Board:
+    """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
+    version's first (`current_version`, else the version with most runs); rows ranked by
+    `sort_and_rank`, each tested against the baseline of `choose_baseline`."""
+    warnings = list(warnings or [])
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.benchmark_version, run.split, run.metric_version), []).append(run)
+    counts: dict[str, int] = {}
+    for (version, _, _), members in groups.items():
+        counts[version] = counts.get(version, 0) + len(members)
+    if current_version is None and counts:
+        current_version = max(counts, key=lambda v: (counts[v], v))
+    versions = sorted(counts)
+    if len(versions) > 1:
+        warnings.insert(0, f"Runs on {len(versions)} benchmark versions ({', '.join(versions)}): each version is "
+                           "ranked in its own table; numbers from different tables are not comparable.")
+    if len(groups) > len(versions):
+        warnings.insert(0, "Runs on different splits or metric versions: each combination is ranked in its own table.")
+    tables = []
+    keys = sorted(groups, key=lambda k: (k[0] != current_version, k[1] != "test", -counts[k[0]], k))
+    for number, key in enumerate(keys, start=1):
+        version, split, metric_version = key
+        rows = sort_and_rank([row_of(run) for run in groups[key]])
+        table_warnings = []
+        if version != current_version:
+            table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "
+                                  "were scored on other items and are ranked only among themselves.")
+        for row in rows:
+            table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
+        chosen, why = choose_baseline(rows, baseline)
+        _add_tests(rows, chosen)
+        tables.append(Table(
+            id=f"table-{number}", benchmark_version=version, split=split, metric_version=metric_version,
+            current=version == current_version, warnings=table_warnings,
+            baseline=None if chosen is None else BaselineChoice(chosen.name, chosen.folder, why),
+            instruments=sorted({name for row in rows for name in row.per_instrument}), rows=rows,
+        ))
+    return Board(current_benchmark_version=current_version, warnings=warnings, tables=tables)

@@ -1,0 +1,86 @@
+"""leaderboard.md: the board as Markdown tables, for READMEs and papers; every run string escaped."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, Board, Table
+from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
+from musicbench.leaderboard.text import comparison_text, digits, fmt, fmt_block, kind_text
+
+
+def md_escape(text: Any) -> str:
+    """Escape an untrusted string for a Markdown table cell: Markdown syntax and HTML both inert."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
+    return html.escape(text, quote=False)
+
+
+def _ranking(table: Table) -> list[str]:
+    header = ["Rank", "Method", "Track"]
+    for _, title in BOARD_METRICS:
+        header += [title, "median"]
+    header += [title for _, title, _ in LOCALIZATION_VARIANTS]
+    header += [title for _, title in DUET_METRICS] + ["vs baseline (Wilcoxon, Holm)", "Items scored"]
+    out = ["| " + " | ".join(header) + " |",
+           "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
+    for row in table.rows:
+        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), kind_text(row)]
+        for key, _ in BOARD_METRICS:
+            block = row.metrics.get(key)
+            cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
+        for key, _, _ in LOCALIZATION_VARIANTS:
+            cells.append(fmt((row.localization or {}).get(key), 3))
+        for key, _ in DUET_METRICS:
+            cells.append("n/a" if row.duets is None else fmt_block(row.duets.get(key)))
+        cells += [md_escape(comparison_text(row.test)), f"{row.n_scored}/{row.n_items}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _per_instrument(table: Table) -> list[str]:
+    if not table.instruments:
+        return []
+    out = ["Mean NSDR (dB) per instrument:", "",
+           "| Method | " + " | ".join(md_escape(i) for i in table.instruments) + " |",
+           "|:---|" + "---:|" * len(table.instruments)]
+    for row in table.rows:
+        values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) for i in table.instruments]
+        out.append(f"| {md_escape(row.name)} | " + " | ".join(values) + " |")
+    return out + [""]
+
+
+def _provenance(table: Table) -> list[str]:
+    out = ["Provenance:", "", "| Method | Benchmark version | Git revision | Date | Device | Parameters | s / item |",
+           "|:---|:---|:---|:---|:---|---:|---:|"]
+    for row in table.rows:
+        prov = row.provenance
+        out.append("| " + " | ".join([
+            md_escape(row.name), md_escape(prov.benchmark_version), md_escape((prov.git_revision or "unknown")[:12]),
+            md_escape(prov.date or "unknown"), md_escape(prov.device or "unknown"),
+            "n/a" if prov.n_parameters is None else f"{prov.n_parameters:,}",
+            fmt(prov.seconds_per_item, 3)]) + " |")
+    return out + [""]
+
+
+def render_markdown(board: Board) -> str:
+    """leaderboard.md: per table the ranking (mean [95% CI] and median), the per-instrument NSDR and the provenance."""
+    out = [f"# {board.title}", ""]
+    out.append("Mean over items with its 95% bootstrap confidence interval, then the median. Reference rows "
+               "(oracles) are not ranked; methods that use instrument labels are ranked separately from the "
+               "main (label-free) track.")
+    out += ["", f"Significance: {SIGNIFICANCE_TEST}.", ""]
+    for warning in board.warnings:
+        out += [f"> **Warning:** {md_escape(warning)}", ""]
+    for table in board.tables:
+        out.append(f"## Benchmark version `{md_escape(table.benchmark_version)}` · split {md_escape(table.split)} · "
+                   f"metric version {md_escape(table.metric_version)}" + ("" if table.current else " (not current)"))
+        out.append("")
+        for warning in table.warnings:
+            out += [f"> **Warning:** {md_escape(warning)}", ""]
+        if table.baseline:
+            out += [f"Baseline of the tests: {md_escape(table.baseline.name)} ({md_escape(table.baseline.why)}).", ""]
+        out += _ranking(table) + _per_instrument(table) + _provenance(table)
+    return "\n".join(out)

@@ -1,0 +1,90 @@
+"""The static site's HTML: Jinja2 templates (templates/, autoescape on) filled from the board.
+
+Every string from a run is untrusted: the templates escape it, it reaches the page's scripts only
+through escaped attributes (the scripts set ``textContent``, never ``innerHTML``), and the pages'
+Content-Security-Policy allows only the site's own scripts, styles and media.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import TYPE_CHECKING
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from musicbench.leaderboard.board import (
+    BOARD_METRICS,
+    DUET_METRICS,
+    KINDS,
+    LOCALIZATION_VARIANTS,
+    Board,
+    Comparison,
+    Row,
+    RunProvenance,
+)
+from musicbench.leaderboard.charts import distribution_chart, per_instrument_chart
+from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
+from musicbench.leaderboard.text import digits, fmt, fmt_p, kind_text
+
+if TYPE_CHECKING:
+    from musicbench.leaderboard.demo import DemoItem
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
+       "base-uri 'none'; form-action 'none'")
+KIND_LABELS = {
+    "main": "Main track: label-free audio-visual methods",
+    "labels": "Methods that use the instrument labels (ranked separately)",
+    "reference": "References: not ranked",
+}
+
+
+def comparison_detail(test: Comparison) -> str:
+    """The tooltip of a tested row: both differences, both p-values and the paired items."""
+    return (f"Wilcoxon signed-rank vs {test.against}: median difference {test.median_diff:+.3f} dB, "
+            f"mean difference {test.mean_diff:+.3f} dB, p = {fmt_p(test.p)}, Holm-adjusted p = "
+            f"{fmt_p(test.p_holm)}, {test.n} paired items")
+
+
+def provenance_details(prov: RunProvenance) -> str:
+    """The provenance a row's details box shows, as indented JSON."""
+    return json.dumps({"model_file": prov.model_file, "model_sha256": prov.model_sha256, "options": prov.options,
+                       "package_versions": prov.package_versions, "metric_version": prov.metric_version,
+                       "seed": prov.seed, "wall_seconds": prov.wall_seconds}, indent=1, sort_keys=True, default=str)
+
+
+def excluded_text(reasons: dict[str, int]) -> str:
+    """``"<count> <reason>, ..."`` of a row's excluded items."""
+    return ", ".join(f"{count} {reason}" for reason, count in reasons.items())
+
+
+@cache
+def environment() -> Environment:
+    """The templates' environment: autoescape on for every template, undefined names are errors."""
+    env = Environment(loader=PackageLoader("musicbench.leaderboard", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(fmt=fmt, fmt_p=fmt_p, digits=digits, px=lambda value: f"{value:.1f}",
+                       comparison_detail=comparison_detail, provenance_details=provenance_details,
+                       excluded_text=excluded_text)
+    env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS,
+                       localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS)
+    return env
+
+
+def render_index(board: Board) -> str:
+    """index.html: per table the sortable ranking, per-instrument table and bars, the NSDR
+    distribution and the provenance; assets from ``assets/``; no network access."""
+    return environment().get_template("index.html").render(
+        board=board, title=board.title, assets="assets/", scripts=("leaderboard.js",),
+        significance_test=SIGNIFICANCE_TEST,
+        bar_charts={table.id: per_instrument_chart(table) for table in board.tables},
+        distribution_charts={table.id: distribution_chart(table) for table in board.tables},
+    )
+
+
+def render_demo(row: Row, mixtures: list[DemoItem], duets: list[DemoItem]) -> str:
+    """A run's demo page (``demo/<slug>.html``): its test-mixture items, then its duet items."""
+    return environment().get_template("demo.html").render(
+        row=row, kind=kind_text(row), mixtures=mixtures, duets=duets, title=f"Demo: {row.name}", assets="../assets/",
+        scripts=("demo.js",),
+    )
