@@ -47,8 +47,8 @@ from musicbench.metrics import (
 )
 from musicbench.mixtures import write_table
 from musicbench.progress import progress_bar
+from musicbench.stft import hann_window, istft, stft
 
-STFT_WINDOW, STFT_HOP = 1022, 256
 ITEM_COLUMNS = (
     "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
     "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
@@ -96,7 +96,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
     """Reference estimates ``(n_sources, n_samples)`` float32 computed from the item's references.
 
-    "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (Hann 1022, hop 256),
+    "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (`musicbench.stft`, float64),
     the ceilings of the board; "mixture": every estimate is the mixture itself, the floor (NSDR 0);
     its heatmaps (written by the inference step) are the centre prior, the localization floor.
     """
@@ -104,10 +104,8 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
         return np.repeat(item.mixture[None, :], item.references.shape[0], axis=0).astype(np.float32)
     import torch
 
-    window = torch.hann_window(STFT_WINDOW, dtype=torch.float64)
-    stft = lambda x: torch.stft(torch.as_tensor(x, dtype=torch.float64), STFT_WINDOW, STFT_HOP, window=window,  # noqa: E731
-                                center=True, return_complex=True)
-    mixture, references = stft(item.mixture), stft(item.references)
+    window = hann_window()
+    mixture, references = stft(item.mixture, window), stft(item.references, window)
     magnitudes = references.abs()
     if kind == "ibm":
         masks = (magnitudes == magnitudes.max(dim=0, keepdim=True).values).to(torch.float64)
@@ -115,8 +113,7 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
         masks = magnitudes / magnitudes.sum(dim=0, keepdim=True).clamp_min(1e-12)
     else:
         raise MusicbenchError(f"unknown oracle {kind!r}: choose one of {', '.join(ORACLES)}")
-    estimates = torch.istft(masks * mixture, STFT_WINDOW, STFT_HOP, window=window, center=True,
-                            length=item.mixture.shape[0])
+    estimates = istft(masks * mixture, window, item.mixture.shape[0])
     return estimates.numpy().astype(np.float32)
 
 
