@@ -36,7 +36,9 @@ from urllib.parse import urlsplit
 
 from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELPATH, MUSIC_PARTS_DIR, MUSIC_REPORT_RELPATH
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.fsutil import (
+    atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, resolve_in_root, sha256_file, write_parquet,
+)
 from musicbench.manifest import ManifestEntry, entry_path, read_manifest, validate_entry, validate_video_id
 from musicbench.media import ffmpeg_exe, probe
 from musicbench.music_lists import raw_relpath
@@ -197,15 +199,7 @@ def read_availability(path: str | os.PathLike) -> dict[str, AvailabilityRow]:
     path = Path(path)
     if not path.exists():
         return {}
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise MusicbenchError(
-            f"availability report {str(path)!r} cannot be read ({exc}); move it aside to start a new one"
-        ) from None
-    missing = [c for c in ("video_id", "status") if c not in frame.columns]
-    if missing:
-        raise MusicbenchError(f"availability report {str(path)!r} lacks column(s) {', '.join(missing)}")
+    frame = read_parquet(path, ("video_id", "status"), "availability report", "move it aside to start a new one")
     rows: dict[str, AvailabilityRow] = {}
     for record in frame.to_dict("records"):
         values: dict[str, Any] = {}
@@ -223,8 +217,9 @@ def read_availability(path: str | os.PathLike) -> dict[str, AvailabilityRow]:
 
 
 def write_availability(path: str | os.PathLike, rows: dict[str, AvailabilityRow]) -> None:
-    """Write all rows (sorted by id) atomically as Parquet."""
+    """Write all rows (sorted by id) atomically as Parquet (snappy, with pandas metadata)."""
     import pandas as pd
+    import pyarrow as pa
 
     records = [asdict(rows[key]) for key in sorted(rows)]
     frame = pd.DataFrame.from_records(records, columns=list(REPORT_COLUMNS))
@@ -234,8 +229,7 @@ def write_availability(path: str | os.PathLike, rows: dict[str, AvailabilityRow]
         frame[name] = frame[name].astype("int64")
     for name in set(REPORT_COLUMNS) - set(_FLOAT_COLUMNS) - set(_INT_COLUMNS):
         frame[name] = frame[name].astype("string")
-    with atomic_path(path, suffix=".parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
+    write_parquet(pa.Table.from_pandas(frame, preserve_index=False), path, compression="snappy", statistics=True)
 
 
 def instrument_label(entry_instruments: str | Sequence[str]) -> str:

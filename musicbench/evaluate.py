@@ -40,12 +40,11 @@ from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, sha256_file
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
 from musicbench.metrics import (
     METRIC_VERSION, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask, centre_prior, ciou, ciou_success, mixture_sdr,
     pointing_game, si_sdr, si_sdr_improvement,
 )
-from musicbench.mixtures import write_table
 from musicbench.progress import progress_bar
 from musicbench.stft import hann_window, istft, stft
 
@@ -154,7 +153,7 @@ def run_inference(
         if runner is not None:
             runner.close()
     table = pd.DataFrame.from_records(records, columns=list(INFERENCE_COLUMNS))
-    write_table(table, out_dir / "inference.parquet")
+    write_parquet(table, out_dir / "inference.parquet")
     atomic_write_text(out_dir / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return table
 
@@ -281,7 +280,8 @@ def score_run(
     data = DataRoot(root)
     cache = ensure_writable_dir(cache_dir or data.score_cache_dir)
     version = data.version()
-    inference = pd.read_parquet(out_dir / "inference.parquet")
+    inference = read_parquet(out_dir / "inference.parquet", ("item_id", "status", "reason", "seconds"), "inference table",
+                             "run the model first (`musicbench evaluate`)")
     if "track" not in inference.columns:
         inference["track"] = "mixtures"
     status = {row["item_id"]: row for row in inference.to_dict("records")}
@@ -306,7 +306,7 @@ def score_run(
                     records += rows
                     advance()
     table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
-    write_table(table, out_dir / "items.parquet")
+    write_parquet(table, out_dir / "items.parquet")
     return table
 
 

@@ -1326,9 +1326,9 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
     write_demos(board, runs, root, out, demo_items)
     atomic_write_text(out / "leaderboard.json", _json_text(board))
     atomic_write_text(out / "leaderboard.md", render_markdown(board))
-    from musicbench.mixtures import write_table
+    from musicbench.fsutil import write_parquet
 
-    write_table(board_frame(board), out / "leaderboard.parquet")
+    write_parquet(board_frame(board), out / "leaderboard.parquet")
     atomic_write_text(out / "metrics.json", _json_text(dvc_metrics(board)))
     atomic_write_text(ensure_writable_dir(out / "plots") / "per_instrument_nsdr.csv", _plots_csv(per_instrument_records(board)))
     atomic_write_text(out / "index.html", render_index(board))

@@ -67,7 +67,9 @@ from musicbench.benchmark import (
     AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
 )
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.fsutil import (
+    atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet,
+)
 from musicbench.manifest import ManifestEntry, entry_path, read_manifest
 from musicbench.media import ffmpeg_exe
 from musicbench.params import positive, section
@@ -452,27 +454,25 @@ def _index_schema():
     return pa.schema([(name, types.get(name, pa.string())) for name in INDEX_COLUMNS])
 
 
-def _write_parquet(rows: list[dict[str, Any]], columns: Sequence[str], schema, path: Path) -> None:
+def _write_rows(rows: list[dict[str, Any]], columns: Sequence[str], schema, path: str | os.PathLike) -> None:
     """Write rows sorted by video_id to `path` atomically, with no metadata that varies by run."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rows = sorted(rows, key=lambda row: row["video_id"])
     table = pa.table({name: [row.get(name) for row in rows] for name in columns}, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    write_parquet(table, path, statistics=True, arrow_schema=False)
 
 
 def write_index(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write the videos index (INDEX_COLUMNS) deterministically."""
-    _write_parquet(rows, INDEX_COLUMNS, _index_schema(), Path(path))
+    _write_rows(rows, INDEX_COLUMNS, _index_schema(), path)
 
 
 def write_rejects(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write the rejects table (REJECT_COLUMNS) deterministically."""
     import pyarrow as pa
 
-    _write_parquet(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), Path(path))
+    _write_rows(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), path)
 
 
 # ---------------------------------------------------------------------------------------------
