@@ -687,7 +687,7 @@ def download_videos(
     pacer = _Pacer(config.sleep)
     try:
         with (
-            progress_bar("download", len(jobs), show=show_progress, status=True) as advance,
+            progress_bar("download", len(jobs), show=show_progress, with_status=True) as advance,
             ThreadPoolExecutor(max_workers=config.jobs) as pool,
         ):
             futures = {pool.submit(_process, job, root, config, pacer, stop): job for job in jobs}

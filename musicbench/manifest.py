@@ -200,9 +200,8 @@ def read_manifests(
     for path in map(Path, paths):
         for entry in read_manifest(path):
             if entry.video_id in seen and not repeats:
-                raise MusicbenchError(
-                    f"video {entry.video_id} is in both {str(seen[entry.video_id])!r} and {str(path)!r}; list each id in one manifest only"
-                )
+                raise MusicbenchError(f"video {entry.video_id} is in both {str(seen[entry.video_id])!r} and "
+                                      f"{str(path)!r}; list each id in one manifest only")
             seen.setdefault(entry.video_id, path)
             entries.append(entry)
     return entries

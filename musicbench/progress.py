@@ -12,18 +12,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextlib.contextmanager
 def progress_bar(
-    description: str, total: int, *, show: bool = True, status: bool = False,
+    description: str, total: int, *, show: bool = True, with_status: bool = False,
 ) -> Iterator[Callable[..., None]]:
     """Show a progress bar on stderr; yield `advance(n=1, status=None)` to call as items complete.
 
-    With `status`, a text column after the count shows the latest `status` string passed to
+    With `with_status`, a text column after the count shows the latest `status` string passed to
     `advance` (e.g. counts per outcome). With ``show=False`` nothing is drawn and `advance` does
     nothing (quiet runs, non-main ranks)."""
     if not show:
         yield lambda n=1, status=None: None
         return
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
-    if status:
+    if with_status:
         columns.append(TextColumn("{task.fields[status]}"))
     progress = Progress(
         *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
@@ -32,7 +32,9 @@ def progress_bar(
         task = progress.add_task(description, total=total, status="")
 
         def advance(n: int = 1, status: str | None = None) -> None:
-            progress.update(task, advance=n, **({} if status is None else {"status": status}))
+            if status is not None:
+                progress.update(task, status=status)
+            progress.advance(task, n)
 
         yield advance
 
