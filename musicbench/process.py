@@ -66,9 +66,7 @@ from musicbench.benchmark import (
     AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
 )
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import (
-    atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet,
-)
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
 from musicbench.manifest import ManifestEntry, entry_path, read_manifests
 from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
 from musicbench.params import positive, section
