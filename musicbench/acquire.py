@@ -36,10 +36,13 @@ from urllib.parse import urlsplit
 
 from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELPATH, MUSIC_PARTS_DIR, MUSIC_REPORT_RELPATH
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
-from musicbench.manifest import ManifestEntry, entry_path, read_manifest, validate_entry, validate_video_id
+from musicbench.fsutil import (
+    atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, resolve_in_root, sha256_file, write_parquet,
+)
+from musicbench.manifest import ManifestEntry, entry_path, read_manifests, validate_entry, validate_video_id
 from musicbench.media import ffmpeg_exe, probe
 from musicbench.music_lists import raw_relpath
+from musicbench.progress import progress_bar
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 # Smallest video stream of at least 224 px height (sorted by ascending resolution), H.264 first,
@@ -197,15 +200,7 @@ def read_availability(path: str | os.PathLike) -> dict[str, AvailabilityRow]:
     path = Path(path)
     if not path.exists():
         return {}
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise MusicbenchError(
-            f"availability report {str(path)!r} cannot be read ({exc}); move it aside to start a new one"
-        ) from None
-    missing = [c for c in ("video_id", "status") if c not in frame.columns]
-    if missing:
-        raise MusicbenchError(f"availability report {str(path)!r} lacks column(s) {', '.join(missing)}")
+    frame = read_parquet(path, ("video_id", "status"), "availability report", "move it aside to start a new one")
     rows: dict[str, AvailabilityRow] = {}
     for record in frame.to_dict("records"):
         values: dict[str, Any] = {}
@@ -223,8 +218,9 @@ def read_availability(path: str | os.PathLike) -> dict[str, AvailabilityRow]:
 
 
 def write_availability(path: str | os.PathLike, rows: dict[str, AvailabilityRow]) -> None:
-    """Write all rows (sorted by id) atomically as Parquet."""
+    """Write all rows (sorted by id) atomically as Parquet (snappy, with pandas metadata)."""
     import pandas as pd
+    import pyarrow as pa
 
     records = [asdict(rows[key]) for key in sorted(rows)]
     frame = pd.DataFrame.from_records(records, columns=list(REPORT_COLUMNS))
@@ -234,8 +230,7 @@ def write_availability(path: str | os.PathLike, rows: dict[str, AvailabilityRow]
         frame[name] = frame[name].astype("int64")
     for name in set(REPORT_COLUMNS) - set(_FLOAT_COLUMNS) - set(_INT_COLUMNS):
         frame[name] = frame[name].astype("string")
-    with atomic_path(path, suffix=".parquet") as tmp:
-        frame.to_parquet(tmp, index=False)
+    write_parquet(pa.Table.from_pandas(frame, preserve_index=False), path, compression="snappy", statistics=True)
 
 
 def instrument_label(entry_instruments: str | Sequence[str]) -> str:
@@ -459,9 +454,6 @@ class _YtdlpLogger:
 
 
 def _ytdlp_options(video_id: str, raw_dir: Path, parts_dir: Path, config: DownloadConfig) -> dict[str, Any]:
-    def backoff(n: int) -> float:
-        return config.backoff * (2 ** max(n - 1, 0))
-
     options: dict[str, Any] = {
         "format": config.format,
         "format_sort": list(config.format_sort),
@@ -475,10 +467,12 @@ def _ytdlp_options(video_id: str, raw_dir: Path, parts_dir: Path, config: Downlo
         "nopart": False,
         "overwrites": False,
         "noplaylist": True,
-        "retries": config.retries,
-        "fragment_retries": config.retries,
-        "file_access_retries": 1,
-        "retry_sleep_functions": {"http": backoff, "fragment": backoff, "file_access": backoff},
+        # one attempt per call: `_process` retries (download.retries, download.backoff) after
+        # classifying the error, and the next attempt resumes the .part file
+        "retries": 0,
+        "fragment_retries": 0,
+        "file_access_retries": 0,
+        "extractor_retries": 0,
         "socket_timeout": config.socket_timeout,
         "sleep_interval_requests": config.sleep_requests,
         "quiet": True,
@@ -664,9 +658,6 @@ def download_videos(
     atomically after every video, keeping every row of earlier runs. Raises MusicbenchError once,
     after saving the report, if the network is unreachable or YouTube stops the session.
     """
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     selected = select_entries(list(entries), config)  # validates every id before anything is written
     root = ensure_writable_dir(data_root).resolve()
     report_path = resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH)
@@ -694,13 +685,11 @@ def download_videos(
     stop = threading.Event()
     stop_message = ""
     pacer = _Pacer(config.sleep)
-    progress = Progress(
-        TextColumn("[bold]download"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
-        TimeElapsedColumn(), console=Console(stderr=True), disable=not show_progress, transient=False,
-    )
     try:
-        with progress, ThreadPoolExecutor(max_workers=config.jobs) as pool:
-            task = progress.add_task("", total=len(jobs))
+        with (
+            progress_bar("download", len(jobs), show=show_progress, with_status=True) as advance,
+            ThreadPoolExecutor(max_workers=config.jobs) as pool,
+        ):
             futures = {pool.submit(_process, job, root, config, pacer, stop): job for job in jobs}
             try:
                 for future in as_completed(futures):
@@ -713,9 +702,7 @@ def download_videos(
                         summary.counts[row.status] += 1
                         report[row.video_id] = row
                         write_availability(report_path, report)
-                    progress.update(task, advance=1, description=" ".join(
-                        f"{name} {summary.counts.get(name, 0)}" for name in STATUSES
-                    ))
+                    advance(1, " ".join(f"{name} {summary.counts.get(name, 0)}" for name in STATUSES))
             except BaseException:
                 stop.set()  # Ctrl-C: start nothing more; running attempts keep their .part files
                 for future in futures:
@@ -738,14 +725,6 @@ def manifest_paths_from_params(params: dict[str, Any]) -> list[Path]:
     if isinstance(paths, str) or not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
         raise MusicbenchError("params: download.manifests must be a list of manifest CSV paths")
     return [Path(p) for p in paths]
-
-
-def read_manifests(paths: Sequence[str | os.PathLike]) -> list[ManifestEntry]:
-    """Entries of several manifests, in order."""
-    entries: list[ManifestEntry] = []
-    for path in paths:
-        entries.extend(read_manifest(path))
-    return entries
 
 
 def write_downloaded_manifest(
@@ -787,7 +766,7 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
         raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
     config = DownloadConfig.from_params(params)
     manifests = manifest_paths_from_params(params)
-    entries = read_manifests(manifests)
+    entries = read_manifests(manifests, repeats=True)
     download_videos(entries, root, config, show_progress=show_progress)
     rows = read_availability(resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH))
     write_downloaded_manifest(entries, rows, resolve_in_root(root, MUSIC_MANIFEST_RELPATH))
@@ -816,7 +795,7 @@ def download_from_params(
     root = Path(data_root if data_root is not None else (dataset.get("root", "data") if isinstance(dataset, dict) else "data"))
     config = DownloadConfig.from_params(params, **overrides)
     paths = [Path(p) for p in manifests] if manifests else manifest_paths_from_params(params)
-    entries = read_manifests(paths)
+    entries = read_manifests(paths, repeats=True)
     summary = download_videos(entries, root, config, show_progress=show_progress)
     rows = read_availability(summary.report_path)
     return availability_table(availability_counts([entry for entry, _ in select_entries(entries, config)], rows))

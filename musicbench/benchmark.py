@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import resolve_in_root
+from musicbench.fsutil import read_parquet, resolve_in_root
 
 if TYPE_CHECKING:
     from musicbench.annotations import BoxAnnotations
@@ -268,28 +268,12 @@ class DataRoot:
 
 def read_index(path: str | os.PathLike) -> pd.DataFrame:
     """Read videos.parquet as a pandas DataFrame; raise MusicbenchError if unreadable or incomplete."""
-    try:
-        frame = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise MusicbenchError(f"cannot read index {os.fspath(path)!r} ({exc}); run `musicbench process` first") from None
-    except Exception as exc:  # pyarrow raises its own types for corrupt files
-        raise MusicbenchError(f"index {os.fspath(path)!r} is not a readable Parquet file ({exc}); rerun `musicbench process`") from None
-    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
-    if missing:
-        raise MusicbenchError(f"index {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; rerun `musicbench process`")
-    return frame
+    return read_parquet(path, INDEX_COLUMNS, "index", "run `musicbench process`")
 
 
 def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS) -> pd.DataFrame:
     """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns."""
-    try:
-        table = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise MusicbenchError(f"cannot read mixture table {os.fspath(path)!r}: {exc}; run `musicbench mixtures`") from None
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        raise MusicbenchError(f"mixture table {os.fspath(path)!r} lacks column(s) {', '.join(missing)}")
-    return table
+    return read_parquet(path, columns, "mixture table", "run `musicbench mixtures`")
 
 
 # ------------------------------------------------------------------------------------ frame archives

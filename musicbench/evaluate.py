@@ -40,15 +40,14 @@ from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, sha256_file
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
 from musicbench.metrics import (
     ITEM_METRICS, METRIC_VERSION, PER_INSTRUMENT_METRICS, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask,
     centre_prior, ciou, ciou_success, mixture_sdr, pointing_game, scores_keeping_plus_inf, si_sdr, si_sdr_improvement,
 )
-from musicbench.mixtures import write_table
 from musicbench.progress import progress_bar
+from musicbench.stft import hann_window, istft, stft
 
-STFT_WINDOW, STFT_HOP = 1022, 256
 ITEM_COLUMNS = (
     "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
     "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
@@ -95,7 +94,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
     """Reference estimates ``(n_sources, n_samples)`` float32 computed from the item's references.
 
-    "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (Hann 1022, hop 256),
+    "ibm" / "irm": ideal binary / ratio masks on the Sound of Pixels STFT (`musicbench.stft`, float64),
     the ceilings of the board; "mixture": every estimate is the mixture itself, the floor (NSDR 0);
     its heatmaps (written by the inference step) are the centre prior, the localization floor.
     """
@@ -103,10 +102,8 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
         return np.repeat(item.mixture[None, :], item.references.shape[0], axis=0).astype(np.float32)
     import torch
 
-    window = torch.hann_window(STFT_WINDOW, dtype=torch.float64)
-    stft = lambda x: torch.stft(torch.as_tensor(x, dtype=torch.float64), STFT_WINDOW, STFT_HOP, window=window,  # noqa: E731
-                                center=True, return_complex=True)
-    mixture, references = stft(item.mixture), stft(item.references)
+    window = hann_window()
+    mixture, references = stft(item.mixture, window), stft(item.references, window)
     magnitudes = references.abs()
     if kind == "ibm":
         masks = (magnitudes == magnitudes.max(dim=0, keepdim=True).values).to(torch.float64)
@@ -114,8 +111,7 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
         masks = magnitudes / magnitudes.sum(dim=0, keepdim=True).clamp_min(1e-12)
     else:
         raise MusicbenchError(f"unknown oracle {kind!r}: choose one of {', '.join(ORACLES)}")
-    estimates = torch.istft(masks * mixture, STFT_WINDOW, STFT_HOP, window=window, center=True,
-                            length=item.mixture.shape[0])
+    estimates = istft(masks * mixture, window, item.mixture.shape[0])
     return estimates.numpy().astype(np.float32)
 
 
@@ -156,7 +152,7 @@ def run_inference(
         if runner is not None:
             runner.close()
     table = pd.DataFrame.from_records(records, columns=list(INFERENCE_COLUMNS))
-    write_table(table, out_dir / "inference.parquet")
+    write_parquet(table, out_dir / "inference.parquet")
     atomic_write_text(out_dir / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
     return table
 
@@ -280,7 +276,8 @@ def score_run(
     data = DataRoot(root)
     cache = ensure_writable_dir(cache_dir or data.score_cache_dir)
     version = data.version()
-    inference = pd.read_parquet(out_dir / "inference.parquet")
+    inference = read_parquet(out_dir / "inference.parquet", ("item_id", "status", "reason", "seconds"), "inference table",
+                             "run the model first (`musicbench evaluate`)")
     if "track" not in inference.columns:
         inference["track"] = "mixtures"
     status = {row["item_id"]: row for row in inference.to_dict("records")}
@@ -305,7 +302,7 @@ def score_run(
                     records += rows
                     advance()
     table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
-    write_table(table, out_dir / "items.parquet")
+    write_parquet(table, out_dir / "items.parquet")
     return table
 
 

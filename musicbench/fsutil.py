@@ -1,4 +1,4 @@
-"""Filesystem helpers: atomic writes and paths that never leave the data root."""
+"""Filesystem helpers: atomic writes, Parquet tables and paths that never leave the data root."""
 
 from __future__ import annotations
 
@@ -6,10 +6,15 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musicbench.errors import MusicbenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 @contextlib.contextmanager
@@ -101,3 +106,37 @@ def read_text(path: str | os.PathLike, what: str, hint: str = "") -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise MusicbenchError(f"cannot read {what} {os.fspath(path)!r}: {exc.strerror}" + (f"; {hint}" if hint else "")) from None
+
+
+def write_parquet(
+    table: pd.DataFrame | pa.Table, path: str | os.PathLike, *, compression: str = "zstd", statistics: bool = False,
+    arrow_schema: bool = True,
+) -> None:
+    """Write `table` as a Parquet file at `path`, atomically; the bytes depend only on the values.
+
+    A DataFrame is written without its index and without pandas metadata; an Arrow table as
+    given. `statistics`: per-column min/max in the file; `arrow_schema`: the Arrow schema in the
+    file's metadata.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False).replace_schema_metadata(None)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression=compression, write_statistics=statistics, store_schema=arrow_schema)
+
+
+def read_parquet(path: str | os.PathLike, columns: Sequence[str], what: str, hint: str) -> pd.DataFrame:
+    """The Parquet file at `path` as a DataFrame holding at least `columns`, or MusicbenchError
+    ``cannot read WHAT 'path' (reason); HINT`` / ``WHAT 'path' lacks column(s) ...; HINT``."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a missing, damaged or foreign file
+        raise MusicbenchError(f"cannot read {what} {os.fspath(path)!r} ({exc}); {hint}") from None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MusicbenchError(f"{what} {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; {hint}")
+    return frame

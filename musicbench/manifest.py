@@ -26,6 +26,7 @@ import io
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -179,6 +180,30 @@ def read_manifest(path: str | os.PathLike) -> list[ManifestEntry]:
             raise MusicbenchError(f"{where}: duplicate video id {entry.video_id!r}")
         seen.add(entry.video_id)
         entries.append(entry)
+    return entries
+
+
+def read_manifests(
+    paths: str | os.PathLike | Sequence[str | os.PathLike], *, repeats: bool = False,
+) -> list[ManifestEntry]:
+    """Entries of one or several manifests (each read by `read_manifest`), in the order given.
+
+    An id in two manifests is an error naming both, unless `repeats`: then every row is kept for
+    the caller to merge (`musicbench download` reads the MUSIC-11 and MUSIC-21 manifests, which
+    share videos). No manifest at all is an error.
+    """
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not paths:
+        raise MusicbenchError("no manifest given; name at least one manifest CSV")
+    seen: dict[str, Path] = {}
+    entries: list[ManifestEntry] = []
+    for path in map(Path, paths):
+        for entry in read_manifest(path):
+            if entry.video_id in seen and not repeats:
+                raise MusicbenchError(f"video {entry.video_id} is in both {str(seen[entry.video_id])!r} and "
+                                      f"{str(path)!r}; list each id in one manifest only")
+            seen.setdefault(entry.video_id, path)
+            entries.append(entry)
     return entries
 
 

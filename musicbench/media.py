@@ -1,6 +1,7 @@
 """Audio/video I/O through the ffmpeg binary of the `imageio-ffmpeg` wheel, driven by ffmpeg-python.
 
-No system ffmpeg or ffprobe is needed: `probe` reads ffmpeg's own stream description. Audio
+No system ffmpeg or ffprobe is needed: `probe` reads ffmpeg's own stream description, and
+`parse_ffmpeg_log` the input description and error lines of a decoding run's log. Audio
 arrays are float32 in [-1, 1]; frame arrays are uint8 ``(n_frames, height, width, 3)`` RGB.
 """
 
@@ -60,6 +61,18 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO = re.compile(r"Stream #\S+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS = re.compile(r"([\d.]+) fps")
 _AUDIO = re.compile(r"Stream #\S+.*?: Audio: (\w+).*?, (\d+) Hz, ([\w.()]+)")
+_INPUT_STREAM = re.compile(r"Stream #0:\d+\S*: (Audio|Video): (.*)")
+_DIMENSIONS = re.compile(r", (\d{2,5})x(\d{2,5})")
+_POINTER = re.compile(r" ?@ 0x[0-9a-f]+")
+_LEVEL = re.compile(r"\[(?:error|fatal|panic)\] ?")
+
+
+def _duration(text: str) -> float | None:
+    """Seconds of the first ``Duration: HH:MM:SS.ss`` in an ffmpeg log, None without one."""
+    if match := _DURATION.search(text):
+        hours, minutes, seconds = match.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    return None
 
 
 def probe(path: str | os.PathLike) -> MediaInfo:
@@ -72,10 +85,7 @@ def probe(path: str | os.PathLike) -> MediaInfo:
     if "Input #0" not in text:
         last = text.strip().splitlines()[-1] if text.strip() else "no output"
         raise MusicbenchError(f"cannot read media file {os.fspath(path)!r}: {last}")
-    duration = None
-    if match := _DURATION.search(text):
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    duration = _duration(text)
     fps = width = height = video_codec = None
     if match := _VIDEO.search(text):
         video_codec, width, height = match.group(1), int(match.group(2)), int(match.group(3))
@@ -89,6 +99,44 @@ def probe(path: str | os.PathLike) -> MediaInfo:
         leading_digits = re.match(r"\d+", layout)
         channels = {"mono": 1, "stereo": 2}.get(layout) or (int(leading_digits.group()) if leading_digits else None)
     return MediaInfo(duration, fps, width, height, video_codec, sample_rate, channels, audio_codec)
+
+
+@dataclass(frozen=True)
+class FfmpegLog:
+    """What a ``-loglevel level+info`` ffmpeg log says about its run.
+
+    opened: ffmpeg could open the input (the log describes ``Input #0``); duration in seconds of
+    the input container (None if not announced); has_audio / has_video: the input has an audio /
+    a video stream (an attached picture is not a video); video_width, video_height in pixels of
+    its first video stream; errors: the error, fatal and panic lines, without their level tag
+    and the ``@ 0x...`` pointers that vary between runs, in log order.
+    """
+
+    opened: bool
+    duration: float | None
+    has_audio: bool
+    has_video: bool
+    video_width: int | None
+    video_height: int | None
+    errors: list[str]
+
+
+def parse_ffmpeg_log(log: str) -> FfmpegLog:
+    """Read the input description and the error lines out of a ``level+info`` ffmpeg log."""
+    input_part = log.split("Stream mapping:")[0]
+    if "Output #" in input_part:
+        input_part = input_part.split("Output #")[0]
+    has_audio = has_video = False
+    width = height = None
+    for match in _INPUT_STREAM.finditer(input_part):
+        if match.group(1) == "Audio":
+            has_audio = True
+        elif not has_video and "attached pic" not in match.group(2):
+            has_video = True
+            if dims := _DIMENSIONS.search(match.group(2)):
+                width, height = int(dims.group(1)), int(dims.group(2))
+    errors = [_LEVEL.sub("", _POINTER.sub("", line)).strip() for line in log.splitlines() if _LEVEL.search(line)]
+    return FfmpegLog("Input #0" in log, _duration(input_part), has_audio, has_video, width, height, errors)
 
 
 def _run(stream, what: str, path: str | os.PathLike, input_bytes: bytes | None = None) -> bytes:

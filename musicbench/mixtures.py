@@ -36,13 +36,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import soundfile as sf
 
 from musicbench.benchmark import DEFINITION_NAME, DUET_COLUMNS, DUETS_NAME, MIXTURE_COLUMNS, MIXTURES_NAME, DataRoot
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, resolve_in_root
+from musicbench.fsutil import atomic_write_text, resolve_in_root, write_parquet
 from musicbench.params import positive, section
 
 EVAL_SPLITS = ("val", "test")
@@ -209,13 +207,6 @@ def benchmark_version(mixtures: pd.DataFrame, duets: pd.DataFrame | None = None)
     return "mb-" + digest.hexdigest()[:16]
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a table as Parquet deterministically (no pandas metadata, no timestamps), atomically."""
-    arrow = pa.Table.from_pandas(table, preserve_index=False).replace_schema_metadata(None)
-    with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp, compression="zstd", write_statistics=False)
-
-
 def compare_mixtures(published: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
     """Clips of a published mixture table that this index lacks or holds with other content.
 
@@ -237,8 +228,8 @@ def write_benchmark(
 ) -> dict[str, Any]:
     """Write mixtures.parquet, duets.parquet and benchmark.json under `out_dir`; return the json."""
     out_dir = Path(out_dir)
-    write_table(mixtures, out_dir / MIXTURES_NAME)
-    write_table(duets, out_dir / DUETS_NAME)
+    write_parquet(mixtures, out_dir / MIXTURES_NAME)
+    write_parquet(duets, out_dir / DUETS_NAME)
     summary = {
         "benchmark_version": benchmark_version(mixtures, duets),
         "n_sources": config.n_sources, "clip_samples": config.clip_samples, "sample_rate": config.sample_rate,

@@ -16,8 +16,8 @@ float32 at 11025 Hz.
   exactly the mixture's length. The instrument labels are therefore an input of this method;
   the video frames are not.
 
-STFT: Hann window of ``n_fft`` samples (1022 as in The Sound of Pixels: 512 frequency bins), hop
-``hop`` (256), centred frames, the same transform as the oracle masks of `musicbench.evaluate`.
+STFT: `musicbench.stft` with a Hann window of ``n_fft`` samples (1022 as in The Sound of Pixels: 512
+frequency bins) and hop ``hop`` (256), centred frames, in float64: the transform of the oracle masks.
 
 Artifact (`save_nmf` / `load_nmf`): ``nmf.npz`` (dictionaries float32 ``(n_instruments, n_freq,
 rank)``, instrument names, the config as JSON, sample rate, format version) written without any
@@ -44,6 +44,7 @@ import numpy as np
 
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root
+from musicbench.stft import hann_window, istft, stft
 
 FORMAT_VERSION = 1
 DIVERGENCES = ("kl", "is")
@@ -154,34 +155,14 @@ def _check_int(config: "NMFConfig", name: str, minimum: int) -> None:
 # STFT
 
 
-def _window(config: NMFConfig):
-    import torch
-
-    return torch.hann_window(config.n_fft, dtype=torch.float64)
-
-
-def stft(audio: np.ndarray, config: NMFConfig):
-    """Complex STFT of mono `audio` ``(n_samples,)``: torch complex128 ``(n_freq, n_frames)``.
-
-    Hann window of ``config.n_fft`` samples, hop ``config.hop``, centred (reflect-padded) frames;
-    ``n_freq = n_fft // 2 + 1``, ``n_frames = 1 + n_samples // hop``.
-    """
-    import torch
-
-    signal = torch.as_tensor(np.asarray(audio, dtype=np.float64).reshape(-1))
-    return torch.stft(signal, config.n_fft, config.hop, window=_window(config), center=True, return_complex=True)
-
-
-def istft(spectrum, n_samples: int, config: NMFConfig) -> np.ndarray:
-    """Inverse of `stft` for complex spectra ``(..., n_freq, n_frames)``: float32 numpy ``(..., n_samples)``."""
-    import torch
-
-    signal = torch.istft(spectrum, config.n_fft, config.hop, window=_window(config), center=True, length=int(n_samples))
-    return signal.numpy().astype(np.float32)
+def _stft(audio: np.ndarray, config: NMFConfig):
+    """Complex `musicbench.stft.stft` of mono `audio` ``(n_samples,)`` with ``config.n_fft`` and
+    ``config.hop``: torch complex128 ``(n_freq, 1 + n_samples // hop)``."""
+    return stft(np.reshape(audio, -1), hann_window(config.n_fft), config.hop)
 
 
 def nonnegative_spectrogram(spectrum, config: NMFConfig):
-    """What NMF factorises, from a complex `stft`: magnitudes ``|X|`` for KL, powers ``|X|^2`` for
+    """What NMF factorises, from a complex STFT: magnitudes ``|X|`` for KL, powers ``|X|^2`` for
     IS (floored at 1e-10 of their peak: IS needs positive values); torch float32, same shape."""
     import torch
 
@@ -312,7 +293,7 @@ def training_frames(audio: np.ndarray, config: NMFConfig) -> np.ndarray:
     ``train_seconds_per_video`` seconds of frames are kept, evenly spaced over the video.
     """
     with single_thread():
-        spectrum = stft(audio, config)
+        spectrum = _stft(audio, config)
     energy = spectrum.abs().square().sum(dim=0).numpy()
     if energy.size == 0 or energy.max() <= 0:
         return np.zeros((config.n_freq, 0), dtype=np.float32)
@@ -363,7 +344,7 @@ def reconstruction_divergence(audio: np.ndarray, dictionary: np.ndarray, config:
     """How well a fixed `dictionary` ``(n_freq, rank)`` explains mono `audio`: the mean `divergence`
     (``config.divergence``) between the audio's spectrogram and W H, with H fitted by
     ``separation_iterations`` updates. Lower is better; compare dictionaries on the same audio."""
-    v = nonnegative_spectrogram(stft(audio, config), config)
+    v = nonnegative_spectrogram(_stft(audio, config), config)
     w = np.asarray(dictionary, dtype=np.float32)
     h = fit_activations(v, w, config.separation_iterations, config.divergence)
     return divergence(v, single_product(w, h), config.divergence)
@@ -410,7 +391,7 @@ def separate(
             raise MusicbenchError(f"NMF: the dictionary of {name!r} has shape {block.shape}, "
                                   f"expected ({config.n_freq}, rank) for n_fft {config.n_fft}")
     with single_thread():
-        spectrum = stft(mixture, config)
+        spectrum = _stft(mixture, config)
         v = nonnegative_spectrogram(spectrum, config)
         h = fit_activations(v, np.concatenate(blocks, axis=1), config.separation_iterations, config.divergence)
         models, start = [], 0
@@ -421,7 +402,8 @@ def separate(
         powered = torch.stack(models).clamp_min(EPS) ** config.mask_power
         masks = powered / powered.sum(dim=0, keepdim=True)
         shares = torch.tensor([1.0 / labels.count(name) for name in unique], dtype=torch.float64)
-        estimates = istft(masks * shares[:, None, None] * spectrum[None], mixture.shape[0], config)
+        spectra = masks * shares[:, None, None] * spectrum[None]
+        estimates = istft(spectra, hann_window(config.n_fft), mixture.shape[0], config.hop).numpy().astype(np.float32)
     return np.stack([estimates[unique.index(label)] for label in labels]).astype(np.float32)
 
 

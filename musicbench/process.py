@@ -49,7 +49,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -67,9 +66,9 @@ from musicbench.benchmark import (
     AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
 )
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
-from musicbench.manifest import ManifestEntry, entry_path, read_manifest
-from musicbench.media import ffmpeg_exe
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
+from musicbench.manifest import ManifestEntry, entry_path, read_manifests
+from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
 from musicbench.params import positive, section
 from musicbench.progress import progress_bar
 
@@ -218,49 +217,6 @@ def build_ffmpeg_command(
     ).compile(cmd=ffmpeg_exe())
 
 
-_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
-_INPUT_STREAM = re.compile(r"Stream #0:\d+\S*: (Audio|Video): (.*)")
-_DIMENSIONS = re.compile(r", (\d{2,5})x(\d{2,5})")
-_POINTER = re.compile(r" ?@ 0x[0-9a-f]+")
-_LEVEL = re.compile(r"\[(?:error|fatal|panic)\] ?")
-
-
-@dataclass(frozen=True)
-class _FfmpegReport:
-    duration: float | None
-    has_audio: bool
-    has_video: bool
-    video_width: int | None
-    video_height: int | None
-    errors: list[str]
-
-
-def _parse_ffmpeg_log(log: str) -> _FfmpegReport:
-    """Read the input description and the error lines out of a `level+info` ffmpeg log."""
-    input_part = log.split("Stream mapping:")[0]
-    if "Output #" in input_part:
-        input_part = input_part.split("Output #")[0]
-    duration = None
-    if match := _DURATION.search(input_part):
-        hours, minutes, seconds = match.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    has_audio = has_video = False
-    width = height = None
-    for match in _INPUT_STREAM.finditer(input_part):
-        if match.group(1) == "Audio":
-            has_audio = True
-        elif not has_video and "attached pic" not in match.group(2):
-            has_video = True
-            if dims := _DIMENSIONS.search(match.group(2)):
-                width, height = int(dims.group(1)), int(dims.group(2))
-    errors = [
-        _LEVEL.sub("", _POINTER.sub("", line)).strip()
-        for line in log.splitlines()
-        if _LEVEL.search(line)
-    ]
-    return _FfmpegReport(duration, has_audio, has_video, width, height, errors)
-
-
 # ---------------------------------------------------------------------------------------------
 # frame archives
 
@@ -318,17 +274,17 @@ def _remove(*paths: Path) -> None:
             pass
 
 
-def _decode(entry: ManifestEntry, video: Path, config: ProcessConfig, work: Path) -> tuple[np.ndarray, list[Path], _FfmpegReport]:
+def _decode(entry: ManifestEntry, video: Path, config: ProcessConfig, work: Path) -> tuple[np.ndarray, list[Path], FfmpegLog]:
     """Run ffmpeg; return (mono float32 audio, frame files, log report) or raise _Rejected."""
     frames_dir = work / "frames"
     frames_dir.mkdir(parents=True)
     command = build_ffmpeg_command(video, frames_dir / "%06d.jpg", config, entry.start, entry.end)
     result = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
     log = result.stderr.decode(errors="replace").replace(os.fspath(video), entry.video_path)
-    report = _parse_ffmpeg_log(log)
+    report = parse_ffmpeg_log(log)
     first_error = report.errors[0] if report.errors else "no error message"
     if result.returncode != 0:
-        if "Input #0" not in log:
+        if not report.opened:
             raise _Rejected("unreadable", f"ffmpeg cannot open the file: {first_error}")
         if not report.has_audio:
             raise _Rejected("no_audio", "the file has no audio stream")
@@ -344,7 +300,7 @@ def _decode(entry: ManifestEntry, video: Path, config: ProcessConfig, work: Path
     return audio, frame_files, report
 
 
-def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, report: _FfmpegReport, config: ProcessConfig) -> None:
+def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, report: FfmpegLog, config: ProcessConfig) -> None:
     """Raise _Rejected if the decoded lengths disagree with the container, the trim or each other."""
     tolerance = config.duration_tolerance
     start = entry.start or 0.0
@@ -452,27 +408,25 @@ def _index_schema():
     return pa.schema([(name, types.get(name, pa.string())) for name in INDEX_COLUMNS])
 
 
-def _write_parquet(rows: list[dict[str, Any]], columns: Sequence[str], schema, path: Path) -> None:
+def _write_rows(rows: list[dict[str, Any]], columns: Sequence[str], schema, path: str | os.PathLike) -> None:
     """Write rows sorted by video_id to `path` atomically, with no metadata that varies by run."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rows = sorted(rows, key=lambda row: row["video_id"])
     table = pa.table({name: [row.get(name) for row in rows] for name in columns}, schema=schema)
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", store_schema=False)
+    write_parquet(table, path, statistics=True, arrow_schema=False)
 
 
 def write_index(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write the videos index (INDEX_COLUMNS) deterministically."""
-    _write_parquet(rows, INDEX_COLUMNS, _index_schema(), Path(path))
+    _write_rows(rows, INDEX_COLUMNS, _index_schema(), path)
 
 
 def write_rejects(rows: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write the rejects table (REJECT_COLUMNS) deterministically."""
     import pyarrow as pa
 
-    _write_parquet(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), Path(path))
+    _write_rows(rows, REJECT_COLUMNS, pa.schema([(name, pa.string()) for name in REJECT_COLUMNS]), path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,24 +455,6 @@ def default_manifest(params: dict[str, Any], root: str | os.PathLike) -> Path:
     return path
 
 
-def read_manifests(manifest_paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[ManifestEntry]:
-    """Entries of one or several manifests sorted by video_id; an id in two of them is an error."""
-    paths = [manifest_paths] if isinstance(manifest_paths, (str, os.PathLike)) else list(manifest_paths)
-    if not paths:
-        raise MusicbenchError("no manifest given; pass --manifest")
-    seen: dict[str, Path] = {}
-    entries: list[ManifestEntry] = []
-    for path in map(Path, paths):
-        for entry in read_manifest(path):
-            if entry.video_id in seen:
-                raise MusicbenchError(
-                    f"video {entry.video_id} is in both {str(seen[entry.video_id])!r} and {str(path)!r}; process each id once"
-                )
-            seen[entry.video_id] = path
-            entries.append(entry)
-    return sorted(entries, key=lambda entry: entry.video_id)
-
-
 def process_manifest(
     manifest_path: str | os.PathLike | Sequence[str | os.PathLike],
     root: str | os.PathLike,
@@ -543,7 +479,7 @@ def process_manifest(
     out = out.resolve()
     if out != root and root not in out.parents:
         raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")
-    entries = read_manifests(manifest_path)
+    entries = sorted(read_manifests(manifest_path), key=lambda entry: entry.video_id)
     jobs = config.jobs if jobs is None else jobs
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise MusicbenchError(f"--jobs must be a positive integer, got {jobs!r}")

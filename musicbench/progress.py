@@ -11,21 +11,29 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, *, show: bool = True) -> Iterator[Callable[[int], None]]:
-    """Show a progress bar on stderr; yield `advance(n=1)` to call as items complete.
+def progress_bar(
+    description: str, total: int, *, show: bool = True, with_status: bool = False,
+) -> Iterator[Callable[..., None]]:
+    """Show a progress bar on stderr; yield `advance(n=1, status=None)` to call as items complete.
 
-    With ``show=False`` nothing is drawn and `advance` does nothing (quiet runs, non-main ranks)."""
+    With `with_status`, a text column after the count shows the latest `status` string passed to
+    `advance` (e.g. counts per outcome). With ``show=False`` nothing is drawn and `advance` does
+    nothing (quiet runs, non-main ranks)."""
     if not show:
-        yield lambda n=1: None
+        yield lambda n=1, status=None: None
         return
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    if with_status:
+        columns.append(TextColumn("{task.fields[status]}"))
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
     )
     with progress:
-        task = progress.add_task(description, total=total)
+        task = progress.add_task(description, total=total, status="")
 
-        def advance(n: int = 1) -> None:
+        def advance(n: int = 1, status: str | None = None) -> None:
+            if status is not None:
+                progress.update(task, status=status)
             progress.advance(task, n)
 
         yield advance

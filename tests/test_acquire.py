@@ -191,8 +191,9 @@ def test_corrupted_raw_file_is_fetched_again(host, clips, tmp_path):
 def test_cut_connection_is_retried_and_resumed(host, clips, tmp_path):
     host.cut.add(FLAKY)
     root = tmp_path / "data"
-    summary = download_videos([entry(FLAKY)], root, config(host), show_progress=False)
+    summary = download_videos([entry(FLAKY)], root, config(host), show_progress=True)
     assert summary.rows[FLAKY].status == "downloaded"
+    assert summary.rows[FLAKY].attempts == 2  # one retry mechanism: ours (yt-dlp's own retries are off)
     assert any(key == FLAKY and start > 0 for key, start in host.range_starts)  # resumed, not restarted
     assert (root / "music" / "raw" / f"{FLAKY}.mp4").read_bytes() == clips["a"]
     assert summary.rows[FLAKY].sha256 == sha(clips["a"])
@@ -396,3 +397,15 @@ def test_classify_youtube_reasons():
     bot = classify_error(wrapped("Sign in to confirm you're not a bot. Use --cookies"))
     assert bot.status == "failed" and bot.stop_run and "cookies" in bot.stop_run
     assert classify_error(DownloadError("ERROR: Read timed out", None)).status == "failed"
+
+
+def test_progress_bar_shows_a_status_text(capsys):
+    from musicbench.progress import progress_bar
+
+    with progress_bar("download", 2, with_status=True) as advance:
+        advance(1, "downloaded 1 unavailable 0 failed 0")
+        advance(1, "downloaded 1 unavailable 1 failed 0")
+    assert "downloaded 1 unavailable 1 failed 0" in capsys.readouterr().err
+    with progress_bar("quiet", 1, show=False, with_status=True) as advance:
+        advance(1, "not shown")
+    assert capsys.readouterr().err == ""

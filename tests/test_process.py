@@ -287,3 +287,60 @@ def test_several_manifests_are_processed_together_and_ids_must_be_unique(tmp_pat
     assert index.loc["syn_duet_00", "instruments"] == "flute violin"
     with pytest.raises(MusicbenchError, match="is in both"):
         process_manifest([solo, solo], tmp_path, CONFIG)
+
+
+def test_read_manifests_keeps_repeats_only_when_asked(tmp_path):
+    from musicbench.errors import MusicbenchError
+    from musicbench.manifest import read_manifests
+
+    first = ManifestEntry("syn_violin_00", "solo", ("violin",), "MUSIC-Synth", "synth", video_path="videos/a.mp4")
+    second = ManifestEntry("syn_flute_00", "solo", ("flute",), "MUSIC-Synth", "synth", video_path="videos/b.mp4")
+    write_manifest([first, second], tmp_path / "one.csv")
+    write_manifest([first], tmp_path / "two.csv")
+    assert read_manifests(tmp_path / "one.csv") == [first, second]  # file order
+    with pytest.raises(MusicbenchError, match="is in both .*one.csv.* and .*two.csv"):
+        read_manifests([tmp_path / "one.csv", tmp_path / "two.csv"])
+    assert read_manifests([tmp_path / "one.csv", tmp_path / "two.csv"], repeats=True) == [first, second, first]
+    with pytest.raises(MusicbenchError, match="no manifest given"):
+        read_manifests([])
+
+
+def test_unreadable_or_incomplete_index_is_a_clear_error(tmp_path):
+    import pandas as pd
+
+    from musicbench.errors import MusicbenchError
+    from musicbench.fsutil import write_parquet
+
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet")
+    with pytest.raises(MusicbenchError, match="cannot read index .*garbage.parquet.*; run `musicbench process`"):
+        read_index(tmp_path / "garbage.parquet")
+    with pytest.raises(MusicbenchError, match="cannot read index .*absent.parquet"):
+        read_index(tmp_path / "absent.parquet")
+    write_parquet(pd.DataFrame({"video_id": ["a"]}), tmp_path / "partial.parquet")
+    with pytest.raises(MusicbenchError, match="partial.parquet' lacks column.*kind"):
+        read_index(tmp_path / "partial.parquet")
+
+
+def test_ffmpeg_log_parsing():
+    from musicbench.media import parse_ffmpeg_log
+
+    log = """\
+[info] Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'videos/a.mp4':
+[info]   Duration: 00:01:02.50, start: 0.000000, bitrate: 300 kb/s
+[info]   Stream #0:0[0x1](und): Video: mjpeg (Baseline), yuvj420p, 600x600, 90k tbr (attached pic)
+[info]   Stream #0:1[0x2](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 640x480 [SAR 1:1 DAR 4:3], 25 fps
+[info]   Stream #0:2[0x3](und): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, stereo, fltp, 128 kb/s
+[info] Stream mapping:
+[info]   Stream #0:2 -> #0:0 (aac (native) -> pcm_f32le (native))
+[info] Output #0, f32le, to 'pipe:':
+[info]   Stream #0:0: Video: mjpeg, yuvj420p, 112x112
+[error] [h264 @ 0x55d5c0a1b2c0] corrupt macroblock 3 4
+[fatal] Conversion failed!
+"""
+    report = parse_ffmpeg_log(log)
+    assert report.opened and report.duration == 62.5 and report.has_audio and report.has_video
+    assert (report.video_width, report.video_height) == (640, 480)  # the attached picture is skipped
+    assert report.errors == ["[h264] corrupt macroblock 3 4", "Conversion failed!"]
+    nothing = parse_ffmpeg_log("[error] videos/x.mp4: Invalid data found when processing input\n")
+    assert not nothing.opened and nothing.duration is None and not nothing.has_video
+    assert nothing.errors == ["videos/x.mp4: Invalid data found when processing input"]

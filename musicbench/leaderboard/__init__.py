@@ -38,7 +38,7 @@ from typing import Any
 
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text, ensure_writable_dir
+from musicbench.fsutil import atomic_write_text, ensure_writable_dir, write_parquet
 from musicbench.leaderboard.board import json_text, make_board
 from musicbench.leaderboard.demo import write_demos
 from musicbench.leaderboard.markdown import render_markdown
@@ -51,7 +51,6 @@ from musicbench.leaderboard.tables import (
     plots_csv,
     write_dvc_metrics,
 )
-from musicbench.mixtures import write_table
 
 SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
 
@@ -85,7 +84,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
     write_demos(board, runs, root, out, demo_items)
     atomic_write_text(out / "leaderboard.json", json_text(board.to_json()))
     atomic_write_text(out / "leaderboard.md", render_markdown(board))
-    write_table(board_frame(board), out / "leaderboard.parquet")
+    write_parquet(board_frame(board), out / "leaderboard.parquet")
     write_dvc_metrics(dvc_metrics(board), out / "metrics")
     (out / "metrics.json").unlink(missing_ok=True)  # the one-file layout of earlier builds
     atomic_write_text(ensure_writable_dir(out / "plots") / "per_instrument_nsdr.csv", plots_csv(per_instrument_records(board)))

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from musicbench.pixelplayer.config import UNET_INITS, PixelPlayerConfig
+from musicbench.stft import N_FFT, hann_window, istft, stft
 
-N_FFT, HOP = 1022, 256
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -188,7 +188,7 @@ class PixelPlayer(nn.Module):
         self.visual = VisualNet(tuple(config.visual_widths), config.channels)
         self.audio = AudioUNet(tuple(config.unet_widths), config.channels, config.unet_init)
         self.synthesizer = Synthesizer(config.channels)
-        self.register_buffer("window", torch.hann_window(N_FFT), persistent=False)
+        self.register_buffer("window", hann_window(N_FFT, torch.float32), persistent=False)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self._grids: dict[tuple, torch.Tensor] = {}
@@ -206,18 +206,12 @@ class PixelPlayer(nn.Module):
 
     # ---- audio path
     def stft(self, waves: torch.Tensor) -> torch.Tensor:
-        """(..., L) float waves → complex STFT (..., 512, 1 + L // 256), Hann 1022, hop 256, centred."""
-        shape = waves.shape[:-1]
-        spec = torch.stft(waves.reshape(-1, waves.shape[-1]).float(), N_FFT, HOP, window=self.window, center=True,
-                          return_complex=True)
-        return spec.reshape(*shape, *spec.shape[-2:])
+        """(..., L) waves → float32 complex STFT (..., 512, 1 + L // 256) (`musicbench.stft`)."""
+        return stft(waves, self.window)
 
     def istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
         """Inverse of `stft` for (..., 512, T) → (..., length) (zero beyond the last frame's reach)."""
-        shape = spec.shape[:-2]
-        waves = torch.istft(spec.reshape(-1, *spec.shape[-2:]), N_FFT, HOP, window=self.window, center=True,
-                            length=length)
-        return waves.reshape(*shape, length)
+        return istft(spec, self.window, length)
 
     def _grid(self, rows_out: int, rows_in: int, columns: int, warp: bool, device) -> torch.Tensor:
         key = (rows_out, rows_in, columns, warp, str(device))
