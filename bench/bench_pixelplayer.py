@@ -2,8 +2,8 @@
 
 Run: python bench/bench_pixelplayer.py [--params params.yaml] [--root DATA] [--steps 6] [--threads 1,2]
 
-For the ``cpu`` profile (params.yaml ``pixelplayer.cpu``, or the built-in default block when the
-section is absent) it prints, per torch thread count:
+For the ``cpu`` profile (``pixelplayer.cpu`` of --params, default the repository's params.yaml) it
+prints, per torch thread count:
 
 - training: seconds per optimiser step, steps and clips per second, and process CPU seconds per
   step (less sensitive to other load on a shared machine than wall time) of (a) the reference: the
@@ -26,7 +26,6 @@ Compute-only steps use random clips of the profile's ``train_samples``.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from pathlib import Path
 
@@ -36,8 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from musicbench.benchmark import DataRoot
-from musicbench.params import load_params
-from musicbench.pixelplayer.config import DEFAULT_SECTION, PixelPlayerConfig
+from musicbench.config import AudioConfig, load_params
+from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
 from musicbench.pixelplayer.train import (
@@ -46,9 +45,9 @@ from musicbench.pixelplayer.train import (
 from musicbench.progress import cpu_seconds
 
 
-def _random_batch(config: PixelPlayerConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def _random_batch(config: PixelPlayerConfig, audio: AudioConfig, batch: int, size: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    sources = 0.1 * torch.randn(batch, config.n_sources, config.train_clip_samples(65535), generator=g)
+    sources = 0.1 * torch.randn(batch, config.n_sources, config.train_clip_samples(audio.clip_samples), generator=g)
     return {"mixture": sources.sum(1), "sources": sources,
             "frames": torch.randint(0, 256, (batch, config.n_sources, len(config.frame_offsets), size, size, 3),
                                     generator=g, dtype=torch.uint8)}
@@ -74,20 +73,25 @@ def time_steps(config: PixelPlayerConfig, batches, steps: int) -> tuple[float, f
     return (time.perf_counter() - wall) / steps, (cpu_seconds() - cpu) / steps
 
 
-def time_inference(config: PixelPlayerConfig, repeats: int) -> dict[str, float]:
+def clip_frames(audio: AudioConfig) -> int:
+    """Frames of one benchmark clip: floor(clip seconds * fps)."""
+    return int(audio.clip_samples / audio.sample_rate * audio.fps)
+
+
+def time_inference(config: PixelPlayerConfig, audio: AudioConfig, repeats: int) -> dict[str, float]:
     from musicbench.benchmark import EvalItem
     from musicbench.evaluate import oracle_estimates
 
     torch.manual_seed(0)
-    separator = Separator(PixelPlayer(config))
+    separator = Separator(PixelPlayer(config), audio)
     rng = np.random.default_rng(0)
-    references = (0.1 * rng.standard_normal((2, 65535))).astype(np.float32)
+    references = (0.1 * rng.standard_normal((2, audio.clip_samples))).astype(np.float32)
     mixture = references.sum(0)
-    frames = rng.integers(0, 256, size=(2, 47, 112, 112, 3), dtype=np.uint8)
-    item = EvalItem("bench", "test", ["a", "b"], ["a", "b"], mixture, references, frames, 11025)
+    frames = rng.integers(0, 256, size=(2, clip_frames(audio), 112, 112, 3), dtype=np.uint8)
+    item = EvalItem("bench", "test", ["a", "b"], ["a", "b"], mixture, references, frames, audio.sample_rate)
     calls = {
-        "separate": lambda: separator.separate(mixture, frames, 11025),
-        "localize": lambda: separator.localize(mixture, frames, 11025),
+        "separate": lambda: separator.separate(mixture, frames, audio.sample_rate),
+        "localize": lambda: separator.localize(mixture, frames, audio.sample_rate),
         "separate_at (2 points)": lambda: separator.separate_at(mixture, frames[0], [(30, 40), (80, 60)]),
         "reference: oracle ibm": lambda: oracle_estimates(item, "ibm"),
     }
@@ -103,7 +107,7 @@ def time_inference(config: PixelPlayerConfig, repeats: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default=str(Path(__file__).resolve().parents[1] / "params.yaml"))
     parser.add_argument("--root", default=None, help="processed data root for real batches (default: dataset.root if processed)")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
@@ -111,11 +115,8 @@ def main() -> None:
     parser.add_argument("--skip-gpu-profile", action="store_true")
     args = parser.parse_args()
 
-    params = load_params(args.params) if Path(args.params).is_file() else {}
-    if "pixelplayer" not in params:
-        params = {**params, "pixelplayer": copy.deepcopy(DEFAULT_SECTION)}
-        print("params have no pixelplayer section: using the built-in default profiles")
-    config = PixelPlayerConfig.from_params(params, "cpu")
+    params = load_params(args.params)
+    config, audio = PixelPlayerConfig.from_params(params, "cpu"), AudioConfig.from_params(params)
     root = Path(args.root or (params.get("dataset") or {}).get("root") or "data")
     dataset = None
     if DataRoot(root).index_path.is_file() and DataRoot(root).splits_path.is_file():
@@ -126,7 +127,7 @@ def main() -> None:
                   f"{config.image_size} px frames, U-Net {list(config.unet_widths)}, K = {config.channels}"
                   + ("" if dataset else f"; no processed data under {root}: real-data rows skipped"))
 
-    fixed = _random_batch(config, config.batch_size, 112)
+    fixed = _random_batch(config, audio, config.batch_size, 112)
 
     def real(step: int):
         items = [dataset[i] for i in range(step * config.batch_size, (step + 1) * config.batch_size)]
@@ -144,7 +145,8 @@ def main() -> None:
     torch.set_num_threads(thread_counts[0])
     add("reference: compute only, default malloc", thread_counts[0], time_steps(config, lambda step: fixed, args.steps))
     keep_freed_memory()
-    inference = Table(title="PixelPlayer cpu profile: seconds per benchmark item (2 sources, 65535 samples, 47 frames)")
+    inference = Table(title=f"PixelPlayer cpu profile: seconds per benchmark item (2 sources, {audio.clip_samples} "
+                            f"samples, {clip_frames(audio)} frames)")
     for column in ("threads", "separate", "localize", "separate_at (2 points)", "reference: oracle ibm"):
         inference.add_column(column, justify="right")
     for threads in thread_counts:
@@ -152,7 +154,7 @@ def main() -> None:
         add("compute only, training's malloc setting", threads, time_steps(config, lambda step: fixed, args.steps))
         if dataset is not None:
             add("real batches, data loaded in-process", threads, time_steps(config, real, args.steps))
-        seconds = time_inference(config, args.repeats)
+        seconds = time_inference(config, audio, args.repeats)
         inference.add_row(str(threads), *(f"{seconds[k]:.3f}" for k in
                                           ("separate", "localize", "separate_at (2 points)", "reference: oracle ibm")))
     console.print(training)
@@ -162,7 +164,7 @@ def main() -> None:
         gpu = PixelPlayerConfig.from_params(params, "gpu")
         torch.set_num_threads(max(thread_counts))
         net = PixelPlayer(gpu)
-        fixed = _random_batch(gpu, 2, 224)
+        fixed = _random_batch(gpu, audio, 2, 224)
         with torch.no_grad():
             spectrum = net.spectrogram(fixed["mixture"])
             frames = net.preprocess_frames(fixed["frames"], train=True, generator=torch.Generator().manual_seed(0))

@@ -19,11 +19,13 @@ import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
+from musicbench.benchmark import DataRoot
+from musicbench.config import load_params
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe
-from musicbench.benchmark import DataRoot
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.progress import cpu_seconds
 
@@ -54,10 +56,10 @@ def bare_ffmpeg_command(video: Path, out: Path, config: ProcessConfig) -> list[s
     return [
         ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-y", "-threads", "1", "-filter_complex_threads", "1",
         "-i", str(video),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(config.sample_rate), "-c:a", "flac", "-sample_fmt", "s32",
+        "-map", "0:a:0", "-ac", "1", "-ar", str(config.audio.sample_rate), "-c:a", "flac", "-sample_fmt", "s32",
         "-bits_per_raw_sample", "24", str(out / "audio" / f"{video.stem}.flac"),
         "-map", "0:v:0", "-vf",
-        f"fps={config.fps:g},scale={size}:{size}:force_original_aspect_ratio=increase,crop={size}:{size},setsar=1",
+        f"fps={config.audio.fps:g},scale={size}:{size}:force_original_aspect_ratio=increase,crop={size}:{size},setsar=1",
         "-c:v", "mjpeg", "-q:v", str(config.jpeg_qscale), "-pix_fmt", "yuvj420p", "-threads", "1",
         "-start_number", "0", str(frames_dir / "%06d.jpg"),
     ]
@@ -97,14 +99,15 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=160)
     parser.add_argument("--height", type=int, default=120)
     parser.add_argument("--fps", type=int, default=16)
+    parser.add_argument("--params", default=str(Path(__file__).resolve().parents[1] / "params.yaml"))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    config = ProcessConfig(jobs=args.jobs)
+    config = replace(ProcessConfig.from_params(load_params(args.params)), jobs=args.jobs)
 
     with tempfile.TemporaryDirectory(prefix="bench-process-") as tmp:
         root = Path(tmp) / "data"
-        videos = make_videos(root / "videos", args.videos, args.seconds, args.width, args.height, args.fps, config.sample_rate)
+        videos = make_videos(root / "videos", args.videos, args.seconds, args.width, args.height, args.fps, config.audio.sample_rate)
         entries = [
             ManifestEntry(v.stem, "solo", ("violin",), "MUSIC-Synth", "synth", video_path=f"videos/{v.name}") for v in videos
         ]

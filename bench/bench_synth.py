@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from musicbench.params import load_params
+from musicbench.config import load_params
 from musicbench.synth import SynthConfig, generate_synth
 
 

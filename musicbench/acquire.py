@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELPATH, MUSIC_PARTS_DIR, MUSIC_REPORT_RELPATH
+from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
     atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, resolve_in_root, sha256_file, write_parquet,
@@ -76,73 +77,37 @@ class DownloadConfig:
     ``yt-dlp-ejs`` scripts, to see YouTube's formats).
     """
 
-    url_template: str = DEFAULT_URL_TEMPLATE
-    jobs: int = 2
-    retries: int = 3
-    backoff: float = 2.0
-    sleep: float = 12.0
-    sleep_requests: float = 1.25
-    format: str = DEFAULT_FORMAT
-    format_sort: tuple[str, ...] = DEFAULT_FORMAT_SORT
-    cookies: str = ""
-    proxy: str = ""
-    socket_timeout: float = 30.0
-    retry_unavailable: bool = False
-    limit: int = 0
-    instruments: tuple[str, ...] = ()
-    subsets: tuple[str, ...] = ()
-    js_runtimes: tuple[str, ...] = ("deno", "node")
+    url_template: str = knob(DEFAULT_URL_TEMPLATE)
+    jobs: int = knob(2, positive=True)
+    retries: int = knob(3, non_negative=True)
+    backoff: float = knob(2.0, non_negative=True)
+    sleep: float = knob(12.0, non_negative=True)
+    sleep_requests: float = knob(1.25, non_negative=True)
+    format: str = knob(DEFAULT_FORMAT)
+    format_sort: tuple[str, ...] = knob(DEFAULT_FORMAT_SORT)
+    cookies: str = knob("")
+    proxy: str = knob("")
+    socket_timeout: float = knob(30.0, non_negative=True)
+    retry_unavailable: bool = knob(False)
+    limit: int = knob(0, non_negative=True)
+    instruments: tuple[str, ...] = knob(())
+    subsets: tuple[str, ...] = knob(())
+    js_runtimes: tuple[str, ...] = knob(("deno", "node"))
 
     def __post_init__(self) -> None:
+        check_fields(self, "download")
         check_url_template(self.url_template)
-        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
-            raise MusicbenchError(f"download.jobs must be an integer >= 1, got {self.jobs!r}")
-        for name in ("retries", "limit"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise MusicbenchError(f"download.{name} must be an integer >= 0, got {value!r}")
-        for name in ("backoff", "sleep", "sleep_requests", "socket_timeout"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise MusicbenchError(f"download.{name} must be a number of seconds >= 0, got {value!r}")
-        if not isinstance(self.format, str) or not self.format.strip():
+        if not self.format.strip():
             raise MusicbenchError("download.format must be a non-empty yt-dlp format selector")
         if self.cookies and not Path(self.cookies).is_file():
             raise MusicbenchError(f"cookies file {self.cookies!r} not found; export one from a browser or leave it empty")
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **overrides: Any) -> "DownloadConfig":
-        """Build from the ``download:`` section of params.yaml; `overrides` that are not None win."""
-        section = params.get("download") or {}
-        if not isinstance(section, dict):
-            raise MusicbenchError("params: section 'download' must be a mapping")
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in section.items():
-            if key in known:
-                values[key] = value
-            elif key != "manifests":
-                raise MusicbenchError(f"params: unknown key download.{key}; known keys: {', '.join(sorted(known | {'manifests'}))}")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("format_sort", "instruments", "subsets", "js_runtimes"):
-            if key in values:
-                values[key] = _as_tuple(values[key], f"download.{key}")
-        for key in ("cookies", "proxy"):
-            if values.get(key) is None:
-                values[key] = ""
-        if values.get("limit") is None:
-            values["limit"] = 0
-        return cls(**values)
-
-
-def _as_tuple(value: Any, name: str) -> tuple[str, ...]:
-    if value is None or value == "":
-        return ()
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise MusicbenchError(f"params: {name} must be a list of strings or a comma-separated string, got {value!r}")
+        """Build from the ``download:`` section of params.yaml (may be left out: the defaults);
+        `overrides` that are not None win."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return config_from_params(cls, params, "download", optional=True, ignore=("manifests",), **given)
 
 
 def check_url_template(template: str) -> str:

@@ -56,7 +56,7 @@ def synth(
     force: bool = typer.Option(False, "--force", help="generate even when dataset.source is music"),
 ) -> None:
     """Generate the embedded MUSIC-Synth dataset (videos, clean stems, player boxes, manifest)."""
-    from musicbench.params import data_root, load_params
+    from musicbench.config import data_root, load_params
     from musicbench.synth import synth_stage
 
     loaded = load_params(params)
@@ -74,7 +74,7 @@ def process(
     jobs: int = typer.Option(None, "--jobs", help="videos processed in parallel (default: process.jobs)"),
 ) -> None:
     """Decode every manifest video to 11025 Hz mono FLAC + 8 fps JPEG frame archives, with an index."""
-    from musicbench.params import data_root, load_params
+    from musicbench.config import data_root, load_params
     from musicbench.process import ProcessConfig, default_manifest, process_manifest
 
     loaded = load_params(params)
@@ -100,7 +100,7 @@ def validate(
     from rich.table import Table
 
     from musicbench.benchmark import DataRoot
-    from musicbench.params import data_root, load_params
+    from musicbench.config import data_root, load_params
     from musicbench.process import validate_index
 
     data = root or data_root(load_params(params))
@@ -165,7 +165,7 @@ def download(
 ) -> None:
     """Download real MUSIC videos with yt-dlp (resumable), trim them, and update the availability report."""
     from musicbench.acquire import download_from_params
-    from musicbench.params import load_params
+    from musicbench.config import load_params
 
     table = download_from_params(
         load_params(params), root, manifests or None, show_progress=not quiet,
@@ -181,7 +181,7 @@ def download(
 def acquire(params: Path = PARAMS_OPTION, quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
     """DVC stage: download real MUSIC when dataset.source is 'music'; with 'synth', only note the skip."""
     from musicbench.acquire import acquire_music
-    from musicbench.params import load_params
+    from musicbench.config import load_params
 
     print(acquire_music(load_params(params), show_progress=not quiet))
 
@@ -197,7 +197,7 @@ def splits_build(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
 ) -> None:
     """Stage `splits`: write ROOT/splits/splits.csv for dataset.source (or splits.file)."""
-    from musicbench.params import data_root, load_params
+    from musicbench.config import data_root, load_params
     from musicbench.splits import make_splits
 
     loaded = load_params(params)
@@ -260,8 +260,8 @@ def mixtures(
 ) -> None:
     """Stage `mixtures`: fixed val/test Mix-and-Separate items, duet items and the benchmark version."""
     from musicbench.benchmark import DataRoot, read_mixtures
+    from musicbench.config import data_root, load_params
     from musicbench.mixtures import compare_mixtures, make_mixtures
-    from musicbench.params import data_root, load_params
 
     loaded = load_params(params)
     data = root or data_root(loaded)
@@ -305,9 +305,9 @@ def evaluate(
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format (e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
+    from musicbench.config import data_root, load_params
     from musicbench.evaluate import evaluate as run_evaluation
     from musicbench.evaluate import run_name
-    from musicbench.params import data_root, load_params
 
     if (model is None) == (oracle is None):
         raise MusicbenchError("give either a model file or --oracle ibm|irm")
@@ -332,11 +332,12 @@ def validate_model_command(
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
 
+    from musicbench.config import AudioConfig, data_root, load_params
     from musicbench.model_check import validate_model
-    from musicbench.params import data_root, load_params
 
-    data = root or (data_root(load_params(params)) if params.is_file() else None)
-    checks, source = validate_model(model, data, _parse_options(option), timeout)
+    loaded = load_params(params)
+    checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
+                                    _parse_options(option), timeout)
     table = Table(title=f"validate-model {model.name} on {source}")
     for column in ("check", "result", "detail"):
         table.add_column(column)
@@ -360,8 +361,8 @@ def train_nmf(
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
     """Stage `train_nmf`: learn one NMF dictionary per instrument from the train-split solo videos."""
+    from musicbench.config import data_root, load_params
     from musicbench.nmf import train_nmf as run_training
-    from musicbench.params import data_root, load_params
 
     loaded = load_params(params)
     stats = run_training(loaded, root or data_root(loaded), out, progress=not quiet)
@@ -387,7 +388,7 @@ def train_pixelplayer(
 
     import torch.distributed as dist
 
-    from musicbench.params import data_root, load_params
+    from musicbench.config import data_root, load_params
     from musicbench.pixelplayer.train import train_pixelplayer as run_training
 
     loaded = load_params(params)
@@ -415,8 +416,8 @@ def leaderboard(
     baseline: str = typer.Option(None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
+    from musicbench.config import data_root, load_params
     from musicbench.leaderboard import build_leaderboard
-    from musicbench.params import data_root, load_params
 
     board = build_leaderboard(runs, out, root or data_root(load_params(params)), demo_items=demo_items, baseline=baseline)
     for warning in board["warnings"]:

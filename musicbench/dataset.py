@@ -18,15 +18,17 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
+from musicbench.benchmark import FrameArchive
+from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
-from musicbench.benchmark import FrameArchive
 
 
 class MixAndSeparateDataset(Dataset):
     """Random N-source mixtures of training solo clips.
 
-    Each item is a dict of tensors:
+    `audio` gives the sample rate, the frame rate and the clip length (the training clip, which may
+    be shorter than the benchmark's ``audio.clip_samples``). Each item is a dict of tensors:
     ``mixture`` float32 ``(clip_samples,)``; ``sources`` float32 ``(N, clip_samples)`` (already
     scaled by their gains, so ``mixture == sources.sum(0)`` before clipping to [-1, 1]);
     ``frames`` uint8 ``(N, n_frames, H, W, 3)`` sampled at ``frame_offsets`` (frames at the
@@ -35,20 +37,19 @@ class MixAndSeparateDataset(Dataset):
     """
 
     def __init__(
-        self, index: pd.DataFrame, root: str | os.PathLike, video_ids: list[str], *, n_sources: int = 2,
-        clip_samples: int = 65535, sample_rate: int = 11025, fps: float = 8.0,
-        frame_offsets: tuple[int, ...] = (-8, 0, 8), items_per_epoch: int = 1000, seed: int = 1234,
-        gain_range: tuple[float, float] = (0.5, 1.5),
+        self, index: pd.DataFrame, root: str | os.PathLike, video_ids: list[str], audio: AudioConfig, *,
+        n_sources: int = 2, frame_offsets: tuple[int, ...] = (-8, 0, 8), items_per_epoch: int = 1000,
+        seed: int = 1234, gain_range: tuple[float, float] = (0.5, 1.5),
     ):
         self.root = Path(root)
         rows = index[index["video_id"].isin(set(video_ids)) & (index["kind"] == "solo")]
-        rows = rows[rows["n_samples"] >= clip_samples].sort_values("video_id")
+        rows = rows[rows["n_samples"] >= audio.clip_samples].sort_values("video_id")
         self.videos = rows.to_dict("records")
         self.instruments = sorted({v["instruments"] for v in self.videos})
         if len(self.instruments) < n_sources:
             raise MusicbenchError(f"training set has solo clips of {len(self.instruments)} instrument(s); n_sources={n_sources} needs more")
         self.by_instrument = {name: [v for v in self.videos if v["instruments"] == name] for name in self.instruments}
-        self.n_sources, self.clip_samples, self.sample_rate, self.fps = n_sources, clip_samples, sample_rate, fps
+        self.n_sources, self.clip_samples, self.sample_rate, self.fps = n_sources, audio.clip_samples, audio.sample_rate, audio.fps
         self.frame_offsets, self.items_per_epoch, self.seed, self.gain_range = frame_offsets, items_per_epoch, seed, gain_range
         self.epoch = 0
         self._archives: dict[str, FrameArchive] = {}

@@ -32,16 +32,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
 from musicbench.benchmark import DEFINITION_NAME, DUET_COLUMNS, DUETS_NAME, MIXTURE_COLUMNS, MIXTURES_NAME, DataRoot
+from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, resolve_in_root, write_parquet
-from musicbench.params import positive, section
 
 EVAL_SPLITS = ("val", "test")
 ANALYSIS_FRAME = 1024
@@ -49,52 +49,42 @@ ANALYSIS_FRAME = 1024
 
 @dataclass(frozen=True)
 class MixturesConfig:
-    """params.yaml ``mixtures`` (plus ``audio.sample_rate``, ``audio.clip_samples``, ``frames.fps``)."""
+    """params.yaml ``mixtures``, with the benchmark's `AudioConfig` (``audio`` and ``frames.fps``)."""
 
-    seed: int = 1234
-    n_sources: int = 2
-    n_val: int = 40
-    n_test: int = 100
-    gain_db: float = 0.0
-    min_rms_db: float = -45.0
-    min_active: float = 0.5
-    sample_rate: int = 11025
-    clip_samples: int = 65535
-    fps: float = 8.0
+    audio: AudioConfig
+    seed: int = knob(1234, non_negative=True)
+    n_sources: Literal[2, 3, 4] = knob(2)
+    n_val: int = knob(40, positive=True)
+    n_test: int = knob(100, positive=True)
+    gain_db: float = knob(0.0)
+    min_rms_db: float = knob(-45.0)
+    min_active: float = knob(0.5)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_sources, bool) or self.n_sources not in (2, 3, 4):
-            raise MusicbenchError(f"params: mixtures.n_sources must be 2, 3 or 4, got {self.n_sources!r}")
-        for name in ("n_val", "n_test"):
-            positive(getattr(self, name), f"mixtures.{name}", int)
+        check_fields(self, "mixtures")
         if not 0 <= self.gain_db <= 12:
-            raise MusicbenchError(f"params: mixtures.gain_db must be within 0..12 dB, got {self.gain_db!r}")
+            raise config_error("mixtures.gain_db", "must be within 0..12 dB", self.gain_db)
         if not 0 <= self.min_active <= 1:
-            raise MusicbenchError(f"params: mixtures.min_active must be a fraction 0..1, got {self.min_active!r}")
+            raise config_error("mixtures.min_active", "must be a fraction 0..1", self.min_active)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "MixturesConfig":
-        mixtures, audio, frames = section(params, "mixtures"), section(params, "audio"), section(params, "frames")
-        known = set(cls.__dataclass_fields__) - {"sample_rate", "clip_samples", "fps"}
-        unknown = sorted(set(mixtures) - known)
-        if unknown:
-            raise MusicbenchError(f"params: unknown key(s) mixtures.{', mixtures.'.join(unknown)}")
-        return cls(sample_rate=int(audio["sample_rate"]), clip_samples=int(audio["clip_samples"]),
-                   fps=float(frames["fps"]), **mixtures)
+        """Build from a loaded params.yaml: section ``mixtures`` and the `AudioConfig`."""
+        return config_from_params(cls, params, "mixtures", audio=AudioConfig.from_params(params))
 
     @property
     def clip_frames(self) -> int:
         """Frames covered by one clip: floor(clip_samples / sample_rate * fps)."""
-        return int(np.floor(self.clip_samples / self.sample_rate * self.fps))
+        return int(np.floor(self.audio.clip_samples / self.audio.sample_rate * self.audio.fps))
 
 
 def sounding_starts(audio: np.ndarray, config: MixturesConfig) -> np.ndarray:
     """Start samples (on a quarter-clip hop) of the windows of `audio` that are not near-silent."""
-    hop = config.clip_samples // 4
-    starts = np.arange(0, len(audio) - config.clip_samples + 1, hop)
+    hop = config.audio.clip_samples // 4
+    starts = np.arange(0, len(audio) - config.audio.clip_samples + 1, hop)
     keep = []
     for start in starts:
-        window = audio[start:start + config.clip_samples].astype(np.float64)
+        window = audio[start:start + config.audio.clip_samples].astype(np.float64)
         rms_db = 10 * np.log10(np.mean(window**2) + 1e-20)
         frames = window[: len(window) // ANALYSIS_FRAME * ANALYSIS_FRAME].reshape(-1, ANALYSIS_FRAME)
         frame_db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-20)
@@ -109,7 +99,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 
 
 def _start_frame(start_sample: int, config: MixturesConfig) -> int:
-    return int(round(start_sample / config.sample_rate * config.fps))
+    return int(round(start_sample / config.audio.sample_rate * config.audio.fps))
 
 
 def _candidates(index: pd.DataFrame, split_of: dict[str, str], split: str, root: Path, config: MixturesConfig):
@@ -155,7 +145,7 @@ def build_mixtures(
                 records.append({
                     "item_id": f"{split}-{item:05d}", "split": split, "n_sources": config.n_sources,
                     "source_index": source_index, "video_id": row["video_id"], "instrument": instruments[k],
-                    "start_sample": start, "n_samples": config.clip_samples,
+                    "start_sample": start, "n_samples": config.audio.clip_samples,
                     "start_frame": _start_frame(start, config), "n_frames": config.clip_frames, "gain": float(gain),
                     "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"],
                     "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"],
@@ -176,11 +166,11 @@ def build_duet_items(
         starts = [s for s in starts if _start_frame(int(s), config) + config.clip_frames <= int(row["n_frames"])]
         if not starts:
             continue
-        centre = (len(audio) - config.clip_samples) / 2
+        centre = (len(audio) - config.audio.clip_samples) / 2
         start = int(min(starts, key=lambda s: (abs(s - centre), s)))
         records.append({
             "item_id": f"duet-{row['video_id']}", "split": split_of[row["video_id"]], "video_id": row["video_id"],
-            "instruments": row["instruments"], "start_sample": start, "n_samples": config.clip_samples,
+            "instruments": row["instruments"], "start_sample": start, "n_samples": config.audio.clip_samples,
             "start_frame": _start_frame(start, config), "n_frames": config.clip_frames,
             "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"], "frames_path": row["frames_path"],
             "frames_sha256": row["frames_sha256"], "stems_path": row.get("stems_path") or "",
@@ -232,8 +222,8 @@ def write_benchmark(
     write_parquet(duets, out_dir / DUETS_NAME)
     summary = {
         "benchmark_version": benchmark_version(mixtures, duets),
-        "n_sources": config.n_sources, "clip_samples": config.clip_samples, "sample_rate": config.sample_rate,
-        "fps": config.fps, "clip_frames": config.clip_frames,
+        "n_sources": config.n_sources, "clip_samples": config.audio.clip_samples, "sample_rate": config.audio.sample_rate,
+        "fps": config.audio.fps, "clip_frames": config.clip_frames,
         "items": {split: int(mixtures.loc[mixtures["split"] == split, "item_id"].nunique()) for split in EVAL_SPLITS},
         "duet_items": {split: int((duets["split"] == split).sum()) for split in EVAL_SPLITS},
         "videos": int(mixtures["video_id"].nunique()),

@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot, EvalItem
+from musicbench.config import AudioConfig
+from musicbench.errors import MusicbenchError
 from musicbench.evaluate import check_estimates, check_heatmaps
 
-SAMPLE_RATE, CLIP_SAMPLES, FPS, FRAME_SIZE = 11025, 65535, 8, 112
+FRAME_SIZE = 112  # pixels, the side of the generated items' frames
 
 
 @dataclass
@@ -32,12 +33,13 @@ class Check:
     detail: str
 
 
-def generated_items(n_items: int = 2, n_sources: int = 2, seed: int = 0) -> list[EvalItem]:
-    """Tiny stand-in items with the benchmark's shapes: each source a harmonic tone (float32 at
-    11025 Hz, 65535 samples) and a square moving in its own video (uint8 ``(48, 112, 112, 3)``)."""
+def generated_items(audio: AudioConfig, n_items: int = 2, n_sources: int = 2, seed: int = 0) -> list[EvalItem]:
+    """Tiny stand-in items with the benchmark's shapes: each source a harmonic tone (float32
+    ``(audio.clip_samples,)`` at ``audio.sample_rate`` Hz) and a square moving in its own video
+    (uint8 ``(ceil(clip seconds * audio.fps), 112, 112, 3)``)."""
     rng = np.random.default_rng(seed)
-    t = np.arange(CLIP_SAMPLES) / SAMPLE_RATE
-    n_frames = int(np.ceil(CLIP_SAMPLES / SAMPLE_RATE * FPS))
+    t = np.arange(audio.clip_samples) / audio.sample_rate
+    n_frames = int(np.ceil(audio.clip_samples / audio.sample_rate * audio.fps))
     items = []
     for i in range(n_items):
         references, frames = [], []
@@ -54,12 +56,13 @@ def generated_items(n_items: int = 2, n_sources: int = 2, seed: int = 0) -> list
         boxes = [np.array([20.0, 40.0, 92.0, 32.0])] * n_sources
         items.append(EvalItem(f"generated-{i}", "val", [f"generated_{k}" for k in range(n_sources)],
                               ["violin", "flute", "cello", "trumpet"][:n_sources], references_array.sum(axis=0),
-                              references_array, np.stack(frames), SAMPLE_RATE, boxes))
+                              references_array, np.stack(frames), audio.sample_rate, boxes))
     return items
 
 
-def check_items(root: str | os.PathLike | None) -> tuple[list[EvalItem], str]:
-    """The two items to check with, and where they come from."""
+def check_items(root: str | os.PathLike | None, audio: AudioConfig) -> tuple[list[EvalItem], str]:
+    """The two items to check with (generated ones with `audio`'s shapes when no benchmark is built
+    under `root`), and where they come from."""
     if root is not None:
         try:
             items = list(DataRoot(root).iter_items("val", limit=2))
@@ -67,14 +70,15 @@ def check_items(root: str | os.PathLike | None) -> tuple[list[EvalItem], str]:
                 return items, f"the first two val items of the benchmark under {os.fspath(root)}"
         except MusicbenchError:
             pass
-    return generated_items(), "two generated items (no benchmark built under the data root yet)"
+    return generated_items(audio), "two generated items (no benchmark built under the data root yet)"
 
 
 def validate_model(
-    model_path: str | os.PathLike, root: str | os.PathLike | None = None, options: dict[str, Any] | None = None,
-    timeout: float = 60.0,
+    model_path: str | os.PathLike, audio: AudioConfig, root: str | os.PathLike | None = None,
+    options: dict[str, Any] | None = None, timeout: float = 60.0,
 ) -> tuple[list[Check], str]:
-    """Load the model in a subprocess and call each of its methods on two items.
+    """Load the model in a subprocess and call each of its methods on two items (the benchmark's
+    under `root`, else generated ones with `audio`'s sample rate, clip length and frame rate).
 
     Returns the checks and a line saying which items were used. A failing check means
     `musicbench evaluate` would record the items as failed (or refuse the model).
@@ -84,7 +88,7 @@ def validate_model(
     path = Path(model_path)
     if not path.is_file():
         raise MusicbenchError(f"model file {str(path)!r} does not exist")
-    items, source = check_items(root)
+    items, source = check_items(root, audio)
     checks: list[Check] = []
     with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout) as runner:
         if runner.load_error:

@@ -38,27 +38,31 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
+from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root
 from musicbench.stft import hann_window, istft, stft
 
 FORMAT_VERSION = 1
-DIVERGENCES = ("kl", "is")
 EPS = 1e-12                 # guards every division and logarithm of the updates
 IS_FLOOR = 1e-10            # IS: powers are floored at this fraction of the peak (log 0 is undefined)
 SILENT_FRAME_DB = -60.0     # training frames this far below the video's loudest frame are dropped
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member timestamp: the npz bytes depend on content only
-PARAMS_HINT = "in params.yaml"
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
 class NMFConfig:
     """params.yaml ``nmf`` (plus ``audio.sample_rate``): the NMF baseline's hyperparameters.
 
+    sample_rate: Hz of every signal (`AudioConfig.sample_rate`).
     rank: dictionary atoms (NMF components) per instrument.
     iterations: multiplicative-update iterations when learning a dictionary.
     divergence: ``kl`` (generalised Kullback-Leibler on STFT magnitudes) or ``is``
@@ -71,61 +75,33 @@ class NMFConfig:
     separation_iterations: activation-update iterations on each mixture.
     mask_power: exponent ``p`` of the soft masks ``M_k^p / sum_j M_j^p`` on modelled magnitudes
         (1 = ratio mask, 2 = Wiener filter), > 0.
-    sample_rate: Hz of every signal (params ``audio.sample_rate``, 11025).
     """
 
-    rank: int = 96
-    iterations: int = 150
-    divergence: str = "kl"
-    n_fft: int = 1022
-    hop: int = 256
-    seed: int = 1234
-    train_seconds_per_video: float = 7.0
-    separation_iterations: int = 100
-    mask_power: float = 2.0
-    sample_rate: int = 11025
+    sample_rate: int = knob(positive=True, key="audio.sample_rate")
+    rank: int = knob(96, positive=True)
+    iterations: int = knob(150, positive=True)
+    divergence: Literal["kl", "is"] = knob("kl", parse=_lower)
+    n_fft: int = knob(1022, positive=True)
+    hop: int = knob(256, positive=True)
+    seed: int = knob(1234, non_negative=True)
+    train_seconds_per_video: float = knob(7.0, non_negative=True)
+    separation_iterations: int = knob(100, positive=True)
+    mask_power: float = knob(2.0, positive=True)
 
     def __post_init__(self) -> None:
-        for name in ("rank", "iterations", "separation_iterations", "n_fft", "hop"):
-            _check_int(self, name, minimum=1)
-        _check_int(self, "seed", minimum=0)
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or self.sample_rate <= 0:
-            raise MusicbenchError(f"params: audio.sample_rate must be a positive integer (Hz), got {self.sample_rate!r}; "
-                                  "fix it in params.yaml")
-        if self.divergence not in DIVERGENCES:
-            _bad("divergence", self.divergence, "must be 'kl' (KL on magnitudes) or 'is' (Itakura-Saito on powers)")
+        check_fields(self, "nmf")  # 2 and 2.0: one config, one artifact
         if self.n_fft < 16 or self.n_fft % 2:
-            _bad("n_fft", self.n_fft, "must be an even number of samples >= 16 (1022 = the Sound of Pixels STFT)")
+            raise config_error("nmf.n_fft", "must be an even number of samples >= 16 (1022 = the Sound of Pixels STFT)",
+                               self.n_fft)
         if self.hop > self.n_fft:
-            _bad("hop", self.hop, f"must be at most nmf.n_fft ({self.n_fft}) samples (256 = the Sound of Pixels STFT)")
-        for name in ("train_seconds_per_video", "mask_power"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-                _bad(name, value, "must be a number")
-            object.__setattr__(self, name, float(value))  # 2 and 2.0: one config, one artifact
-        if self.train_seconds_per_video < 0:
-            _bad("train_seconds_per_video", self.train_seconds_per_video, "must be >= 0 seconds (0 = every frame)")
-        if self.mask_power <= 0:
-            _bad("mask_power", self.mask_power, "must be > 0 (1 = ratio mask, 2 = Wiener filter)")
+            raise config_error("nmf.hop", f"must be at most nmf.n_fft ({self.n_fft}) samples (256 = the Sound of Pixels STFT)",
+                               self.hop)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "NMFConfig":
         """Build from a params.yaml mapping: section ``nmf`` (missing keys take the defaults above;
-        unknown keys are an error) and ``audio.sample_rate``."""
-        section = params.get("nmf")
-        if not isinstance(section, Mapping):
-            raise MusicbenchError("params: section 'nmf' is missing or not a mapping in params.yaml; "
-                                  "add it (rank, iterations, divergence, n_fft, hop, seed, ...)")
-        known = set(cls.__dataclass_fields__) - {"sample_rate"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise MusicbenchError(f"params: unknown key(s) nmf.{', nmf.'.join(unknown)} in params.yaml; "
-                                  f"known: {', '.join(sorted(known))}")
-        audio = params.get("audio") if isinstance(params.get("audio"), Mapping) else {}
-        values = dict(section)
-        if isinstance(values.get("divergence"), str):
-            values["divergence"] = values["divergence"].lower()
-        return cls(sample_rate=audio.get("sample_rate", 11025), **values)
+        unknown keys are an error) and the `AudioConfig`'s sample rate."""
+        return config_from_params(cls, params, "nmf", sample_rate=AudioConfig.from_params(params).sample_rate)
 
     @property
     def n_freq(self) -> int:
@@ -135,20 +111,6 @@ class NMFConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as a plain JSON-able dict (field order)."""
         return dataclasses.asdict(self)
-
-
-def _bad(name: str, value: Any, rule: str) -> None:
-    raise MusicbenchError(f"params: nmf.{name} {rule}, got {value!r}; fix nmf.{name} {PARAMS_HINT}")
-
-
-def _check_int(config: "NMFConfig", name: str, minimum: int) -> None:
-    """Check that field `name` is a whole number >= minimum and store it as an int."""
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or int(value) != value:
-        _bad(name, value, "must be an integer")
-    if value < minimum:
-        _bad(name, value, f"must be >= {minimum}")
-    object.__setattr__(config, name, int(value))
 
 
 # ---------------------------------------------------------------------------------------------

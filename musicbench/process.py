@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import ffmpeg
 import numpy as np
@@ -65,11 +65,11 @@ import soundfile as sf
 from musicbench.benchmark import (
     AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
 )
+from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
 from musicbench.manifest import ManifestEntry, entry_path, read_manifests
 from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
-from musicbench.params import positive, section
 from musicbench.progress import progress_bar
 
 #: Bumped whenever the bytes this stage writes for the same inputs would change.
@@ -99,54 +99,33 @@ REJECT_COLUMNS: tuple[str, ...] = (
 class ProcessConfig:
     """Knobs of the processing stage (params.yaml ``audio``, ``frames`` and ``process`` sections).
 
-    sample_rate in Hz; clip_samples in samples; fps in frames per second; size in pixels;
-    jpeg_qscale is ffmpeg's MJPEG -q:v (2 best .. 31 worst); crop is ``center`` or ``none``;
-    duration_tolerance in seconds; jobs = videos processed in parallel.
+    audio: sample rate, clip length and frame rate; size in pixels; jpeg_qscale is ffmpeg's MJPEG
+    -q:v (2 best .. 31 worst); crop is ``center`` or ``none``; duration_tolerance in seconds;
+    jobs = videos processed in parallel.
     """
 
-    sample_rate: int = 11025
-    clip_samples: int = 65535
-    fps: float = 8.0
-    size: int = 112
-    jpeg_qscale: int = 2
-    crop: str = "center"
-    duration_tolerance: float = 1.0
-    jobs: int = 2
+    audio: AudioConfig
+    size: int = knob(positive=True, key="frames.size")
+    jpeg_qscale: int = knob(2, positive=True)
+    crop: Literal["center", "none"] = knob("center")
+    duration_tolerance: float = knob(1.0, positive=True)
+    jobs: int = knob(2, positive=True)
 
     def __post_init__(self) -> None:
-        # one type per field, so that fps 8 and 8.0 give the same fingerprint
-        for name in ("fps", "duration_tolerance"):
-            object.__setattr__(self, name, float(getattr(self, name)))
-        if self.crop not in ("center", "none"):
-            raise MusicbenchError(f"params: process.crop must be 'center' or 'none', got {self.crop!r}")
-        if not (isinstance(self.jpeg_qscale, int) and 2 <= self.jpeg_qscale <= 31):
-            raise MusicbenchError(f"params: process.jpeg_qscale must be an integer from 2 (best) to 31, got {self.jpeg_qscale!r}")
+        check_fields(self, "process")  # one type per field, so that fps 8 and 8.0 give the same fingerprint
+        if not 2 <= self.jpeg_qscale <= 31:
+            raise config_error("process.jpeg_qscale", "must be an integer from 2 (best) to 31", self.jpeg_qscale)
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "ProcessConfig":
-        """Build from a loaded params.yaml; raise MusicbenchError naming any bad key."""
-        audio, frames = section(params, "audio"), section(params, "frames")
-        process = params.get("process") or {}
-        if not isinstance(process, dict):
-            raise MusicbenchError("params: section 'process' must be a mapping")
-        defaults = cls()
-        return cls(
-            sample_rate=positive(audio.get("sample_rate"), "audio.sample_rate", int),
-            clip_samples=positive(audio.get("clip_samples"), "audio.clip_samples", int),
-            fps=positive(frames.get("fps"), "frames.fps", float),
-            size=positive(frames.get("size"), "frames.size", int),
-            jpeg_qscale=positive(process.get("jpeg_qscale", defaults.jpeg_qscale), "process.jpeg_qscale", int),
-            crop=str(process.get("crop", defaults.crop)),
-            duration_tolerance=positive(
-                process.get("duration_tolerance", defaults.duration_tolerance), "process.duration_tolerance", float
-            ),
-            jobs=positive(process.get("jobs", defaults.jobs), "process.jobs", int),
-        )
+        """Build from a loaded params.yaml (section ``process`` may be left out: its defaults)."""
+        return config_from_params(cls, params, "process", optional=True, audio=AudioConfig.from_params(params))
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """The fields that change output bytes (everything but `jobs`)."""
-        fields = asdict(self)
-        fields.pop("jobs")
+        fields = {**asdict(self.audio), **asdict(self)}
+        for name in ("audio", "jobs"):
+            fields.pop(name)
         return fields
 
 
@@ -201,11 +180,11 @@ def build_ffmpeg_command(
         input_args["to"] = repr(float(end))
     source = ffmpeg.input(os.fspath(video), **input_args)
     audio = source["a:0"].output(
-        "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=config.sample_rate
+        "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=config.audio.sample_rate
     )
     size = config.size
     # scale so that the shorter side is `size`, aspect kept; then (crop: center) a centred square
-    frames = source["v:0"].filter("fps", fps=config.fps).filter("scale", size, size, force_original_aspect_ratio="increase")
+    frames = source["v:0"].filter("fps", fps=config.audio.fps).filter("scale", size, size, force_original_aspect_ratio="increase")
     if config.crop == "center":
         frames = frames.filter("crop", size, size)
     frames = frames.filter("setsar", 1).output(
@@ -304,7 +283,7 @@ def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, repor
     """Raise _Rejected if the decoded lengths disagree with the container, the trim or each other."""
     tolerance = config.duration_tolerance
     start = entry.start or 0.0
-    decoded = audio.size / config.sample_rate
+    decoded = audio.size / config.audio.sample_rate
     if report.duration is not None:
         if start >= report.duration or (entry.end is not None and entry.end > report.duration + tolerance):
             raise _Rejected(
@@ -316,15 +295,15 @@ def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, repor
             raise _Rejected("truncated", f"decoded {decoded:.3f} s of audio, the container announces {expected:.3f} s")
     if n_frames == 0:
         raise _Rejected("av_mismatch", f"no frames decoded for {decoded:.3f} s of audio")
-    frames_duration = n_frames / config.fps
+    frames_duration = n_frames / config.audio.fps
     if abs(frames_duration - decoded) > tolerance:
         raise _Rejected(
-            "av_mismatch", f"audio covers {decoded:.3f} s but frames cover {frames_duration:.3f} s ({n_frames} at {config.fps:g} fps)"
+            "av_mismatch", f"audio covers {decoded:.3f} s but frames cover {frames_duration:.3f} s ({n_frames} at {config.audio.fps:g} fps)"
         )
     if audio.size and not np.any(audio):
         raise _Rejected("silent", f"all {audio.size} decoded samples are zero")
-    if audio.size < config.clip_samples:
-        raise _Rejected("too_short", f"{audio.size} samples ({decoded:.3f} s) < one clip of {config.clip_samples} samples")
+    if audio.size < config.audio.clip_samples:
+        raise _Rejected("too_short", f"{audio.size} samples ({decoded:.3f} s) < one clip of {config.audio.clip_samples} samples")
 
 
 def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: ProcessConfig, ffmpeg_build: str) -> _VideoResult:
@@ -356,7 +335,7 @@ def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: Proc
 
         clipped = int(np.count_nonzero(np.abs(audio) > 1.0))
         with atomic_path(audio_path) as tmp:
-            sf.write(tmp, np.clip(audio, -1.0, 1.0), config.sample_rate, format="FLAC", subtype="PCM_24")
+            sf.write(tmp, np.clip(audio, -1.0, 1.0), config.audio.sample_rate, format="FLAC", subtype="PCM_24")
         with atomic_path(frames_path) as tmp:
             _write_frames_tar(frame_files, tmp)
         from PIL import Image
@@ -366,9 +345,9 @@ def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: Proc
         row = {
             "video_id": entry.video_id, "kind": entry.kind, "instruments": " ".join(entry.instruments),
             "n_sources": entry.n_sources, "subset": entry.subset, "source": entry.source, "split": "",
-            "start": entry.start, "end": entry.end, "duration": audio.size / config.sample_rate,
-            "sample_rate": config.sample_rate, "n_samples": int(audio.size), "clipped_samples": clipped,
-            "fps": float(config.fps), "n_frames": len(frame_files),
+            "start": entry.start, "end": entry.end, "duration": audio.size / config.audio.sample_rate,
+            "sample_rate": config.audio.sample_rate, "n_samples": int(audio.size), "clipped_samples": clipped,
+            "fps": float(config.audio.fps), "n_frames": len(frame_files),
             "frame_width": frame_width, "frame_height": frame_height,
             "video_width": report.video_width, "video_height": report.video_height,
             "audio_path": audio_path.relative_to(root).as_posix(), "audio_bytes": audio_path.stat().st_size,
@@ -480,9 +459,7 @@ def process_manifest(
     if out != root and root not in out.parents:
         raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")
     entries = sorted(read_manifests(manifest_path), key=lambda entry: entry.video_id)
-    jobs = config.jobs if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise MusicbenchError(f"--jobs must be a positive integer, got {jobs!r}")
+    jobs = jobs_option(jobs, config.jobs)
     for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR):
         ensure_writable_dir(out / sub)
     _clean_leftovers(out)

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from musicbench.benchmark import DataRoot
+from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text
 from musicbench.manifest import ManifestEntry, validate_video_id
-from musicbench.params import section
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_COLUMNS: tuple[str, ...] = ("video_id", "kind", "instruments", "split")
@@ -45,26 +45,31 @@ class SplitRow:
     video_id: str
 
 
+def _fractions(value: Any) -> tuple[Any, ...]:
+    """params.yaml's ``{train: f, val: f, test: f}`` as a (train, val, test) tuple."""
+    if not isinstance(value, dict) or set(value) != set(SPLITS):
+        raise MusicbenchError("params: splits.fractions must map train, val and test to fractions")
+    return tuple(value[s] for s in SPLITS)
+
+
 @dataclass(frozen=True)
 class SplitsConfig:
-    """params.yaml ``splits``: the seed and the train/val/test fractions (summing to 1)."""
+    """params.yaml ``splits``: the seed, the train/val/test fractions (summing to 1) and an optional
+    committed split file to use instead (a path relative to the repository; empty = none)."""
 
-    seed: int = 1234
-    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    seed: int = knob(1234, non_negative=True)
+    fractions: tuple[float, float, float] = knob((0.7, 0.1, 0.2), parse=_fractions)
+    file: str = knob("")
 
     def __post_init__(self) -> None:
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise MusicbenchError(f"params: splits.seed must be an integer >= 0, got {self.seed!r}")
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-9:
+        check_fields(self, "splits")
+        if any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-9:
             raise MusicbenchError(f"params: splits.fractions must be 3 numbers >= 0 summing to 1, got {list(self.fractions)}")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "SplitsConfig":
-        splits = section(params, "splits")
-        fractions = splits.get("fractions", {"train": 0.7, "val": 0.1, "test": 0.2})
-        if not isinstance(fractions, dict) or set(fractions) != set(SPLITS):
-            raise MusicbenchError("params: splits.fractions must map train, val and test to fractions")
-        return cls(seed=splits.get("seed", 1234), fractions=tuple(float(fractions[s]) for s in SPLITS))
+        """Build from a loaded params.yaml (section ``splits``)."""
+        return config_from_params(cls, params, "splits")
 
 
 def split_sizes(n: int, fractions: tuple[float, float, float]) -> tuple[int, int, int]:
@@ -184,9 +189,8 @@ def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.
     from musicbench.manifest import read_manifest
 
     config = SplitsConfig.from_params(params)
-    chosen_file = section(params, "splits").get("file") or ""
-    if chosen_file:
-        rows = read_splits(Path(repo) / chosen_file)
+    if config.file:
+        rows = read_splits(Path(repo) / config.file)
     else:
         source = (params.get("dataset") or {}).get("source", "synth")
         if source == "synth":

@@ -10,12 +10,15 @@ import pytest
 import yaml
 
 from musicbench.benchmark import DataRoot
+from musicbench.config import AudioConfig
 from musicbench.mixtures import make_mixtures
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.splits import make_splits
 from musicbench.synth import SynthConfig, generate_synth
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_PARAMS = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+AUDIO = AudioConfig.from_params(REPO_PARAMS)  # the repository's audio and frames sections
 
 # Five instruments cover four MUSIC duet pairs: flute+violin, acoustic_guitar+violin,
 # flute+trumpet and trumpet+tuba.
@@ -27,7 +30,7 @@ SMALL_SYNTH = dict(
 
 @pytest.fixture(scope="session")
 def small_synth_config() -> SynthConfig:
-    return SynthConfig(**SMALL_SYNTH)
+    return SynthConfig(audio=AUDIO, **SMALL_SYNTH)
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
 from musicbench.synth import SynthConfig
 from musicbench.synth.generate import VideoSpec, generate_video
-from tests.conftest import BENCH_SYNTH, REPO_ROOT, build_benchmark as _build
+from tests.conftest import AUDIO, BENCH_SYNTH, REPO_ROOT, build_benchmark as _build
 
 LISTS = REPO_ROOT.parent / "shared" / "music_lists"
 def test_splits_are_stratified_deterministic_and_leak_free(bench_root, tmp_path):
@@ -58,7 +58,7 @@ def test_mixture_items_are_valid_and_sounding(bench_root):
             assert row.audio_sha256 == index.at[row.video_id, "audio_sha256"]
             assert row.start_frame + row.n_frames <= index.at[row.video_id, "n_frames"]
             audio, _ = sf.read(resolve_in_root(root, row.audio_path), start=row.start_sample, frames=row.n_samples)
-            assert len(audio) == config.clip_samples
+            assert len(audio) == config.audio.clip_samples
             assert 10 * np.log10(np.mean(audio**2)) >= config.min_rms_db
             assert row.gain == pytest.approx(0.5)
     duets = pd.read_parquet(root / "mixtures" / "duets.parquet")
@@ -67,13 +67,13 @@ def test_mixture_items_are_valid_and_sounding(bench_root):
 
 
 def test_silent_windows_are_never_chosen():
-    config = MixturesConfig()
+    config = MixturesConfig(audio=AUDIO)
     rng = np.random.default_rng(0)
-    audio = np.zeros(4 * config.clip_samples, dtype=np.float32)
-    audio[2 * config.clip_samples:] = 0.1 * rng.standard_normal(2 * config.clip_samples)
+    audio = np.zeros(4 * config.audio.clip_samples, dtype=np.float32)
+    audio[2 * config.audio.clip_samples:] = 0.1 * rng.standard_normal(2 * config.audio.clip_samples)
     starts = sounding_starts(audio, config)
-    assert len(starts) and starts.min() >= 2 * config.clip_samples - config.clip_samples // 2
-    assert len(sounding_starts(np.zeros(3 * config.clip_samples, dtype=np.float32), config)) == 0
+    assert len(starts) and starts.min() >= 2 * config.audio.clip_samples - config.audio.clip_samples // 2
+    assert len(sounding_starts(np.zeros(3 * config.audio.clip_samples, dtype=np.float32), config)) == 0
 
 
 def test_mixture_files_are_byte_identical_across_runs(bench_root, tmp_path):
@@ -128,7 +128,7 @@ def test_training_dataset_is_deterministic_and_works_with_workers(bench_root):
     root, params, _ = bench_root
     index = read_index(root / "processed" / "videos.parquet")
     train = [r.video_id for r in read_splits(root / "splits" / "splits.csv") if r.split == "train" and r.kind == "solo"]
-    make = lambda seed: MixAndSeparateDataset(index, root, train, n_sources=2, items_per_epoch=6, seed=seed)  # noqa: E731
+    make = lambda seed: MixAndSeparateDataset(index, root, train, AUDIO, n_sources=2, items_per_epoch=6, seed=seed)  # noqa: E731
     dataset = make(5)
     item = dataset[0]
     assert item["mixture"].shape == (65535,) and item["sources"].shape == (2, 65535)
@@ -174,7 +174,7 @@ def test_committed_music_splits_match_the_convention():
 
 
 def test_a_malformed_params_file_is_a_one_line_error_with_its_position(tmp_path):
-    from musicbench.params import load_params
+    from musicbench.config import load_params
 
     bad = tmp_path / "params.yaml"
     bad.write_text("synth:\n  seed: 1\n  instruments: [violin, cello\n  scale: 1\n")

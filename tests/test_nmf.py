@@ -18,7 +18,7 @@ from musicbench.fsutil import resolve_in_root
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, reconstruction_divergence, separate, train_nmf
 from musicbench.splits import read_splits
 from musicbench.synth import SynthConfig, generate_synth
-from tests.conftest import REPO_ROOT, bench_params, build_benchmark
+from tests.conftest import REPO_PARAMS, REPO_ROOT, bench_params, build_benchmark
 
 MODEL = REPO_ROOT / "baselines" / "nmf.py"
 SMALL_NMF = {"rank": 24, "iterations": 80, "separation_iterations": 50, "seed": 2}
@@ -166,7 +166,7 @@ def test_learn_dictionaries_is_independent_of_instrument_order(bench_root):
     ("ranks", 8),
 ])
 def test_bad_params_name_the_key(key, value):
-    params = {"audio": {"sample_rate": 11025}, "nmf": {**SMALL_NMF, key: value}}
+    params = {"audio": REPO_PARAMS["audio"], "frames": REPO_PARAMS["frames"], "nmf": {**SMALL_NMF, key: value}}
     with pytest.raises(MusicbenchError, match=rf"nmf\.{key}") as error:
         NMFConfig.from_params(params)
     assert "params.yaml" in str(error.value) and "\n" not in str(error.value)
@@ -174,8 +174,8 @@ def test_bad_params_name_the_key(key, value):
 
 def test_missing_section_and_defaults():
     with pytest.raises(MusicbenchError, match="section 'nmf' is missing"):
-        NMFConfig.from_params({"audio": {"sample_rate": 11025}})
-    config = NMFConfig.from_params({"nmf": {"divergence": "IS"}})
+        NMFConfig.from_params({"audio": REPO_PARAMS["audio"], "frames": REPO_PARAMS["frames"]})
+    config = NMFConfig.from_params({"audio": REPO_PARAMS["audio"], "frames": REPO_PARAMS["frames"], "nmf": {"divergence": "IS"}})
     assert config.divergence == "is" and config.n_fft == 1022 and config.hop == 256 and config.n_freq == 512
 
 

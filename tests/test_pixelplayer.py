@@ -7,6 +7,7 @@ Real torch on a tiny profile of the same architecture family (no mocks); data fr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from musicbench.pixelplayer.model import (
 from musicbench.pixelplayer.train import (
     _load_pretrained, augmentation_generator, batch_loss, make_optimizer, train_pixelplayer, training_dataset,
 )
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_PARAMS, REPO_ROOT
 
 TINY = dict(
     image_size=32, resize=36, visual_widths=[4, 8, 8, 16], unet_widths=[4, 4, 8, 8, 8, 8, 8], channels=4,
@@ -182,10 +183,8 @@ def test_training_clips_may_be_shorter_than_the_evaluation_window(bench_root):
 
 def test_the_gpu_profile_trains_validates_and_separates_on_cpu(bench_root, tmp_path):
     """No GPU is lent to CI: the paper-sized profile runs its whole loop here for one step of batch 2."""
-    from musicbench.pixelplayer.config import DEFAULT_SECTION
-
     root, params, _ = bench_root
-    section = copy.deepcopy(DEFAULT_SECTION)
+    section = copy.deepcopy(REPO_PARAMS["pixelplayer"])
     section["profile"] = "gpu"
     section["gpu"].update(batch_size=2, steps=1, items_per_epoch=2, workers=0, val_items=1, checkpoint_every=1,
                           val_every=1, log_every=1, threads=1)
@@ -383,21 +382,18 @@ def test_profile_selection_errors():
 
 
 def test_the_defaults_are_the_gpu_profile_and_the_cpu_profile_is_the_same_family():
-    from musicbench.pixelplayer.config import DEFAULT_SECTION
-
-    params = {"pixelplayer": DEFAULT_SECTION}
-    assert PixelPlayerConfig.from_params(params, "gpu") == PixelPlayerConfig(seed=DEFAULT_SECTION["seed"])
+    params = {"pixelplayer": REPO_PARAMS["pixelplayer"]}
+    assert PixelPlayerConfig.from_params(params, "gpu") == PixelPlayerConfig(seed=REPO_PARAMS["pixelplayer"]["seed"])
     cpu = PixelPlayerConfig.from_params(params)
     assert cpu.profile == "cpu" and cpu.warp_rows == 256 and len(cpu.unet_widths) == 7 and len(cpu.visual_widths) == 4
     assert count_parameters(PixelPlayer(cpu)) == expected_parameter_count(cpu)["total"]
 
 
 def test_repository_profiles_parse():
-    from musicbench.pixelplayer.config import DEFAULT_SECTION
-
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for name in ("cpu", "gpu"):  # the benchmark script's fallback is the repository's section
+    keys = {f.name for f in dataclasses.fields(PixelPlayerConfig)} - {"seed", "profile"}
+    for name in ("cpu", "gpu"):  # params.yaml is the profiles' only home: every key is spelled out there
         config = PixelPlayerConfig.from_params(params, profile=name)
-        assert config.profile == name and config == PixelPlayerConfig.from_params({"pixelplayer": DEFAULT_SECTION}, name)
+        assert config.profile == name and set(params["pixelplayer"][name]) == keys
     gpu = PixelPlayerConfig.from_params(params, profile="gpu")
     assert (gpu.image_size, gpu.channels, gpu.batch_size, gpu.unet_widths[0], max(gpu.unet_widths)) == (224, 32, 20, 64, 512)

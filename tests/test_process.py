@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from musicbench.config import AudioConfig
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe, write_video
 from musicbench.benchmark import INDEX_COLUMNS, FrameArchive, read_clip_frames, read_index
@@ -21,7 +22,8 @@ from musicbench.process import ProcessConfig, process_manifest, validate_index
 
 REPO = Path(__file__).resolve().parents[1]
 SR, VIDEO_FPS, W, H = 11025, 16, 160, 120
-CONFIG = ProcessConfig(sample_rate=SR, clip_samples=65535, fps=8, size=112, jpeg_qscale=2, crop="center", jobs=2)
+CONFIG = ProcessConfig(audio=AudioConfig(sample_rate=SR, clip_samples=65535, fps=8), size=112, jpeg_qscale=2, crop="center",
+                       jobs=2)
 PARAMS_YAML = """\
 dataset: {source: synth, root: data}
 audio: {sample_rate: 11025, clip_samples: 65535}

@@ -22,11 +22,11 @@ from musicbench.synth.recording import (
 from musicbench.instruments import get_instrument
 from musicbench.synth.audio import default_soundfont, render_part
 from musicbench.synth.score import Note, Part
-from tests.conftest import SMALL_SYNTH, run_cli
+from tests.conftest import AUDIO, REPO_PARAMS, SMALL_SYNTH, run_cli
 
 
 def test_plan_covers_every_instrument_and_duet_pair():
-    config = SynthConfig(instruments=MUSIC_INSTRUMENTS)
+    config = SynthConfig(audio=AUDIO, instruments=MUSIC_INSTRUMENTS)
     specs = plan_videos(config)
     solos = [s for s in specs if s.kind == "solo"]
     duets = {s.instruments for s in specs if s.kind == "duet"}
@@ -46,18 +46,18 @@ def test_videos_decode_with_expected_rates_and_duration(small_synth, small_synth
         info = probe(path)
         assert (info.video_codec, info.audio_codec) == ("h264", "aac")
         assert info.fps == config.fps and (info.width, info.height) == (config.width, config.height)
-        assert info.sample_rate == config.sample_rate and info.channels == 1
+        assert info.sample_rate == config.audio.sample_rate and info.channels == 1
         frames = read_frames(path)
         assert frames.shape == (round(config.duration * config.fps), config.height, config.width, 3)
-        audio = read_audio(path, config.sample_rate)
-        assert abs(len(audio) - config.duration * config.sample_rate) < 0.03 * config.sample_rate
+        audio = read_audio(path, config.audio.sample_rate)
+        assert abs(len(audio) - config.duration * config.audio.sample_rate) < 0.03 * config.audio.sample_rate
 
 
 def test_duet_stems_sum_to_the_video_audio_track(small_synth, small_synth_config):
     root, entries = small_synth
     for entry in [e for e in entries if e.kind == "duet"]:
         stems, rate = sf.read(entry_path(root, entry, "stems_path"), dtype="float64", always_2d=True)
-        assert rate == small_synth_config.sample_rate and stems.shape[1] == 2
+        assert rate == small_synth_config.audio.sample_rate and stems.shape[1] == 2
         assert all(np.sqrt(np.mean(stems[:, k] ** 2)) > 0.01 for k in range(2))
         track = read_audio(entry_path(root, entry, "video_path"), rate).astype(np.float64)
         n = min(len(track), len(stems))
@@ -118,7 +118,7 @@ def _spectral_features(audio: np.ndarray) -> np.ndarray:
 def test_instrument_timbres_are_distinguishable():
     """A nearest-centroid classifier on log-band spectra, trained on 4 clips per instrument,
     names the instrument of 3 held-out clips per instrument far above chance (1/11)."""
-    config = SynthConfig(instruments=MUSIC_INSTRUMENTS, duration=4.0, seed=3)
+    config = SynthConfig(audio=AUDIO, instruments=MUSIC_INSTRUMENTS, duration=4.0, seed=3)
     features, labels = [], []
     for label, name in enumerate(MUSIC_INSTRUMENTS):
         for k in range(7):
@@ -168,14 +168,14 @@ def test_same_seed_identical_and_other_seed_differs(tmp_path, small_synth, small
 )
 def test_bad_params_are_rejected_with_the_parameter_named(change, message):
     with pytest.raises(MusicbenchError, match=message):
-        SynthConfig(**{**SMALL_SYNTH, **change})
+        SynthConfig(audio=AUDIO, **{**SMALL_SYNTH, **change})
 
 
 def _write_params(path, **synth_changes):
     import yaml
 
     synth = {**SMALL_SYNTH, "instruments": list(SMALL_SYNTH["instruments"][:2]), **synth_changes}
-    path.write_text(yaml.safe_dump({"audio": {"sample_rate": 11025}, "synth": synth}))
+    path.write_text(yaml.safe_dump({"audio": REPO_PARAMS["audio"], "frames": REPO_PARAMS["frames"], "synth": synth}))
     return path
 
 
@@ -295,7 +295,7 @@ def test_varied_recordings_change_how_a_video_sounds_but_not_its_music():
     shape), and several saxophone variants drawn."""
     rendered = {}
     for recording in ("clean", "varied"):
-        config = SynthConfig(instruments=("saxophone",), duration=4.0, seed=3, recording=recording)
+        config = SynthConfig(audio=AUDIO, instruments=("saxophone",), duration=4.0, seed=3, recording=recording)
         for k in range(6):
             spec = VideoSpec(f"solo_saxophone_{k:02d}", "solo", ("saxophone",))
             rng = video_rng(config.seed, spec.video_id)

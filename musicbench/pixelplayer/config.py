@@ -8,22 +8,23 @@
       cpu: {image_size: 64, ...}
       gpu: {image_size: 224, ...}
 
-Every key of a profile block is a field of `PixelPlayerConfig`; a key left out takes the field's
-default, which is the reference recipe (The Sound of Pixels, ``scripts/train_MUSIC.sh``). Unknown
-keys and bad values raise a one-line MusicbenchError naming ``pixelplayer.<profile>.<key>``.
+The profiles live only in params.yaml. Every key of a profile block is a field of
+`PixelPlayerConfig`; a key left out takes the field's default, which is the reference recipe (The
+Sound of Pixels, ``scripts/train_MUSIC.sh``). Unknown keys and bad values raise a one-line
+MusicbenchError naming ``pixelplayer.<profile>.<key>``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+import typing
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
+from musicbench.config import check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 
-PROFILE_NAMES = ("cpu", "gpu")
-MASKS = ("binary", "ratio")
-OPTIMIZERS = ("sgd", "adam")
-UNET_INITS = ("reference", "torch")
+UnetInit = Literal["reference", "torch"]
+UNET_INITS: tuple[str, ...] = typing.get_args(UnetInit)
 
 
 @dataclass(frozen=True)
@@ -44,109 +45,77 @@ class PixelPlayerConfig:
     """
 
     # architecture
-    image_size: int = 224
-    resize: int = 246
-    visual_widths: tuple[int, ...] = (64, 128, 256, 512)
-    unet_widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512)
-    channels: int = 32
-    warp_rows: int = 256
-    unet_init: str = "reference"
-    pretrained: str = ""
+    image_size: int = knob(224, positive=True)
+    resize: int = knob(246, positive=True)
+    visual_widths: tuple[int, ...] = knob((64, 128, 256, 512))
+    unet_widths: tuple[int, ...] = knob((64, 128, 256, 512, 512, 512, 512))
+    channels: int = knob(32, positive=True)
+    warp_rows: int = knob(256, positive=True)
+    unet_init: UnetInit = knob("reference")
+    pretrained: str = knob("")
     # data
-    n_sources: int = 2
-    train_samples: int = 0
-    frame_offsets: tuple[int, ...] = (-16, 0, 16)
-    items_per_epoch: int = 40000
-    workers: int = 8
+    n_sources: Literal[2, 3, 4] = knob(2)
+    train_samples: int = knob(0, non_negative=True)
+    frame_offsets: tuple[int, ...] = knob((-16, 0, 16))
+    items_per_epoch: int = knob(40000, positive=True)
+    workers: int = knob(8, non_negative=True)
     # objective
-    mask: str = "binary"
-    weighted_loss: bool = True
-    mask_threshold: float = 0.5
-    hard_masks: bool = True
+    mask: Literal["binary", "ratio"] = knob("binary")
+    weighted_loss: bool = knob(True)
+    mask_threshold: float = knob(0.5)
+    hard_masks: bool = knob(True)
     # optimisation
-    optimizer: str = "sgd"
-    batch_size: int = 20
-    accumulate: int = 1
-    steps: int = 50000
-    lr_trunk: float = 1e-4
-    lr_head: float = 1e-3
-    lr_milestones: tuple[int, ...] = (20000, 40000)
-    lr_gamma: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    optimizer: Literal["sgd", "adam"] = knob("sgd")
+    batch_size: int = knob(20, positive=True)
+    accumulate: int = knob(1, positive=True)
+    steps: int = knob(50000, positive=True)
+    lr_trunk: float = knob(1e-4, positive=True)
+    lr_head: float = knob(1e-3, positive=True)
+    lr_milestones: tuple[int, ...] = knob((20000, 40000))
+    lr_gamma: float = knob(0.1, positive=True)
+    momentum: float = knob(0.9)
+    weight_decay: float = knob(1e-4)
     # bookkeeping
-    checkpoint_every: int = 1000
-    val_every: int = 1000
-    val_items: int = 0
-    log_every: int = 20
-    amp: bool = True
-    channels_last: bool = True
-    threads: int = 0
+    checkpoint_every: int = knob(1000, positive=True)
+    val_every: int = knob(1000, positive=True)
+    val_items: int = knob(0, non_negative=True)
+    log_every: int = knob(20, positive=True)
+    amp: bool = knob(True)
+    channels_last: bool = knob(True)
+    threads: int = knob(0, non_negative=True)
     # not a profile key: params pixelplayer.seed / profile name
-    seed: int = 1234
-    profile: str = field(default="gpu")
+    seed: int = knob(1234, non_negative=True, key="pixelplayer.seed")
+    profile: str = "gpu"
 
     def __post_init__(self) -> None:
         where = f"pixelplayer.{self.profile}"
-        ints = ("image_size", "resize", "channels", "warp_rows", "n_sources", "items_per_epoch", "batch_size",
-                "accumulate", "steps", "checkpoint_every", "val_every", "log_every")
-        for name in ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise MusicbenchError(f"params: {where}.{name} must be a positive integer, got {value!r}")
-        for name in ("workers", "val_items", "threads", "seed", "train_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                key = "pixelplayer.seed" if name == "seed" else f"{where}.{name}"
-                raise MusicbenchError(f"params: {key} must be an integer >= 0, got {value!r}")
-        for name in ("lr_trunk", "lr_head", "lr_gamma"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise MusicbenchError(f"params: {where}.{name} must be a positive number, got {value!r}")
+        check_fields(self, where)
         for name in ("momentum", "weight_decay"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise MusicbenchError(f"params: {where}.{name} must be a number in [0, 1), got {value!r}")
-        for name in ("weighted_loss", "hard_masks", "amp", "channels_last"):
-            if not isinstance(getattr(self, name), bool):
-                raise MusicbenchError(f"params: {where}.{name} must be true or false, got {getattr(self, name)!r}")
-        if self.unet_init not in UNET_INITS:
-            raise MusicbenchError(f"params: {where}.unet_init must be reference or torch, got {self.unet_init!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise MusicbenchError(f"params: {where}.optimizer must be sgd or adam, got {self.optimizer!r}")
-        if self.mask not in MASKS:
-            raise MusicbenchError(f"params: {where}.mask must be binary or ratio, got {self.mask!r}")
+            if not 0 <= getattr(self, name) < 1:
+                raise config_error(f"{where}.{name}", "must be a number in [0, 1)", getattr(self, name))
         if not 0 < self.mask_threshold < 1:
-            raise MusicbenchError(f"params: {where}.mask_threshold must be within (0, 1), got {self.mask_threshold!r}")
+            raise config_error(f"{where}.mask_threshold", "must be within (0, 1)", self.mask_threshold)
         if self.resize < self.image_size:
             raise MusicbenchError(
                 f"params: {where}.resize ({self.resize}) must be >= {where}.image_size ({self.image_size}): "
                 "frames are resized, then cropped")
         if self.image_size % 16:
-            raise MusicbenchError(
-                f"params: {where}.image_size must be a multiple of 16 (output stride), got {self.image_size}")
-        if len(self.visual_widths) != 4 or any(not _positive_int(w) for w in self.visual_widths):
-            raise MusicbenchError(
-                f"params: {where}.visual_widths must list 4 positive integers (ResNet-18 stages), "
-                f"got {list(self.visual_widths)}")
-        if len(self.unet_widths) != 7 or any(not _positive_int(w) for w in self.unet_widths):
-            raise MusicbenchError(
-                f"params: {where}.unet_widths must list 7 positive integers (U-Net levels), got {list(self.unet_widths)}")
+            raise config_error(f"{where}.image_size", "must be a multiple of 16 (output stride)", self.image_size)
+        if len(self.visual_widths) != 4 or min(self.visual_widths) <= 0:
+            raise config_error(f"{where}.visual_widths", "must list 4 positive integers (ResNet-18 stages)",
+                               list(self.visual_widths))
+        if len(self.unet_widths) != 7 or min(self.unet_widths) <= 0:
+            raise config_error(f"{where}.unet_widths", "must list 7 positive integers (U-Net levels)", list(self.unet_widths))
         if self.warp_rows % 128:
-            raise MusicbenchError(f"params: {where}.warp_rows must be a multiple of 128 (7 halvings), got {self.warp_rows}")
+            raise config_error(f"{where}.warp_rows", "must be a multiple of 128 (7 halvings)", self.warp_rows)
         if self.train_samples and (self.train_samples // 256 + 1) % 128:
-            raise MusicbenchError(
-                f"params: {where}.train_samples must be 0 (audio.clip_samples) or give a spectrogram of a multiple "
-                f"of 128 frames (hop 256): 32767, 65535, 98303, ...; got {self.train_samples}")
-        if not 2 <= self.n_sources <= 4:
-            raise MusicbenchError(f"params: {where}.n_sources must be 2, 3 or 4, got {self.n_sources!r}")
-        if not self.frame_offsets or any(isinstance(o, bool) or not isinstance(o, int) for o in self.frame_offsets):
-            raise MusicbenchError(f"params: {where}.frame_offsets must list integers (frames around the centre), "
-                                  f"got {list(self.frame_offsets)}")
-        if any(isinstance(m, bool) or not isinstance(m, int) or m <= 0 for m in self.lr_milestones) or \
-                list(self.lr_milestones) != sorted(set(self.lr_milestones)):
-            raise MusicbenchError(f"params: {where}.lr_milestones must list increasing positive step numbers, "
-                                  f"got {list(self.lr_milestones)}")
+            raise config_error(f"{where}.train_samples", "must be 0 (audio.clip_samples) or give a spectrogram of a "
+                               "multiple of 128 frames (hop 256): 32767, 65535, 98303, ...", self.train_samples)
+        if not self.frame_offsets:
+            raise config_error(f"{where}.frame_offsets", "must list integers (frames around the centre)", [])
+        if min(self.lr_milestones, default=1) <= 0 or list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise config_error(f"{where}.lr_milestones", "must list increasing positive step numbers",
+                               list(self.lr_milestones))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], profile: str | None = None) -> "PixelPlayerConfig":
@@ -158,38 +127,17 @@ class PixelPlayerConfig:
         name = profile if profile is not None else section.get("profile", "cpu")
         if not isinstance(name, str) or name in ("profile", "seed"):
             raise MusicbenchError(f"params: pixelplayer.profile must name a profile block, got {name!r}")
-        block = section.get(name)
-        if not isinstance(block, dict):
+        if not isinstance(section.get(name), dict):
             known = sorted(k for k, v in section.items() if isinstance(v, dict))
             raise MusicbenchError(
                 f"params: profile {name!r} has no block pixelplayer.{name}; choose one of {', '.join(known) or 'none'} "
                 "with pixelplayer.profile or --profile")
-        return cls.from_dict(block, profile=name, seed=section.get("seed", 1234))
+        return config_from_params(cls, params, f"pixelplayer.{name}", profile=name)
 
     @classmethod
     def from_dict(cls, block: dict[str, Any], *, profile: str = "custom", seed: Any = 1234) -> "PixelPlayerConfig":
         """A profile block (mapping of field names) → config; lists become tuples."""
-        allowed = {f.name for f in fields(cls)} - {"seed", "profile"}
-        unknown = sorted(set(block) - allowed)
-        if unknown:
-            raise MusicbenchError(f"params: unknown key pixelplayer.{profile}.{unknown[0]}; "
-                                  f"known keys: {', '.join(sorted(allowed))}")
-        values = {}
-        for key, value in block.items():
-            if key in ("visual_widths", "unet_widths", "frame_offsets", "lr_milestones"):
-                if not isinstance(value, (list, tuple)):
-                    raise MusicbenchError(f"params: pixelplayer.{profile}.{key} must be a list, got {value!r}")
-                value = tuple(value)
-            if key == "pretrained":
-                value = "" if value is None else str(value)
-            if key in ("lr_trunk", "lr_head", "lr_gamma", "momentum", "weight_decay", "mask_threshold") \
-                    and isinstance(value, str):
-                try:
-                    value = float(value)  # YAML 1.1 reads 1e-4 as a string
-                except ValueError:
-                    raise MusicbenchError(f"params: pixelplayer.{profile}.{key} must be a number, got {value!r}") from None
-            values[key] = value
-        return cls(**values, seed=seed, profile=profile)
+        return cls.from_params({"pixelplayer": {"seed": seed, profile: block}}, profile)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (lists for tuples), stored in checkpoints."""
@@ -205,35 +153,3 @@ class PixelPlayerConfig:
     @property
     def train_frames(self) -> int:
         return len(self.frame_offsets)
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-#: The params.yaml ``pixelplayer`` section this code was tuned with (the README shows it with
-#: comments). Used only where a params file has no such section (the benchmark script).
-DEFAULT_SECTION: dict[str, Any] = {
-    "profile": "cpu",
-    "seed": 1234,
-    "cpu": {
-        "image_size": 96, "resize": 128, "visual_widths": [16, 32, 64, 128],
-        "unet_widths": [8, 16, 32, 64, 64, 64, 64], "channels": 16, "warp_rows": 256, "unet_init": "torch",
-        "n_sources": 2, "train_samples": 32767, "frame_offsets": [-16, 0, 16], "items_per_epoch": 4000,
-        "workers": 1, "mask": "binary", "weighted_loss": True, "hard_masks": False, "mask_threshold": 0.5,
-        "optimizer": "adam", "batch_size": 8, "accumulate": 1, "steps": 1200, "lr_trunk": 1e-3, "lr_head": 1e-3,
-        "lr_milestones": [1000], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-        "checkpoint_every": 200, "val_every": 100, "val_items": 40, "log_every": 10, "threads": 0,
-        "amp": True, "channels_last": True, "pretrained": "",
-    },
-    "gpu": {
-        "image_size": 224, "resize": 246, "visual_widths": [64, 128, 256, 512],
-        "unet_widths": [64, 128, 256, 512, 512, 512, 512], "channels": 32, "warp_rows": 256, "unet_init": "reference",
-        "n_sources": 2, "train_samples": 0, "frame_offsets": [-16, 0, 16], "items_per_epoch": 40000,
-        "workers": 8, "mask": "binary", "weighted_loss": True, "hard_masks": True, "mask_threshold": 0.5,
-        "optimizer": "sgd", "batch_size": 20, "accumulate": 1, "steps": 50000, "lr_trunk": 1e-4, "lr_head": 1e-3,
-        "lr_milestones": [20000, 40000], "lr_gamma": 0.1, "momentum": 0.9, "weight_decay": 1e-4,
-        "checkpoint_every": 1000, "val_every": 1000, "val_items": 0, "log_every": 20, "threads": 0,
-        "amp": True, "channels_last": True, "pretrained": "",
-    },
-}

@@ -15,8 +15,8 @@ and implements the harness's model API (`baselines/pixelplayer.py` only forwards
   video, from the feature bilinearly sampled at that point (a pixel-sized region of the feature map).
 
 Frames are chosen the way training chooses them: the frame at the audio window's centre (at
-``fps``, 8) plus ``frame_offsets``, clipped to the available frames. A mixture of exactly
-``clip_samples`` (65535) samples is one window; longer ones are cut into consecutive windows (the
+``fps``) plus ``frame_offsets``, clipped to the available frames. A mixture of exactly
+``clip_samples`` samples is one window; longer ones are cut into consecutive windows (the
 last zero-padded), shorter ones zero-padded; the output always has the input's length. Pixel-level
 outputs see the whole frame (resized so its shorter side is ``resize`` px, no crop), so their maps
 cover the frame; separation uses the training view (resize + centre crop to ``image_size``).
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.model import PixelPlayer
@@ -59,7 +60,7 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # a truncated or foreign file
         raise MusicbenchError(f"cannot read PixelPlayer checkpoint {str(path)!r}: {load_error_reason(exc)}") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state or "audio" not in state:
         raise MusicbenchError(f"{str(path)!r} is not a PixelPlayer checkpoint of format {CHECKPOINT_FORMAT}")
     return state
 
@@ -67,22 +68,18 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
 class Separator:
     """A PixelPlayer network ready for numpy-in, numpy-out inference (eval mode, no gradients)."""
 
-    def __init__(self, net: PixelPlayer, *, sample_rate: int = 11025, clip_samples: int = 65535, fps: float = 8.0,
-                 device: str | torch.device = "cpu"):
+    def __init__(self, net: PixelPlayer, audio: AudioConfig, *, device: str | torch.device = "cpu"):
         self.net = net.to(device).eval()
         self.config: PixelPlayerConfig = net.config
-        self.sample_rate, self.clip_samples, self.fps = int(sample_rate), int(clip_samples), float(fps)
+        self.sample_rate, self.clip_samples, self.fps = audio.sample_rate, audio.clip_samples, audio.fps
         self.device = torch.device(device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu") -> "Separator":
         state = load_checkpoint_file(path, map_location=device)
-        config = PixelPlayerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in state["config"].items()})
-        net = PixelPlayer(config)
+        net = PixelPlayer(PixelPlayerConfig(**state["config"]))
         net.load_state_dict(state["model"])
-        audio = state.get("audio", {})
-        return cls(net, sample_rate=audio.get("sample_rate", 11025), clip_samples=audio.get("clip_samples", 65535),
-                   fps=audio.get("fps", 8.0), device=device)
+        return cls(net, AudioConfig(**state["audio"]), device=device)
 
     # ---- frames and windows
     def frame_indices(self, n_frames: int, start_sample: int) -> list[int]:

@@ -45,7 +45,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
+from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot
 from musicbench.device import resolve_device
@@ -216,12 +217,11 @@ def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: Pi
     if not (index["video_id"].isin(train_ids) & (index["kind"] == "solo")).any():
         raise MusicbenchError(f"{str(stage_split_file(root))!r} lists no processed training solo video; "
                               "PixelPlayer has nothing to learn from")
-    audio, frames = params.get("audio") or {}, params.get("frames") or {}
+    audio = AudioConfig.from_params(params)
     return MixAndSeparateDataset(
-        index, root, train_ids, n_sources=config.n_sources,
-        clip_samples=config.train_clip_samples(audio.get("clip_samples", 65535)),
-        sample_rate=int(audio.get("sample_rate", 11025)), fps=float(frames.get("fps", 8.0)),
-        frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch, seed=config.seed)
+        index, root, train_ids, replace(audio, clip_samples=config.train_clip_samples(audio.clip_samples)),
+        n_sources=config.n_sources, frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch,
+        seed=config.seed)
 
 
 def step_indices(sampler: DistributedSampler, epoch: int, first_step: int, steps_per_epoch: int, per_step: int) -> list[int]:
@@ -378,10 +378,7 @@ class Trainer:
             self.model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if self.cuda else None)
         self.optimizer, self.scheduler = make_optimizer(net, config)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and _amp_dtype() == torch.float16)
-        audio = {"sample_rate": int((params.get("audio") or {}).get("sample_rate", 11025)),
-                 "clip_samples": int((params.get("audio") or {}).get("clip_samples", 65535)),
-                 "fps": float((params.get("frames") or {}).get("fps", 8.0))}
-        self.audio = audio
+        self.audio = AudioConfig.from_params(params)
 
         self.step, self.prior_seconds = 0, 0.0  # optimiser steps done; training seconds of earlier runs
         self.curve: list[list] = []  # rows of CURVE_COLUMNS
@@ -422,7 +419,7 @@ class Trainer:
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.runtime.world, rank=self.runtime.rank,
                                           shuffle=True, seed=self.config.seed, drop_last=False)
         main = self.runtime.main
-        self.separator = Separator(self.net, device=self.runtime.device, **self.audio) if main else None
+        self.separator = Separator(self.net, self.audio, device=self.runtime.device) if main else None
         self.val_items = load_val_items(root, self.separator, self.config.val_items) if main else []
         self.net.train()
 
@@ -524,14 +521,14 @@ class Trainer:
         if scores["val_nsdr"] > self.best["val_nsdr"]:
             self.best = {"step": self.step, "val_nsdr": scores["val_nsdr"], "val_si_sdri": scores["val_si_sdri"]}
             _save(self.out_dir / BEST_NAME, {"format": CHECKPOINT_FORMAT, "kind": "best", "step": self.step,
-                                             "config": self.config.to_dict(), "audio": self.audio,
+                                             "config": self.config.to_dict(), "audio": asdict(self.audio),
                                              "model": self.net.state_dict(), "val": self.best})
 
     def checkpoint(self) -> None:
         """Write ``checkpoint.pt``: everything an exact resumption needs (rank 0)."""
         _save(self.checkpoint_path, {
             "format": CHECKPOINT_FORMAT, "kind": "checkpoint", "step": self.step, "config": self.config.to_dict(),
-            "audio": self.audio, "global_batch": self.global_batch, "world_size": self.runtime.world,
+            "audio": asdict(self.audio), "global_batch": self.global_batch, "world_size": self.runtime.world,
             "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": _rng_state(),
             "seconds": self.seconds(), "curve": self.curve, "val_curve": self.val_curve, "best": self.best,

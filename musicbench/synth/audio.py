@@ -37,8 +37,9 @@ def _tinysoundfont():
     return tinysoundfont
 
 
-def check_soundfont(path: str | os.PathLike) -> Path:
-    """Return `path` if it is a readable SoundFont 2 file, else raise MusicbenchError naming it."""
+def check_soundfont(path: str | os.PathLike, sample_rate: int) -> Path:
+    """Return `path` if it is a SoundFont 2 file that loads for rendering at `sample_rate` Hz, else
+    raise MusicbenchError naming it."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -48,7 +49,7 @@ def check_soundfont(path: str | os.PathLike) -> Path:
     if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"sfbk":
         raise MusicbenchError(f"soundfont {str(path)!r} is not a SoundFont 2 (.sf2) file; set synth.soundfont to a .sf2 file")
     tsf = _tinysoundfont()
-    synth = tsf.Synth(samplerate=11025)
+    synth = tsf.Synth(samplerate=sample_rate)
     try:
         synth.sfload(str(path))
     except Exception as exc:  # tinysoundfont raises its own exception type on a broken file

@@ -8,22 +8,22 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
 from musicbench.benchmark import MANIFEST_NAME, SYNTH_KINDS, SYNTH_SKIPPED_NAME, DataRoot, synth_relpath
+from musicbench.config import AudioConfig, check_fields, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.instruments import MUSIC_DUET_PAIRS, get_instrument
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import write_video
-from musicbench.params import positive, section
 from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
-from musicbench.synth.recording import RECORDINGS, apply_recording, clean_recording, draw_recording, draw_room
+from musicbench.synth.recording import apply_recording, clean_recording, draw_recording, draw_room
 from musicbench.synth.score import duet_parts, solo_parts
 from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
 
@@ -32,35 +32,28 @@ MIXTURE_PEAK = 0.95
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Parameters of MUSIC-Synth (params.yaml sections `synth` and `audio`).
+    """Parameters of MUSIC-Synth (params.yaml section `synth`, with the benchmark's `AudioConfig`).
 
-    duration in seconds; width, height in pixels; fps of the video; sample_rate in Hz.
+    duration in seconds; width, height in pixels; fps of the video (not the processed frames'
+    ``audio.fps``); stems and rendering at ``audio.sample_rate`` Hz.
     """
 
-    seed: int = 1234
-    scale: int = 1
-    solo_per_instrument: int = 6
-    duets_per_pair: int = 2
-    duration: float = 14.0
-    width: int = 160
-    height: int = 120
-    fps: int = 16
-    sample_rate: int = 11025
-    soundfont: str = ""
-    jobs: int = 2
-    instruments: tuple[str, ...] = ()
-    recording: str = "varied"
+    audio: AudioConfig
+    seed: int = knob(1234, non_negative=True)
+    scale: int = knob(1, positive=True)
+    solo_per_instrument: int = knob(6, positive=True)
+    duets_per_pair: int = knob(2, non_negative=True)
+    duration: float = knob(14.0, positive=True)
+    width: int = knob(160, positive=True)
+    height: int = knob(120, positive=True)
+    fps: int = knob(16, positive=True)
+    soundfont: str = knob("")
+    jobs: int = knob(2, positive=True)
+    instruments: tuple[str, ...] = knob(())
+    recording: Literal["varied", "clean"] = knob("varied")
 
     def __post_init__(self) -> None:
-        if self.recording not in RECORDINGS:
-            raise MusicbenchError(f"params: synth.recording must be one of {', '.join(RECORDINGS)}, got {self.recording!r}")
-        for name in ("scale", "solo_per_instrument", "width", "height", "fps", "sample_rate", "jobs"):
-            positive(getattr(self, name), f"synth.{name}", int)
-        positive(self.duration, "synth.duration", float)
-        if isinstance(self.duets_per_pair, bool) or not isinstance(self.duets_per_pair, int) or self.duets_per_pair < 0:
-            raise MusicbenchError(f"params: synth.duets_per_pair must be an integer >= 0, got {self.duets_per_pair!r}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise MusicbenchError(f"params: synth.seed must be an integer >= 0, got {self.seed!r}")
+        check_fields(self, "synth")
         if not self.instruments:
             raise MusicbenchError("params: synth.instruments must list at least one MUSIC instrument")
         for name in self.instruments:
@@ -73,15 +66,7 @@ class SynthConfig:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "SynthConfig":
         """Build from a params.yaml mapping; unknown keys in `synth` are an error."""
-        synth = dict(section(params, "synth"))
-        audio = section(params, "audio")
-        known = {f for f in cls.__dataclass_fields__} - {"sample_rate"}
-        unknown = sorted(set(synth) - known)
-        if unknown:
-            raise MusicbenchError(f"params: unknown key(s) synth.{', synth.'.join(unknown)}; known: {', '.join(sorted(known))}")
-        synth["instruments"] = tuple(synth.get("instruments") or ())
-        synth["soundfont"] = str(synth.get("soundfont") or "")
-        return cls(sample_rate=audio.get("sample_rate", 11025), **synth)
+        return config_from_params(cls, params, "synth", audio=AudioConfig.from_params(params))
 
     @property
     def soundfont_path(self) -> Path:
@@ -142,10 +127,10 @@ def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator)
         room = draw_room(chain_rng)
         recordings = [draw_recording(chain_rng, i, room) for i in instruments]
     dry = np.stack([
-        render_part(p, config.duration, config.sample_rate, config.soundfont_path, r.program, r.tuning_cents)
+        render_part(p, config.duration, config.audio.sample_rate, config.soundfont_path, r.program, r.tuning_cents)
         for p, r in zip(parts, recordings)
     ]).astype(np.float64)
-    stems = np.stack([apply_recording(d, r, config.sample_rate) for d, r in zip(dry, recordings)])
+    stems = np.stack([apply_recording(d, r, config.audio.sample_rate) for d, r in zip(dry, recordings)])
     for i, stem in enumerate(stems):
         rms = np.sqrt(np.mean(stem**2))
         if rms == 0:
@@ -195,7 +180,7 @@ def render_frames(
     n_frames = int(round(config.duration * config.fps))
     background = add_distractors(rng, random_background(rng, config.width, config.height))
     figures = _place_players(rng, spec, config)
-    signals = [motion_signals(dry, config.sample_rate, config.fps, n_frames) for dry in performances]
+    signals = [motion_signals(dry, config.audio.sample_rate, config.fps, n_frames) for dry in performances]
     boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
     frames = []
     for i in range(n_frames):
@@ -219,7 +204,7 @@ def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.Pat
     frames, boxes = render_frames(spec, config, performances, rng)
     stems_rel, boxes_rel, video_rel = (synth_relpath(kind, spec.video_id) for kind in ("stems", "boxes", "videos"))
     with atomic_path(data_root / stems_rel) as tmp:
-        sf.write(tmp, stems.T, config.sample_rate, subtype="PCM_24", format="FLAC")
+        sf.write(tmp, stems.T, config.audio.sample_rate, subtype="PCM_24", format="FLAC")
     boxes_doc = {
         "video_id": spec.video_id, "fps": config.fps, "width": config.width, "height": config.height,
         "instruments": list(spec.instruments), "format": "[x, y, w, h] pixels, top-left origin, per frame",
@@ -227,7 +212,7 @@ def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.Pat
     }
     atomic_write_text(data_root / boxes_rel, json.dumps(boxes_doc, separators=(",", ":")))
     with atomic_path(data_root / video_rel) as tmp:
-        write_video(tmp, frames, config.fps, config.width, config.height, stems.sum(axis=0), config.sample_rate)
+        write_video(tmp, frames, config.fps, config.width, config.height, stems.sum(axis=0), config.audio.sample_rate)
     return ManifestEntry(
         video_id=spec.video_id, kind=spec.kind, instruments=spec.instruments, subset="MUSIC-Synth",
         source="synth", duration=float(config.duration), video_path=video_rel, stems_path=stems_rel,
@@ -241,12 +226,12 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     Checks every parameter, the soundfont and the output folder before writing anything.
     Returns the manifest entries in plan order.
     """
-    check_soundfont(config.soundfont_path)
+    check_soundfont(config.soundfont_path, config.audio.sample_rate)
     synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
     for sub in SYNTH_KINDS:
         ensure_writable_dir(synth_dir / sub)
     specs = plan_videos(config)
-    jobs = positive(jobs if jobs is not None else config.jobs, "--jobs", int)
+    jobs = jobs_option(jobs, config.jobs)
     entries: dict[str, ManifestEntry] = {}
     with progress_bar("MUSIC-Synth videos", total=len(specs)) as advance:
         if jobs == 1:

@@ -27,8 +27,6 @@ from scipy import signal
 
 from musicbench.instruments import Instrument
 
-RECORDINGS = ("varied", "clean")
-
 # General MIDI programs that are the same MUSIC class (0-based); classes not listed have one.
 PROGRAM_VARIANTS: dict[str, tuple[int, ...]] = {
     "acoustic_guitar": (24, 25),      # nylon, steel
