@@ -40,7 +40,11 @@ from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
 from musicbench.pixelplayer.train import (
-    augmentation_generator, batch_loss, keep_freed_memory, make_optimizer, training_dataset,
+    augmentation_generator,
+    batch_loss,
+    keep_freed_memory,
+    make_optimizer,
+    training_dataset,
 )
 from musicbench.progress import cpu_seconds
 

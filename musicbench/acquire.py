@@ -38,7 +38,13 @@ from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELP
 from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
-    atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, resolve_in_root, sha256_file, write_parquet,
+    atomic_path,
+    atomic_write_text,
+    ensure_writable_dir,
+    read_parquet,
+    resolve_in_root,
+    sha256_file,
+    write_parquet,
 )
 from musicbench.manifest import ManifestEntry, entry_path, read_manifests, validate_entry, validate_video_id
 from musicbench.media import ffmpeg_exe, probe
@@ -594,7 +600,8 @@ def select_entries(entries: Iterable[ManifestEntry], config: DownloadConfig) -> 
             raise MusicbenchError(f"video {entry.video_id}: manifest has no video_path; rebuild it with `musicbench manifest build`")
         known = chosen.get(entry.video_id)
         if known is not None:
-            if (known.video_path, known.start, known.end, known.instruments) != (entry.video_path, entry.start, entry.end, entry.instruments):
+            fields = (known.video_path, known.start, known.end, known.instruments)
+            if fields != (entry.video_path, entry.start, entry.end, entry.instruments):
                 raise MusicbenchError(
                     f"video {entry.video_id} appears in two manifests with different instruments, path or trim; make them agree"
                 )

@@ -68,7 +68,8 @@ def synth(
 @user_errors
 def process(
     params: Path = PARAMS_OPTION,
-    manifest: list[Path] = typer.Option(None, "--manifest", help="manifest CSV, repeatable (default: ROOT/synth/manifest.csv for dataset.source synth)"),
+    manifest: list[Path] = typer.Option(
+        None, "--manifest", help="manifest CSV, repeatable (default: ROOT/synth/manifest.csv for dataset.source synth)"),
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); manifest paths are relative to it"),
     out: Path = typer.Option(None, "--out", help="output folder inside the data root (default: ROOT/processed)"),
     jobs: int = typer.Option(None, "--jobs", help="videos processed in parallel (default: process.jobs)"),
@@ -302,7 +303,8 @@ def evaluate(
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
     limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
-    boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format (e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
+    boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format "
+                               "(e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.config import data_root, load_params
@@ -315,7 +317,8 @@ def evaluate(
     name = name or run_name(model, oracle)
     out_dir = out or Path("runs") / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
-                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=name, jobs=jobs, boxes_file=boxes,
+                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=name, jobs=jobs,
+                             boxes_file=boxes,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
 
@@ -411,9 +414,11 @@ def leaderboard(
     params: Path = PARAMS_OPTION,
     runs: Path = typer.Option(Path("runs"), "--runs", help="folder of run folders written by `musicbench evaluate`"),
     out: Path = typer.Option(Path("leaderboard"), "--out", help="folder the leaderboard is written to"),
-    root: Path = typer.Option(None, "--root", help="data root: current benchmark version and the demo pages' audio and frames (default: dataset.root)"),
+    root: Path = typer.Option(
+        None, "--root", help="data root: current benchmark version and the demo pages' audio and frames (default: dataset.root)"),
     demo_items: int = typer.Option(3, "--demo-items", help="test mixtures (and duets) per demo page; 0: no demo pages"),
-    baseline: str = typer.Option(None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
+    baseline: str = typer.Option(
+        None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
     from musicbench.config import data_root, load_params

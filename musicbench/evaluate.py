@@ -42,8 +42,21 @@ from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
 from musicbench.metrics import (
-    ITEM_METRICS, METRIC_VERSION, PER_INSTRUMENT_METRICS, MetricInputError, auc_success, bss_eval_sources, boxes_to_mask,
-    centre_prior, ciou, ciou_success, mixture_sdr, pointing_game, scores_keeping_plus_inf, si_sdr, si_sdr_improvement,
+    ITEM_METRICS,
+    METRIC_VERSION,
+    PER_INSTRUMENT_METRICS,
+    MetricInputError,
+    auc_success,
+    boxes_to_mask,
+    bss_eval_sources,
+    centre_prior,
+    ciou,
+    ciou_success,
+    mixture_sdr,
+    pointing_game,
+    scores_keeping_plus_inf,
+    si_sdr,
+    si_sdr_improvement,
 )
 from musicbench.progress import progress_bar
 from musicbench.stft import hann_window, istft, stft
@@ -294,8 +307,8 @@ def score_run(
                 records += _score_rows(*task)
                 advance()
         else:
-            from concurrent.futures import ProcessPoolExecutor
             import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
             with _single_blas_thread(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
                 for rows in pool.map(_score_rows, *zip(*tasks)):

@@ -141,7 +141,8 @@ def build_mixtures(
                 videos = pool[instruments[k]]
                 row, starts = videos[int(rng.integers(len(videos)))]
                 start = int(starts[int(rng.integers(len(starts)))])
-                gain = 10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20) / config.n_sources if config.gain_db else 1.0 / config.n_sources
+                spread = 10 ** (rng.uniform(-config.gain_db, config.gain_db) / 20) if config.gain_db else 1.0
+                gain = spread / config.n_sources
                 records.append({
                     "item_id": f"{split}-{item:05d}", "split": split, "n_sources": config.n_sources,
                     "source_index": source_index, "video_id": row["video_id"], "instrument": instruments[k],

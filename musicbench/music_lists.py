@@ -21,7 +21,6 @@ from musicbench.errors import MusicbenchError
 from musicbench.manifest import ManifestEntry, read_manifest, validate_video_id, write_manifest
 
 
-
 @dataclass(frozen=True)
 class MusicList:
     """One official list: its JSON file, the manifest it becomes, its kind and subset."""

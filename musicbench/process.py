@@ -63,7 +63,16 @@ import numpy as np
 import soundfile as sf
 
 from musicbench.benchmark import (
-    AUDIO_DIR, FRAMES_DIR, INDEX_COLUMNS, INDEX_NAME, RECORDS_DIR, REJECTS_NAME, WORK_DIR, DataRoot, processed_paths, read_index,
+    AUDIO_DIR,
+    FRAMES_DIR,
+    INDEX_COLUMNS,
+    INDEX_NAME,
+    RECORDS_DIR,
+    REJECTS_NAME,
+    WORK_DIR,
+    DataRoot,
+    processed_paths,
+    read_index,
 )
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError

@@ -18,13 +18,18 @@ import yaml
 from typer.testing import CliRunner
 
 from musicbench.acquire import (
-    DownloadConfig, acquire_music, classify_error, download_videos, read_availability, trim_video,
+    DownloadConfig,
+    acquire_music,
+    classify_error,
+    download_videos,
+    read_availability,
+    trim_video,
 )
+from musicbench.benchmark import read_index
 from musicbench.cli import app
 from musicbench.errors import MusicbenchError
 from musicbench.manifest import ManifestEntry, read_manifest, write_manifest
 from musicbench.media import ffmpeg_exe, probe
-from musicbench.benchmark import read_index
 from musicbench.process import ProcessConfig, default_manifest, process_manifest
 
 GOOD, DASH, GONE, FLAKY = "AAAAAAAAAAA", "-BBBBBBBBBB", "CCCCCCCCCCC", "DDDDDDDDDDD"
@@ -393,7 +398,8 @@ def test_classify_youtube_reasons():
 
     assert classify_error(wrapped("Private video. Sign in if you've been granted access")).status == "unavailable"
     assert classify_error(wrapped("Video unavailable. This video has been removed by the uploader")).status == "unavailable"
-    assert classify_error(wrapped("Video unavailable. This video contains content from X, who has blocked it on copyright grounds")).status == "unavailable"
+    blocked = "Video unavailable. This video contains content from X, who has blocked it on copyright grounds"
+    assert classify_error(wrapped(blocked)).status == "unavailable"
     bot = classify_error(wrapped("Sign in to confirm you're not a bot. Use --cookies"))
     assert bot.status == "failed" and bot.stop_run and "cookies" in bot.stop_run
     assert classify_error(DownloadError("ERROR: Read timed out", None)).status == "failed"

@@ -12,17 +12,18 @@ import soundfile as sf
 import torch
 import yaml
 
+from musicbench.benchmark import read_index, read_mixtures
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.manifest import read_manifest
-from musicbench.benchmark import read_index, read_mixtures
 from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, sounding_starts
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
 from musicbench.synth import SynthConfig
 from musicbench.synth.generate import VideoSpec, generate_video
-from tests.conftest import AUDIO, BENCH_SYNTH, REPO_ROOT, build_benchmark as _build
+from tests.conftest import AUDIO, BENCH_SYNTH, REPO_ROOT
+from tests.conftest import build_benchmark as _build
 
 LISTS = REPO_ROOT.parent / "shared" / "music_lists"
 def test_splits_are_stratified_deterministic_and_leak_free(bench_root, tmp_path):
@@ -51,7 +52,7 @@ def test_mixture_items_are_valid_and_sounding(bench_root):
     assert summary["items"] == {"val": 6, "test": 12}
     membership = split_of(read_splits(root / "splits" / "splits.csv"))
     index = read_index(root / "processed" / "videos.parquet").set_index("video_id")
-    for item_id, item in table.groupby("item_id"):
+    for _item_id, item in table.groupby("item_id"):
         assert len(item) == 2 and item["instrument"].nunique() == 2 and item["video_id"].nunique() == 2
         for row in item.itertuples():
             assert membership[row.video_id] == row.split and index.at[row.video_id, "kind"] == "solo"

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot, read_index
+from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate, run_inference, score_run
 from musicbench.metrics import bss_eval_sources
 from tests.conftest import REPO_ROOT, run_cli

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot, read_index
+from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
 from musicbench.fsutil import resolve_in_root
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, reconstruction_divergence, separate, train_nmf

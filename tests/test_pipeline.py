@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from musicbench.manifest import read_manifest
 from musicbench.benchmark import read_index
+from musicbench.manifest import read_manifest
 from tests.conftest import REPO_ROOT
 
 

@@ -22,15 +22,26 @@ import pytest
 import torch
 import yaml
 
-from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot
+from musicbench.errors import MusicbenchError
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator
 from musicbench.pixelplayer.model import (
-    AudioUNet, PixelPlayer, Synthesizer, VisualNet, count_parameters, expected_parameter_count, frequency_grid,
+    AudioUNet,
+    PixelPlayer,
+    Synthesizer,
+    VisualNet,
+    count_parameters,
+    expected_parameter_count,
+    frequency_grid,
 )
 from musicbench.pixelplayer.train import (
-    _load_pretrained, augmentation_generator, batch_loss, make_optimizer, train_pixelplayer, training_dataset,
+    _load_pretrained,
+    augmentation_generator,
+    batch_loss,
+    make_optimizer,
+    train_pixelplayer,
+    training_dataset,
 )
 from tests.conftest import REPO_PARAMS, REPO_ROOT
 
@@ -156,7 +167,7 @@ def test_loss_falls_when_overfitting_one_batch(bench_root, optimizer, lr):
     assert type(sgd_or_adam).__name__ == {"sgd": "SGD", "adam": "AdamW"}[optimizer]
     assert [group["lr"] for group in sgd_or_adam.param_groups] == [lr, lr]
     losses = []
-    for step in range(30):
+    for _step in range(30):
         sgd_or_adam.zero_grad()
         loss = batch_loss(net, net, batch, config, torch.device("cpu"), generator=augmentation_generator(5, 0, 0))
         loss.backward()

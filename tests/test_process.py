@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from musicbench.benchmark import INDEX_COLUMNS, FrameArchive, read_clip_frames, read_index
 from musicbench.config import AudioConfig
 from musicbench.manifest import ManifestEntry, write_manifest
 from musicbench.media import ffmpeg_exe, write_video
-from musicbench.benchmark import INDEX_COLUMNS, FrameArchive, read_clip_frames, read_index
 from musicbench.process import ProcessConfig, process_manifest, validate_index
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,16 +11,21 @@ import pytest
 import soundfile as sf
 
 from musicbench.errors import MusicbenchError
-from musicbench.instruments import MUSIC_DUET_PAIRS, MUSIC_INSTRUMENTS
+from musicbench.instruments import MUSIC_DUET_PAIRS, MUSIC_INSTRUMENTS, get_instrument
 from musicbench.manifest import entry_path, read_manifest
 from musicbench.media import probe, read_audio, read_frames
 from musicbench.synth import SynthConfig, VideoSpec, generate_synth, plan_videos
+from musicbench.synth.audio import default_soundfont, render_part
 from musicbench.synth.generate import render_stems, video_rng
 from musicbench.synth.recording import (
-    Room, apply_recording, draw_recording, draw_room, high_shelf_biquad, peaking_biquad, room_impulse_response,
+    Room,
+    apply_recording,
+    draw_recording,
+    draw_room,
+    high_shelf_biquad,
+    peaking_biquad,
+    room_impulse_response,
 )
-from musicbench.instruments import get_instrument
-from musicbench.synth.audio import default_soundfont, render_part
 from musicbench.synth.score import Note, Part
 from tests.conftest import AUDIO, REPO_PARAMS, SMALL_SYNTH, run_cli
 

@@ -55,15 +55,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from musicbench.config import AudioConfig
-from musicbench.errors import MusicbenchError
 from musicbench.benchmark import DataRoot
+from musicbench.config import AudioConfig
 from musicbench.device import resolve_device
+from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
-from musicbench.progress import cpu_seconds, progress_bar
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file, load_error_reason
 from musicbench.pixelplayer.model import PixelPlayer, count_parameters
+from musicbench.progress import cpu_seconds, progress_bar
 
 CHECKPOINT_NAME, BEST_NAME = "checkpoint.pt", "best.pt"
 CURVE_NAME, VAL_CURVE_NAME, SUMMARY_NAME = "train_curve.csv", "val_curve.csv", "summary.json"

@@ -156,7 +156,7 @@ def compose_melody(
         chord_root = frame.chords[bar]
         v0, v1 = dynamics[phrase]
         t = 0.0
-        for i, length in enumerate(cell):
+        for _i, length in enumerate(cell):
             if length < 0:
                 t += -length
                 continue
