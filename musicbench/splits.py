@@ -163,14 +163,9 @@ def split_of(rows: list[SplitRow]) -> dict[str, str]:
     return {row.video_id: row.split for row in rows}
 
 
-def stage_split_file(root: str | os.PathLike) -> Path:
-    """Where the `splits` stage writes the split file of a data root: ``<root>/splits/splits.csv``."""
-    return DataRoot(root).splits_path
-
-
 def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
-    """``{video_id: split}`` of the data root's split file (`stage_split_file`), leak-checked."""
-    path = stage_split_file(root)
+    """``{video_id: split}`` of the data root's split file (`DataRoot.splits_path`), leak-checked."""
+    path = DataRoot(root).splits_path
     if not path.is_file():
         raise MusicbenchError(f"no split file at {str(path)!r}; run `musicbench splits build` (or `dvc repro`) first")
     return split_of(read_splits(path))
@@ -202,6 +197,6 @@ def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.
         entries = [e for m in manifests for e in read_manifest(m)]
         rows = assign_splits(entries, config)
     split_of(rows)  # refuses a leaking split set
-    out = stage_split_file(root)
+    out = DataRoot(root).splits_path
     write_splits(rows, out)
     return out

@@ -209,13 +209,13 @@ def augmentation_generator(seed: int, step: int, micro_batch: int) -> torch.Gene
 def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: PixelPlayerConfig):
     """MixAndSeparateDataset over the training split's solo videos."""
     from musicbench.dataset import MixAndSeparateDataset
-    from musicbench.splits import read_stage_splits, stage_split_file
+    from musicbench.splits import read_stage_splits
 
     root = Path(root)
     index = DataRoot(root).read_index()
     train_ids = sorted(video for video, split in read_stage_splits(root).items() if split == "train")
     if not (index["video_id"].isin(train_ids) & (index["kind"] == "solo")).any():
-        raise MusicbenchError(f"{str(stage_split_file(root))!r} lists no processed training solo video; "
+        raise MusicbenchError(f"{str(DataRoot(root).splits_path)!r} lists no processed training solo video; "
                               "PixelPlayer has nothing to learn from")
     audio = AudioConfig.from_params(params)
     return MixAndSeparateDataset(
