@@ -301,6 +301,8 @@ def evaluate(
     option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
     oracle: str = typer.Option(None, "--oracle", help="ibm or irm (ideal-mask ceilings) or mixture (the floor) instead of a model"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
+    load_timeout: float = typer.Option(300.0, "--load-timeout", help="seconds allowed for importing the model file "
+                                       "and load_model before the model is killed"),
     limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format "
@@ -317,7 +319,8 @@ def evaluate(
     name = name or run_name(model, oracle)
     out_dir = out or Path("runs") / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
-                             options=_parse_options(option), timeout=timeout, limit=limit, oracle=oracle, name=name, jobs=jobs,
+                             options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
+                             oracle=oracle, name=name, jobs=jobs,
                              boxes_file=boxes,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
@@ -331,6 +334,8 @@ def validate_model_command(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); its val items are used if built"),
     option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per call"),
+    load_timeout: float = typer.Option(300.0, "--load-timeout", help="seconds allowed for importing the model file "
+                                       "and load_model"),
 ) -> None:
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
@@ -340,7 +345,7 @@ def validate_model_command(
 
     loaded = load_params(params)
     checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
-                                    _parse_options(option), timeout)
+                                    _parse_options(option), timeout, load_timeout)
     table = Table(title=f"validate-model {model.name} on {source}")
     for column in ("check", "result", "detail"):
         table.add_column(column)

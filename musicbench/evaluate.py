@@ -58,6 +58,7 @@ from musicbench.metrics import (
     si_sdr,
     si_sdr_improvement,
 )
+from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 from musicbench.progress import progress_bar
 from musicbench.stft import hann_window, istft, stft
 
@@ -131,21 +132,22 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
 def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
+    load_timeout: float = LOAD_TIMEOUT,
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
+    `timeout` bounds each call of the model, `load_timeout` the import of its file and ``load_model``
+    (seconds; the model process is killed after either).
     The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
     oracle always has). Returns the inference table: item_id, track, status (ok | failed), reason,
     seconds, localized.
     """
-    from musicbench.model_runner import ModelRunner
-
     if oracle is not None and oracle not in ORACLES:
         raise MusicbenchError(f"unknown oracle {oracle!r}: choose one of {', '.join(ORACLES)}")
     out_dir = ensure_writable_dir(out_dir)
     records, info = [], {"uses_labels": False, "has_separate": True, "has_localize": False,
                          "has_separate_at": True, "n_parameters": None}
-    runner = None if oracle else ModelRunner(model_path, options, timeout)
+    runner = None if oracle else ModelRunner(model_path, options, timeout, load_timeout)
     try:
         if runner is not None:
             if runner.load_error:
@@ -437,6 +439,7 @@ def evaluate(
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
+    load_timeout: float = LOAD_TIMEOUT,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
@@ -445,7 +448,8 @@ def evaluate(
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
-    run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle)
+    run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle,
+                  load_timeout=load_timeout)
     items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())

@@ -20,6 +20,7 @@ from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import check_estimates, check_heatmaps
+from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 
 FRAME_SIZE = 112  # pixels, the side of the generated items' frames
 
@@ -75,7 +76,7 @@ def check_items(root: str | os.PathLike | None, audio: AudioConfig) -> tuple[lis
 
 def validate_model(
     model_path: str | os.PathLike, audio: AudioConfig, root: str | os.PathLike | None = None,
-    options: dict[str, Any] | None = None, timeout: float = 60.0,
+    options: dict[str, Any] | None = None, timeout: float = 60.0, load_timeout: float = LOAD_TIMEOUT,
 ) -> tuple[list[Check], str]:
     """Load the model in a subprocess and call each of its methods on two items (the benchmark's
     under `root`, else generated ones with `audio`'s sample rate, clip length and frame rate).
@@ -90,7 +91,7 @@ def validate_model(
         raise MusicbenchError(f"model file {str(path)!r} does not exist")
     items, source = check_items(root, audio)
     checks: list[Check] = []
-    with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout) as runner:
+    with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout, load_timeout) as runner:
         if runner.load_error:
             return [Check("load_model", "fail", runner.load_error)], source
         info = runner.info
@@ -110,7 +111,7 @@ def validate_model(
     return checks, source
 
 
-def _check_call(runner, item: EvalItem, method: str, info: dict[str, Any], timeout: float) -> Check:
+def _check_call(runner: ModelRunner, item: EvalItem, method: str, info: dict[str, Any], timeout: float) -> Check:
     name = f"{method} on {item.item_id}"
     n_sources, n_samples = item.references.shape
     if method == "separate_at":

@@ -1,101 +1,44 @@
-"""Running a user's model file isolated in a subprocess, one call at a time, with a time limit.
+"""Running a user's model file isolated in a subprocess, one call at a time, with time limits.
 
 The model file defines ``load_model(**options)`` returning an object with
 ``separate(mixture, frames, sample_rate)`` and optionally ``localize(...)`` and
-``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` loads it in
-a fresh ``spawn`` process; every call either returns the result or a one-line reason: the model
-raised, exceeded the per-call timeout (the process is killed and restarted for the next call), or
-the process died (crash, ``sys.exit``, out of memory). The harness never crashes because of a model.
+``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` starts
+``python -m musicbench.model_child`` and talks to it over a socket that carries JSON and raw array
+bytes only, never pickles (the protocol is in `musicbench.model_child`'s docstring): whatever the
+model returns, nothing of it runs in the harness. Every call either returns a float32 or float64
+array or a one-line reason: the model raised, returned something else, exceeded the per-call
+timeout (the process is killed and restarted for the next call), or the process died (crash,
+``sys.exit``, out of memory). The harness never crashes because of a model.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import multiprocessing as mp
+import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
-import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from musicbench.errors import MusicbenchError
+from musicbench.model_child import array_from_frame, recv_message, send_message
 
-LOAD_TIMEOUT = 300.0  # seconds to import the file and call load_model
-
-
-def load_model_file(path: str | os.PathLike, options: dict[str, Any] | None = None) -> Any:
-    """Import a model file and return ``load_model(**options)`` (in the calling process)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MusicbenchError(f"model file {str(path)!r} does not exist")
-    name = "musicbench_user_model_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise MusicbenchError(f"model file {str(path)!r} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    if not callable(getattr(module, "load_model", None)):
-        raise MusicbenchError(f"model file {str(path)!r} defines no load_model(**options) function")
-    return module.load_model(**(options or {}))
-
-
-def describe_model(model: Any) -> dict[str, Any]:
-    """What the harness needs to know of a loaded model: methods, labels, torch parameter count."""
-    n_parameters = None
-    for candidate in (model, getattr(model, "net", None), getattr(model, "module", None)):
-        parameters = getattr(candidate, "parameters", None)
-        if callable(parameters):
-            try:
-                n_parameters = int(sum(p.numel() for p in parameters()))
-                break
-            except Exception:  # not torch-like
-                pass
-    return {
-        "uses_labels": bool(getattr(model, "uses_labels", False)),
-        "has_separate": callable(getattr(model, "separate", None)),
-        "has_localize": callable(getattr(model, "localize", None)),
-        "has_separate_at": callable(getattr(model, "separate_at", None)),
-        "n_parameters": n_parameters,
-    }
-
-
-def _short_error(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
-
-
-def _worker(conn, path: str, options: dict[str, Any]) -> None:
-    """Subprocess body: load the model, then answer (method, kwargs) requests until told to stop."""
-    try:
-        model = load_model_file(path, options)
-        conn.send(("ok", describe_model(model)))
-    except BaseException as exc:  # report anything, including SystemExit from the model file
-        conn.send(("error", f"loading failed: {_short_error(exc)}"))
-        return
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request is None:
-            return
-        method, kwargs = request
-        try:
-            result = getattr(model, method)(**kwargs)
-            conn.send(("ok", result))
-        except BaseException as exc:
-            conn.send(("error", _short_error(exc)))
+LOAD_TIMEOUT = 300.0  # default seconds to import the file and call load_model (--load-timeout)
+RESULT_DTYPES = ("<f4", "<f8")  # float32, float64: what a model may return
+MAX_HEADER_BYTES = 1 << 20  # of the child's JSON answer
+MAX_ARRAY_BYTES = 1 << 28  # of the child's result array
+INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at")
 
 
 @dataclass
 class CallResult:
-    """The outcome of one model call: ok with a value, or failed with a one-line reason."""
+    """The outcome of one model call: ok with an array, or failed with a one-line reason."""
 
     ok: bool
     value: Any = None
@@ -103,85 +46,154 @@ class CallResult:
     seconds: float = 0.0
 
 
+def _one_line(text: Any) -> str:
+    """A reason from the model process as one printable line of at most 300 characters."""
+    if not isinstance(text, str):
+        return "the model process sent a malformed reason"
+    line = " ".join(text.split())
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _checked_info(info: Any) -> dict[str, Any]:
+    """The model's description from the child, with exactly the expected keys and types."""
+    if not isinstance(info, dict) or any(type(info.get(flag)) is not bool for flag in INFO_FLAGS):
+        raise ValueError("the model description is malformed")
+    n_parameters = info.get("n_parameters")
+    if n_parameters is not None and type(n_parameters) is not int:
+        raise ValueError("the model's parameter count is not an integer")
+    return {**{flag: info[flag] for flag in INFO_FLAGS}, "n_parameters": n_parameters}
+
+
+def _result_array(method: str, frames: list) -> np.ndarray:
+    """The one array of a call's answer, float32 or float64; ValueError with the reason otherwise."""
+    if len(frames) != 1:
+        raise ValueError(f"{method} answered with {len(frames)} arrays instead of one")
+    entry, payload = frames[0]
+    dtype = entry.get("dtype") if isinstance(entry, dict) else None
+    if dtype not in RESULT_DTYPES:
+        try:
+            name = np.dtype(dtype).name if isinstance(dtype, str) and len(dtype) < 8 else repr(dtype)
+        except Exception:  # not a dtype numpy knows
+            name = repr(dtype)
+        raise ValueError(f"{method} returned {name} values: return floats (float32 or float64)")
+    return array_from_frame(entry, payload, RESULT_DTYPES).copy()
+
+
 class ModelRunner:
     """A model file loaded in a subprocess; `call` runs one method with a timeout.
 
-    Use as a context manager. `info` describes the model (see `describe_model`); if loading
-    failed, `load_error` holds the reason and every call fails with it.
+    Use as a context manager. `info` describes the model (see `musicbench.model_child.describe_model`);
+    if loading failed, `load_error` holds the reason and every call fails with it. `hide_paths` and
+    `scratch_dir` are passed to the model process for its confinement.
     """
 
-    def __init__(self, path: str | os.PathLike, options: dict[str, Any] | None = None, timeout: float = 60.0):
-        self.path, self.options, self.timeout = str(path), dict(options or {}), float(timeout)
-        self._ctx = mp.get_context("spawn")
-        self._process = None
-        self._conn = None
+    def __init__(self, path: str | os.PathLike, options: dict[str, Any] | None = None, timeout: float = 60.0,
+                 load_timeout: float = LOAD_TIMEOUT, hide_paths: Sequence[str | os.PathLike] = (),
+                 scratch_dir: str | os.PathLike | None = None):
+        self.path, self.options = os.fspath(path), dict(options or {})
+        self.timeout, self.load_timeout = float(timeout), float(load_timeout)
+        try:
+            json.dumps(self.options)
+        except (TypeError, ValueError) as exc:
+            raise MusicbenchError(f"model options must be strings or numbers: {exc}") from None
+        self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.fspath(hidden))]
+        if scratch_dir is not None:
+            self.arguments += ["--scratch", os.fspath(scratch_dir)]
+        self._process: subprocess.Popen | None = None
+        self._sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
         self.load_error = ""
         self._start()
 
     def _start(self) -> None:
-        parent, child = self._ctx.Pipe()
-        self._process = self._ctx.Process(target=_worker, args=(child, self.path, self.options), daemon=True)
-        self._process.start()
-        child.close()
-        self._conn = parent
-        status, value = self._receive(LOAD_TIMEOUT, "loading the model")
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with child:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "musicbench.model_child", "--fd", str(child.fileno()), *self.arguments],
+                stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True)
+        self._sock = parent
+        deadline = time.monotonic() + self.load_timeout
+        status, value = self._exchange({"load": self.path, "options": self.options}, None, deadline,
+                                       f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)",
+                                       "loading the model")
         if status == "ok":
-            self.info, self.load_error = value, ""
-        else:
-            self.load_error = value
-            self._stop()
+            try:
+                self.info, self.load_error = _checked_info(value.get("info")), ""
+                return
+            except ValueError as exc:
+                value = f"the model process sent a malformed answer: {exc}"
+        self.load_error = value
+        self._stop()
 
-    def _receive(self, timeout: float, what: str) -> tuple[str, Any]:
+    def _exchange(self, request: dict[str, Any], arrays: dict[str, np.ndarray] | None, deadline: float,
+                  late: str, what: str) -> tuple[str, Any]:
+        """Send a request, receive the answer: ("ok", (header, frames)) or ("error", one-line reason)."""
         try:
-            if not self._conn.poll(timeout):
-                self._stop()
-                return "error", f"timeout: {what} took longer than {timeout:g} s"
-            return self._conn.recv()
+            send_message(self._sock, request, arrays, deadline)
+            header, frames = recv_message(self._sock, MAX_HEADER_BYTES, MAX_ARRAY_BYTES, deadline)
+        except TimeoutError:
+            self._stop()
+            return "error", f"timeout: {late}"
         except (EOFError, ConnectionError, OSError):
-            self._process.join(5)
-            code = self._process.exitcode
+            code = self._wait_exit()
             self._stop()
             return "error", f"the model process died while {what} (exit code {code})"
-        except Exception as exc:  # an unpicklable result
+        except (ValueError, RecursionError) as exc:  # a malformed frame or JSON header
             self._stop()
-            return "error", f"the model's answer could not be received: {_short_error(exc)}"
+            return "error", f"the model process sent a malformed answer while {what}: {_one_line(str(exc))}"
+        if header.get("status") == "ok":
+            return "ok", {**header, "frames": frames}
+        return "error", _one_line(header.get("reason"))
+
+    def _wait_exit(self) -> int | None:
+        try:
+            return self._process.wait(5)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _stop(self) -> None:
-        if self._process is not None and self._process.is_alive():
-            self._process.kill()
-            self._process.join(5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+        if self._process is not None and self._process.poll() is None:
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)  # the model's own subprocesses too
+            except (ProcessLookupError, PermissionError):
+                self._process.kill()
+            self._wait_exit()
+        if self._sock is not None:
+            self._sock.close()
+        self._process = self._sock = None
 
     def call(self, method: str, **kwargs: Any) -> CallResult:
-        """Run ``model.method(**kwargs)`` in the subprocess; restart it first if it had died."""
+        """Run ``model.method(**kwargs)`` in the subprocess (numpy arrays travel as raw bytes, the
+        rest as JSON); restart it first if it had died."""
         if self._process is None:
             if self.load_error and not self.info:
                 return CallResult(False, reason=self.load_error)
             self._start()
             if self.load_error:
                 return CallResult(False, reason=self.load_error)
+        arrays = {name: value for name, value in kwargs.items() if isinstance(value, np.ndarray)}
+        plain = {name: value for name, value in kwargs.items() if name not in arrays}
         start = time.perf_counter()
-        try:
-            self._conn.send((method, kwargs))
-        except (BrokenPipeError, ConnectionError, OSError):
-            self._stop()
-            return CallResult(False, reason="the model process died before the call", seconds=0.0)
-        status, value = self._receive(self.timeout, f"running {method}")
+        status, value = self._exchange({"call": method, "kwargs": plain}, arrays, time.monotonic() + self.timeout,
+                                       f"running {method} took longer than {self.timeout:g} s (--timeout)",
+                                       f"running {method}")
         seconds = time.perf_counter() - start
-        return CallResult(status == "ok", value if status == "ok" else None, "" if status == "ok" else value, seconds)
+        if status != "ok":
+            return CallResult(False, reason=value, seconds=seconds)
+        try:
+            return CallResult(True, _result_array(method, value["frames"]), seconds=seconds)
+        except ValueError as exc:
+            return CallResult(False, reason=_one_line(str(exc)), seconds=seconds)
 
     def close(self) -> None:
         """Ask the subprocess to stop, then make sure it has."""
-        if self._conn is not None:
+        if self._sock is not None:
             try:
-                self._conn.send(None)
-            except (BrokenPipeError, ConnectionError, OSError):
+                send_message(self._sock, {"stop": True}, None, time.monotonic() + 5)
+            except (TimeoutError, ConnectionError, OSError):
                 pass
             if self._process is not None:
-                self._process.join(5)
+                self._wait_exit()
         self._stop()
 
     def __enter__(self) -> "ModelRunner":

@@ -192,7 +192,7 @@ def test_missing_or_corrupt_checkpoint_is_a_clear_error(bench_root, trained, tmp
 
 
 def test_model_file_takes_labels_options_and_names_unknown_instruments(bench_root, trained):
-    from musicbench.model_runner import describe_model, load_model_file
+    from musicbench.model_child import describe_model, load_model_file
 
     root, _, _ = bench_root
     item = next(DataRoot(root).iter_items("test"))

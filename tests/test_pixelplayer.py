@@ -344,7 +344,7 @@ def test_a_local_imagenet_resnet18_checkpoint_loads_into_the_visual_trunk(tmp_pa
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    from musicbench.model_runner import load_model_file
+    from musicbench.model_child import load_model_file
 
     with pytest.raises(MusicbenchError, match="train-pixelplayer"):
         load_model_file(REPO_ROOT / "baselines" / "pixelplayer.py", {"checkpoint": str(tmp_path / "none.pt")})

@@ -1,0 +1,227 @@
+"""The model process: load a user's model file and answer calls over a socket that carries data only.
+
+Run by `musicbench.model_runner.ModelRunner` as ``python -m musicbench.model_child --fd N
+[--hide PATH ...] [--scratch DIR]``. This module depends on numpy and the standard library only.
+
+Protocol (nothing on it is ever unpickled or evaluated):
+
+- The channel is the AF_UNIX socket on fd N. The process's fd 1 is pointed at fd 2 before the
+  model file is imported, so the model's prints go to stderr and never reach the channel.
+- A *frame* is an 8-byte big-endian length, then that many bytes. A *message* is one frame holding
+  a UTF-8 JSON object (the header), followed by one frame per entry of its ``"arrays"`` list, each
+  the raw C-order bytes of an array described by the entry: ``{"name": str, "dtype": str,
+  "shape": [int, ...]}``, dtype a little-endian numpy type string (``"<f4"``, ``"<f8"``, ``"|u1"``).
+- Harness → child: ``{"load": path, "options": {...}}`` first; then ``{"call": method, "kwargs":
+  {...}, "arrays": [...]}`` per call, the arrays being keyword arguments too (mixture float32,
+  frames uint8; points come as JSON pairs and are passed on as ``(x, y)`` tuples); ``{"stop":
+  true}`` or end of file ends the process.
+- Child → harness: ``{"status": "ok", "info": {...}}`` (`describe_model`) after loading,
+  ``{"status": "ok", "arrays": [one entry]}`` with the result array after a call, or
+  ``{"status": "error", "reason": one line}`` for either.
+
+The harness trusts none of the child's answer: it caps frame sizes, accepts float32 and float64
+arrays only (other dtypes are refused with a reason), checks the byte count against dtype and
+shape, and rebuilds the array with `numpy.frombuffer`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import socket
+import struct
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FRAME_LENGTH = struct.Struct(">Q")
+INPUT_DTYPES = ("<f4", "<f8", "|u1")  # what the harness sends: mixture float32, frames uint8
+
+
+class ModelFileError(Exception):
+    """The model file is missing, not Python, or defines no load_model."""
+
+
+def load_model_file(path: str | os.PathLike, options: dict[str, Any] | None = None) -> Any:
+    """Import a model file and return ``load_model(**options)`` (in the calling process)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    name = "musicbench_user_model_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelFileError(f"model file {str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "load_model", None)):
+        raise ModelFileError(f"model file {str(path)!r} defines no load_model(**options) function")
+    return module.load_model(**(options or {}))
+
+
+def describe_model(model: Any) -> dict[str, Any]:
+    """What the harness needs to know of a loaded model: methods, labels, torch parameter count."""
+    n_parameters = None
+    for candidate in (model, getattr(model, "net", None), getattr(model, "module", None)):
+        parameters = getattr(candidate, "parameters", None)
+        if callable(parameters):
+            try:
+                n_parameters = int(sum(p.numel() for p in parameters()))
+                break
+            except Exception:  # not torch-like
+                pass
+    return {
+        "uses_labels": bool(getattr(model, "uses_labels", False)),
+        "has_separate": callable(getattr(model, "separate", None)),
+        "has_localize": callable(getattr(model, "localize", None)),
+        "has_separate_at": callable(getattr(model, "separate_at", None)),
+        "n_parameters": n_parameters,
+    }
+
+
+def short_error(exc: BaseException) -> str:
+    """One line: the exception's type, the first line of its message and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}{where}"
+
+
+def _remaining(deadline: float | None) -> float | None:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("deadline passed")
+    return left
+
+
+def recv_frame(sock: socket.socket, max_bytes: int, deadline: float | None = None) -> bytearray:
+    """One frame's payload; EOFError if the peer closed, ValueError if it is over `max_bytes`,
+    TimeoutError once `deadline` (a `time.monotonic` value) passes."""
+    length = FRAME_LENGTH.unpack(_recv_exact(sock, FRAME_LENGTH.size, deadline))[0]
+    if length > max_bytes:
+        raise ValueError(f"a frame of {length} bytes, over the limit of {max_bytes}")
+    return _recv_exact(sock, length, deadline)
+
+
+def _recv_exact(sock: socket.socket, n_bytes: int, deadline: float | None) -> bytearray:
+    buffer = bytearray(n_bytes)
+    view, received = memoryview(buffer), 0
+    while received < n_bytes:
+        sock.settimeout(_remaining(deadline))
+        count = sock.recv_into(view[received:], n_bytes - received)
+        if count == 0:
+            raise EOFError("the peer closed the channel")
+        received += count
+    return buffer
+
+
+def send_message(sock: socket.socket, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
+                 deadline: float | None = None) -> None:
+    """Send `header` as JSON and each array as raw little-endian C-order bytes (see the module docstring)."""
+    raw = {name: np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")) for name, array in (arrays or {}).items()}
+    header = {**header, "arrays": [{"name": name, "dtype": array.dtype.str, "shape": list(array.shape)}
+                                   for name, array in raw.items()]}
+    payloads = [json.dumps(header).encode()] + [memoryview(array.reshape(-1).view(np.uint8)) for array in raw.values()]
+    for payload in payloads:
+        sock.settimeout(_remaining(deadline))
+        sock.sendall(FRAME_LENGTH.pack(len(payload)))
+        sock.settimeout(_remaining(deadline))
+        sock.sendall(payload)
+
+
+def recv_message(sock: socket.socket, max_header_bytes: int, max_array_bytes: int,
+                 deadline: float | None = None) -> tuple[dict[str, Any], list[tuple[Any, bytearray]]]:
+    """A message: its JSON header and (array entry, raw bytes) pairs. Raises ValueError on a
+    malformed header; the arrays are not decoded (see `array_from_frame`)."""
+    header = json.loads(recv_frame(sock, max_header_bytes, deadline))
+    if not isinstance(header, dict) or not isinstance(header.get("arrays", []), list):
+        raise ValueError("the header is not a JSON object with a list of arrays")
+    entries = header.get("arrays", [])
+    if len(entries) > 16:
+        raise ValueError(f"{len(entries)} arrays in one message")
+    return header, [(entry, recv_frame(sock, max_array_bytes, deadline)) for entry in entries]
+
+
+def array_from_frame(entry: Any, payload: bytearray, dtypes: tuple[str, ...]) -> np.ndarray:
+    """The array an entry ``{"dtype", "shape"}`` and its bytes describe; ValueError unless the dtype
+    is one of `dtypes` and the byte count matches the shape."""
+    if not isinstance(entry, dict) or entry.get("dtype") not in dtypes:
+        raise ValueError(f"dtype {entry.get('dtype') if isinstance(entry, dict) else None!r} is not one of {dtypes}")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or len(shape) > 8 or not all(type(n) is int and n >= 0 for n in shape):
+        raise ValueError(f"shape {shape!r} is not a list of at most 8 non-negative integers")
+    dtype = np.dtype(entry["dtype"])
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(payload):
+        raise ValueError(f"{len(payload)} bytes do not hold an array of shape {tuple(shape)} and dtype {dtype}")
+    return np.frombuffer(payload, dtype=dtype).reshape(shape)
+
+
+def _result_array(method: str, result: Any) -> tuple[np.ndarray | None, str]:
+    """The model's result as a numeric array, or (None, why not)."""
+    try:
+        array = np.asarray(result)
+    except Exception as exc:
+        return None, f"{method} returned {type(result).__name__}, not an array of numbers ({short_error(exc)})"
+    if array.dtype.kind not in "biuf":
+        return None, f"{method} returned {type(result).__name__}, not an array of numbers (dtype {array.dtype})"
+    return array, ""
+
+
+def _answer_calls(sock: socket.socket, model: Any) -> None:
+    while True:
+        try:
+            header, frames = recv_message(sock, 1 << 24, 1 << 40)
+        except EOFError:
+            return
+        if header.get("stop"):
+            return
+        method, kwargs = header["call"], dict(header.get("kwargs", {}))
+        kwargs.update({entry["name"]: array_from_frame(entry, payload, INPUT_DTYPES) for entry, payload in frames})
+        if "points" in kwargs:
+            kwargs["points"] = [tuple(point) for point in kwargs["points"]]
+        try:
+            array, reason = _result_array(method, getattr(model, method)(**kwargs))
+        except BaseException as exc:  # report anything, including SystemExit from the model
+            array, reason = None, short_error(exc)
+        if array is None:
+            send_message(sock, {"status": "error", "reason": reason})
+        else:
+            send_message(sock, {"status": "ok"}, {"result": array})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve one model file on the socket ``--fd`` until the harness stops it."""
+    parser = argparse.ArgumentParser(prog="musicbench.model_child")
+    parser.add_argument("--fd", type=int, required=True, help="the protocol socket's file descriptor")
+    parser.add_argument("--hide", action="append", default=[], help="a path the model must not see (repeatable)")
+    parser.add_argument("--scratch", default=None, help="the one folder the model may write to")
+    args = parser.parse_args(argv)
+    os.dup2(2, 1)  # the model's prints go to stderr; the protocol has its own socket
+    sock = socket.socket(fileno=args.fd)
+    # CONFINEMENT (issue 14): musicbench.confine's confine(hide_paths=args.hide, scratch_dir=args.scratch)
+    # is called here, after the channel is open and before anything of the model is read or imported.
+    try:
+        request, _ = recv_message(sock, 1 << 24, 0)
+    except EOFError:
+        return
+    try:
+        model = load_model_file(request["load"], request.get("options"))
+        info = describe_model(model)
+    except BaseException as exc:  # report anything, including SystemExit from the model file
+        send_message(sock, {"status": "error", "reason": f"loading failed: {short_error(exc)}"})
+        return
+    send_message(sock, {"status": "ok", "info": info})
+    _answer_calls(sock, model)
+
+
+if __name__ == "__main__":
+    main()
