@@ -4,11 +4,12 @@ Two steps, each a plain function:
 
 1. `run_inference` builds every item of a split from the benchmark definition
    (``<root>/mixtures/mixtures.parquet``: mixture = sum of gain * clip, the model never sees a
-   reference) and runs the model isolated in a subprocess (`musicbench.model_runner`), writing
-   ``estimates/<item_id>.npy`` (float32 ``(n_sources, n_samples)``), ``heatmaps/<item_id>.npy``
-   (float32 ``(n_sources, h, w)``, if the model localizes) and ``inference.parquet`` (status and
-   reason per item). A model that raises, hangs, dies or returns NaN/inf, the wrong shape or a
-   silent source gets that item recorded as failed with the reason; the run goes on.
+   reference) and runs the model isolated in a subprocess that can hand back only float arrays
+   (`musicbench.model_runner`), writing ``estimates/<item_id>.npy`` (float32 ``(n_sources,
+   n_samples)``), ``heatmaps/<item_id>.npy`` (float32 ``(n_sources, h, w)``, if the model
+   localizes) and ``inference.parquet`` (status and reason per item). A model that raises, hangs,
+   dies or returns NaN/inf, integers, the wrong shape or a silent source gets that item recorded as
+   failed with the reason; the run goes on.
 2. `score_run` scores the estimates with `musicbench.metrics` (cached by estimate hash, item and
    metric version, so re-scoring is free and anyone can re-score a submission of estimates) and
    writes ``items.parquet``, ``summary.json`` and ``provenance.json``.
@@ -136,11 +137,10 @@ def run_inference(
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
-    `timeout` bounds each call of the model, `load_timeout` the import of its file and ``load_model``
-    (seconds; the model process is killed after either).
     The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
-    oracle always has). Returns the inference table: item_id, track, status (ok | failed), reason,
-    seconds, localized.
+    oracle always has). `timeout` bounds each call of the model, `load_timeout` the import of its
+    file and ``load_model`` (seconds; the model process is killed after either). Returns the
+    inference table: item_id, track, status (ok | failed), reason, seconds, localized.
     """
     if oracle is not None and oracle not in ORACLES:
         raise MusicbenchError(f"unknown oracle {oracle!r}: choose one of {', '.join(ORACLES)}")
