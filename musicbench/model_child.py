@@ -30,6 +30,7 @@ import argparse
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import socket
 import struct
@@ -124,13 +125,21 @@ def _recv_exact(sock: socket.socket, n_bytes: int, deadline: float | None) -> by
     return buffer
 
 
+def _plain_scalar(value: Any) -> Any:
+    """A numpy scalar (e.g. a sample rate read from a table) as the Python number JSON can write."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} cannot be sent to the model process")
+
+
 def send_message(sock: socket.socket, header: dict[str, Any], arrays: dict[str, np.ndarray] | None = None,
                  deadline: float | None = None) -> None:
     """Send `header` as JSON and each array as raw little-endian C-order bytes (see the module docstring)."""
     raw = {name: np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")) for name, array in (arrays or {}).items()}
     header = {**header, "arrays": [{"name": name, "dtype": array.dtype.str, "shape": list(array.shape)}
                                    for name, array in raw.items()]}
-    payloads = [json.dumps(header).encode()] + [memoryview(array.reshape(-1).view(np.uint8)) for array in raw.values()]
+    payloads = [json.dumps(header, default=_plain_scalar).encode()]
+    payloads += [memoryview(array.reshape(-1).view(np.uint8)) for array in raw.values()]
     for payload in payloads:
         sock.settimeout(_remaining(deadline))
         sock.sendall(FRAME_LENGTH.pack(len(payload)))
@@ -160,7 +169,7 @@ def array_from_frame(entry: Any, payload: bytearray, dtypes: tuple[str, ...]) ->
     if not isinstance(shape, list) or len(shape) > 8 or not all(type(n) is int and n >= 0 for n in shape):
         raise ValueError(f"shape {shape!r} is not a list of at most 8 non-negative integers")
     dtype = np.dtype(entry["dtype"])
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(payload):
+    if math.prod(shape) * dtype.itemsize != len(payload):
         raise ValueError(f"{len(payload)} bytes do not hold an array of shape {tuple(shape)} and dtype {dtype}")
     return np.frombuffer(payload, dtype=dtype).reshape(shape)
 
