@@ -76,6 +76,17 @@ def bench(tmp_path: Path) -> dict[str, Path]:
             "model": model, "scratch": tmp_path / "scratch"}
 
 
+def disk_of(path: Path) -> str:
+    """The device node of the block device holding ``path`` (e.g. /dev/vda), or /dev/null where there is none."""
+    dev = os.stat(path).st_dev
+    try:
+        uevent = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/uevent").read_text()
+    except OSError:
+        return "/dev/null"
+    names = [line.split("=", 1)[1] for line in uevent.splitlines() if line.startswith("DEVNAME=")]
+    return f"/dev/{names[0]}" if names and os.path.exists(f"/dev/{names[0]}") else "/dev/null"
+
+
 def confine_args(bench: dict[str, Path]) -> dict:
     return {"hidden": [str(bench["data"]), str(bench["runs"]), str(bench["cache"])], "scratch": str(bench["scratch"])}
 
@@ -145,6 +156,7 @@ def test_the_model_cannot_undo_its_confinement_or_reach_other_processes(bench):
         attempt("see_parent", lambda: os.path.exists("/proc/{os.getpid()}"))
         attempt("signal_parent", lambda: os.kill({os.getpid()}, signal.SIGTERM))
         attempt("parent_root", lambda: os.listdir("/proc/1/root" + {str(bench['data'])!r}))
+        attempt("read_disk", lambda: open({disk_of(bench['data'])!r}, "rb").read(4096).hex())
     """, confine_args(bench))
 
     assert report["confined"], report["detail"]
@@ -153,6 +165,8 @@ def test_the_model_cannot_undo_its_confinement_or_reach_other_processes(bench):
     assert report["pid"] == [True, 1]
     assert report["see_parent"] == [True, False]
     assert report["parent_root"] == [True, []]  # pid 1 is the model itself
+    if disk_of(bench["data"]) != "/dev/null":  # a filesystem on a block device: its raw bytes hold the references
+        assert not report["read_disk"][0], "the raw disk under the data root is readable"
 
 
 @needs_namespaces
