@@ -107,14 +107,18 @@ def _hide_files(libc: ctypes.CDLL, files: list[str], scratch: str) -> None:
 
 
 def _make_read_only(libc: ctypes.CDLL, scratch: str) -> None:
-    """Remount every mount read-only except ``scratch`` and ``/proc`` (replaced by a fresh one later)."""
+    """Remount every mount read-only except ``scratch`` and ``/proc`` (replaced by a fresh one later).
+
+    A mount point this process cannot reach (another user's FUSE mount, a folder it may not enter) is
+    left alone: the model, with the same credentials, cannot reach it either.
+    """
     for point in _mount_points():
         if _is_under(point, "/proc") or point == scratch:
             continue
         try:
             flags = os.statvfs(point).f_flag
-        except OSError as exc:
-            raise _Refused(f"statvfs {point} failed: {exc.strerror}") from None
+        except OSError:
+            continue
         if not flags & MS_RDONLY:
             _mount(libc, None, point, None, MS_BIND | MS_REMOUNT | MS_RDONLY | flags & KEPT_MOUNT_FLAGS)
 
