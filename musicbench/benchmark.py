@@ -58,7 +58,8 @@ PROCESSED_DIR = "processed"
 AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
 INDEX_NAME, REJECTS_NAME = "videos.parquet", "rejects.parquet"
 
-SPLITS_RELPATH = "splits/splits.csv"
+SPLITS_DIR = "splits"
+SPLITS_RELPATH = f"{SPLITS_DIR}/splits.csv"
 MIXTURES_DIR = "mixtures"
 MIXTURES_NAME, DUETS_NAME, DEFINITION_NAME = "mixtures.parquet", "duets.parquet", "benchmark.json"
 SCORE_CACHE_DIR = "score_cache"
@@ -171,6 +172,10 @@ class DataRoot:
     @property
     def score_cache_dir(self) -> Path:
         return self.root / SCORE_CACHE_DIR
+
+    def layout_paths(self) -> list[Path]:
+        """Every top-level folder of the layout: what a model under test must never see."""
+        return [self.root / name for name in (SYNTH_DIR, MUSIC_DIR, PROCESSED_DIR, SPLITS_DIR, MIXTURES_DIR, SCORE_CACHE_DIR)]
 
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""

@@ -307,6 +307,8 @@ def evaluate(
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format "
                                "(e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
+    no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging; "
+                                    "provenance and the board say so)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.config import data_root, load_params
@@ -320,8 +322,7 @@ def evaluate(
     out_dir = out or Path("runs") / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
-                             oracle=oracle, name=name, jobs=jobs,
-                             boxes_file=boxes,
+                             oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, confine=not no_confine,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
 
@@ -336,6 +337,7 @@ def validate_model_command(
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per call"),
     load_timeout: float = typer.Option(300.0, "--load-timeout", help="seconds allowed for importing the model file "
                                        "and load_model"),
+    no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging)"),
 ) -> None:
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
@@ -345,7 +347,7 @@ def validate_model_command(
 
     loaded = load_params(params)
     checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
-                                    _parse_options(option), timeout, load_timeout)
+                                    _parse_options(option), timeout, load_timeout, confine=not no_confine)
     table = Table(title=f"validate-model {model.name} on {source}")
     for column in ("check", "result", "detail"):
         table.add_column(column)

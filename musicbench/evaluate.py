@@ -133,7 +133,7 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
 def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
-    load_timeout: float = LOAD_TIMEOUT,
+    load_timeout: float = LOAD_TIMEOUT, confine: bool = True, hide: tuple[str | os.PathLike, ...] = (),
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
@@ -141,13 +141,21 @@ def run_inference(
     oracle always has). `timeout` bounds each call of the model, `load_timeout` the import of its
     file and ``load_model`` (seconds; the model process is killed after either). Returns the
     inference table: item_id, track, status (ok | failed), reason, seconds, localized.
+
+    The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or `out_dir`
+    alone when the model file lies in that parent) and the `hide` paths, and writes only to a scratch
+    folder (`musicbench.confine`); `confine=False` (``--no-confine``) runs it unconfined. model.json
+    records ``confined`` and ``confinement`` (what was done, or why not).
     """
     if oracle is not None and oracle not in ORACLES:
         raise MusicbenchError(f"unknown oracle {oracle!r}: choose one of {', '.join(ORACLES)}")
     out_dir = ensure_writable_dir(out_dir)
     records, info = [], {"uses_labels": False, "has_separate": True, "has_localize": False,
-                         "has_separate_at": True, "n_parameters": None}
-    runner = None if oracle else ModelRunner(model_path, options, timeout, load_timeout)
+                         "has_separate_at": True, "n_parameters": None, "confined": None,
+                         "confinement": "oracle: no model code runs"}
+    runner = None if oracle else ModelRunner(model_path, options, timeout, load_timeout,
+                                             hide_paths=_hidden_from_model(model_path, root, out_dir, hide),
+                                             confine=confine)
     try:
         if runner is not None:
             if runner.load_error:
@@ -203,6 +211,15 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
             _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
             record["localized"] = True
     return {**record, "status": "ok", "reason": "", "seconds": seconds}
+
+
+def _hidden_from_model(model_path: str | os.PathLike, root: str | os.PathLike, out_dir: Path,
+                       extra: tuple[str | os.PathLike, ...]) -> list[Path]:
+    """What the model process must not see: the data root's folders, the runs folder (or the run folder
+    alone when the model file lies in the runs folder) and `extra` (e.g. a score cache elsewhere)."""
+    model_dir, runs_dir = Path(model_path).resolve().parent, out_dir.resolve().parent
+    runs = out_dir.resolve() if runs_dir == model_dir or runs_dir in model_dir.parents else runs_dir
+    return [*DataRoot(root).layout_paths(), runs, *map(Path, extra)]
 
 
 def _cache_key(*parts: str) -> str:
@@ -425,6 +442,7 @@ def provenance(
         "model_file": None if model_path is None else os.fspath(model_path),
         "model_sha256": None if model_path is None else sha256_file(model_path),
         "uses_labels": bool(info.get("uses_labels", False)), "n_parameters": info.get("n_parameters"),
+        "confined": info.get("confined"), "confinement": info.get("confinement"),
         "wall_seconds": wall_seconds, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -439,17 +457,18 @@ def evaluate(
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
-    load_timeout: float = LOAD_TIMEOUT,
+    load_timeout: float = LOAD_TIMEOUT, confine: bool = True,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
-    docstring); returns the summary."""
+    docstring); returns the summary. `confine=False` runs the model process unconfined
+    (``--no-confine``; provenance says so)."""
     start = time.perf_counter()
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
     run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle,
-                  load_timeout=load_timeout)
+                  load_timeout=load_timeout, confine=confine, hide=() if cache_dir is None else (cache_dir,))
     items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)
     info = json.loads((Path(out_dir) / "model.json").read_text())

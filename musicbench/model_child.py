@@ -213,11 +213,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fd", type=int, required=True, help="the protocol socket's file descriptor")
     parser.add_argument("--hide", action="append", default=[], help="a path the model must not see (repeatable)")
     parser.add_argument("--scratch", default=None, help="the one folder the model may write to")
+    parser.add_argument("--no-confine", action="store_true", help="run the model unconfined (debugging)")
     args = parser.parse_args(argv)
     os.dup2(2, 1)  # the model's prints go to stderr; the protocol has its own socket
     sock = socket.socket(fileno=args.fd)
-    # CONFINEMENT (issue 14): musicbench.confine's confine(hide_paths=args.hide, scratch_dir=args.scratch)
-    # is called here, after the channel is open and before anything of the model is read or imported.
+    # Confinement comes first, and its outcome is sent before anything of the model is read or imported,
+    # so no model code can change what the harness records about it.
+    from musicbench.confine import confine
+
+    if args.scratch is None:
+        confined, detail = False, "unconfined: no scratch folder given"
+    else:
+        outcome = confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
+        confined, detail = outcome.confined, outcome.detail
+    send_message(sock, {"status": "ok", "confined": confined, "confinement": detail})
     try:
         request, _ = recv_message(sock, 1 << 24, 0)
     except EOFError:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +66,14 @@ def _checked_info(info: Any) -> dict[str, Any]:
     return {**{flag: info[flag] for flag in INFO_FLAGS}, "n_parameters": n_parameters}
 
 
+def _checked_confinement(header: dict[str, Any]) -> dict[str, Any]:
+    """The child's confinement report (sent before the model is imported): ``confined``, ``confinement``."""
+    confined, detail = header.get("confined"), header.get("confinement")
+    if type(confined) is not bool or not isinstance(detail, str):
+        raise ValueError("the confinement report is malformed")
+    return {"confined": confined, "confinement": _one_line(detail)}
+
+
 def _result_array(method: str, frames: list) -> np.ndarray:
     """The one array of a call's answer, float32 or float64; ValueError with the reason otherwise."""
     if len(frames) != 1:
@@ -82,23 +92,27 @@ def _result_array(method: str, frames: list) -> np.ndarray:
 class ModelRunner:
     """A model file loaded in a subprocess; `call` runs one method with a timeout.
 
-    Use as a context manager. `info` describes the model (see `musicbench.model_child.describe_model`);
-    if loading failed, `load_error` holds the reason and every call fails with it. `hide_paths` and
-    `scratch_dir` are passed to the model process for its confinement.
+    Use as a context manager. `info` describes the model (see `musicbench.model_child.describe_model`)
+    and how its process was confined (``confined``, ``confinement``: `musicbench.confine`); if loading
+    failed, `load_error` holds the reason and every call fails with it. The model process sees nothing
+    of `hide_paths` and may write only to `scratch_dir` (default: a private temporary folder, removed by
+    `close`); `confine=False` runs it unconfined (``--no-confine``, recorded as such).
     """
 
     def __init__(self, path: str | os.PathLike, options: dict[str, Any] | None = None, timeout: float = 60.0,
                  load_timeout: float = LOAD_TIMEOUT, hide_paths: Sequence[str | os.PathLike] = (),
-                 scratch_dir: str | os.PathLike | None = None):
+                 scratch_dir: str | os.PathLike | None = None, confine: bool = True):
         self.path, self.options = os.fspath(path), dict(options or {})
         self.timeout, self.load_timeout = float(timeout), float(load_timeout)
         try:
             json.dumps(self.options)
         except (TypeError, ValueError) as exc:
             raise MusicbenchError(f"model options must be strings or numbers: {exc}") from None
-        self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.fspath(hidden))]
-        if scratch_dir is not None:
-            self.arguments += ["--scratch", os.fspath(scratch_dir)]
+        self.path = os.path.abspath(self.path)  # the model process starts in its scratch folder
+        self.own_scratch = None if scratch_dir is not None else tempfile.mkdtemp(prefix="musicbench-model-")
+        scratch = os.fspath(scratch_dir) if scratch_dir is not None else self.own_scratch
+        self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.path.abspath(hidden))]
+        self.arguments += ["--scratch", scratch] + ([] if confine else ["--no-confine"])
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
@@ -113,23 +127,32 @@ class ModelRunner:
                 stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True)
         self._sock = parent
         deadline = time.monotonic() + self.load_timeout
-        status, value = self._exchange({"load": self.path, "options": self.options}, None, deadline,
-                                       f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)",
-                                       "loading the model")
+        late = f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)"
+        status, value = self._exchange(None, None, deadline, late, "confining the model process")
         if status == "ok":
             try:
-                self.info, self.load_error = _checked_info(value.get("info")), ""
+                confinement = _checked_confinement(value)
+            except ValueError as exc:
+                status, value = "error", f"the model process sent a malformed answer: {exc}"
+        if status == "ok":
+            status, value = self._exchange({"load": self.path, "options": self.options}, None, deadline, late,
+                                           "loading the model")
+        if status == "ok":
+            try:
+                self.info, self.load_error = {**_checked_info(value.get("info")), **confinement}, ""
                 return
             except ValueError as exc:
                 value = f"the model process sent a malformed answer: {exc}"
         self.load_error = value
         self._stop()
 
-    def _exchange(self, request: dict[str, Any], arrays: dict[str, np.ndarray] | None, deadline: float,
+    def _exchange(self, request: dict[str, Any] | None, arrays: dict[str, np.ndarray] | None, deadline: float,
                   late: str, what: str) -> tuple[str, Any]:
-        """Send a request, receive the answer: ("ok", (header, frames)) or ("error", one-line reason)."""
+        """Send a request (None: nothing), receive the answer: ("ok", header with its "frames") or
+        ("error", one-line reason)."""
         try:
-            send_message(self._sock, request, arrays, deadline)
+            if request is not None:
+                send_message(self._sock, request, arrays, deadline)
             header, frames = recv_message(self._sock, MAX_HEADER_BYTES, MAX_ARRAY_BYTES, deadline)
         except TimeoutError:
             self._stop()
@@ -195,6 +218,9 @@ class ModelRunner:
             if self._process is not None:
                 self._wait_exit()
         self._stop()
+        if self.own_scratch is not None:
+            shutil.rmtree(self.own_scratch, ignore_errors=True)
+            self.own_scratch = None
 
     def __enter__(self) -> "ModelRunner":
         return self

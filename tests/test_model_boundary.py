@@ -3,11 +3,15 @@ harness. Nothing the model returns is unpickled or run in the harness; only floa
 
 from __future__ import annotations
 
+import json
+import shutil
 import textwrap
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
 from tests.conftest import run_cli
 
@@ -154,3 +158,62 @@ def test_a_hanging_load_is_killed_after_the_load_timeout(bench_root, tmp_path):
     assert "loading the model took longer than 2 s (--load-timeout)" in result.stderr
     check = run_cli("validate-model", model, "--root", tmp_path, "--load-timeout", "2", timeout=60)
     assert check.returncode == 1 and "(--load-timeout)" in " ".join(check.stdout.split())
+
+
+# a model that tries, on every item, to read the references, change the benchmark, another run and a
+# processed file; it answers honestly only where every attempt failed
+SNOOPING_MODEL = textwrap.dedent('''
+    import os
+
+    class Model:
+        def __init__(self, root, other_run):
+            self.root, self.other_run = root, other_run
+
+        def separate(self, mixture, frames, sample_rate):
+            reached = []
+            attempts = {
+                "read mixtures.parquet": lambda: open(os.path.join(self.root, "mixtures", "mixtures.parquet"), "rb").read(),
+                "list the benchmark": lambda: os.listdir(os.path.join(self.root, "mixtures")) or (_ for _ in ()).throw(OSError("empty")),
+                "write the data root": lambda: open(os.path.join(self.root, "mixtures", "benchmark.json"), "w").write("{}"),
+                "write another run": lambda: open(os.path.join(self.other_run, "summary.json"), "w").write("{}"),
+                "delete a processed file": lambda: os.remove(os.path.join(self.root, "processed", "videos.parquet")),
+            }
+            for what, attempt in attempts.items():
+                try:
+                    attempt()
+                    reached.append(what)
+                except OSError:
+                    pass
+            if reached:
+                raise RuntimeError("reached the benchmark: " + ", ".join(reached))
+            return [mixture / frames.shape[0]] * frames.shape[0]
+
+    def load_model(root, other_run, device="cpu"):
+        return Model(root, other_run)
+''')
+
+
+def test_a_confined_model_cannot_read_or_change_the_benchmark_or_other_runs(bench_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(bench_root[0], root, ignore=shutil.ignore_patterns("score_cache"))
+    runs = tmp_path / "runs"
+    (runs / "other").mkdir(parents=True)
+    (runs / "other" / "summary.json").write_text('{"name": "other"}')
+    before = {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    model = tmp_path / "snoop.py"
+    model.write_text(SNOOPING_MODEL)
+    options = {"root": str(root), "other_run": str(runs / "other")}
+    summary = evaluate(model, root, runs / "snoop", device="cpu", options=options, limit=2, timeout=120)
+    provenance = json.loads((runs / "snoop" / "provenance.json").read_text())
+    assert provenance["confined"] is True, provenance["confinement"]
+    assert summary["n_scored"] == summary["n_items"] == 2, summary["excluded_reasons"]
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and "score_cache" not in p.parts} == before
+    assert (runs / "other" / "summary.json").read_text() == '{"name": "other"}'
+
+    # the same model unconfined (--no-confine) reaches everything, so the attempts above are real: it
+    # overwrites benchmark.json, and the harness then refuses to publish a summary for that data root
+    with pytest.raises(MusicbenchError, match="no benchmark definition"):
+        evaluate(model, root, runs / "snoop-unconfined", device="cpu", options=options, limit=1, timeout=120, confine=False)
+    assert (root / "mixtures" / "benchmark.json").read_text() == "{}"
+    assert (runs / "other" / "summary.json").read_text() == "{}"
+    assert json.loads((runs / "snoop-unconfined" / "model.json").read_text())["confinement"] == "unconfined: --no-confine"
