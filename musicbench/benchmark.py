@@ -298,7 +298,7 @@ class DataRoot:
                 path, sha = getattr(row, f"{kind}_path"), getattr(row, f"{kind}_sha256")
                 if (path, sha) != (video[f"{kind}_path"], video[f"{kind}_sha256"]):
                     raise MusicbenchError(f"item {row.item_id}: {path} differs between the mixture table and the index "
-                                          f"{str(self.index_path)!r}; run `musicbench mixtures`")
+                                          f"{str(self.index_path)!r}; {VALIDATE_HINT}, then `musicbench mixtures`")
                 expected[path] = sha
             ground_truth += [row.stems_path, row.boxes_path] if track == "duets" else [video.get("boxes_path") or ""]
         ground_truth = sorted({path for path in ground_truth if path})
@@ -317,10 +317,10 @@ class DataRoot:
         """Check that mixtures.parquet and duets.parquet still give the version of benchmark.json."""
         from musicbench.mixtures import benchmark_version
 
+        version = self.version()
         identities = tuple(_file_identity(path) for path in (self.definition_path, self.mixtures_path, self.duets_path))
         if None not in identities and identities in _VERIFIED_HASHES:
             return
-        version = self.version()
         recomputed = benchmark_version(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
         if recomputed != version:
             raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give benchmark version {recomputed}, "
@@ -380,7 +380,7 @@ _VERIFIED_HASHES: dict[tuple, str] = {}  # file identity → sha256; identities 
 
 
 def _file_identity(path: Path) -> tuple[int, ...] | None:
-    """(device, inode, size, mtime, ctime) of a file changed more than 2 s ago, None if changed since.
+    """(device, inode, size, mtime, ctime) of a file changed more than 2 s ago; None if changed since or missing.
 
     Any write, rename or metadata change moves the inode change time (``st_ctime_ns``), which the
     kernel alone sets, so a replaced or rewritten file gets another identity; a file changed within
@@ -389,7 +389,7 @@ def _file_identity(path: Path) -> tuple[int, ...] | None:
     try:
         stat = path.stat()
     except OSError:
-        raise MusicbenchError(f"{str(path)!r} is missing; {VALIDATE_HINT}") from None
+        return None
     if time.time_ns() - stat.st_ctime_ns < 2_000_000_000:
         return None
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
@@ -399,7 +399,10 @@ def _content_sha256(path: Path) -> str:
     """Hex SHA-256 of a file, hashed once per process while its `_file_identity` stays the same."""
     identity = _file_identity(path)
     if identity is None or identity not in _VERIFIED_HASHES:
-        sha = sha256_file(path)
+        try:
+            sha = sha256_file(path)
+        except OSError as exc:
+            raise MusicbenchError(f"cannot read {str(path)!r}: {exc.strerror}; {VALIDATE_HINT}") from None
         if identity is not None:
             _VERIFIED_HASHES[identity] = sha
         return sha
