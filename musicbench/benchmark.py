@@ -9,13 +9,19 @@ and nowhere else (mirdata's one path resolver)::
     processed/videos.parquet, processed/rejects.parquet                   the index and the rejects
     splits/splits.csv                                                      train/val/test per video
     mixtures/{mixtures,duets}.parquet, mixtures/benchmark.json             the benchmark definition
-    score_cache/<sha256>.json                                              metric results by content hash
+    mixtures/ground_truth.json                                             SHA-256 of the stems and boxes it uses
+    score_cache/<sha256>.json, score_cache/.secret                         signed metric results by content hash
 
 Paths stored in manifests and tables are relative to the data root, as POSIX strings (the
 ``*_relpath`` functions); `DataRoot` turns them into paths that never leave the root.
 
 `DataRoot.iter_items` builds the benchmark items (`EvalItem`) that evaluation, validation during
 training and the leaderboard's demo pages all read: a model never sees anything else.
+`DataRoot.verify_items` checks, once before a run reads them, every file those items are built from:
+the mixture tables against the benchmark version, the processed audio and frames against the
+index's SHA-256 (and the tables' own hash columns), MUSIC-Synth stems and boxes against
+``mixtures/ground_truth.json``. Hashes are the one record of a file's content that the index and the
+benchmark version already name: nothing of ``processed/`` or the version changes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import read_parquet, resolve_in_root
+from musicbench.fsutil import atomic_write_text, read_parquet, resolve_in_root, sha256_file
 
 if TYPE_CHECKING:
     from musicbench.annotations import BoxAnnotations
@@ -62,7 +69,9 @@ SPLITS_DIR = "splits"
 SPLITS_RELPATH = f"{SPLITS_DIR}/splits.csv"
 MIXTURES_DIR = "mixtures"
 MIXTURES_NAME, DUETS_NAME, DEFINITION_NAME = "mixtures.parquet", "duets.parquet", "benchmark.json"
-SCORE_CACHE_DIR = "score_cache"
+GROUND_TRUTH_NAME = "ground_truth.json"
+VALIDATE_HINT = "run `musicbench validate`"
+SCORE_CACHE_DIR, SCORE_CACHE_SECRET_NAME = "score_cache", ".secret"
 
 INDEX_COLUMNS: tuple[str, ...] = (
     "video_id", "kind", "instruments", "n_sources", "subset", "source", "split",
@@ -170,6 +179,11 @@ class DataRoot:
         return self.mixtures_dir / DEFINITION_NAME
 
     @property
+    def ground_truth_path(self) -> Path:
+        """``<root>/mixtures/ground_truth.json``: SHA-256 of every stems FLAC and boxes JSON the items read."""
+        return self.mixtures_dir / GROUND_TRUTH_NAME
+
+    @property
     def score_cache_dir(self) -> Path:
         return self.root / SCORE_CACHE_DIR
 
@@ -206,14 +220,9 @@ class DataRoot:
         if track == "duets":
             yield from self._iter_duet_items(split, limit)
             return
-        table = read_mixtures(self.mixtures_path)
-        table = table[table["split"] == split].sort_values(["item_id", "source_index"])
-        if table.empty:
-            raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
+        table = self._mixture_rows(split, limit)
         index = self.read_index().set_index("video_id", drop=False)
-        for n, (item_id, rows) in enumerate(table.groupby("item_id", sort=True)):
-            if limit is not None and n >= limit:
-                return
+        for item_id, rows in table.groupby("item_id", sort=True):
             references, frames, boxes = [], [], []
             for row in rows.itertuples(index=False):
                 video = index.loc[row.video_id]
@@ -228,12 +237,9 @@ class DataRoot:
                            references_array, np.stack(frames), rate, boxes)
 
     def _iter_duet_items(self, split: str, limit: int | None) -> Iterator[EvalItem]:
-        table = read_mixtures(self.duets_path, DUET_COLUMNS)
-        table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
+        table = self._duet_rows(split, limit)
         index = self.read_index().set_index("video_id", drop=False)
-        for n, row in enumerate(table.sort_values("item_id").itertuples(index=False)):
-            if limit is not None and n >= limit:
-                return
+        for row in table.itertuples(index=False):
             stems, rate = self._read_clip(row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
             references = np.ascontiguousarray(stems.T, dtype=np.float32)
             boxes = self._player_boxes(index.loc[row.video_id], row.boxes_path, int(row.start_frame) + int(row.n_frames) // 2)
@@ -245,6 +251,113 @@ class DataRoot:
             points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in boxes]
             yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
                            references, frames, rate, boxes, "duets", points)
+
+    def read_verified_items(self, split: str, limit: int | None = None, tracks: Sequence[str] = ("mixtures",),
+                            annotations: BoxAnnotations | None = None) -> list[EvalItem]:
+        """The items of `split` on `tracks`, each track's files checked first (`verify_items`)."""
+        items: list[EvalItem] = []
+        for track in tracks:
+            self.verify_items(split, limit, track)
+            items += self.iter_items(split, limit, track, annotations)
+        return items
+
+    def _mixture_rows(self, split: str, limit: int | None) -> pd.DataFrame:
+        """The mixture-table rows of the first `limit` items of `split`, by item and source."""
+        table = read_mixtures(self.mixtures_path)
+        table = table[table["split"] == split].sort_values(["item_id", "source_index"])
+        if table.empty:
+            raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
+        if limit is not None:
+            table = table[table["item_id"].isin(table["item_id"].drop_duplicates().iloc[:max(limit, 0)])]
+        return table
+
+    def _duet_rows(self, split: str, limit: int | None) -> pd.DataFrame:
+        """The duet-table rows of the first `limit` duet items of `split` that have stems and boxes."""
+        table = read_mixtures(self.duets_path, DUET_COLUMNS)
+        table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
+        return table.sort_values("item_id").iloc[:None if limit is None else max(limit, 0)]
+
+    # -------------------------------------------------------------------------------- verified reads
+
+    def verify_items(self, split: str = "test", limit: int | None = None, track: str = "mixtures") -> None:
+        """Check every file that `iter_items(split, limit, track)` reads, once, before it reads them.
+
+        The mixture tables must give the benchmark version of benchmark.json; the processed audio
+        and frames of each item must have the SHA-256 of the index, which the tables' own hash
+        columns must name too; stems and boxes (MUSIC-Synth) the SHA-256 in ground_truth.json.
+        Raises MusicbenchError ``<file> ...; run `musicbench validate``` on the first mismatch.
+        """
+        if track not in TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        self.verify_definition()
+        rows = self._mixture_rows(split, limit) if track == "mixtures" else self._duet_rows(split, limit)
+        index = self.read_index().set_index("video_id", drop=False)
+        expected: dict[str, str] = {}
+        ground_truth: list[str] = []
+        for row in rows.itertuples(index=False):
+            if row.video_id not in index.index:
+                raise MusicbenchError(f"video {row.video_id} of item {row.item_id} is not in the index {str(self.index_path)!r}; "
+                                      "run `musicbench mixtures`")
+            video = index.loc[row.video_id]
+            for kind in ("audio", "frames"):
+                path, sha = getattr(row, f"{kind}_path"), getattr(row, f"{kind}_sha256")
+                if (path, sha) != (video[f"{kind}_path"], video[f"{kind}_sha256"]):
+                    raise MusicbenchError(f"item {row.item_id}: {path} differs between the mixture table and the index "
+                                          f"{str(self.index_path)!r}; {VALIDATE_HINT}, then `musicbench mixtures`")
+                expected[path] = sha
+            ground_truth += [row.stems_path, row.boxes_path] if track == "duets" else [video.get("boxes_path") or ""]
+        ground_truth = sorted({path for path in ground_truth if path})
+        if ground_truth:
+            recorded = self.read_ground_truth()
+            for path in ground_truth:
+                if path not in recorded:
+                    raise MusicbenchError(f"{path} has no hash in {str(self.ground_truth_path)!r}; run `musicbench mixtures`")
+                expected[path] = recorded[path]
+        for path, sha in sorted(expected.items()):
+            if _content_sha256(self.resolve(path)) != sha:
+                raise MusicbenchError(f"{str(self.resolve(path))!r} is not the file the benchmark was built on "
+                                      f"(sha256 differs); {VALIDATE_HINT}")
+
+    def verify_definition(self) -> None:
+        """Check that mixtures.parquet and duets.parquet still give the version of benchmark.json."""
+        from musicbench.mixtures import benchmark_version
+
+        version = self.version()
+        identities = tuple(_file_identity(path) for path in (self.definition_path, self.mixtures_path, self.duets_path))
+        if None not in identities and identities in _VERIFIED_HASHES:
+            return
+        recomputed = benchmark_version(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
+        if recomputed != version:
+            raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give benchmark version {recomputed}, "
+                                  f"benchmark.json says {version}; {VALIDATE_HINT}, then `musicbench mixtures`")
+        if None not in identities:
+            _VERIFIED_HASHES[identities] = version
+
+    def ground_truth_hashes(self, mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, str]:
+        """``{relative path: sha256}`` of every stems FLAC and boxes JSON the items of these tables read."""
+        index = self.read_index().set_index("video_id", drop=False)
+        used = index.loc[index["video_id"].isin(set(mixtures["video_id"]) | set(duets["video_id"]))]
+        paths = set(used["stems_path"].fillna("")) | set(used["boxes_path"].fillna(""))
+        paths |= set(duets["stems_path"]) | set(duets["boxes_path"])
+        return {path: sha256_file(self.resolve(path)) for path in sorted(paths) if path}
+
+    def write_ground_truth(self, mixtures: pd.DataFrame, duets: pd.DataFrame, version: str) -> None:
+        """Write ``mixtures/ground_truth.json``: the benchmark version and `ground_truth_hashes`."""
+        doc = {"benchmark_version": version, "sha256": self.ground_truth_hashes(mixtures, duets)}
+        atomic_write_text(self.ground_truth_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+    def read_ground_truth(self) -> dict[str, str]:
+        """``{relative path: sha256}`` from ground_truth.json, refused unless written for this benchmark version."""
+        path = self.ground_truth_path
+        try:
+            doc = json.loads(path.read_text())
+            hashes, version = doc["sha256"], doc["benchmark_version"]
+        except (OSError, KeyError, TypeError, json.JSONDecodeError):
+            raise MusicbenchError(f"no stems/boxes hashes at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
+        if version != self.version() or not isinstance(hashes, dict):
+            raise MusicbenchError(f"{str(path)!r} was written for benchmark version {version}, not {self.version()}; "
+                                  "run `musicbench mixtures`")
+        return hashes
 
     def _read_clip(self, path: str, start: int, n_samples: int, item_id: str) -> tuple[np.ndarray, int]:
         """``(n_samples,)`` or ``(n_samples, channels)`` float32 from an audio file, checked for truncation."""
@@ -266,6 +379,39 @@ class DataRoot:
         index = int(np.clip(round(_video_time(video, centre_frame) * doc["fps"]), 0, len(doc["boxes"][0]) - 1))
         frame_size = (int(video["frame_width"]), int(video["frame_height"]))
         return [frame_box(player[index], (doc["width"], doc["height"]), frame_size) for player in doc["boxes"]]
+
+
+_VERIFIED_HASHES: dict[tuple, str] = {}  # file identity → sha256; identities of the definition's files → version
+
+
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """(device, inode, size, mtime, ctime) of a file changed more than 2 s ago; None if changed since or missing.
+
+    Any write, rename or metadata change moves the inode change time (``st_ctime_ns``), which the
+    kernel alone sets, so a replaced or rewritten file gets another identity; a file changed within
+    the last 2 s gets none (the kernel's clock ticks coarser than a write).
+    """
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    if time.time_ns() - stat.st_ctime_ns < 2_000_000_000:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _content_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, hashed once per process while its `_file_identity` stays the same."""
+    identity = _file_identity(path)
+    if identity is None or identity not in _VERIFIED_HASHES:
+        try:
+            sha = sha256_file(path)
+        except OSError as exc:
+            raise MusicbenchError(f"cannot read {str(path)!r}: {exc.strerror}; {VALIDATE_HINT}") from None
+        if identity is not None:
+            _VERIFIED_HASHES[identity] = sha
+        return sha
+    return _VERIFIED_HASHES[identity]
 
 
 # ------------------------------------------------------------------------------------ tables

@@ -10,9 +10,13 @@ Two steps, each a plain function:
    localizes) and ``inference.parquet`` (status and reason per item). A model that raises, hangs,
    dies or returns NaN/inf, integers, the wrong shape or a silent source gets that item recorded as
    failed with the reason; the run goes on.
-2. `score_run` scores the estimates with `musicbench.metrics` (cached by estimate hash, item and
-   metric version, so re-scoring is free and anyone can re-score a submission of estimates) and
-   writes ``items.parquet``, ``summary.json`` and ``provenance.json``.
+2. `score_run` scores the estimates with `musicbench.metrics` (cached by estimate hash, item,
+   metric version and metric code hash in signed entries, so re-scoring is free, a tampered entry
+   is recomputed, and anyone can re-score a submission of estimates) and writes ``items.parquet``,
+   ``summary.json`` and ``provenance.json``.
+
+Both steps check every benchmark file the items are built from before reading it
+(`DataRoot.verify_items`): a changed or truncated one stops the run.
 
 Oracles (`oracle_estimates`): the ideal binary and ratio masks on the Sound of Pixels STFT
 (window 1022, hop 256) are produced like any model's estimates: the ceilings of the board. The
@@ -22,14 +26,19 @@ mixture oracle is the floor: the mixture as every estimate (NSDR 0) and the cent
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import importlib.metadata
+import inspect
 import json
 import os
 import platform
+import secrets
 import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.annotations import load_dsol_boxes
-from musicbench.benchmark import DataRoot, EvalItem
+from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, TRACKS, DataRoot, EvalItem
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
@@ -163,10 +172,7 @@ def run_inference(
             info = runner.info
             if not info["has_separate"]:
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
-        data = DataRoot(root)
-        items = list(data.iter_items(split, limit))
-        if info["has_separate_at"]:
-            items += list(data.iter_items(split, limit, track="duets"))
+        items = DataRoot(root).read_verified_items(split, limit, TRACKS if info["has_separate_at"] else ("mixtures",))
         with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
             for item in items:
                 records.append(_infer_item(item, runner, info, oracle, out_dir))
@@ -226,16 +232,58 @@ def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
-def _cached(cache_dir: Path, key: str, compute) -> dict[str, Any]:
-    path = cache_dir / f"{key}.json"
-    if path.is_file():
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            pass  # a damaged cache entry is recomputed
-    value = compute()
-    atomic_write_text(path, json.dumps(value, sort_keys=True))
-    return value
+@functools.cache
+def metric_code_hash() -> str:
+    """Hex SHA-256 of the code that computes a score: every musicbench/metrics/*.py and `score_item`'s source."""
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).resolve().parent / "metrics").glob("*.py")):
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
+    digest.update(inspect.getsource(score_item).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ScoreCache:
+    """The score cache: ``<key>.json`` entries, each signed (HMAC-SHA256 over its key and value) with
+    the folder's secret key file ``.secret``; an entry that fails the check is recomputed."""
+
+    directory: Path
+    secret: bytes
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> ScoreCache:
+        """The cache in `directory` (created if needed), with its secret key (created once, mode 0600)."""
+        directory = ensure_writable_dir(directory)
+        key_path = directory / SCORE_CACHE_SECRET_NAME
+        if not key_path.is_file():
+            tmp = directory / f".secret.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, key_path)  # the first writer's key wins; never a half-written one
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return cls(directory, key_path.read_bytes().strip())
+
+    def _signature(self, key: str, value: Any) -> str:
+        return hmac.new(self.secret, json.dumps([key, value], sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+    def get(self, key: str, compute) -> dict[str, Any]:
+        """The cached value of `key` if its entry is intact, else ``compute()``, stored signed."""
+        path = self.directory / f"{key}.json"
+        if path.is_file():
+            try:
+                entry = json.loads(path.read_text())
+                if hmac.compare_digest(str(entry["hmac"]), self._signature(key, entry["value"])):
+                    return entry["value"]
+            except (OSError, ValueError, TypeError, KeyError):
+                pass  # a damaged or tampered entry is recomputed
+        value = compute()
+        atomic_write_text(path, json.dumps({"key": key, "value": value, "hmac": self._signature(key, value)}, sort_keys=True))
+        return value
 
 
 def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | None, floor_sdr: np.ndarray) -> dict[str, list]:
@@ -259,7 +307,7 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
     return scores
 
 
-def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: Path, version: str) -> list[dict[str, Any]]:
+def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str) -> list[dict[str, Any]]:
     """The items.parquet rows (one per source) of one item; uses and fills the score cache."""
     base = {"item_id": item.item_id, "track": item.track, "split": item.split}
     if status is None or status["status"] != "ok":
@@ -269,11 +317,12 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
         estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
         heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
         heat_hash = sha256_file(heatmaps_path) if heatmaps_path.is_file() else "-"
-        floor = _cached(cache, _cache_key("floor", version, item.item_id, METRIC_VERSION),
-                        lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
-        key = _cache_key("scores", version, item.item_id, METRIC_VERSION, sha256_file(estimates_path), heat_hash)
+        code = metric_code_hash()
+        floor = cache.get(_cache_key("floor", version, item.item_id, METRIC_VERSION, code),
+                          lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
+        key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, sha256_file(estimates_path), heat_hash)
         try:
-            scores = _cached(cache, key, lambda: score_item(
+            scores = cache.get(key, lambda: score_item(
                 item, np.load(estimates_path), np.load(heatmaps_path) if heatmaps_path.is_file() else None,
                 np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
@@ -299,14 +348,16 @@ def score_run(
     in DSOL's format (`musicbench.annotations.load_dsol_boxes`); its hash joins the cache key.
 
     Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
-    items get rows when the run has inference records for them. Scores are cached in `cache_dir`
-    (default ``<root>/score_cache``) by (estimate file hash, heatmap file hash, item, benchmark
-    version, metric version); mixture floors by (item, benchmark version, metric version).
+    items get rows when the run has inference records for them. Every benchmark file the items are
+    built from is checked first (`DataRoot.verify_items`). Scores are cached in `cache_dir` (default
+    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item, benchmark
+    version, metric version, `metric_code_hash`); mixture floors by (item, benchmark version, metric
+    version, metric code hash).
     `jobs` > 1 scores items in that many processes (one BLAS thread each).
     """
     out_dir, root = Path(out_dir), Path(root)
     data = DataRoot(root)
-    cache = ensure_writable_dir(cache_dir or data.score_cache_dir)
+    cache = ScoreCache.open(cache_dir or data.score_cache_dir)
     version = data.version()
     inference = read_parquet(out_dir / "inference.parquet", ("item_id", "status", "reason", "seconds"), "inference table",
                              "run the model first (`musicbench evaluate`)")
@@ -315,9 +366,7 @@ def score_run(
     status = {row["item_id"]: row for row in inference.to_dict("records")}
     annotations = load_dsol_boxes(boxes_file) if boxes_file else None
     version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
-    items = list(data.iter_items(split, limit, annotations=annotations))
-    if (inference["track"] == "duets").any():
-        items += list(data.iter_items(split, limit, track="duets"))
+    items = data.read_verified_items(split, limit, TRACKS if (inference["track"] == "duets").any() else ("mixtures",), annotations)
     tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items)) as advance:

@@ -16,6 +16,7 @@ Files (under ``<root>/mixtures/``)::
     mixtures.parquet   one row per (item, source): MIXTURE_COLUMNS, sorted by item and source
     duets.parquet      duet videos of val/test (natural two-player mixtures): one clip each
     benchmark.json     the benchmark version and counts
+    ground_truth.json  SHA-256 of the MUSIC-Synth stems and boxes the items read (`DataRoot.verify_items`)
 
 The benchmark version is the SHA-256 of the canonical CSV of the mixture table, which names the
 content hash (sha256 of the processed audio and frame files) of every clip it uses: two users with
@@ -243,4 +244,6 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, 
     splits = read_stage_splits(root)
     mixtures = build_mixtures(index, splits, data.root, config)
     duets = build_duet_items(index, splits, data.root, config)
-    return write_benchmark(mixtures, duets, data.mixtures_dir, config)
+    summary = write_benchmark(mixtures, duets, data.mixtures_dir, config)
+    data.write_ground_truth(mixtures, duets, summary["benchmark_version"])
+    return summary

@@ -174,18 +174,27 @@ def item_media(run: Run, item: EvalItem, media: Path, media_href: str, track: st
 
 
 class _ItemCache:
-    """Benchmark items loaded once (`DataRoot.iter_items`) for every demo page; none where the data
-    root cannot provide them."""
+    """Benchmark items loaded once for every demo page, their files checked first
+    (`DataRoot.verify_items`; `problems` holds the failed checks by split and track: no demo page
+    is written then); none where the data root cannot provide them."""
 
     def __init__(self, root: Path, wanted: int):
-        self.data, self.wanted, self.loaded = DataRoot(root), wanted, {}
+        self.data, self.wanted = DataRoot(root), wanted
+        self.loaded: dict[tuple[str, str], list[EvalItem]] = {}
+        self.problems: dict[tuple[str, str], str] = {}
 
     def get(self, split: str, track: str) -> list[EvalItem]:
         if (split, track) not in self.loaded:
+            self.loaded[(split, track)] = []
+            try:
+                self.data.verify_items(split, self.wanted, track)
+            except MusicbenchError as exc:
+                self.problems[(split, track)] = str(exc)
+                return []
             try:
                 self.loaded[(split, track)] = list(self.data.iter_items(split, self.wanted, track=track))
             except (MusicbenchError, OSError):
-                self.loaded[(split, track)] = []
+                pass
         return self.loaded[(split, track)]
 
 
@@ -198,7 +207,11 @@ def write_demo(run: Run, row: Row, cache: _ItemCache, demo_dir: Path, slug: str,
     for track in TRACKS:
         if track == "duets" and (run.items is None or not (run.items["track"] == "duets").any()):
             continue
-        for item in cache.get(run.split, track):
+        benchmark_items = cache.get(run.split, track)
+        if (run.split, track) in cache.problems:
+            row.demo_note = f"demo pages skipped: {cache.problems[(run.split, track)]}"
+            return None
+        for item in benchmark_items:
             if len(items[track]) >= n_items:
                 break
             demo_item = item_media(run, item, media, slug, track)
