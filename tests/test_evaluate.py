@@ -123,7 +123,9 @@ def test_every_model_failure_is_recorded_and_the_run_goes_on(bench_root, tmp_pat
     model = tmp_path / "flaky.py"
     model.write_text(FLAKY_MODEL)
     out = tmp_path / "run"
-    summary = evaluate(model, root, out, device="cpu", options={"counter": str(tmp_path / "calls")}, timeout=3.0,
+    # the counter lives in the model's scratch folder (its working directory, kept across restarts):
+    # the one place a confined model may write
+    summary = evaluate(model, root, out, device="cpu", options={"counter": "calls"}, timeout=3.0,
                        limit=len(EXPECTED_REASONS))
     inference = pd.read_parquet(out / "inference.parquet")
     assert list(inference["status"]) == ["ok" if not r else "failed" for r in EXPECTED_REASONS]
