@@ -27,7 +27,7 @@ def _ranking(table: Table) -> list[str]:
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
     for row in table.rows:
-        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), kind_text(row)]
+        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), md_escape(kind_text(row))]
         for key, _ in BOARD_METRICS:
             block = row.metrics.get(key)
             cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
@@ -35,7 +35,7 @@ def _ranking(table: Table) -> list[str]:
             cells.append(fmt((row.localization or {}).get(key), 3))
         for key, _ in DUET_METRICS:
             cells.append("n/a" if row.duets is None else fmt_block(row.duets.get(key)))
-        cells += [md_escape(comparison_text(row.test)), f"{row.n_scored}/{row.n_items}"]
+        cells += [md_escape(comparison_text(row.test)), md_escape(f"{row.n_scored}/{row.n_items}")]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
