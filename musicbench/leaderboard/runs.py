@@ -2,7 +2,8 @@
 
 A run folder is written by `musicbench.evaluate.evaluate`: ``summary.json``, ``provenance.json``,
 ``items.parquet``, ``estimates/<item_id>.npy`` and, for methods that localize, ``heatmaps/<item_id>.npy``.
-Every string read from it is untrusted.
+Everything read from it is untrusted: summary.json and provenance.json pass their schema (`SUMMARY`,
+`PROVENANCE`: types, finite numbers, known keys only) before the board reads them, or the folder is skipped.
 """
 
 from __future__ import annotations
