@@ -297,7 +297,8 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="val or test"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
-    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME)"),
+    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME); an existing run there is refused"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the run at --out, once the new run is complete"),
     option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
     oracle: str = typer.Option(None, "--oracle", help="ibm or irm (ideal-mask ceilings) or mixture (the floor) instead of a model"),
     timeout: float = typer.Option(60.0, "--timeout", help="seconds allowed per item before the model is killed"),
@@ -322,7 +323,8 @@ def evaluate(
     out_dir = out or Path("runs") / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
-                             oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, confine=not no_confine,
+                             oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
+                             confine=not no_confine,
                              seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
     _print_summary(summary, out_dir)
 

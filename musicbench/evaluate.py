@@ -35,9 +35,12 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -501,30 +504,71 @@ def run_name(model_path: str | os.PathLike | None, oracle: str | None) -> str:
     return f"oracle-{oracle}" if oracle else Path(model_path).stem
 
 
+def check_run_folder(out_dir: str | os.PathLike, overwrite: bool) -> Path:
+    """`out_dir` as an absolute path; raises MusicbenchError if it holds anything (an earlier run)
+    and `overwrite` is False, or if it is not a folder."""
+    out_dir = Path(os.path.abspath(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MusicbenchError(f"run folder {str(out_dir)!r} exists and is not a folder; choose another --out")
+    if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise MusicbenchError(f"run folder {str(out_dir)!r} already holds a run; pass --overwrite to replace it "
+                              "(the old run is kept until the new one is complete) or choose another --out")
+    return out_dir
+
+
+@contextmanager
+def staged_run_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `out_dir`, ``.<name>.tmp-<pid>`` (the board skips
+    dot-folders); on success rename it onto `out_dir`, replacing what was there only then; on
+    failure delete it and leave `out_dir` as it was."""
+    ensure_writable_dir(out_dir.parent)
+    work_dir = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    shutil.rmtree(work_dir, ignore_errors=True)  # left by a killed run that had this process id
+    work_dir.mkdir()
+    try:
+        yield work_dir
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    old_dir = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+    if out_dir.exists():
+        os.rename(out_dir, old_dir)
+    os.rename(work_dir, out_dir)
+    shutil.rmtree(old_dir, ignore_errors=True)
+
+
 def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
-    load_timeout: float = LOAD_TIMEOUT, confine: bool = True,
+    load_timeout: float = LOAD_TIMEOUT, overwrite: bool = False, confine: bool = True,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
     docstring); returns the summary. `confine=False` runs the model process unconfined
-    (``--no-confine``; provenance says so)."""
+    (``--no-confine``; provenance says so).
+
+    The run is written under a temporary folder beside `out_dir` (`staged_run_folder`) and renamed
+    onto it when complete. An existing run at `out_dir` is refused unless `overwrite`; with it, the
+    old run (estimates, heatmaps, everything) is replaced only once the new one is complete."""
     start = time.perf_counter()
+    out_dir = check_run_folder(out_dir, overwrite)
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
-    run_inference(model_path, root, out_dir, split=split, options=options, timeout=timeout, limit=limit, oracle=oracle,
-                  load_timeout=load_timeout, confine=confine, hide=() if cache_dir is None else (cache_dir,))
-    items = score_run(out_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
-    summary = summarize(items, seed)
-    info = json.loads((Path(out_dir) / "model.json").read_text())
-    summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
-                    "uses_labels": bool(info.get("uses_labels", False))})
-    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
-    prov = provenance(root, model_path, name=name, split=split, seed=seed, device=device, options=options, info=info,
-                      wall_seconds=time.perf_counter() - start, oracle=oracle)
-    atomic_write_text(Path(out_dir) / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
+    with staged_run_folder(out_dir) as work_dir:
+        run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,
+                      oracle=oracle, load_timeout=load_timeout, confine=confine,
+                      hide=() if cache_dir is None else (cache_dir,))
+        items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir,
+                          boxes_file=boxes_file)
+        summary = summarize(items, seed)
+        info = json.loads((work_dir / "model.json").read_text())
+        summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
+                        "uses_labels": bool(info.get("uses_labels", False))})
+        atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
+        prov = provenance(root, model_path, name=name, split=split, seed=seed, device=device, options=options,
+                          info=info, wall_seconds=time.perf_counter() - start, oracle=oracle)
+        atomic_write_text(work_dir / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return summary

@@ -242,3 +242,97 @@ def test_localization_from_dsol_annotations_for_videos_without_boxes(example_run
     broken.write_text(json.dumps({"not a frame key": {}}))
     with pytest.raises(MusicbenchError, match="frame_<sec>"):
         score_run(tmp_path / "run", copy, boxes_file=broken)
+
+
+# Splits the mixture evenly: no localize, no separate_at.
+EVEN_SPLIT_MODEL = textwrap.dedent('''
+    import numpy as np
+
+    class EvenSplit:
+        def separate(self, mixture, frames, sample_rate):
+            return np.stack([mixture / len(frames)] * len(frames)).astype(np.float32)
+
+    def load_model(device="cpu"):
+        return EvenSplit()
+''')
+# Answers its first item, then hangs: killed mid-run, it leaves a half-written run behind.
+HANGS_AFTER_ONE_MODEL = EVEN_SPLIT_MODEL.replace("    def separate(self, mixture, frames, sample_rate):\n", '''\
+    calls = 0
+
+    def separate(self, mixture, frames, sample_rate):
+        EvenSplit.calls += 1
+        if EvenSplit.calls > 1:
+            import time
+            time.sleep(600)
+''')
+
+
+def _tree(folder):
+    """Every file under `folder`: relative path → bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_rerun_into_an_existing_run_is_refused_and_overwrite_replaces_it_whole(bench_root, tmp_path):
+    """The stale-heatmaps attack: a model without localize rerun into a localizing model's folder was
+    scored on the heatmaps left there (cIoU 0.15, pointing 1.0)."""
+    root, _, _ = bench_root
+    out = tmp_path / "runs" / "mine"
+    evaluate(EXAMPLE_MODEL, root, out, device="cpu", limit=3)
+    before = _tree(out)
+    assert any(name.startswith("heatmaps/") for name in before)
+    model = tmp_path / "even_split.py"
+    model.write_text(EVEN_SPLIT_MODEL)
+    refused = run_cli("evaluate", model, "--root", root, "--out", out, "--device", "cpu", "--limit", "3")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()]
+    assert "already holds a run" in refused.stderr and "--overwrite" in refused.stderr and "--out" in refused.stderr
+    assert _tree(out) == before
+
+    summary = evaluate(model, root, out, device="cpu", limit=3, overwrite=True)
+    assert not (out / "heatmaps").exists() and "ciou" not in summary["metrics"] and summary["localization"] is None
+    assert "pointing_hit" not in summary["metrics"] and summary["duets"] is None
+    items = pd.read_parquet(out / "items.parquet")
+    assert items["ciou"].isna().all() and items["pointing_hit"].isna().all()
+    assert sorted(p.name for p in (out / "estimates").iterdir()) == sorted(f"{i}.npy" for i in items["item_id"].unique())
+    assert json.loads((out / "provenance.json").read_text())["model_file"] == str(model)
+    assert [p.name for p in out.parent.iterdir()] == ["mine"]  # no temporary folder left
+
+
+def test_a_killed_or_failed_run_keeps_the_old_run_and_the_board_skips_the_half_run(bench_root, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from musicbench.leaderboard.runs import find_runs
+
+    root, _, _ = bench_root
+    runs = tmp_path / "runs"
+    evaluate(None, root, runs / "mine", oracle="mixture", device="cpu", limit=3)
+    before = _tree(runs / "mine")
+    model = tmp_path / "hangs.py"
+    model.write_text(HANGS_AFTER_ONE_MODEL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "musicbench", "evaluate", str(model), "--root", str(root), "--out", str(runs / "mine"),
+         "--device", "cpu", "--overwrite", "--timeout", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(runs.glob(".mine.tmp-*/estimates/*.npy")):
+            assert process.poll() is None and time.monotonic() < deadline, "the hanging run never wrote an estimate"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the harness and its model process
+        process.wait()
+    assert [p.name for p in runs.glob(".mine.tmp-*")] == [f".mine.tmp-{process.pid}"]  # the half-run
+    assert _tree(runs / "mine") == before
+    found, warnings = find_runs(runs)
+    assert [run.folder for run in found] == ["mine"] and found[0].oracle == "mixture" and warnings == []
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("raise ImportError('needs a package we do not have')\n")
+    with pytest.raises(MusicbenchError, match="loading failed"):
+        evaluate(broken, root, runs / "mine", device="cpu", limit=3, overwrite=True)
+    assert _tree(runs / "mine") == before
+    assert sorted(p.name for p in runs.iterdir()) == [f".mine.tmp-{process.pid}", "mine"]  # its own folder removed

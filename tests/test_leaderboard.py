@@ -278,6 +278,83 @@ def test_best_baseline_is_label_free_when_one_exists():
     assert choose_baseline([mine], None)[0] is mine
 
 
+META = '<meta http-equiv="refresh" content="0;url=https://example.com/">'
+
+
+def _tamper(run_dir: Path, file_name: str, change) -> None:
+    """Apply `change` to the run's JSON document; the string "__INF__" is written as 1e999 (inf once parsed)."""
+    document = change(json.loads((run_dir / file_name).read_text()))
+    (run_dir / file_name).write_text(json.dumps(document).replace('"__INF__"', "1e999"))
+
+
+def _set(path: str, value):
+    def change(document):
+        *parents, last = path.split(".")
+        target = document
+        for key in parents:
+            target = target[key]
+        target[last] = value
+        return document
+    return change
+
+
+# folder → (file, change, the first problem its warning names)
+HOSTILE_RUNS = {
+    "scored_meta": ("summary.json", _set("n_scored", META), "summary.json: n_scored must be an integer ≥ 0, not a string"),
+    "items_meta": ("summary.json", _set("n_items", META), "summary.json: n_items must be an integer ≥ 0, not a string"),
+    "n_text": ("summary.json", _set("metrics.nsdr.n", "abc"), "summary.json: metrics.nsdr.n must be an integer ≥ 0, not a string"),
+    "mean_inf": ("summary.json", _set("metrics.nsdr.mean", "__INF__"),
+                 "summary.json: metrics.nsdr.mean must be a finite number, not non-finite inf"),
+    "duet_ci_inf": ("summary.json", _set("duets.metrics.nsdr.ci95", [0.5, "__INF__"]),
+                    "summary.json: duets.metrics.nsdr.ci95[1] must be a finite number, not non-finite inf"),
+    "not_an_object": ("summary.json", lambda document: [document], "summary.json: the document must be an object, not a list"),
+    "provenance_type": ("provenance.json", _set("n_parameters", META),
+                        "provenance.json: n_parameters must be an integer ≥ 0, not a string"),
+    "provenance_option_inf": ("provenance.json", _set("options.lr", "__INF__"),
+                              "provenance.json: options.lr must be a finite number, not non-finite inf"),
+}
+
+
+def test_hostile_run_folders_are_skipped_and_the_board_built_from_the_rest(board, tmp_path):
+    """Run folders are untrusted: markup in n_scored / n_items reached HTML and Markdown; "n": "abc" or
+    1e999 in a metric block crashed the whole board."""
+    _, _, runs, _ = board
+    hostile = tmp_path / "runs"
+    shutil.copytree(runs / "motion_energy", hostile / "honest")
+    for folder, (file_name, change, _) in HOSTILE_RUNS.items():
+        shutil.copytree(runs / "motion_energy", hostile / folder, ignore=shutil.ignore_patterns("estimates", "heatmaps"))
+        _tamper(hostile / folder, "summary.json", _set("name", f"hostile {folder}"))
+        _tamper(hostile / folder, file_name, change)
+    out = tmp_path / "leaderboard"
+    result = build_leaderboard(hostile, out)
+    assert [row["folder"] for table in result["tables"] for row in table["rows"]] == ["honest"]
+    for folder, (_, _, problem) in HOSTILE_RUNS.items():
+        assert f"{folder}: skipped, {problem}" in result["warnings"], folder
+    markdown, page = (out / "leaderboard.md").read_text(), (out / "index.html").read_text()
+    for text in (markdown, page):
+        assert 'http-equiv="refresh"' not in text and "example.com" not in text and "hostile" not in text
+    assert "n\\_text: skipped" in markdown and "n_text: skipped" in page  # the warnings, escaped
+
+
+def test_run_text_reaches_markdown_and_html_only_escaped(tmp_path):
+    """Past the schema too: every run value reaches Markdown through md_escape and HTML through the
+    autoescaping templates, none of which marks anything safe."""
+    from musicbench.leaderboard.board import make_board
+    from musicbench.leaderboard.markdown import render_markdown
+    from musicbench.leaderboard.pages import environment, render_index
+    from musicbench.leaderboard.runs import Run
+
+    run = Run(folder=XSS_FOLDER, path=tmp_path, summary={"n_items": META, "n_scored": META, "name": XSS, "metrics": {}},
+              provenance={"oracle": META, "device": META, "benchmark_version": META}, items=None)
+    board = make_board([run])
+    for text in (render_markdown(board), render_index(board)):
+        assert '<meta http-equiv="refresh"' not in text and "<script>alert" not in text and "<img" not in text
+    assert environment().autoescape is True
+    templates = REPO_ROOT / "musicbench" / "leaderboard" / "templates"
+    for template in templates.iterdir():
+        assert not re.search(r"\|\s*safe|autoescape\s+false|Markup", template.read_text()), template.name
+
+
 # --------------------------------------------------------------------------------- in real Chromium
 
 

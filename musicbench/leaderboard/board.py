@@ -82,6 +82,8 @@ class RunProvenance:
     options: dict[str, Any] = field(default_factory=dict)
     package_versions: dict[str, Any] = field(default_factory=dict)
     seed: Any = None
+    confined: bool | None = None  # the model process was confined (None: an oracle, or a run made before confinement)
+    confinement: str | None = None  # what confinement did, or why there was none
 
 
 @dataclass
@@ -250,6 +252,8 @@ def _provenance(run: Run) -> RunProvenance:
         model_file=str(prov["model_file"]) if prov.get("model_file") else None,
         model_sha256=str(prov["model_sha256"]) if prov.get("model_sha256") else None,
         options=prov.get("options") if isinstance(prov.get("options"), dict) else {},
+        confined=prov["confined"] if isinstance(prov.get("confined"), bool) else None,
+        confinement=str(prov["confinement"]) if prov.get("confinement") else None,
         package_versions=prov.get("package_versions") if isinstance(prov.get("package_versions"), dict) else {},
         seed=prov.get("seed"),
     )

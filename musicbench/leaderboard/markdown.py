@@ -27,7 +27,7 @@ def _ranking(table: Table) -> list[str]:
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
     for row in table.rows:
-        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), kind_text(row)]
+        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), md_escape(kind_text(row))]
         for key, _ in BOARD_METRICS:
             block = row.metrics.get(key)
             cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
@@ -35,7 +35,7 @@ def _ranking(table: Table) -> list[str]:
             cells.append(fmt((row.localization or {}).get(key), 3))
         for key, _ in DUET_METRICS:
             cells.append("n/a" if row.duets is None else fmt_block(row.duets.get(key)))
-        cells += [md_escape(comparison_text(row.test)), f"{row.n_scored}/{row.n_items}"]
+        cells += [md_escape(comparison_text(row.test)), md_escape(f"{row.n_scored}/{row.n_items}")]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 
@@ -59,7 +59,7 @@ def _provenance(table: Table) -> list[str]:
         prov = row.provenance
         out.append("| " + " | ".join([
             md_escape(row.name), md_escape(prov.benchmark_version), md_escape((prov.git_revision or "unknown")[:12]),
-            md_escape(prov.date or "unknown"), md_escape(prov.device or "unknown"),
+            md_escape(prov.date or "unknown"), md_escape((prov.device or "unknown") + (", unconfined" if prov.confined is False else "")),
             "n/a" if prov.n_parameters is None else f"{prov.n_parameters:,}",
             fmt(prov.seconds_per_item, 3)]) + " |")
     return out + [""]
