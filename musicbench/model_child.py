@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hide", action="append", default=[], help="a path the model must not see (repeatable)")
     parser.add_argument("--scratch", default=None, help="the one folder the model may write to")
     parser.add_argument("--no-confine", action="store_true", help="run the model unconfined (debugging)")
+    parser.add_argument("--cwd", default=None, help="the harness's working directory (read-only once confined)")
     args = parser.parse_args(argv)
     os.dup2(2, 1)  # the model's prints go to stderr; the protocol has its own socket
     sock = socket.socket(fileno=args.fd)
@@ -226,6 +227,11 @@ def main(argv: list[str] | None = None) -> None:
     else:
         outcome = confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
         confined, detail = outcome.confined, outcome.detail
+    if args.cwd is not None:
+        try:  # relative paths in the model's options mean what they meant to the user (read-only)
+            os.chdir(args.cwd)
+        except OSError:  # hidden from the model: it stays in its scratch folder
+            pass
     send_message(sock, {"status": "ok", "confined": confined, "confinement": detail})
     try:
         request, _ = recv_message(sock, 1 << 24, 0)

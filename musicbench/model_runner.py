@@ -112,7 +112,7 @@ class ModelRunner:
         self.own_scratch = None if scratch_dir is not None else tempfile.mkdtemp(prefix="musicbench-model-")
         scratch = os.fspath(scratch_dir) if scratch_dir is not None else self.own_scratch
         self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.path.abspath(hidden))]
-        self.arguments += ["--scratch", scratch] + ([] if confine else ["--no-confine"])
+        self.arguments += ["--scratch", scratch, "--cwd", os.getcwd()] + ([] if confine else ["--no-confine"])
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self.info: dict[str, Any] = {}

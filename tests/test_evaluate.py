@@ -30,7 +30,7 @@ FLAKY_MODEL = textwrap.dedent('''
 
     class Flaky:
         def __init__(self, counter):
-            self.counter = Path(counter)
+            self.counter = Path(os.environ.get("TMPDIR", "/tmp")) / counter
 
         def separate(self, mixture, frames, sample_rate):
             n = int(self.counter.read_text()) if self.counter.exists() else 0
@@ -123,8 +123,8 @@ def test_every_model_failure_is_recorded_and_the_run_goes_on(bench_root, tmp_pat
     model = tmp_path / "flaky.py"
     model.write_text(FLAKY_MODEL)
     out = tmp_path / "run"
-    # the counter lives in the model's scratch folder (its working directory, kept across restarts):
-    # the one place a confined model may write
+    # the counter lives in the model's scratch folder (its TMPDIR, kept across restarts): the one
+    # place a confined model may write
     summary = evaluate(model, root, out, device="cpu", options={"counter": "calls"}, timeout=3.0,
                        limit=len(EXPECTED_REASONS))
     inference = pd.read_parquet(out / "inference.parquet")
