@@ -312,7 +312,7 @@ def evaluate(
                                     "provenance and the board say so)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
-    from musicbench.config import data_root, load_params
+    from musicbench.config import data_root, load_params, statistics_seed
     from musicbench.evaluate import evaluate as run_evaluation
     from musicbench.evaluate import run_name
 
@@ -325,7 +325,7 @@ def evaluate(
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
                              confine=not no_confine,
-                             seed=int((loaded.get("evaluate") or {}).get("seed", 1234)))
+                             seed=statistics_seed(loaded))
     _print_summary(summary, out_dir)
 
 
@@ -430,10 +430,12 @@ def leaderboard(
         None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
-    from musicbench.config import data_root, load_params
+    from musicbench.config import data_root, load_params, statistics_seed
     from musicbench.leaderboard import build_leaderboard
 
-    board = build_leaderboard(runs, out, root or data_root(load_params(params)), demo_items=demo_items, baseline=baseline)
+    loaded = load_params(params)
+    board = build_leaderboard(runs, out, root or data_root(loaded), demo_items=demo_items, baseline=baseline,
+                              seed=statistics_seed(loaded))
     for warning in board["warnings"]:
         console.print(f"warning: {warning}")
     n_runs = sum(len(table["rows"]) for table in board["tables"])

@@ -62,6 +62,15 @@ def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def statistics_seed(params: Mapping[str, Any]) -> int:
+    """``evaluate.seed``: the seed of every bootstrap (summary CIs and the board's paired tests); 1234 if unset."""
+    evaluate = params.get("evaluate") or {}
+    seed = evaluate.get("seed", 1234) if isinstance(evaluate, Mapping) else None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise MusicbenchError(f"params: evaluate.seed must be an integer, not {seed!r}")
+    return seed
+
+
 def jobs_option(jobs: int | None, default: int) -> int:
     """The parallel workers of a stage: `jobs` (a ``--jobs`` option) if given, else `default` (the
     section's ``jobs``); raise MusicbenchError unless it is a positive integer."""

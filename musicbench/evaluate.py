@@ -63,8 +63,10 @@ from musicbench.metrics import (
     boxes_to_mask,
     bss_eval_sources,
     centre_prior,
+    charge_failures,
     ciou,
     ciou_success,
+    finite_or_none,
     mixture_sdr,
     pointing_game,
     scores_keeping_plus_inf,
@@ -73,6 +75,7 @@ from musicbench.metrics import (
 )
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 from musicbench.progress import progress_bar
+from musicbench.stats import video_bootstrap_ci
 from musicbench.stft import hann_window, istft, stft
 
 ITEM_COLUMNS = (
@@ -407,44 +410,46 @@ class _single_blas_thread:
                 os.environ[name] = value
 
 
-def bootstrap_ci(values: np.ndarray, seed: int, n_resamples: int = 2000, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of `values` (resampling items)."""
-    values = np.asarray(values, dtype=np.float64)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, size=(n_resamples, values.size))].mean(axis=1)
-    alpha = (1 - level) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+def metric_summary(per_item: pd.Series, item_videos: dict[str, tuple[str, ...]], seed: int) -> dict[str, Any]:
+    """One metric over a track's items (`per_item`: item_id → value; failed items already charged):
+    ``mean``, ``median`` and ``ci95`` (video bootstrap, `musicbench.stats`) when every value is
+    finite, else None (a mean over the finite values only would hide the rest); ``n`` items,
+    ``n_failed`` (charged −inf) and ``n_plus_inf`` (a perfect estimate's +inf)."""
+    values = per_item.dropna()
+    array = values.to_numpy(dtype=np.float64)
+    finite = bool(np.isfinite(array).all())
+    median = float(np.median(array)) if array.size else float("nan")
+    low, high = video_bootstrap_ci(array, [item_videos[i] for i in values.index], seed) if finite else (None, None)
+    return {"mean": float(array.mean()) if finite else None, "median": finite_or_none(median), "ci95": [low, high],
+            "n": int(array.size), "n_failed": int(np.isneginf(array).sum()), "n_plus_inf": int(np.isposinf(array).sum())}
 
 
 def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
-    """Summary of one track's rows: per metric mean, median and 95% bootstrap CI over items (each
-    item the mean of its sources), per-instrument means over sources, item counts and exclusion
-    reasons (every excluded item is counted, none is dropped silently)."""
-    scored = items[items["status"] == "ok"]
-    per_item = scored.groupby("item_id")[list(ITEM_METRICS)].mean(numeric_only=True)
+    """Summary of one track's rows. Every item counts: a failed one is charged the worst score of
+    each metric (`charge_failures`), so per metric the mean and median over all items (each item the
+    mean of its sources) with the 95% video-bootstrap CI (`metric_summary`); per-instrument means
+    over sources; item counts and failure reasons. ``complete`` is False when any item failed."""
+    charged = charge_failures(items)
+    per_item = charged.groupby("item_id")[list(ITEM_METRICS)].mean(numeric_only=True)
+    item_videos = {str(item): tuple(group["video_id"]) for item, group in charged.groupby("item_id")}
     excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
+    n_items = int(items["item_id"].nunique())
     summary: dict[str, Any] = {
-        "n_items": int(items["item_id"].nunique()), "n_scored": int(per_item.shape[0]),
-        "n_excluded": int(len(excluded)), "excluded_reasons": dict(Counter(excluded["reason"])),
+        "n_items": n_items, "n_scored": n_items - int(len(excluded)), "n_excluded": int(len(excluded)),
+        "excluded_reasons": dict(Counter(excluded["reason"])), "complete": len(excluded) == 0,
     }
-    metrics = {}
-    for name in ITEM_METRICS:
-        values = per_item[name].replace([np.inf, -np.inf], np.nan).dropna().to_numpy() if name in per_item else np.array([])
-        if values.size == 0:
-            continue
-        low, high = bootstrap_ci(values, seed)
-        metrics[name] = {"mean": float(values.mean()), "median": float(np.median(values)), "ci95": [low, high], "n": int(values.size)}
-    summary["metrics"] = metrics
-    summary["localization"] = localization_summary(scored)
-    per_instrument = scored.groupby("instrument")[list(PER_INSTRUMENT_METRICS)].mean(numeric_only=True)
-    summary["per_instrument"] = {name: {k: float(v) for k, v in row.items() if np.isfinite(v)} for name, row in per_instrument.iterrows()}
+    summary["metrics"] = {name: metric_summary(per_item[name], item_videos, seed)
+                          for name in ITEM_METRICS if name in per_item and per_item[name].notna().any()}
+    summary["localization"] = localization_summary(charged)
+    per_instrument = charged.groupby("instrument")[list(PER_INSTRUMENT_METRICS)].mean(numeric_only=True)
+    summary["per_instrument"] = {name: {k: finite_or_none(v) for k, v in row.items() if not np.isnan(v)}
+                                 for name, row in per_instrument.iterrows()}
     return summary
 
 
 def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
-    """The named localization variants over every scored source with a box (None if none):
+    """The named localization variants over every source with a box (None if none; failed items'
+    sources charged cIoU 0 and a miss by `charge_failures`):
     ``ciou_mean``, ``ciou_success@0.5`` (LVS / Senocak et al.), ``auc_success`` (thresholds
     0, 0.05, ..., 1, trapezoid), ``pointing_game`` (hit rate), and ``n`` (sources)."""
     if "ciou" not in scored or scored["ciou"].notna().sum() == 0:

@@ -5,6 +5,7 @@ built from them, DVC reading its metrics and plots, and its pages driven in head
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
@@ -130,7 +132,9 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     assert references == {"oracle-ibm", "oracle-irm", "oracle-mixture"}
     assert all(rows[name]["rank"] is None for name in references)
     assert rows["motion_energy"]["kind"] == "main" and rows["motion_energy"]["rank"] == 1
-    assert rows[XSS]["kind"] == "labels" and rows[XSS]["uses_labels"] and rows[XSS]["rank"] == 1
+    # scored on 4 of the 11 items (--limit): a chosen subset is never ranked against complete runs
+    assert rows[XSS]["kind"] == "labels" and rows[XSS]["uses_labels"] and rows[XSS]["rank"] is None
+    assert rows[XSS]["unranked"] == f"incomplete: scored 4 of the {LIMIT} items"
     assert rows[XSS]["folder"] == XSS_FOLDER
 
     # the numbers are the runs' own, with CI and median
@@ -148,12 +152,14 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     assert abs(rows["oracle-mixture"]["metrics"]["nsdr"]["mean"]) < 1e-6  # the floor
     assert set(rows["motion_energy"]["per_instrument"]) == set(written["tables"][0]["instruments"])
 
-    # significance: Wilcoxon against the best baseline (motion_energy lives in baselines/)
-    assert "Wilcoxon signed-rank" in written["significance_test"]["description"]
+    # significance: a paired video bootstrap against the best baseline (motion_energy lives in baselines/)
+    assert "paired video bootstrap" in written["significance_test"]["description"]
     assert written["tables"][0]["baseline"]["name"] == "motion_energy"
     assert rows["motion_energy"]["test"]["verdict"] == "baseline"
     ibm = rows["oracle-ibm"]["test"]
     assert ibm["n"] == LIMIT and ibm["verdict"] == "better" and ibm["p_holm"] < 0.05 and ibm["median_diff"] > 10
+    assert ibm["n_videos"] == len({v for videos in rows["oracle-ibm"]["item_videos"].values() for v in videos}) > 2
+    assert ibm["ci95"][0] <= ibm["mean_diff"] <= ibm["ci95"][1] and ibm["ci95"][0] > 0
     assert rows[XSS]["test"]["p"] is not None
 
     # prov per row
@@ -171,7 +177,8 @@ def test_markdown_escapes_run_strings(board):
     text = (out / "leaderboard.md").read_text()
     assert "<script" not in text and "<img" not in text and "<b " not in text
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in text
-    assert "Wilcoxon signed-rank" in text and "## Benchmark version `mb-0000000000000000`" in text
+    assert "p = <" not in text and ("p < 0.001" in text or "p = 0." in text)
+    assert "bootstrap over videos" in text and "## Benchmark version `mb-0000000000000000`" in text
     assert "> **Warning:**" in text
 
 
@@ -259,11 +266,78 @@ def test_rebuild_is_identical_and_demo_folders_are_guarded(board, tmp_path):
 def test_paired_test_and_holm():
     a = pd.Series([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], index=list("abcdef"))
     b = pd.Series([0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 9.0], index=list("abcdefg"))
-    result = paired_test(a, b)
-    assert result.n == 6 and result.direction == 1 and result.p == pytest.approx(0.03125)
-    assert paired_test(a, a).p == 1.0
-    assert paired_test(a, pd.Series([1.0], index=["z"])).p is None
+    videos = {item: [f"v{i % 3}", f"w{i % 4}"] for i, item in enumerate("abcdefg")}
+    result = paired_test(a, b, videos, seed=1)
+    assert result.n == 6 and result.n_videos == 7 and result.direction == 1
+    assert result.mean_diff == pytest.approx(2.25) and 0 < result.ci95[0] < 2.25 < result.ci95[1]
+    assert result.p < 0.05 and paired_test(a, b, videos, seed=1).p == result.p  # seeded: the same p every time
+    assert paired_test(a, a, videos, seed=1).p == 1.0
+    assert paired_test(a, pd.Series([1.0], index=["z"]), videos, seed=1).p is None
     assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06], abs=1e-12)
+
+
+# A label-free band split that can be told to return silence on chosen mixtures (by a hash of their
+# samples): the exploit of a board that averages over the items a model chose to score.
+SLY_MODEL = """
+import hashlib
+
+import numpy as np
+
+
+class Split:
+    def __init__(self, fail):
+        self.fail = set(fail.split(",")) if fail else set()
+
+    def separate(self, mixture, frames, sample_rate):
+        if hashlib.sha256(np.asarray(mixture, dtype=np.float32).tobytes()).hexdigest()[:16] in self.fail:
+            return np.zeros((len(frames), len(mixture)), dtype=np.float32)
+        spectrum = np.fft.rfft(mixture)
+        low = np.fft.rfftfreq(len(mixture), 1.0 / sample_rate) < 400.0
+        bands = [np.fft.irfft(spectrum * np.where(low == (k == 0), 1.0, 0.1), n=len(mixture)) for k in range(len(frames))]
+        return np.stack(bands).astype(np.float32)
+
+
+def load_model(device="cpu", fail=""):
+    return Split(fail)
+"""
+
+
+def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
+    """The same model twice: honest, and silent on its own 3 worst items. Averaged over the items it
+    scored, the sly copy would lead; charged −inf for each failure it is listed unranked below."""
+    root, _, _ = bench_root
+    model = tmp_path / "split.py"
+    model.write_text(SLY_MODEL)
+    runs = tmp_path / "runs"
+    evaluate(model, root, runs / "honest", device="cpu", limit=LIMIT, name="honest")
+    items = pd.read_parquet(runs / "honest" / "items.parquet")
+    worst = items.groupby("item_id")["nsdr"].mean().nsmallest(3).index
+    mixtures = {item.item_id: item.mixture for item in DataRoot(root).iter_items("test", LIMIT)}
+    fail = ",".join(hashlib.sha256(np.asarray(mixtures[i], dtype=np.float32).tobytes()).hexdigest()[:16] for i in worst)
+    evaluate(model, root, runs / "sly", device="cpu", limit=LIMIT, name="sly", options={"fail": fail})
+
+    sly_items = pd.read_parquet(runs / "sly" / "items.parquet")
+    failed = sly_items.loc[sly_items["status"] != "ok", "item_id"].unique()
+    assert sorted(failed) == sorted(worst)
+    scored_mean = sly_items[sly_items["status"] == "ok"].groupby("item_id")["nsdr"].mean().mean()
+    honest_mean = items.groupby("item_id")["nsdr"].mean().mean()
+    assert scored_mean > honest_mean + 0.1  # what failing would have bought under a mean over scored items
+
+    summary = json.loads((runs / "sly" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["n_excluded"] == 3
+    assert summary["metrics"]["nsdr"]["mean"] is None and summary["metrics"]["nsdr"]["n_failed"] == 3
+    assert summary["metrics"]["nsdr"]["median"] < scored_mean  # the median counts the failures too
+    hit = set(sly_items.loc[sly_items["status"] != "ok", "instrument"])  # instruments of the failed sources: −inf, not shown as a number
+    assert hit and all(summary["per_instrument"][name]["nsdr"] is None for name in hit)
+
+    board = build_leaderboard(runs, tmp_path / "board", root, demo_items=0)
+    rows = [row for row in board["tables"][0]["rows"]]
+    assert [row["name"] for row in rows] == ["honest", "sly"]
+    assert rows[0]["rank"] == 1 and rows[1]["rank"] is None
+    assert rows[1]["unranked"] == f"incomplete: 3 of {LIMIT} items failed"
+    assert rows[1]["test"]["n"] == LIMIT - 3  # the paired test uses the items both runs scored, and says how many
+    text = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert f"−∞ (3 of {LIMIT} items failed)" in text and "| unranked | sly |" in text
 
 
 def test_best_baseline_is_label_free_when_one_exists():

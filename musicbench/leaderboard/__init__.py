@@ -63,12 +63,13 @@ def _copy_assets(out_dir: Path) -> None:
 
 
 def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None,
-                      *, demo_items: int = 3, baseline: str | None = None) -> dict[str, Any]:
+                      *, demo_items: int = 3, baseline: str | None = None, seed: int = 1234) -> dict[str, Any]:
     """Gather every run under `runs_dir` and write the leaderboard under `out_dir` (see the module
     docstring for the files). `root` is the data root: it names the current benchmark version and
     provides the items' audio and frames for the demo pages (without it: no demo pages).
     `demo_items` test mixtures (and as many duets) per demo page; `baseline` names the run that the
-    significance tests compare against (default: the best musicbench baseline of each table).
+    significance tests compare against (default: the best musicbench baseline of each table); `seed`
+    seeds their bootstrap (params.yaml ``evaluate.seed``).
     Returns the board as leaderboard.json holds it (with each row's demo link)."""
     runs, warnings = find_runs(runs_dir)
     if not runs:
@@ -78,7 +79,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
                         "(run `musicbench mixtures`, or give --root).")
         root = None
-    board = make_board(runs, None if root is None else DataRoot(root).version(), baseline, warnings)
+    board = make_board(runs, None if root is None else DataRoot(root).version(), baseline, warnings, seed)
     out = ensure_writable_dir(out_dir)
     _copy_assets(out)
     write_demos(board, runs, root, out, demo_items)

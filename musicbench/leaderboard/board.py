@@ -2,8 +2,11 @@
 
 Runs are ranked together only when they share the benchmark version, the split and the metric version:
 each such group is a `Table`. Reference rows (oracles) are shown, never ranked; methods that read the
-instrument labels are ranked in their own track. Every row is compared with its table's baseline by
-`musicbench.leaderboard.stats.paired_test`, the p-values Holm-adjusted per table.
+instrument labels are ranked in their own track. Only complete runs are ranked: a run with a failed
+item, or one that scored fewer items than the table's others (``--limit``), is listed below the ranked
+rows with what is missing, so that failing on chosen items can never raise a rank. Every row is
+compared with its table's baseline by `musicbench.leaderboard.stats.paired_test` (a video bootstrap),
+the p-values Holm-adjusted per table.
 """
 
 from __future__ import annotations
@@ -22,12 +25,12 @@ from musicbench.leaderboard.stats import (
     ALPHA,
     SIGNIFICANCE_TEST,
     PairedTest,
-    finite_values,
     holm,
+    item_videos,
     paired_test,
     per_item_values,
 )
-from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, finite_or_none
+from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
 
 BOARD_SCHEMA = 1
 KINDS = ("main", "labels", "reference")
@@ -45,12 +48,25 @@ LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
 
 @dataclass
 class MetricBlock:
-    """One metric of a run over its scored items: mean, median, 95% bootstrap CI ``[low, high]`` and n items."""
+    """One metric of a run over its items: mean, median, 95% video-bootstrap CI ``[low, high]``, n items,
+    n_failed (charged −inf: the mean is then −inf, stored as None) and n_plus_inf (items at +inf: the
+    mean is then +inf, stored as None)."""
 
     mean: float | None
     median: float | None
     ci95: list[float | None]
     n: int
+    n_failed: int = 0
+    n_plus_inf: int = 0
+
+    @property
+    def headline(self) -> float:
+        """The mean as a number to rank by: −inf with a failed item, +inf with an infinite item, NaN if unknown."""
+        if self.n_failed:
+            return float("-inf")
+        if self.n_plus_inf:
+            return float("inf")
+        return float("nan") if self.mean is None else self.mean
 
 
 @dataclass(kw_only=True)
@@ -84,13 +100,16 @@ class RunProvenance:
     seed: Any = None
     confined: bool | None = None  # the model process was confined (None: an oracle, or a run made before confinement)
     confinement: str | None = None  # what confinement did, or why there was none
+    frames_fingerprint: str | None = None  # the model inputs' frames (`DataRoot.frames_fingerprint`), None for older runs
 
 
 @dataclass
 class Row:
     """One run on the board. `metrics` and `duets` map metric names to blocks (None: not scored),
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
-    `rank` and `test` are set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
+    `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
+    `rank`, `unranked` (why a complete-looking row has no rank: failed or missing items) and `test` are
+    set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
 
     name: str
     folder: str
@@ -109,6 +128,9 @@ class Row:
     excluded_reasons: dict[str, Any] = field(default_factory=dict)
     per_instrument: dict[str, dict[str, float]] = field(default_factory=dict)
     per_item_nsdr: dict[str, float] = field(default_factory=dict)
+    item_videos: dict[str, list[str]] = field(default_factory=dict)
+    unranked: str = ""
+    frames_differ: bool = False
     test: Comparison | None = None
     provenance: RunProvenance = field(default_factory=RunProvenance)
     problems: list[str] = field(default_factory=list)
@@ -117,8 +139,9 @@ class Row:
 
     @property
     def nsdr_mean(self) -> float | None:
+        """The headline: mean NSDR over all items (−inf when an item failed), None when not scored."""
         block = self.metrics.get("nsdr")
-        return None if block is None else block.mean
+        return None if block is None or np.isnan(block.headline) else block.headline
 
 
 @dataclass
@@ -155,7 +178,7 @@ class Board:
     schema: int = BOARD_SCHEMA
     title: str = "musicbench leaderboard"
     significance_test: dict[str, Any] = field(default_factory=lambda: {
-        "description": SIGNIFICANCE_TEST, "alpha": ALPHA, "test": "wilcoxon signed-rank", "correction": "holm",
+        "description": SIGNIFICANCE_TEST, "alpha": ALPHA, "test": "paired video bootstrap", "correction": "holm",
         "metric": "nsdr", "track": "mixtures"})
 
     def to_json(self) -> dict[str, Any]:
@@ -185,12 +208,16 @@ def json_text(value: Any) -> str:
 
 
 def _metric_block(values: Any) -> MetricBlock | None:
-    if not isinstance(values, dict) or finite_or_none(values.get("mean")) is None:
+    if not isinstance(values, dict):
+        return None
+    n_failed, n_plus_inf = int(values.get("n_failed") or 0), int(values.get("n_plus_inf") or 0)
+    if finite_or_none(values.get("mean")) is None and not (n_failed or n_plus_inf):
         return None
     ci = values.get("ci95") if isinstance(values.get("ci95"), (list, tuple)) else [None, None]
     ci = (list(ci) + [None, None])[:2]
     return MetricBlock(mean=finite_or_none(values.get("mean")), median=finite_or_none(values.get("median")),
-                       ci95=[finite_or_none(ci[0]), finite_or_none(ci[1])], n=int(values.get("n") or 0))
+                       ci95=[finite_or_none(ci[0]), finite_or_none(ci[1])], n=int(values.get("n") or 0),
+                       n_failed=n_failed, n_plus_inf=n_plus_inf)
 
 
 def _seconds_per_item(run: Run) -> float | None:
@@ -220,14 +247,14 @@ def _run_date(run: Run) -> str | None:
 
 def _per_instrument(run: Run) -> dict[str, dict[str, float]]:
     items = run.items
-    if items is not None and "instrument" in items.columns:
-        rows = items[(items["track"] == "mixtures") & (items["status"] == "ok")]
+    if items is not None and "instrument" in items.columns and "status" in items.columns:
+        rows = charge_failures(items[items["track"] == "mixtures"])  # a failed source counts −inf: failing never helps
         result: dict[str, dict[str, float]] = {}
         for instrument, group in rows.groupby("instrument"):
             means = {}
             for metric in PER_INSTRUMENT_METRICS:
                 if metric in group.columns:
-                    values = finite_values(group[metric]).dropna()
+                    values = pd.to_numeric(group[metric], errors="coerce").dropna()
                     if len(values):
                         means[metric] = float(values.mean())
             result[str(instrument)] = means
@@ -254,6 +281,7 @@ def _provenance(run: Run) -> RunProvenance:
         options=prov.get("options") if isinstance(prov.get("options"), dict) else {},
         confined=prov["confined"] if isinstance(prov.get("confined"), bool) else None,
         confinement=str(prov["confinement"]) if prov.get("confinement") else None,
+        frames_fingerprint=str(prov["frames_fingerprint"]) if prov.get("frames_fingerprint") else None,
         package_versions=prov.get("package_versions") if isinstance(prov.get("package_versions"), dict) else {},
         seed=prov.get("seed"),
     )
@@ -285,6 +313,7 @@ def row_of(run: Run) -> Row:
         excluded_reasons=_dict_of(summary, "excluded_reasons") or {},
         per_instrument=_per_instrument(run),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
+        item_videos=item_videos(run.items),
         provenance=_provenance(run), problems=list(run.problems),
     )
 
@@ -292,20 +321,38 @@ def row_of(run: Run) -> Row:
 # ----------------------------------------------------------------------------- ranking and tests
 
 
+def _unranked_reason(row: Row, n_items: int) -> str:
+    """Why `row` gets no rank ("" if it is complete): failed items, or fewer items than the table's runs."""
+    failed = row.n_excluded if isinstance(row.n_excluded, int) else 0
+    scored = row.n_items if isinstance(row.n_items, int) else 0
+    if failed:
+        return f"incomplete: {failed} of {scored} items failed"
+    if scored < n_items:
+        return f"incomplete: scored {scored} of the {n_items} items"
+    if row.nsdr_mean is None:
+        return "no NSDR"
+    return ""
+
+
 def sort_and_rank(rows: list[Row]) -> list[Row]:
-    """Rows ordered main track, labels track, references; each by mean NSDR (descending). Main and
-    labels rows get competition ranks (ties share a rank) within their track; references none."""
+    """Rows ordered main track, labels track, references. Within each, the complete rows first by
+    mean NSDR (descending), with competition ranks (ties share a rank) in the main and labels
+    tracks; then the incomplete ones (a failed item, or fewer items than the table's most: see
+    `_unranked_reason`), unranked, fewest failures first. Failing can only move a row down."""
+    n_items = max((row.n_items for row in rows if isinstance(row.n_items, int)), default=0)
     ordered = []
     for kind in KINDS:
         group = [r for r in rows if r.kind == kind]
-        group.sort(key=lambda r: (r.nsdr_mean is None, -(r.nsdr_mean or 0.0), r.name, r.folder))
+        for row in group:
+            row.unranked = _unranked_reason(row, n_items)
+        group.sort(key=lambda r: (bool(r.unranked), r.n_excluded if isinstance(r.n_excluded, int) else 0,
+                                  -(r.nsdr_mean if r.nsdr_mean is not None and not r.unranked else 0.0), r.name, r.folder))
         previous, rank = None, 0
         for position, row in enumerate(group, start=1):
-            value = row.nsdr_mean
-            if kind == "reference" or value is None:
+            if kind == "reference" or row.unranked:
                 continue
-            if value != previous:
-                rank, previous = position, value
+            if row.nsdr_mean != previous:
+                rank, previous = position, row.nsdr_mean
             row.rank = rank
         ordered += group
     return ordered
@@ -314,7 +361,7 @@ def sort_and_rank(rows: list[Row]) -> list[Row]:
 def choose_baseline(rows: list[Row], requested: str | None) -> tuple[Row | None, str]:
     """The row a table's tests compare against, and why: the row named `requested` (name or folder),
     else the best label-free musicbench baseline, else the best baseline, else the best-ranked method."""
-    candidates = [r for r in rows if r.kind != "reference" and r.nsdr_mean is not None and r.per_item_nsdr]
+    candidates = [r for r in rows if r.kind != "reference" and not r.unranked and r.per_item_nsdr]
     if requested is not None:
         chosen = [r for r in rows if requested in (r.name, r.folder) and r.per_item_nsdr]
         if chosen:
@@ -338,17 +385,18 @@ def _verdict(comparison: Comparison) -> str:
     return "no significant difference"
 
 
-def _add_tests(rows: list[Row], baseline: Row | None) -> None:
+def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
     if baseline is None:
         return
     reference = pd.Series(baseline.per_item_nsdr, dtype=float)
+    videos = {**baseline.item_videos}
     tested = []
     for row in rows:
         if row is baseline:
             row.test = Comparison(against=baseline.name, verdict="baseline", n=len(reference),
                                   note="the baseline of this table")
             continue
-        paired = paired_test(pd.Series(row.per_item_nsdr, dtype=float), reference)
+        paired = paired_test(pd.Series(row.per_item_nsdr, dtype=float), reference, {**row.item_videos, **videos}, seed)
         row.test = Comparison(against=baseline.name, verdict="", **asdict(paired))
         tested.append(row)
     for row, p_holm in zip(tested, holm([r.test.p for r in tested]), strict=True):
@@ -357,10 +405,10 @@ def _add_tests(rows: list[Row], baseline: Row | None) -> None:
 
 
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
-               warnings: list[str] | None = None) -> Board:
+               warnings: list[str] | None = None, seed: int = 1234) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
     version's first (`current_version`, else the version with most runs); rows ranked by
-    `sort_and_rank`, each tested against the baseline of `choose_baseline`."""
+    `sort_and_rank`, each tested against the baseline of `choose_baseline` (bootstrap `seed`)."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -388,7 +436,7 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         for row in rows:
             table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
         chosen, why = choose_baseline(rows, baseline)
-        _add_tests(rows, chosen)
+        _add_tests(rows, chosen, seed)
         tables.append(Table(
             id=f"table-{number}", benchmark_version=version, split=split, metric_version=metric_version,
             current=version == current_version, warnings=table_warnings,

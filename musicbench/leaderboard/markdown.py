@@ -23,11 +23,12 @@ def _ranking(table: Table) -> list[str]:
     for _, title in BOARD_METRICS:
         header += [title, "median"]
     header += [title for _, title, _ in LOCALIZATION_VARIANTS]
-    header += [title for _, title in DUET_METRICS] + ["vs baseline (Wilcoxon, Holm)", "Items scored"]
+    header += [title for _, title in DUET_METRICS] + ["vs baseline (video bootstrap, Holm)", "Items scored"]
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
     for row in table.rows:
-        cells = ["—" if row.rank is None else str(row.rank), md_escape(row.name), md_escape(kind_text(row))]
+        rank = "unranked" if row.unranked and row.kind != "reference" else ("—" if row.rank is None else str(row.rank))
+        cells = [rank, md_escape(row.name), md_escape(kind_text(row))]
         for key, _ in BOARD_METRICS:
             block = row.metrics.get(key)
             cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
@@ -68,9 +69,11 @@ def _provenance(table: Table) -> list[str]:
 def render_markdown(board: Board) -> str:
     """leaderboard.md: per table the ranking (mean [95% CI] and median), the per-instrument NSDR and the provenance."""
     out = [f"# {board.title}", ""]
-    out.append("Mean over items with its 95% bootstrap confidence interval, then the median. Reference rows "
-               "(oracles) are not ranked; methods that use instrument labels are ranked separately from the "
-               "main (label-free) track.")
+    out.append("Mean over items with its 95% confidence interval (a bootstrap over videos: items share videos), then the "
+               "median. Every item counts: a failed one counts −∞ (cIoU and pointing 0), so a run with a failed item is "
+               "listed unranked below the complete ones, as is a run that scored fewer items; ∞ marks a mean over items "
+               "at +∞ (a perfect estimate). Reference rows (oracles) are not ranked; methods that use instrument labels "
+               "are ranked separately from the main (label-free) track.")
     out += ["", f"Significance: {SIGNIFICANCE_TEST}.", ""]
     for warning in board.warnings:
         out += [f"> **Warning:** {md_escape(warning)}", ""]

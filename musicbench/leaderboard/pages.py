@@ -8,6 +8,7 @@ Content-Security-Policy allows only the site's own scripts, styles and media.
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,7 @@ from musicbench.leaderboard.board import (
 )
 from musicbench.leaderboard.charts import distribution_chart, per_instrument_chart
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
-from musicbench.leaderboard.text import digits, fmt, fmt_p, kind_text
+from musicbench.leaderboard.text import digits, fmt, infinite_note, kind_text, p_text
 
 if TYPE_CHECKING:
     from musicbench.leaderboard.demo import DemoItem
@@ -41,9 +42,18 @@ KIND_LABELS = {
 
 def comparison_detail(test: Comparison) -> str:
     """The tooltip of a tested row: both differences, both p-values and the paired items."""
-    return (f"Wilcoxon signed-rank vs {test.against}: median difference {test.median_diff:+.3f} dB, "
-            f"mean difference {test.mean_diff:+.3f} dB, p = {fmt_p(test.p)}, Holm-adjusted p = "
-            f"{fmt_p(test.p_holm)}, {test.n} paired items")
+    low, high = test.ci95
+    ci = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
+    return (f"paired video bootstrap vs {test.against}: mean difference {test.mean_diff:+.3f} dB{ci}, "
+            f"median difference {test.median_diff:+.3f} dB, {p_text(test.p)}, Holm-adjusted {p_text(test.p_holm)}, "
+            f"{test.n} paired items on {test.n_videos} videos")
+
+
+def sort_key(value: object) -> object:
+    """A cell's data-value: infinities as JavaScript's ``Infinity`` / ``-Infinity``, anything else as is."""
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def provenance_details(prov: RunProvenance) -> str:
@@ -63,8 +73,8 @@ def environment() -> Environment:
     """The templates' environment: autoescape on for every template, undefined names are errors."""
     env = Environment(loader=PackageLoader("musicbench.leaderboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(fmt=fmt, fmt_p=fmt_p, digits=digits, px=lambda value: f"{value:.1f}",
-                       comparison_detail=comparison_detail, provenance_details=provenance_details,
+    env.filters.update(fmt=fmt, p_text=p_text, infinite_note=infinite_note, sort_key=sort_key, digits=digits,
+                       px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
     env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS,
                        localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS)

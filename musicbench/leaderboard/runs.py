@@ -189,14 +189,15 @@ def _record(fields: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
     return checked
 
 
-METRIC_BLOCK = _record({"mean": _number, "median": _optional(_number), "ci95": _pair(_optional(_number)),
-                        "n": _count}, required=("mean",))
+# mean and median are None when not finite (an item failed: −inf; an item at +inf), n_failed and n_plus_inf say which.
+METRIC_BLOCK = _record({"mean": _optional(_number), "median": _optional(_number), "ci95": _pair(_optional(_number)),
+                        "n": _count, "n_failed": _count, "n_plus_inf": _count}, required=("mean",))
 LOCALIZATION = _record({"ciou_mean": _optional(_number), "ciou_success@0.5": _optional(_number),
                         "auc_success": _optional(_number), "pointing_game": _optional(_number), "n": _count})
 TRACK_FIELDS: dict[str, Check] = {
-    "n_items": _count, "n_scored": _count, "n_excluded": _count, "excluded_reasons": _mapping(_count),
+    "n_items": _count, "n_scored": _count, "n_excluded": _count, "excluded_reasons": _mapping(_count), "complete": _flag,
     "metrics": _mapping(METRIC_BLOCK), "localization": _optional(LOCALIZATION),
-    "per_instrument": _mapping(_mapping(_number)),
+    "per_instrument": _mapping(_mapping(_optional(_number))),
 }
 TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 # summary.json as `musicbench.evaluate.summarize` writes it, with the run's name, version, split and labels flag.
@@ -209,7 +210,7 @@ PROVENANCE = _record({
     "seed": _optional(_integer), "device": _optional(_text), "options": _mapping(_plain_json),
     "oracle": _optional(_text), "model_file": _optional(_text), "model_sha256": _optional(_text),
     "uses_labels": _flag, "n_parameters": _optional(_count), "wall_seconds": _optional(_number),
-    "confined": _optional(_flag), "confinement": _optional(_text),
+    "confined": _optional(_flag), "confinement": _optional(_text), "frames_fingerprint": _optional(_text),
     "date": _optional(_text), "created": _optional(_text), "timestamp": _optional(_text),
 })
 

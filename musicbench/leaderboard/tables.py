@@ -22,13 +22,13 @@ from musicbench.leaderboard.board import (
 )
 from musicbench.leaderboard.slug import safe_slug
 
-INTEGER_COLUMNS = ("rank", "n_parameters", "test_n", "n_items", "n_scored", "n_excluded")
+INTEGER_COLUMNS = ("rank", "n_parameters", "test_n", "test_n_videos", "n_items", "n_scored", "n_excluded")
 PLOTS_COLUMNS = ("method", "instrument", "nsdr", "label")
 
 
 def _block_columns(prefix: str, block: MetricBlock | None) -> dict[str, Any]:
     low, high = [None, None] if block is None else block.ci95
-    return {f"{prefix}_mean": None if block is None else block.mean, f"{prefix}_ci_low": low,
+    return {f"{prefix}_mean": None if block is None else block.headline, f"{prefix}_ci_low": low,
             f"{prefix}_ci_high": high, f"{prefix}_median": None if block is None else block.median}
 
 
@@ -36,6 +36,7 @@ def _frame_record(row: Row) -> dict[str, Any]:
     record: dict[str, Any] = {
         "rank": row.rank, "name": row.name, "folder": row.folder, "kind": row.kind, "oracle": row.oracle,
         "uses_labels": row.uses_labels, "n_items": row.n_items, "n_scored": row.n_scored, "n_excluded": row.n_excluded,
+        "unranked": row.unranked,
     }
     for key, _ in BOARD_METRICS:
         record.update(_block_columns(key, row.metrics.get(key)))
@@ -46,11 +47,13 @@ def _frame_record(row: Row) -> dict[str, Any]:
     test = row.test
     record.update({"test_against": test and test.against, "test_n": test and test.n, "test_p": test and test.p,
                    "test_p_holm": test and test.p_holm, "test_median_diff": test and test.median_diff,
+                   "test_mean_diff": test and test.mean_diff, "test_ci_low": test and test.ci95[0],
+                   "test_ci_high": test and test.ci95[1], "test_n_videos": test and test.n_videos,
                    "test_verdict": test and test.verdict})
     prov = row.provenance
     record.update({"git_revision": prov.git_revision, "date": prov.date, "device": prov.device,
                    "n_parameters": prov.n_parameters, "seconds_per_item": prov.seconds_per_item,
-                   "model_sha256": prov.model_sha256})
+                   "model_sha256": prov.model_sha256, "frames_fingerprint": prov.frames_fingerprint})
     record["options"] = json.dumps(prov.options, sort_keys=True, default=str)
     record["demo"] = row.demo
     return record

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import math
+
 from musicbench.leaderboard.board import Comparison, MetricBlock, Row
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
-    """`value` with `digits` decimals ("n/a" for None), never "-0.00"."""
-    if value is None:
+    """`value` with `digits` decimals ("n/a" for None or NaN, "∞" and "−∞" for infinities), never "-0.00"."""
+    if value is None or math.isnan(value):
         return "n/a"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
     text = f"{value:.{digits}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
+def infinite_note(block: MetricBlock) -> str:
+    """Why a block's mean is infinite, e.g. ``3 of 100 items failed`` or ``83 of 100 items ∞`` ("" if finite)."""
+    if block.n_failed:
+        return f"{block.n_failed} of {block.n} items failed"
+    if block.n_plus_inf:
+        return f"{block.n_plus_inf} of {block.n} items ∞"
+    return ""
+
+
 def fmt_block(block: MetricBlock | None, digits: int = 2) -> str:
-    """``mean [low, high]`` ("n/a" for None; no CI part when the CI is unknown)."""
+    """``mean [low, high]`` ("n/a" for None; ``−∞ (3 of 100 items failed)`` or ``∞ (83 of 100 items ∞)``
+    for an infinite mean; no CI part when the CI is unknown)."""
     if block is None:
         return "n/a"
+    if infinite_note(block):
+        return f"{fmt(block.headline, digits)} ({infinite_note(block)})"
     low, high = block.ci95
     ci = f" [{fmt(low, digits)}, {fmt(high, digits)}]" if low is not None and high is not None else ""
     return f"{fmt(block.mean, digits)}{ci}"
@@ -27,14 +43,16 @@ def digits(key: str) -> int:
     return 3 if key in ("ciou", "pointing_hit") else 2
 
 
-def fmt_p(p: float | None) -> str:
+def p_text(p: float | None) -> str:
+    """``p = 0.012``, ``p < 0.001`` or ``p n/a``."""
     if p is None:
-        return "n/a"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def comparison_text(test: Comparison | None) -> str:
-    """One line on a row's test against the baseline, e.g. ``better: median Δ +1.20 dB, p = 0.012 (n = 8)``."""
+    """One line on a row's test against the baseline, e.g.
+    ``better: mean Δ +1.20 dB [+0.31, +2.05], p = 0.012 (n = 100 items, 22 videos)``."""
     if not test:
         return "n/a"
     if test.verdict == "baseline":
@@ -42,7 +60,9 @@ def comparison_text(test: Comparison | None) -> str:
     if test.p is None:
         return f"not tested ({test.note or 'no p-value'})"
     arrow = {"better": "better", "worse": "worse"}.get(test.verdict, "n.s.")
-    return f"{arrow}: median Δ {test.median_diff:+.2f} dB, p = {fmt_p(test.p_holm)} (n = {test.n})"
+    low, high = test.ci95
+    ci = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
+    return f"{arrow}: mean Δ {test.mean_diff:+.2f} dB{ci}, {p_text(test.p_holm)} (n = {test.n} items, {test.n_videos} videos)"
 
 
 def kind_text(row: Row) -> str:

@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from musicbench.metrics.localization import (
     auc_success,
@@ -53,6 +54,10 @@ LOCALIZATION_METRICS = ("ciou", "pointing_hit")
 ITEM_METRICS = SEPARATION_METRICS + LOCALIZATION_METRICS
 # The separation scores averaged per instrument (summary.json ``per_instrument``, the board's duet blocks).
 PER_INSTRUMENT_METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdri")
+# What a failed item (no estimate, or one the metrics refuse) is charged: a score no better than any
+# the method could have reached, so that failing never raises a mean, a median or a rank: the lower
+# bound of each metric (−inf dB for separation, 0 for the localization fractions).
+WORST_SCORES = {**{name: float("-inf") for name in SEPARATION_METRICS}, **{name: 0.0 for name in LOCALIZATION_METRICS}}
 
 
 def scores_keeping_plus_inf(values: np.ndarray) -> list[float | None]:
@@ -75,6 +80,8 @@ __all__ = [
     "LOCALIZATION_METRICS",
     "ITEM_METRICS",
     "PER_INSTRUMENT_METRICS",
+    "WORST_SCORES",
+    "charge_failures",
     "scores_keeping_plus_inf",
     "finite_or_none",
     "FILTER_LENGTH",
@@ -99,3 +106,18 @@ __all__ = [
     "dsol_iou",
     "centre_prior",
 ]
+
+
+def charge_failures(items: pd.DataFrame) -> pd.DataFrame:
+    """`items` (items.parquet rows: status and per-source scores) with every row of a failed item
+    (status not ok) charged `WORST_SCORES` for each metric the run reports at all (−inf dB for
+    separation, 0 for cIoU and pointing): failing on chosen items can then never raise a mean, a
+    median, a per-instrument mean or a rank."""
+    charged = items.copy()
+    failed = charged["status"] != "ok"
+    for name, worst in WORST_SCORES.items():
+        if name in charged.columns:
+            values = pd.to_numeric(charged[name], errors="coerce").astype(np.float64)
+            reported = values[~failed].notna().any()
+            charged[name] = values.where(~failed, worst if reported else np.nan)
+    return charged
