@@ -26,6 +26,7 @@ benchmark version already name: nothing of ``processed/`` or the version changes
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -34,7 +35,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -80,14 +81,20 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "audio_path", "audio_bytes", "audio_sha256", "frames_path", "frames_bytes", "frames_sha256",
     "video_path", "video_sha256", "stems_path", "boxes_path",
 )
+# The mixture and duet tables. ``*_sha256`` hash files (what `verify_items` checks here);
+# ``*_pcm_sha256`` hash decoded samples (`pcm_sha256`): the benchmark version is built from the
+# latter (`FILE_HASH_COLUMNS` left out), so container bytes and frame encodings do not change it.
 MIXTURE_COLUMNS: tuple[str, ...] = (
     "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
-    "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "frames_path", "frames_sha256",
+    "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "audio_pcm_sha256",
+    "frames_path", "frames_sha256",
 )
 DUET_COLUMNS: tuple[str, ...] = (
     "item_id", "split", "video_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
-    "audio_path", "audio_sha256", "frames_path", "frames_sha256", "stems_path", "boxes_path",
+    "audio_path", "audio_sha256", "audio_pcm_sha256", "frames_path", "frames_sha256", "stems_path",
+    "stems_pcm_sha256", "boxes_path",
 )
+FILE_HASH_COLUMNS = ("audio_sha256", "frames_sha256")
 
 
 # ------------------------------------------------------------------------------------ relative paths
@@ -195,13 +202,25 @@ class DataRoot:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
         return self.definition_path.is_file()
 
-    def version(self) -> str:
-        """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""
+    def definition(self) -> dict[str, Any]:
+        """``mixtures/benchmark.json``: the benchmark version, the recipe it hashes, the frames fingerprint and counts."""
         path = self.definition_path
         try:
-            return json.loads(path.read_text())["benchmark_version"]
-        except (OSError, KeyError, json.JSONDecodeError):
-            raise MusicbenchError(f"no benchmark definition at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
+            doc = json.loads(path.read_text())
+            doc["benchmark_version"], doc["recipe"]
+        except (OSError, KeyError, TypeError, json.JSONDecodeError):
+            raise MusicbenchError(f"no benchmark definition at {str(path)!r} (or one written by an older musicbench); "
+                                  "run `musicbench mixtures` (or `dvc repro`)") from None
+        return doc
+
+    def version(self) -> str:
+        """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""
+        return str(self.definition()["benchmark_version"])
+
+    def frames_fingerprint(self) -> str | None:
+        """The fingerprint of the frames the items give models (`musicbench.mixtures.frames_fingerprint`)."""
+        value = self.definition().get("frames_fingerprint")
+        return str(value) if value else None
 
     def read_index(self) -> pd.DataFrame:
         """The processed-video index (see `read_index`)."""
@@ -326,7 +345,8 @@ class DataRoot:
         identities = tuple(_file_identity(path) for path in (self.definition_path, self.mixtures_path, self.duets_path))
         if None not in identities and identities in _VERIFIED_HASHES:
             return
-        recomputed = benchmark_version(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
+        recomputed = benchmark_version(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS),
+                                       self.definition()["recipe"])
         if recomputed != version:
             raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give benchmark version {recomputed}, "
                                   f"benchmark.json says {version}; {VALIDATE_HINT}, then `musicbench mixtures`")
@@ -398,6 +418,20 @@ def _file_identity(path: Path) -> tuple[int, ...] | None:
     if time.time_ns() - stat.st_ctime_ns < 2_000_000_000:
         return None
     return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def pcm_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of an audio file's decoded samples: the integer PCM (as libsndfile scales it to
+    int32) for PCM files, float32 otherwise, with the sample rate and channel count. Two files with
+    the same samples get the same hash whatever their container bytes (FLAC frames, padding, tags)."""
+    import soundfile as sf
+
+    with sf.SoundFile(os.fspath(path)) as audio:
+        dtype = "int32" if audio.subtype.startswith("PCM") else "float32"
+        digest = hashlib.sha256(f"{dtype} {audio.samplerate} Hz {audio.channels} ch\n".encode())
+        for block in audio.blocks(blocksize=1 << 16, dtype=dtype, always_2d=True):
+            digest.update(np.ascontiguousarray(block, dtype="<i4" if dtype == "int32" else "<f4").tobytes())
+    return digest.hexdigest()
 
 
 def _content_sha256(path: Path) -> str:

@@ -257,25 +257,48 @@ def _print_leakage(name: str, leaks: dict[str, tuple[str, ...]]) -> None:
 def mixtures(
     params: Path = PARAMS_OPTION,
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
-    compare: Path = typer.Option(None, "--compare", help="a published mixtures.parquet to compare this data with"),
+    compare: Path = typer.Option(None, "--compare", help="a published mixtures.parquet, or another data root, to compare "
+                                 "this data with (per clip: missing, other samples, or only other frames)"),
 ) -> None:
     """Stage `mixtures`: fixed val/test Mix-and-Separate items, duet items and the benchmark version."""
     from musicbench.benchmark import DataRoot, read_mixtures
     from musicbench.config import data_root, load_params
-    from musicbench.mixtures import compare_mixtures, make_mixtures
+    from musicbench.mixtures import compare_clips, compare_mixtures, make_mixtures
 
     loaded = load_params(params)
-    data = root or data_root(loaded)
-    summary = make_mixtures(loaded, data)
-    console.print(f"benchmark version {summary['benchmark_version']}: items {summary['items']}, duet items {summary['duet_items']}")
-    if compare is not None:
-        problems = compare_mixtures(read_mixtures(compare), DataRoot(data).read_index())
-        if len(problems):
-            console.print(f"{problems['item_id'].nunique()} published item(s) differ here:")
-            for row in problems.itertuples(index=False):
-                console.print(f"  {row.item_id}: clip {row.video_id} {row.problem}")
-        else:
-            console.print("the published definition is fully available here")
+    data = DataRoot(root or data_root(loaded))
+    summary = make_mixtures(loaded, data.root)
+    console.print(f"benchmark version {summary['benchmark_version']} (frames {summary['frames_fingerprint']}): "
+                  f"items {summary['items']}, duet items {summary['duet_items']}")
+    if compare is None:
+        return
+    if compare.is_dir():
+        _print_clip_comparison(compare_clips(data, DataRoot(compare)), compare)
+        return
+    problems = compare_mixtures(read_mixtures(compare), data)
+    if len(problems):
+        console.print(f"{problems['item_id'].nunique()} published item(s) differ here:")
+        for row in problems.itertuples(index=False):
+            console.print(f"  {row.item_id}: clip {row.video_id} {row.problem}")
+    else:
+        console.print("the published definition is fully available here")
+
+
+def _print_clip_comparison(clips, other: Path) -> None:
+    from rich.table import Table
+
+    counts = clips["verdict"].value_counts()
+    table = Table(title=f"clips of this benchmark against {other} ({len(clips)} clips)")
+    for column in ("item", "source", "video", "max |Δ sample|", "frames PSNR (dB)", "verdict"):
+        table.add_column(column, justify="right" if column in ("source", "max |Δ sample|", "frames PSNR (dB)") else "left")
+    for row in clips[clips["verdict"] != "identical"].itertuples(index=False):
+        table.add_row(row.item_id, str(row.source_index), row.video_id,
+                      "n/a" if row.max_abs_diff is None or row.max_abs_diff != row.max_abs_diff else f"{row.max_abs_diff:.3g}",
+                      "n/a" if row.frames_psnr_db is None or row.frames_psnr_db != row.frames_psnr_db else f"{row.frames_psnr_db:.1f}",
+                      row.verdict)
+    if table.row_count:
+        report.print(table)
+    report.print(", ".join(f"{count} {verdict}" for verdict, count in counts.items()))
 
 
 def _parse_options(pairs: list[str]) -> dict[str, str]:

@@ -487,13 +487,15 @@ def provenance(
 ) -> dict[str, Any]:
     """provenance.json: what a number was computed on and with."""
     versions = {}
-    for package in ("musicbench", "numpy", "scipy", "torch", "mir_eval"):
+    for package in ("musicbench", "numpy", "scipy", "torch", "mir_eval", "imageio-ffmpeg"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
+    data = DataRoot(root)
     return {
-        "name": name, "benchmark_version": DataRoot(root).version(), "metric_version": METRIC_VERSION, "split": split,
+        "name": name, "benchmark_version": data.version(), "frames_fingerprint": data.frames_fingerprint(),
+        "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
         "seed": seed, "device": device, "options": options, "oracle": oracle,
         "model_file": None if model_path is None else os.fspath(model_path),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,10 +26,15 @@ from musicbench.errors import MusicbenchError
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped in the imageio-ffmpeg wheel (or $IMAGEIO_FFMPEG_EXE)."""
+    """Path of the ffmpeg binary shipped in the imageio-ffmpeg wheel, or $IMAGEIO_FFMPEG_EXE's (with a
+    note on stderr, once: the benchmark version does not depend on the build, the frames may)."""
     import imageio_ffmpeg
 
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    exe = imageio_ffmpeg.get_ffmpeg_exe()
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):
+        print(f"note: using the ffmpeg of IMAGEIO_FFMPEG_EXE ({exe}): the benchmark version hashes decoded audio and "
+              "does not depend on the build; frames it encodes may differ (their fingerprint is shown apart)", file=sys.stderr)
+    return exe
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,27 @@ Files (under ``<root>/mixtures/``)::
     benchmark.json     the benchmark version and counts
     ground_truth.json  SHA-256 of the MUSIC-Synth stems and boxes the items read (`DataRoot.verify_items`)
 
-The benchmark version is the SHA-256 of the canonical CSV of the mixture table, which names the
-content hash (sha256 of the processed audio and frame files) of every clip it uses: two users with
-the same processed videos get the same version; a changed or missing clip changes it, and
-`compare_mixtures` lists which items lack which clips.
+The benchmark version identifies what the scores are computed on: the items (videos, starts,
+lengths, gains), the processing recipe (`definition_recipe`: sample rate, clip length, fps, frame
+sizes, metric version) and the reference audio by its decoded samples (`pcm_sha256` of every clip's
+audio file, and of the duets' stems), never by container bytes. Two users with the same decoded audio
+get the same version whatever ffmpeg build or FLAC encoder wrote their files; a changed sample
+changes it. The frames, which models see but which do not define the references, get a fingerprint
+of their own (`frames_fingerprint`, over the frame archives' bytes): runs on another encoder's frames
+share the version and the board marks them. `compare_mixtures` (against a published table: which
+clips are missing, have other samples or other frames) and `compare_clips` (against another data
+root: max abs sample difference and frame PSNR per clip) tell an encoder's rounding from another benchmark.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -39,10 +47,22 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from musicbench.benchmark import DEFINITION_NAME, DUET_COLUMNS, DUETS_NAME, MIXTURE_COLUMNS, MIXTURES_NAME, DataRoot
+from musicbench.benchmark import (
+    DEFINITION_NAME,
+    DUET_COLUMNS,
+    DUETS_NAME,
+    FILE_HASH_COLUMNS,
+    MIXTURE_COLUMNS,
+    MIXTURES_NAME,
+    DataRoot,
+    pcm_sha256,
+    read_clip_frames,
+    read_mixtures,
+)
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, resolve_in_root, write_parquet
+from musicbench.metrics import METRIC_VERSION
 
 EVAL_SPLITS = ("val", "test")
 ANALYSIS_FRAME = 1024
@@ -103,6 +123,14 @@ def _start_frame(start_sample: int, config: MixturesConfig) -> int:
     return int(round(start_sample / config.audio.sample_rate * config.audio.fps))
 
 
+def _pcm_hashes(root: Path) -> Callable[[str], str]:
+    """`pcm_sha256` of a file given by its path relative to `root`, each file decoded once ("" for "")."""
+    @functools.cache
+    def of(relpath: str) -> str:
+        return pcm_sha256(resolve_in_root(root, relpath)) if relpath else ""
+    return of
+
+
 def _candidates(index: pd.DataFrame, split_of: dict[str, str], split: str, root: Path, config: MixturesConfig):
     """{instrument: [(video row, sounding starts)]} of the split's solo videos, sorted by id."""
     pool: dict[str, list[tuple[pd.Series, np.ndarray]]] = {}
@@ -125,6 +153,7 @@ def build_mixtures(
     root: the data root the index paths are relative to.
     """
     root = Path(root)
+    pcm = _pcm_hashes(root)
     records = []
     for split_code, split in enumerate(EVAL_SPLITS):
         pool = _candidates(index, split_of, split, root, config)
@@ -150,6 +179,7 @@ def build_mixtures(
                     "start_sample": start, "n_samples": config.audio.clip_samples,
                     "start_frame": _start_frame(start, config), "n_frames": config.clip_frames, "gain": float(gain),
                     "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"],
+                    "audio_pcm_sha256": pcm(row["audio_path"]),
                     "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"],
                 })
     return pd.DataFrame.from_records(records, columns=list(MIXTURE_COLUMNS))
@@ -160,6 +190,7 @@ def build_duet_items(
 ) -> pd.DataFrame:
     """One clip per val/test duet video (its most central sounding window): DUET_COLUMNS."""
     root = Path(root)
+    pcm = _pcm_hashes(root)
     records = []
     duets = index[(index["kind"] == "duet") & index["video_id"].map(lambda v: split_of.get(v) in EVAL_SPLITS)]
     for _, row in duets.sort_values("video_id").iterrows():
@@ -174,9 +205,9 @@ def build_duet_items(
             "item_id": f"duet-{row['video_id']}", "split": split_of[row["video_id"]], "video_id": row["video_id"],
             "instruments": row["instruments"], "start_sample": start, "n_samples": config.audio.clip_samples,
             "start_frame": _start_frame(start, config), "n_frames": config.clip_frames,
-            "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"], "frames_path": row["frames_path"],
-            "frames_sha256": row["frames_sha256"], "stems_path": row.get("stems_path") or "",
-            "boxes_path": row.get("boxes_path") or "",
+            "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"], "audio_pcm_sha256": pcm(row["audio_path"]),
+            "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"], "stems_path": row.get("stems_path") or "",
+            "stems_pcm_sha256": pcm(row.get("stems_path") or ""), "boxes_path": row.get("boxes_path") or "",
         })
     return pd.DataFrame.from_records(records, columns=list(DUET_COLUMNS))
 
@@ -191,39 +222,108 @@ def table_to_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
     return buffer.getvalue()
 
 
-def benchmark_version(mixtures: pd.DataFrame, duets: pd.DataFrame | None = None) -> str:
-    """``mb-`` + the first 16 hex digits of the SHA-256 over the canonical mixture (and duet) tables."""
-    digest = hashlib.sha256(table_to_csv(mixtures, MIXTURE_COLUMNS).encode())
-    if duets is not None:
-        digest.update(table_to_csv(duets, DUET_COLUMNS).encode())
+def definition_recipe(config: MixturesConfig, index: pd.DataFrame, mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, Any]:
+    """What the benchmark version hashes besides the tables: sample rate (Hz), clip length (samples),
+    frames per second, the frame sizes of the videos used (``WxH``, sorted) and the metric version."""
+    used = index[index["video_id"].isin(set(mixtures["video_id"]) | set(duets["video_id"]))]
+    sizes = sorted({f"{int(w)}x{int(h)}" for w, h in zip(used["frame_width"], used["frame_height"], strict=True)})
+    return {"sample_rate": config.audio.sample_rate, "clip_samples": config.audio.clip_samples, "fps": config.audio.fps,
+            "frame_sizes": sizes, "metric_version": METRIC_VERSION}
+
+
+def _version_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    return table_to_csv(table, tuple(c for c in columns if c not in FILE_HASH_COLUMNS))
+
+
+def benchmark_version(mixtures: pd.DataFrame, duets: pd.DataFrame, recipe: dict[str, Any]) -> str:
+    """``mb-`` + the first 16 hex digits of the SHA-256 over the canonical mixture and duet tables
+    without their file hashes (`FILE_HASH_COLUMNS`: decoded-sample hashes stand for the audio) and
+    the `definition_recipe` as canonical JSON."""
+    digest = hashlib.sha256(_version_csv(mixtures, MIXTURE_COLUMNS).encode())
+    digest.update(_version_csv(duets, DUET_COLUMNS).encode())
+    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
     return "mb-" + digest.hexdigest()[:16]
 
 
-def compare_mixtures(published: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
-    """Clips of a published mixture table that this index lacks or holds with other content.
+def frames_fingerprint(mixtures: pd.DataFrame, duets: pd.DataFrame) -> str:
+    """``fr-`` + 16 hex digits of the SHA-256 over the (frame archive, file SHA-256) pairs the items
+    use: the model inputs that another JPEG encoder (another ffmpeg build) writes differently."""
+    pairs = sorted(set(zip(mixtures["frames_path"], mixtures["frames_sha256"], strict=True))
+                   | set(zip(duets["frames_path"], duets["frames_sha256"], strict=True)))
+    return "fr-" + hashlib.sha256("".join(f"{path} {sha}\n" for path, sha in pairs).encode()).hexdigest()[:16]
 
-    Returns rows (item_id, video_id, problem) with problem ``missing`` (video not processed here)
-    or ``changed`` (audio or frame hash differs); empty when the definitions agree.
+
+def compare_mixtures(published: pd.DataFrame, data: DataRoot) -> pd.DataFrame:
+    """Clips of a published mixture table that this data root lacks or holds otherwise.
+
+    Returns rows (item_id, video_id, problem): ``missing`` (video not processed here), ``audio
+    differs`` (other decoded samples: another benchmark) or ``frames differ`` (same samples, frame
+    archive with other bytes: another JPEG encoder, the same benchmark); empty when they agree.
     """
-    local = index.set_index("video_id")
+    local = data.read_index().set_index("video_id")
+    pcm = _pcm_hashes(data.root)
     problems = []
     for row in published.itertuples(index=False):
         if row.video_id not in local.index:
             problems.append((row.item_id, row.video_id, "missing"))
-        elif (local.at[row.video_id, "audio_sha256"], local.at[row.video_id, "frames_sha256"]) != (row.audio_sha256, row.frames_sha256):
-            problems.append((row.item_id, row.video_id, "changed"))
+        elif pcm(local.at[row.video_id, "audio_path"]) != row.audio_pcm_sha256:
+            problems.append((row.item_id, row.video_id, "audio differs"))
+        elif local.at[row.video_id, "frames_sha256"] != row.frames_sha256:
+            problems.append((row.item_id, row.video_id, "frames differ"))
     return pd.DataFrame(problems, columns=["item_id", "video_id", "problem"])
 
 
+def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio (dB, peak 255) between two uint8 arrays of one shape; inf when equal."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def compare_clips(data: DataRoot, other: DataRoot) -> pd.DataFrame:
+    """Every clip of this root's mixture table read from both roots: item_id, source_index, video_id,
+    ``max_abs_diff`` (largest |sample difference| of the clip, full scale 1), ``frames_psnr_db``
+    (PSNR of the clip's frames, inf when identical) and ``verdict``: ``identical``, ``same samples,
+    frames re-encoded``, ``audio differs`` or ``missing`` (the other root has no such video)."""
+    mixtures = read_mixtures(data.mixtures_path)
+    other_index = other.read_index().set_index("video_id")
+    records = []
+    for row in mixtures.itertuples(index=False):
+        record = {"item_id": row.item_id, "source_index": int(row.source_index), "video_id": row.video_id,
+                  "max_abs_diff": None, "frames_psnr_db": None, "verdict": "missing"}
+        if row.video_id in other_index.index:
+            theirs = other_index.loc[row.video_id]
+            window = {"start": int(row.start_sample), "frames": int(row.n_samples), "dtype": "float64", "always_2d": True}
+            ours_audio, _ = sf.read(data.resolve(row.audio_path), **window)
+            their_audio, _ = sf.read(other.resolve(theirs["audio_path"]), **window)
+            span = range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))
+            ours_frames = read_clip_frames(data.resolve(row.frames_path), span)
+            their_frames = read_clip_frames(other.resolve(theirs["frames_path"]), span)
+            if ours_audio.shape != their_audio.shape:
+                record["verdict"] = "audio differs"
+            else:
+                record["max_abs_diff"] = float(np.max(np.abs(ours_audio - their_audio), initial=0.0))
+                record["verdict"] = "audio differs" if record["max_abs_diff"] > 0 else "identical"
+            if ours_frames.shape == their_frames.shape:
+                record["frames_psnr_db"] = psnr_db(ours_frames, their_frames)
+                if record["verdict"] == "identical" and record["frames_psnr_db"] != float("inf"):
+                    record["verdict"] = "same samples, frames re-encoded"
+            elif record["verdict"] == "identical":
+                record["verdict"] = "same samples, frames differ in size"
+        records.append(record)
+    return pd.DataFrame.from_records(records)
+
+
 def write_benchmark(
-    mixtures: pd.DataFrame, duets: pd.DataFrame, out_dir: str | os.PathLike, config: MixturesConfig
+    mixtures: pd.DataFrame, duets: pd.DataFrame, out_dir: str | os.PathLike, config: MixturesConfig, recipe: dict[str, Any]
 ) -> dict[str, Any]:
-    """Write mixtures.parquet, duets.parquet and benchmark.json under `out_dir`; return the json."""
+    """Write mixtures.parquet, duets.parquet and benchmark.json (version, `recipe`, frames fingerprint,
+    counts) under `out_dir`; return the json."""
     out_dir = Path(out_dir)
     write_parquet(mixtures, out_dir / MIXTURES_NAME)
     write_parquet(duets, out_dir / DUETS_NAME)
     summary = {
-        "benchmark_version": benchmark_version(mixtures, duets),
+        "benchmark_version": benchmark_version(mixtures, duets, recipe), "recipe": recipe,
+        "frames_fingerprint": frames_fingerprint(mixtures, duets),
         "n_sources": config.n_sources, "clip_samples": config.audio.clip_samples, "sample_rate": config.audio.sample_rate,
         "fps": config.audio.fps, "clip_frames": config.clip_frames,
         "items": {split: int(mixtures.loc[mixtures["split"] == split, "item_id"].nunique()) for split in EVAL_SPLITS},
@@ -244,6 +344,6 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, 
     splits = read_stage_splits(root)
     mixtures = build_mixtures(index, splits, data.root, config)
     duets = build_duet_items(index, splits, data.root, config)
-    summary = write_benchmark(mixtures, duets, data.mixtures_dir, config)
+    summary = write_benchmark(mixtures, duets, data.mixtures_dir, config, definition_recipe(config, index, mixtures, duets))
     data.write_ground_truth(mixtures, duets, summary["benchmark_version"])
     return summary

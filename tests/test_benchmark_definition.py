@@ -12,11 +12,11 @@ import soundfile as sf
 import torch
 import yaml
 
-from musicbench.benchmark import read_index, read_mixtures
+from musicbench.benchmark import DataRoot, pcm_sha256, read_index, read_mixtures
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.manifest import read_manifest
-from musicbench.mixtures import MixturesConfig, compare_mixtures, make_mixtures, sounding_starts
+from musicbench.mixtures import MixturesConfig, compare_clips, compare_mixtures, make_mixtures, sounding_starts
 from musicbench.process import ProcessConfig, process_manifest
 from musicbench.published_splits import load_published_splits
 from musicbench.splits import MUSIC_MANIFESTS, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
@@ -97,16 +97,71 @@ def test_benchmark_version_changes_when_one_clip_changes_and_missing_clips_are_r
     entry = next(e for e in read_manifest(changed / "synth" / "manifest.csv") if e.video_id == used)
     generate_video(VideoSpec(entry.video_id, entry.kind, entry.instruments), config, changed)
     assert _build(changed, params)["benchmark_version"] != summary["benchmark_version"]
-    problems = compare_mixtures(published, read_index(changed / "processed" / "videos.parquet"))
-    assert set(problems["video_id"]) == {used} and set(problems["problem"]) == {"changed"}
+    problems = compare_mixtures(published, DataRoot(changed))
+    assert set(problems["video_id"]) == {used} and set(problems["problem"]) == {"audio differs"}
 
     missing = tmp_path / "missing"
     shutil.copytree(root / "synth", missing / "synth")
     (missing / "synth" / "videos" / f"{used}.mp4").unlink()
     process_manifest(missing / "synth" / "manifest.csv", missing, ProcessConfig.from_params(params))
-    problems = compare_mixtures(published, read_index(missing / "processed" / "videos.parquet"))
+    problems = compare_mixtures(published, DataRoot(missing))
     expected_items = set(published.loc[published["video_id"] == used, "item_id"])
     assert set(problems["item_id"]) == expected_items and set(problems["problem"]) == {"missing"}
+
+
+# An ffmpeg "of another build": the real binary, except that it encodes the frames' JPEGs at another
+# quality (what another encoder's rounding does); the decoded audio it gives is the same.
+OTHER_FFMPEG = """#!/bin/bash
+args=(); previous=""
+for arg in "$@"; do
+  if [ "$previous" = "-q:v" ]; then arg=3; fi
+  args+=("$arg"); previous="$arg"
+done
+exec {real} "${{args[@]}}"
+"""
+
+
+def test_benchmark_version_survives_another_ffmpeg_build(bench_root, tmp_path, monkeypatch):
+    from musicbench import media, process
+
+    root, params, summary = bench_root
+    wrapper = tmp_path / "ffmpeg-other"
+    wrapper.write_text(OTHER_FFMPEG.format(real=media.ffmpeg_exe()))
+    wrapper.chmod(0o755)
+    other = tmp_path / "other"
+    shutil.copytree(root / "synth", other / "synth")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(wrapper))
+    media.ffmpeg_exe.cache_clear(), process.ffmpeg_version.cache_clear()
+    try:
+        other_summary = _build(other, params)
+    finally:
+        monkeypatch.delenv("IMAGEIO_FFMPEG_EXE")
+        media.ffmpeg_exe.cache_clear(), process.ffmpeg_version.cache_clear()
+    ours, theirs = read_index(root / "processed" / "videos.parquet"), read_index(other / "processed" / "videos.parquet")
+    assert (ours["frames_sha256"] != theirs["frames_sha256"]).all()  # every frame archive has other bytes
+    # the same benchmark: items, recipe and decoded reference audio; the frames are fingerprinted apart
+    assert other_summary["benchmark_version"] == summary["benchmark_version"]
+    assert other_summary["frames_fingerprint"] != summary["frames_fingerprint"]
+    assert DataRoot(other).frames_fingerprint() == other_summary["frames_fingerprint"]
+    clips = compare_clips(DataRoot(root), DataRoot(other))
+    assert len(clips) == 2 * 18 and set(clips["verdict"]) == {"same samples, frames re-encoded"}
+    assert (clips["max_abs_diff"] == 0).all() and clips["frames_psnr_db"].between(25, 80).all()
+    problems = compare_mixtures(read_mixtures(root / "mixtures" / "mixtures.parquet"), DataRoot(other))
+    assert set(problems["problem"]) == {"frames differ"}
+
+
+def test_pcm_hash_follows_samples_not_container_bytes(tmp_path):
+    rng = np.random.default_rng(0)
+    audio = (0.3 * rng.standard_normal(20000)).astype(np.float32)
+    sf.write(tmp_path / "a.flac", audio, 11025, subtype="PCM_24", compression_level=0.0)
+    sf.write(tmp_path / "b.flac", audio, 11025, subtype="PCM_24", compression_level=1.0)
+    assert (tmp_path / "a.flac").read_bytes() != (tmp_path / "b.flac").read_bytes()
+    assert pcm_sha256(tmp_path / "a.flac") == pcm_sha256(tmp_path / "b.flac")
+    audio[12345] += 1e-3  # one sample more than a 24-bit step
+    sf.write(tmp_path / "c.flac", audio, 11025, subtype="PCM_24")
+    assert pcm_sha256(tmp_path / "c.flac") != pcm_sha256(tmp_path / "a.flac")
+    sf.write(tmp_path / "d.flac", audio, 22050, subtype="PCM_24")
+    assert pcm_sha256(tmp_path / "d.flac") != pcm_sha256(tmp_path / "c.flac")  # the rate is part of it
 
 
 def test_mixtures_need_enough_instruments(bench_root, tmp_path):

@@ -340,6 +340,27 @@ def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
     assert f"−∞ (3 of {LIMIT} items failed)" in text and "| unranked | sly |" in text
 
 
+def test_runs_given_other_frames_are_ranked_together_and_marked(board, tmp_path):
+    """Frames from another JPEG encoder (another ffmpeg build) leave the benchmark version alone: the
+    row is ranked with the others, and marked with its frames fingerprint."""
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    shutil.copytree(runs / "motion_energy", mine / "motion_energy")
+    shutil.copytree(runs / "motion_energy", mine / "reencoded")
+    provenance = json.loads((mine / "reencoded" / "provenance.json").read_text())
+    assert provenance["frames_fingerprint"] == DataRoot(root).frames_fingerprint() != None  # noqa: E711
+    provenance["frames_fingerprint"] = "fr-0123456789abcdef"
+    (mine / "reencoded" / "provenance.json").write_text(json.dumps(provenance))
+    _rewrite_version(mine / "reencoded", DataRoot(root).version(), "motion_energy (other frames)")
+    result = build_leaderboard(mine, tmp_path / "board", root, demo_items=0)
+    assert len(result["tables"]) == 1
+    rows = _rows(result)
+    assert rows["motion_energy (other frames)"]["frames_differ"] and not rows["motion_energy"]["frames_differ"]
+    assert {row["rank"] for row in rows.values()} == {1}  # the same scores: tied
+    assert any("fr-0123456789abcdef" in w and "encoded otherwise" in w for w in result["tables"][0]["warnings"])
+    assert "\\(other frames\\) (other frames) |" in (tmp_path / "board" / "leaderboard.md").read_text()
+
+
 def test_best_baseline_is_label_free_when_one_exists():
     def row(name, kind, nsdr, baseline=True):
         return Row(name=name, folder=name, kind=kind, baseline=baseline, per_item_nsdr={"i": nsdr},

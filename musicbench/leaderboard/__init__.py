@@ -79,7 +79,9 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
                         "(run `musicbench mixtures`, or give --root).")
         root = None
-    board = make_board(runs, None if root is None else DataRoot(root).version(), baseline, warnings, seed)
+    data = None if root is None else DataRoot(root)
+    board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
+                       None if data is None else data.frames_fingerprint())
     out = ensure_writable_dir(out_dir)
     _copy_assets(out)
     write_demos(board, runs, root, out, demo_items)

@@ -31,6 +31,7 @@ from musicbench.leaderboard.stats import (
     per_item_values,
 )
 from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
+from musicbench.stats import video_bootstrap_ci
 
 BOARD_SCHEMA = 1
 KINDS = ("main", "labels", "reference")
@@ -108,6 +109,7 @@ class Row:
     """One run on the board. `metrics` and `duets` map metric names to blocks (None: not scored),
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
     `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
+    `per_instrument_nsdr_ci95` instrument → the 95% video-bootstrap CI of that mean NSDR.
     `rank`, `unranked` (why a complete-looking row has no rank: failed or missing items) and `test` are
     set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
 
@@ -127,6 +129,7 @@ class Row:
     n_excluded: Any = None
     excluded_reasons: dict[str, Any] = field(default_factory=dict)
     per_instrument: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_instrument_nsdr_ci95: dict[str, list[float | None]] = field(default_factory=dict)
     per_item_nsdr: dict[str, float] = field(default_factory=dict)
     item_videos: dict[str, list[str]] = field(default_factory=dict)
     unranked: str = ""
@@ -292,7 +295,26 @@ def _dict_of(document: dict[str, Any], key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def row_of(run: Run) -> Row:
+def _per_instrument_ci(run: Run, seed: int) -> dict[str, list[float | None]]:
+    """instrument → 95% video-bootstrap CI of its mean NSDR over sources (each source weighted by its
+    item's videos); [None, None] where a failed source makes the mean −inf."""
+    items = run.items
+    if items is None or not {"instrument", "status", "nsdr", "video_id"} <= set(items.columns):
+        return {}
+    rows = charge_failures(items[items["track"] == "mixtures"])
+    videos = rows.groupby("item_id")["video_id"].agg(lambda v: sorted(set(map(str, v))))
+    result: dict[str, list[float | None]] = {}
+    for instrument, group in rows.groupby("instrument"):
+        values = pd.to_numeric(group["nsdr"], errors="coerce").dropna()
+        if len(values) and np.isfinite(values).all():
+            unit_videos = list(videos.loc[group.loc[values.index, "item_id"]])
+            result[str(instrument)] = list(video_bootstrap_ci(values.to_numpy(), unit_videos, seed))
+        else:
+            result[str(instrument)] = [None, None]
+    return result
+
+
+def row_of(run: Run, seed: int = 1234) -> Row:
     """A run's row, unranked and untested: every metric's block, duet blocks, localization variants,
     per-instrument means, per-item NSDR and provenance."""
     summary = run.summary
@@ -311,7 +333,7 @@ def row_of(run: Run) -> Row:
         duet_items=int(duets["n_items"]) if duets is not None and isinstance(duets.get("n_items"), int) else None,
         n_items=summary.get("n_items"), n_scored=summary.get("n_scored"), n_excluded=summary.get("n_excluded"),
         excluded_reasons=_dict_of(summary, "excluded_reasons") or {},
-        per_instrument=_per_instrument(run),
+        per_instrument=_per_instrument(run), per_instrument_nsdr_ci95=_per_instrument_ci(run, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
         item_videos=item_videos(run.items),
         provenance=_provenance(run), problems=list(run.problems),
@@ -404,11 +426,28 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
         row.test.verdict = _verdict(row.test)
 
 
+def _mark_frames(rows: list[Row], expected: str | None) -> list[str]:
+    """Flag the rows whose models saw frames with another fingerprint than `expected` (else the rows'
+    most common one): same benchmark version and references, other model inputs. Returns warnings."""
+    seen = [row.provenance.frames_fingerprint for row in rows if row.provenance.frames_fingerprint]
+    if expected is None and seen:
+        expected = max(sorted(set(seen)), key=seen.count)
+    warnings = []
+    for row in rows:
+        fingerprint = row.provenance.frames_fingerprint
+        if expected and fingerprint and fingerprint != expected:
+            row.frames_differ = True
+            warnings.append(f"{row.name} ({row.folder}) was given frames encoded otherwise ({fingerprint}, not {expected}): "
+                            "the same items and references, but the model's visual input differs (e.g. another ffmpeg build)")
+    return warnings
+
+
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
-               warnings: list[str] | None = None, seed: int = 1234) -> Board:
+               warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
     version's first (`current_version`, else the version with most runs); rows ranked by
-    `sort_and_rank`, each tested against the baseline of `choose_baseline` (bootstrap `seed`)."""
+    `sort_and_rank`, each tested against the baseline of `choose_baseline` (bootstrap `seed`); rows
+    whose frames fingerprint differs from `current_frames` (the data root's) are marked (`_mark_frames`)."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -428,13 +467,14 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
     keys = sorted(groups, key=lambda k: (k[0] != current_version, k[1] != "test", -counts[k[0]], k))
     for number, key in enumerate(keys, start=1):
         version, split, metric_version = key
-        rows = sort_and_rank([row_of(run) for run in groups[key]])
+        rows = sort_and_rank([row_of(run, seed) for run in groups[key]])
         table_warnings = []
         if version != current_version:
             table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "
                                   "were scored on other items and are ranked only among themselves.")
         for row in rows:
             table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
+        table_warnings += _mark_frames(rows, current_frames if version == current_version else None)
         chosen, why = choose_baseline(rows, baseline)
         _add_tests(rows, chosen, seed)
         tables.append(Table(

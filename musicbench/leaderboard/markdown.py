@@ -28,7 +28,8 @@ def _ranking(table: Table) -> list[str]:
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
     for row in table.rows:
         rank = "unranked" if row.unranked and row.kind != "reference" else ("—" if row.rank is None else str(row.rank))
-        cells = [rank, md_escape(row.name), md_escape(kind_text(row))]
+        name = md_escape(row.name) + (" (other frames)" if row.frames_differ else "")
+        cells = [rank, name, md_escape(kind_text(row))]
         for key, _ in BOARD_METRICS:
             block = row.metrics.get(key)
             cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
@@ -41,14 +42,19 @@ def _ranking(table: Table) -> list[str]:
     return out + [""]
 
 
+def _ci_text(ci: list[float | None] | None) -> str:
+    return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None and ci[1] is not None else ""
+
+
 def _per_instrument(table: Table) -> list[str]:
     if not table.instruments:
         return []
-    out = ["Mean NSDR (dB) per instrument:", "",
+    out = ["Mean NSDR (dB) per instrument over sources, with its 95% video-bootstrap CI:", "",
            "| Method | " + " | ".join(md_escape(i) for i in table.instruments) + " |",
            "|:---|" + "---:|" * len(table.instruments)]
     for row in table.rows:
-        values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) for i in table.instruments]
+        values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) + _ci_text(row.per_instrument_nsdr_ci95.get(i))
+                  for i in table.instruments]
         out.append(f"| {md_escape(row.name)} | " + " | ".join(values) + " |")
     return out + [""]
 
