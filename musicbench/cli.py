@@ -469,6 +469,9 @@ def leaderboard(
 def _print_summary(summary: dict, out_dir: Path) -> None:
     from rich.table import Table
 
+    from musicbench.leaderboard.board import MetricBlock
+    from musicbench.leaderboard.text import fmt, fmt_block
+
     tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
     for title, track in tracks:
         table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
@@ -476,8 +479,10 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
         for column in ("metric", "mean", "95% CI", "median", "n"):
             table.add_column(column, justify="right")
         for metric, values in track["metrics"].items():
-            table.add_row(metric, f"{values['mean']:.2f}", f"[{values['ci95'][0]:.2f}, {values['ci95'][1]:.2f}]",
-                          f"{values['median']:.2f}", str(values["n"]))
+            block = MetricBlock(**values)
+            low, high = block.ci95
+            table.add_row(metric, fmt_block(block).split(" [")[0], "n/a" if low is None else f"[{fmt(low)}, {fmt(high)}]",
+                          fmt(block.median), str(block.n))
         report.print(table)
         for reason, count in track["excluded_reasons"].items():
             report.print(f"{title}: excluded {count}: {reason}")
