@@ -46,7 +46,7 @@ from musicbench.fsutil import (
     sha256_file,
     write_parquet,
 )
-from musicbench.manifest import ManifestEntry, entry_path, read_manifests, validate_entry, validate_video_id
+from musicbench.manifest import ManifestEntry, entry_path, read_manifests, validate_entry, validate_video_id, video_of
 from musicbench.media import ffmpeg_exe, probe
 from musicbench.music_lists import raw_relpath
 from musicbench.progress import progress_bar
@@ -598,6 +598,9 @@ def select_entries(entries: Iterable[ManifestEntry], config: DownloadConfig) -> 
             raise MusicbenchError(f"video {entry.video_id}: source {entry.source!r} cannot be downloaded (only youtube)")
         if not entry.video_path:
             raise MusicbenchError(f"video {entry.video_id}: manifest has no video_path; rebuild it with `musicbench manifest build`")
+        if video_of(entry.video_id) != entry.video_id:
+            raise MusicbenchError(f"row {entry.video_id} is a clip of video {video_of(entry.video_id)}: clip manifests (Solos) "
+                                  "are fetched and cut by `musicbench acquire` with dataset.source: solos")
         known = chosen.get(entry.video_id)
         if known is not None:
             fields = (known.video_path, known.start, known.end, known.instruments)
@@ -719,7 +722,8 @@ def write_downloaded_manifest(
 
 
 def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = None, show_progress: bool = True) -> Path:
-    """The DVC stage: download and trim real MUSIC when ``dataset.source == "music"``.
+    """The DVC stage: download and trim real MUSIC when ``dataset.source == "music"`` (Solos' clips
+    when ``"solos"``: `musicbench.solos.acquire_solos`, whose report path is returned).
 
     With ``dataset.source == "synth"`` nothing touches the network; only a report saying the stage
     was skipped is written. Returns the path of ``<root>/music/acquire_report.json``.
@@ -734,8 +738,12 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
             "reason": "dataset.source is synth: real MUSIC is not downloaded (set dataset.source: music to fetch it)",
         }, indent=2, sort_keys=True) + "\n")
         return report_path
+    if source == "solos":
+        from musicbench.solos import acquire_solos
+
+        return acquire_solos(params, root, show_progress=show_progress)
     if source != "music":
-        raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+        raise MusicbenchError(f"params: dataset.source must be 'synth', 'music' or 'solos', got {source!r}")
     config = DownloadConfig.from_params(params)
     manifests = manifest_paths_from_params(params)
     entries = read_manifests(manifests, repeats=True)

@@ -5,6 +5,7 @@ and nowhere else (mirdata's one path resolver)::
 
     synth/manifest.csv, synth/{videos,stems,boxes}/<id>.{mp4,flac,json}   MUSIC-Synth (`musicbench synth`)
     music/manifest.csv, music/{raw,videos}/<id>.mp4, music/*.parquet|json real MUSIC (`musicbench acquire`)
+    music/solos/manifest.csv, music/solos/clips/<id>.NN.mp4, .../*.json    Solos' clips (`musicbench acquire`)
     processed/{audio,frames,records}/<id>.{flac,tar,json}                 decoded media (`musicbench process`)
     processed/videos.parquet, processed/rejects.parquet                   the index and the rejects
     splits/splits.csv                                                      train/val/test per video
@@ -46,7 +47,7 @@ from musicbench.fsutil import atomic_write_text, read_parquet, resolve_in_root, 
 if TYPE_CHECKING:
     from musicbench.annotations import BoxAnnotations
 
-SOURCES = ("synth", "music")
+SOURCES = ("synth", "music", "solos")
 TRACKS = ("mixtures", "duets")
 MANIFEST_NAME = "manifest.csv"
 
@@ -61,6 +62,11 @@ MUSIC_PARTS_DIR = f"{MUSIC_RAW_DIR}/.parts"
 MUSIC_AVAILABILITY_RELPATH = f"{MUSIC_DIR}/availability.parquet"
 MUSIC_MANIFEST_RELPATH = f"{MUSIC_DIR}/{MANIFEST_NAME}"
 MUSIC_REPORT_RELPATH = f"{MUSIC_DIR}/acquire_report.json"
+# Solos shares real MUSIC's YouTube downloads (music/raw, music/availability.parquet: one row per
+# YouTube video; the whole video at music/videos/<id>.mp4) and keeps its clips in music/solos.
+SOLOS_DIR = f"{MUSIC_DIR}/solos"
+SOLOS_CLIPS_DIR = f"{SOLOS_DIR}/clips"
+SOLOS_REPORT_RELPATH = f"{SOLOS_DIR}/acquire_report.json"
 
 PROCESSED_DIR = "processed"
 AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
@@ -115,6 +121,11 @@ def music_raw_relpath(video_id: str) -> str:
     return f"{MUSIC_RAW_DIR}/{video_id}.mp4"
 
 
+def solos_clip_relpath(clip_id: str) -> str:
+    """Path of a trimmed Solos clip (``<youtube id>.NN``, already validated) relative to the data root."""
+    return f"{SOLOS_CLIPS_DIR}/{clip_id}.mp4"
+
+
 def processed_paths(processed_dir: str | os.PathLike, video_id: str) -> tuple[Path, Path, Path]:
     """(audio FLAC, frame archive, record JSON) of one video under a processing output folder."""
     processed_dir = Path(processed_dir)
@@ -139,10 +150,11 @@ class DataRoot:
         return resolve_in_root(self.root, relative)
 
     def source_dir(self, source: str) -> Path:
-        """``<root>/synth`` or ``<root>/music``: where a dataset source's files and manifest live."""
+        """``<root>/synth``, ``<root>/music`` or ``<root>/music/solos``: where a dataset source's
+        files and manifest live."""
         if source not in SOURCES:
-            raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
-        return self.root / source
+            raise MusicbenchError(f"params: dataset.source must be one of {', '.join(SOURCES)}, got {source!r}")
+        return self.root / (SOLOS_DIR if source == "solos" else source)
 
     def manifest_path(self, source: str) -> Path:
         """The manifest of a dataset source that `musicbench process` reads by default."""

@@ -133,15 +133,34 @@ def manifest_build(
         print(path)
 
 
+@manifest_app.command("build-solos")
+@user_errors
+def manifest_build_solos(
+    lists: Path = typer.Option(Path("../shared/music_lists/solos_juanfmontesinos"), "--lists",
+                               help="folder of the Solos lists (solos_ids.json, solos_timestamps.json)"),
+    out: Path = typer.Option(Path("manifests/solos.csv"), "--out", help="manifest CSV to write"),
+) -> None:
+    """Convert the Solos lists into manifests/solos.csv: one trimmed clip per listed segment."""
+    from musicbench.solos import build_solos_manifest
+
+    print(build_solos_manifest(lists, out))
+
+
 @manifest_app.command("stats")
 @user_errors
 def manifest_stats(
     paths: list[Path] = typer.Argument(None, help="manifest CSVs (default: manifests/*.csv)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON (one object per manifest, subset and kind)"),
 ) -> None:
-    """Print the number of videos per instrument and kind of each manifest."""
-    from musicbench.music_lists import manifest_stats_table
+    """Print the number of rows (clips: and videos) per instrument and kind of each manifest."""
+    import json
+
+    from musicbench.music_lists import manifest_counts, manifest_stats_table
 
     chosen = paths or sorted(Path("manifests").glob("*.csv"))
+    if as_json:
+        print(json.dumps([group.to_json() for group in manifest_counts(chosen)], indent=2))
+        return
     report.print(manifest_stats_table(chosen))
 
 
@@ -180,7 +199,7 @@ def download(
 @app.command()
 @user_errors
 def acquire(params: Path = PARAMS_OPTION, quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
-    """DVC stage: download real MUSIC when dataset.source is 'music'; with 'synth', only note the skip."""
+    """DVC stage: download real MUSIC (dataset.source music) or Solos' clips (solos); with 'synth', only note the skip."""
     from musicbench.acquire import acquire_music
     from musicbench.config import load_params
 

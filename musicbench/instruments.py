@@ -1,4 +1,8 @@
-"""The instruments of MUSIC (v1.0, 11 classes) and how MUSIC-Synth plays them.
+"""The instruments of MUSIC (v1.0, 11 classes) and how MUSIC-Synth plays them; the one vocabulary.
+
+Every source's labels map to one canonical class name (`canonical_instrument`): MUSIC-11 and
+MUSIC-21 keep their own names (``acoustic_guitar``, ``saxophone``), Solos' ``DoubleBass`` and
+URMP's ``db`` are ``double_bass``, and so on (`CANONICAL_INSTRUMENTS`, `URMP_CODES`).
 
 General MIDI programs are 0-based (0 = Acoustic Grand Piano). Registers are MIDI note numbers
 (60 = C4) of the comfortable range a player of that instrument uses.
@@ -77,3 +81,53 @@ MUSIC21_INSTRUMENTS: tuple[str, ...] = (
     "drum", "electric_bass", "erhu", "flute", "guzheng", "piano", "pipa", "saxophone", "trumpet",
     "tuba", "ukulele", "violin", "xylophone",
 )
+
+
+# ------------------------------------------------------------------------------------ one vocabulary
+
+# The 13 classes of Solos, which are URMP's (Montesinos et al. 2020), in canonical names.
+SOLOS_INSTRUMENTS: tuple[str, ...] = (
+    "bassoon", "cello", "clarinet", "double_bass", "flute", "horn", "oboe", "saxophone", "trombone",
+    "trumpet", "tuba", "viola", "violin",
+)
+
+# URMP's instrument codes (the <inst> of its AuSep_<n>_<inst>_<piece>.wav file names).
+URMP_CODES: dict[str, str] = {
+    "vn": "violin", "va": "viola", "vc": "cello", "db": "double_bass", "fl": "flute", "ob": "oboe",
+    "cl": "clarinet", "sax": "saxophone", "bn": "bassoon", "tpt": "trumpet", "hn": "horn",
+    "tbn": "trombone", "tba": "tuba",
+}
+
+#: Every canonical class name: MUSIC-21's 21 (which include MUSIC-11's 11) and Solos/URMP's 13.
+CANONICAL_INSTRUMENTS: tuple[str, ...] = tuple(sorted(set(MUSIC21_INSTRUMENTS) | set(SOLOS_INSTRUMENTS)))
+
+# Other spellings met in the lists, keyed by `_label_key` (case, spaces, '-' and '_' folded away).
+_ALIASES: dict[str, str] = {
+    "contrabass": "double_bass", "stringbass": "double_bass", "upright_bass": "double_bass",
+    "frenchhorn": "horn", "sax": "saxophone", "guitar": "acoustic_guitar", "drums": "drum",
+    "drumkit": "drum", "conga": "congas", "bassguitar": "electric_bass", "xylo": "xylophone",
+}
+
+
+def _label_key(label: str) -> str:
+    return "".join(ch for ch in label.lower() if ch not in " _-")
+
+
+_BY_KEY: dict[str, str] = {
+    **{_label_key(name): name for name in CANONICAL_INSTRUMENTS},
+    **{_label_key(alias): name for alias, name in _ALIASES.items()},
+}
+
+
+def canonical_instrument(label: str, where: str = "instrument") -> str:
+    """The canonical class name of a label from any source: MUSIC's ``acoustic_guitar``, Solos'
+    ``DoubleBass``, ``double bass``, ``contrabass``, URMP's ``db``; raise MusicbenchError naming
+    `where` (one line) for an unknown label."""
+    if isinstance(label, str):
+        name = _BY_KEY.get(_label_key(label)) or URMP_CODES.get(label.strip().lower())
+        if name is not None:
+            return name
+    raise MusicbenchError(
+        f"{where}: unknown instrument {label!r}; use a class of {', '.join(CANONICAL_INSTRUMENTS)} "
+        "(or a known alias, e.g. DoubleBass, contrabass, URMP's db)"
+    )

@@ -4,11 +4,13 @@ A manifest is a CSV file (committed under `manifests/` for real MUSIC, generated
 with the columns of `MANIFEST_COLUMNS`:
 
 - ``video_id``: YouTube id (11 characters of ``[A-Za-z0-9_-]``, may begin with ``-``) for real
-  MUSIC; ``[A-Za-z0-9_-]{1,64}`` for MUSIC-Synth. Never a path, never a command-line option.
+  MUSIC; ``[A-Za-z0-9_-]{1,64}`` for MUSIC-Synth; for a clip cut from a longer YouTube video
+  (Solos' segments), the clip id ``<youtube id>.<NN>`` (NN = the segment's 1-based number, two
+  digits), whose video is `video_of`. Never a path, never a command-line option.
 - ``kind``: ``solo`` or ``duet``.
-- ``instruments``: space-separated class names, one per source, in source order (duets keep the
-  MUSIC list's key order, e.g. ``flute violin``).
-- ``subset``: ``MUSIC-11``, ``MUSIC-21`` or ``MUSIC-Synth``.
+- ``instruments``: space-separated canonical class names (`musicbench.instruments`), one per
+  source, in source order (duets keep the MUSIC list's key order, e.g. ``flute violin``).
+- ``subset``: ``MUSIC-11``, ``MUSIC-21``, ``MUSIC-Synth`` or ``Solos``.
 - ``source``: ``youtube`` or ``synth``.
 - ``start``, ``end``: optional trim in seconds (empty = whole video).
 - ``duration``: seconds, empty when unknown (real videos before download).
@@ -32,13 +34,14 @@ from pathlib import Path
 
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text, resolve_in_root
-from musicbench.instruments import MUSIC21_INSTRUMENTS
+from musicbench.instruments import CANONICAL_INSTRUMENTS
 
 KINDS = ("solo", "duet")
-SUBSETS = ("MUSIC-11", "MUSIC-21", "MUSIC-Synth")
+SUBSETS = ("MUSIC-11", "MUSIC-21", "MUSIC-Synth", "Solos")
 SOURCES = ("youtube", "synth")
 YOUTUBE_ID = re.compile(r"[A-Za-z0-9_-]{11}")
 SYNTH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+YOUTUBE_CLIP_ID = re.compile(r"(?P<video>[A-Za-z0-9_-]{11})\.(?P<clip>[0-9]{2})")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,19 @@ def validate_video_id(video_id: str, source: str = "youtube") -> str:
     return video_id
 
 
+def video_of(row_id: str) -> str:
+    """The video a manifest row comes from: the YouTube id of a clip id ``<id>.NN``, else the id itself."""
+    match = YOUTUBE_CLIP_ID.fullmatch(row_id)
+    return match["video"] if match else row_id
+
+
+def validate_row_id(row_id: str) -> str:
+    """Return `row_id` if it is any safe row id (YouTube, MUSIC-Synth or a YouTube clip id), else raise."""
+    if isinstance(row_id, str) and YOUTUBE_CLIP_ID.fullmatch(row_id):
+        return row_id
+    return validate_video_id(row_id, "synth")
+
+
 def _parse_float(text: str, column: str, where: str) -> float | None:
     if text.strip() == "":
         return None
@@ -97,7 +113,8 @@ def validate_entry(entry: ManifestEntry, where: str = "manifest") -> ManifestEnt
     if entry.source not in SOURCES:
         raise MusicbenchError(f"{where}: source must be one of {SOURCES}, got {entry.source!r}")
     try:
-        validate_video_id(entry.video_id, entry.source)
+        if not (entry.source == "youtube" and YOUTUBE_CLIP_ID.fullmatch(entry.video_id)):
+            validate_video_id(entry.video_id, entry.source)
     except MusicbenchError as exc:
         raise MusicbenchError(f"{where}: {exc}") from None
     if entry.kind not in KINDS:
@@ -110,7 +127,7 @@ def validate_entry(entry: ManifestEntry, where: str = "manifest") -> ManifestEnt
             f"{where}: a {entry.kind} video lists {expected_sources} instrument(s), got {' '.join(entry.instruments)!r}"
         )
     for name in entry.instruments:
-        if name not in MUSIC21_INSTRUMENTS:
+        if name not in CANONICAL_INSTRUMENTS:
             raise MusicbenchError(f"{where}: unknown instrument {name!r} (video {entry.video_id})")
     if entry.start is not None and entry.end is not None and entry.end <= entry.start:
         raise MusicbenchError(f"{where}: end ({entry.end}) must be after start ({entry.start})")

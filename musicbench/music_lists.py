@@ -18,7 +18,8 @@ from pathlib import Path
 
 from musicbench.benchmark import music_raw_relpath, music_video_relpath
 from musicbench.errors import MusicbenchError
-from musicbench.manifest import ManifestEntry, read_manifest, validate_video_id, write_manifest
+from musicbench.instruments import canonical_instrument
+from musicbench.manifest import ManifestEntry, read_manifest, validate_video_id, video_of, write_manifest
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ def load_music_list(path: str | os.PathLike, kind: str, subset: str) -> list[Man
     for key, ids in videos.items():
         if not isinstance(ids, list):
             raise MusicbenchError(f"MUSIC list {str(path)!r}: entry {key!r} must be a list of video ids")
-        instruments = tuple(str(key).split())
+        instruments = tuple(canonical_instrument(name, f"MUSIC list {str(path)!r}, {key!r}") for name in str(key).split())
         for video_id in ids:
             try:
                 validate_video_id(video_id)
@@ -105,41 +106,63 @@ def build_music_manifests(lists_dir: str | os.PathLike, out_dir: str | os.PathLi
 
 @dataclass(frozen=True)
 class ManifestCounts:
-    """Videos of one manifest counted per instrument label (a duet's pair, e.g. 'flute+violin')."""
+    """Rows of one manifest counted per instrument label (a duet's pair, e.g. 'flute+violin'), and
+    the distinct videos they come from (more rows than videos when rows are clips, as Solos')."""
 
     path: Path
     subset: str
     kind: str
     per_label: dict[str, int]
+    videos_per_label: dict[str, int]
 
     @property
     def total(self) -> int:
         return sum(self.per_label.values())
 
+    @property
+    def total_videos(self) -> int:
+        return sum(self.videos_per_label.values())
+
+    def to_json(self) -> dict:
+        """A plain mapping for `musicbench manifest stats --json`."""
+        return {"manifest": self.path.as_posix(), "subset": self.subset, "kind": self.kind, "rows": self.total,
+                "videos": self.total_videos, "rows_per_label": self.per_label, "videos_per_label": self.videos_per_label}
+
 
 def manifest_counts(paths: list[str | os.PathLike]) -> list[ManifestCounts]:
-    """Count the videos of each manifest per (subset, kind, instrument label)."""
+    """Count the rows and videos of each manifest per (subset, kind, instrument label)."""
     results: list[ManifestCounts] = []
     for path in paths:
-        groups: dict[tuple[str, str], Counter] = {}
+        groups: dict[tuple[str, str], dict[str, set[str]]] = {}
+        rows: dict[tuple[str, str], Counter] = {}
         for entry in read_manifest(path):
-            groups.setdefault((entry.subset, entry.kind), Counter())["+".join(entry.instruments)] += 1
-        for (subset, kind), counter in groups.items():
-            results.append(ManifestCounts(Path(path), subset, kind, dict(sorted(counter.items()))))
+            label = "+".join(entry.instruments)
+            rows.setdefault((entry.subset, entry.kind), Counter())[label] += 1
+            groups.setdefault((entry.subset, entry.kind), {}).setdefault(label, set()).add(video_of(entry.video_id))
+        for key, counter in rows.items():
+            videos = {label: len(ids) for label, ids in groups[key].items()}
+            results.append(ManifestCounts(Path(path), *key, dict(sorted(counter.items())), dict(sorted(videos.items()))))
     return results
 
 
 def manifest_stats_table(paths: list[str | os.PathLike]):
-    """A rich Table of video counts per instrument label, one column per (manifest, subset, kind)."""
+    """A rich Table of row counts per instrument label, one column per (manifest, subset, kind);
+    where rows are clips, their videos follow in brackets."""
     from rich.table import Table
 
     groups = manifest_counts(paths)
     labels = sorted({label for group in groups for label in group.per_label})
-    table = Table(title="Manifest videos per instrument")
+    table = Table(title="Manifest rows per instrument (clips: videos in brackets)")
     table.add_column("instrument")
     for group in groups:
         table.add_column(f"{group.path.name}\n{group.subset} {group.kind}", justify="right")
+
+    def cell(rows: int | None, videos: int | None) -> str:
+        if rows is None:
+            return ""
+        return str(rows) if rows == videos else f"{rows} ({videos})"
+
     for label in labels:
-        table.add_row(label, *(str(group.per_label.get(label, "")) for group in groups))
-    table.add_row("total", *(str(group.total) for group in groups), style="bold")
+        table.add_row(label, *(cell(group.per_label.get(label), group.videos_per_label.get(label)) for group in groups))
+    table.add_row("total", *(cell(group.total, group.total_videos) for group in groups), style="bold")
     return table

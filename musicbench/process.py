@@ -434,11 +434,12 @@ def _clean_leftovers(out_dir: Path) -> None:
 
 def default_manifest(params: dict[str, Any], root: str | os.PathLike) -> Path:
     """The manifest processed when none is given, by ``dataset.source``: ``ROOT/synth/manifest.csv``
-    (MUSIC-Synth, written by `musicbench synth`) or ``ROOT/music/manifest.csv`` (the downloaded and
-    trimmed real MUSIC videos, written by `musicbench acquire`)."""
+    (MUSIC-Synth, written by `musicbench synth`), ``ROOT/music/manifest.csv`` (the downloaded and
+    trimmed real MUSIC videos, written by `musicbench acquire`) or ``ROOT/music/solos/manifest.csv``
+    (Solos' clips on disk, likewise)."""
     source = (params.get("dataset") or {}).get("source", "synth")
     path = DataRoot(root).manifest_path(source)
-    if source == "music" and not path.is_file():
+    if source in ("music", "solos") and not path.is_file():
         raise MusicbenchError(f"no downloaded-video manifest at {str(path)!r}; run `musicbench acquire` (or `dvc repro acquire`) first")
     return path
 

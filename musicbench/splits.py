@@ -1,7 +1,8 @@
 """Train/val/test splits: deterministic, stratified by instrument, checked for leakage.
 
 A split file is a CSV with columns ``video_id, kind, instruments, split`` (split in train, val,
-test), rows sorted by (split, kind, instruments, video_id). One video normally has one row; a
+test), rows sorted by (split, kind, instruments, video_id). One video normally has one row (a video
+cut into clips, as Solos' are, one row per clip ``<youtube id>.NN``, all in the video's split); a
 published split set that puts a video in two splits keeps both rows, and `find_leakage` reports it.
 
 musicbench's own convention (the Sound of Pixels code shuffled without a seed and kept no test
@@ -29,7 +30,7 @@ from musicbench.benchmark import DataRoot
 from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text
-from musicbench.manifest import ManifestEntry, validate_video_id
+from musicbench.manifest import ManifestEntry, validate_row_id, video_of
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SPLIT_COLUMNS: tuple[str, ...] = ("video_id", "kind", "instruments", "split")
@@ -92,20 +93,28 @@ def _stratum_rng(seed: int, stratum: str) -> np.random.Generator:
 
 
 def assign_splits(entries: list[ManifestEntry], config: SplitsConfig) -> list[SplitRow]:
-    """Split manifest entries per stratum (kind + instruments); returns rows in file order."""
+    """Split manifest entries per stratum (kind + instruments); returns rows in file order.
+
+    The unit drawn is the video (`video_of`): the clips of one YouTube video (Solos' segments) all
+    go to its split, one row each; a stratum's size counts videos.
+    """
     strata: dict[tuple[str, str], list[str]] = defaultdict(list)
+    stratum_of: dict[str, tuple[str, str]] = {}
     for entry in entries:
-        strata[(entry.kind, " ".join(entry.instruments))].append(entry.video_id)
-    rows = []
-    for (kind, instruments), ids in sorted(strata.items()):
-        ids = sorted(ids)
-        order = _stratum_rng(config.seed, f"{kind}:{instruments}").permutation(len(ids))
-        shuffled = [ids[i] for i in order]
-        n_train, n_val, _ = split_sizes(len(ids), config.fractions)
-        for position, video_id in enumerate(shuffled):
-            split = "train" if position < n_train else "val" if position < n_train + n_val else "test"
-            rows.append(SplitRow(split, kind, instruments, video_id))
-    return sorted(rows, key=_row_key)
+        video = video_of(entry.video_id)
+        if video not in stratum_of:
+            stratum_of[video] = (entry.kind, " ".join(entry.instruments))
+            strata[stratum_of[video]].append(video)
+    split_of_video: dict[str, str] = {}
+    for (kind, instruments), videos in sorted(strata.items()):
+        videos = sorted(videos)
+        order = _stratum_rng(config.seed, f"{kind}:{instruments}").permutation(len(videos))
+        n_train, n_val, _ = split_sizes(len(videos), config.fractions)
+        for position, index in enumerate(order):
+            split_of_video[videos[index]] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
+    rows = {entry.video_id: SplitRow(split_of_video[video_of(entry.video_id)], *stratum_of[video_of(entry.video_id)], entry.video_id)
+            for entry in entries}
+    return sorted(rows.values(), key=_row_key)
 
 
 def _row_key(row: SplitRow) -> tuple:
@@ -139,7 +148,7 @@ def read_splits(path: str | os.PathLike) -> list[SplitRow]:
         if record["split"] not in SPLITS or record["kind"] not in ("solo", "duet"):
             raise MusicbenchError(f"{path}:{line}: split must be train/val/test and kind solo/duet")
         try:
-            validate_video_id(record["video_id"], "synth")  # the wider id alphabet: YouTube or synth
+            validate_row_id(record["video_id"])  # any row id: YouTube, synth or a clip of a YouTube video
         except MusicbenchError as exc:
             raise MusicbenchError(f"{path}:{line}: {exc}") from None
         rows.append(SplitRow(record["split"], record["kind"], record["instruments"], record["video_id"]))
@@ -147,10 +156,11 @@ def read_splits(path: str | os.PathLike) -> list[SplitRow]:
 
 
 def find_leakage(rows: list[SplitRow]) -> dict[str, tuple[str, ...]]:
-    """Videos listed in more than one split: ``{video_id: (splits...)}`` (empty when clean)."""
+    """Videos listed in more than one split: ``{video_id: (splits...)}`` (empty when clean). Clips
+    count as their video (`video_of`): two segments of one YouTube video in two splits leak."""
     memberships: dict[str, set[str]] = defaultdict(set)
     for row in rows:
-        memberships[row.video_id].add(row.split)
+        memberships[video_of(row.video_id)].add(row.split)
     return {vid: tuple(s for s in SPLITS if s in splits) for vid, splits in sorted(memberships.items()) if len(splits) > 1}
 
 
@@ -172,6 +182,7 @@ def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
 
 
 MUSIC_MANIFESTS = ("manifests/music_solo.csv", "manifests/music_duet.csv")
+SOLOS_MANIFEST = "manifests/solos.csv"  # its clips are split by video (`assign_splits`)
 
 
 def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.PathLike = ".") -> Path:
@@ -179,7 +190,7 @@ def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.
 
     ``splits.file`` set: that committed split file (e.g. a published set) is used as is, after a
     leakage check. Otherwise splits are assigned from the dataset's manifests: MUSIC-Synth's
-    generated manifest, or the committed MUSIC manifests (`MUSIC_MANIFESTS`).
+    generated manifest, the committed MUSIC manifests (`MUSIC_MANIFESTS`) or Solos' (`SOLOS_MANIFEST`).
     """
     from musicbench.manifest import read_manifest
 
@@ -192,8 +203,10 @@ def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.
             manifests = [DataRoot(root).manifest_path(source)]
         elif source == "music":
             manifests = [Path(repo) / m for m in MUSIC_MANIFESTS]
+        elif source == "solos":
+            manifests = [Path(repo) / SOLOS_MANIFEST]
         else:
-            raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+            raise MusicbenchError(f"params: dataset.source must be 'synth', 'music' or 'solos', got {source!r}")
         entries = [e for m in manifests for e in read_manifest(m)]
         rows = assign_splits(entries, config)
     split_of(rows)  # refuses a leaking split set

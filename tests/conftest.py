@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,3 +78,13 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 600) -> 
     """Run `python -m musicbench ARGS` for real; capture its text output."""
     return subprocess.run([sys.executable, "-m", "musicbench", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout)
+
+
+def shared_lists(env: str, subfolder: str, marker: str, what: str) -> Path:
+    """The folder of published lists `subfolder` of ../shared/music_lists holding `marker` (or $`env`);
+    skips the calling test when it is not on this machine."""
+    for candidate in (os.environ.get(env), REPO_ROOT.parent / "shared" / "music_lists" / subfolder,
+                      Path("/work/shared/music_lists") / subfolder):
+        if candidate and (Path(candidate) / marker).is_file():
+            return Path(candidate)
+    pytest.skip(f"{what} not found (set {env})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from musicbench.cli import app
 from musicbench.errors import MusicbenchError
 from musicbench.manifest import read_manifest
 from musicbench.music_lists import MUSIC_LISTS, build_music_manifests, load_music_list, manifest_counts
+from tests.conftest import shared_lists
 
 REPO = Path(__file__).resolve().parents[1]
 MANIFESTS = REPO / "manifests"
@@ -36,20 +36,9 @@ MUSIC21_SOLO = {
 }
 
 
-def _lists_dir() -> Path | None:
-    candidates = [os.environ.get("MUSICBENCH_MUSIC_LISTS"), REPO.parent / "shared" / "music_lists", "/work/shared/music_lists"]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "MUSIC_solo_videos.json").is_file():
-            return Path(candidate)
-    return None
-
-
 @pytest.fixture(scope="module")
 def lists_dir() -> Path:
-    found = _lists_dir()
-    if found is None:
-        pytest.skip("official MUSIC lists not found (set MUSICBENCH_MUSIC_LISTS)")
-    return found
+    return shared_lists("MUSICBENCH_MUSIC_LISTS", "", "MUSIC_solo_videos.json", "official MUSIC lists")
 
 
 @pytest.mark.parametrize(

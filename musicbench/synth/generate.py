@@ -260,9 +260,10 @@ def synth_stage(params: dict[str, Any], data_root: str | os.PathLike, jobs: int 
     source = (params.get("dataset") or {}).get("source", "synth")
     if source == "synth" or force:
         return generate_synth(SynthConfig.from_params(params), data_root, jobs=jobs)
-    if source != "music":
-        raise MusicbenchError(f"params: dataset.source must be 'synth' or 'music', got {source!r}")
+    if source not in ("music", "solos"):
+        raise MusicbenchError(f"params: dataset.source must be 'synth', 'music' or 'solos', got {source!r}")
     synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
     atomic_write_text(synth_dir / SYNTH_SKIPPED_NAME, json.dumps(
-        {"skipped": True, "reason": "dataset.source is music: the pipeline processes the downloaded MUSIC videos"}) + "\n")
+        {"skipped": True, "reason": f"dataset.source is {source}: the pipeline processes the downloaded "
+                                    + ("MUSIC videos" if source == "music" else "Solos clips")}) + "\n")
     return None
