@@ -54,6 +54,7 @@ from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, TRACKS, DataRoot, Eval
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
+from musicbench.manifest import video_of
 from musicbench.metrics import (
     ITEM_METRICS,
     METRIC_VERSION,
@@ -431,7 +432,8 @@ def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
     over sources; item counts and failure reasons. ``complete`` is False when any item failed."""
     charged = charge_failures(items)
     per_item = charged.groupby("item_id")[list(ITEM_METRICS)].mean(numeric_only=True)
-    item_videos = {str(item): tuple(group["video_id"]) for item, group in charged.groupby("item_id")}
+    # clips of one YouTube video (Solos' segments) are one video to the bootstrap
+    item_videos = {str(item): tuple(map(video_of, group["video_id"])) for item, group in charged.groupby("item_id")}
     excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
     n_items = int(items["item_id"].nunique())
     summary: dict[str, Any] = {

@@ -293,3 +293,28 @@ def test_solos_pipeline_offline_from_download_to_mixtures(small_synth, tmp_path)
         assert all(splits[v] == s for v, s in zip(item["video_id"], item["split"]))
         assert item["video_id"].map(video_of).nunique() == len(item)  # never two clips of one video
         assert item["instrument"].nunique() == len(item)
+
+
+def test_the_video_bootstrap_counts_the_clips_of_one_video_as_that_video():
+    from musicbench.evaluate import ITEM_COLUMNS, summarize_track
+
+    rng = np.random.default_rng(0)
+
+    def items(ids_of_item) -> pd.DataFrame:
+        rows = []
+        for k, ids in enumerate(ids_of_item):
+            for s, video_id in enumerate(ids):
+                sdr = float(rng.normal(5, 3))
+                rows.append({**dict.fromkeys(ITEM_COLUMNS), "item_id": f"test-{k:03d}", "track": "mixtures", "split": "test",
+                             "source_index": s, "video_id": video_id, "instrument": ("oboe", "tuba")[s], "status": "ok",
+                             "reason": "", "sdr": sdr, "sdr_mix": 0.0, "nsdr": sdr, "sir": sdr, "sar": sdr})
+        return pd.DataFrame(rows)
+
+    # 12 items over 4 videos, each video cut into 6 clips
+    pairs = [(f"AAAAAAAAAA{a}.{k % 6 + 1:02d}", f"BBBBBBBBBB{b}.{k % 6 + 1:02d}") for k, (a, b) in enumerate([(0, 1)] * 6 + [(1, 0)] * 6)]
+    clipped = items(pairs)
+    whole = clipped.assign(video_id=clipped["video_id"].map(video_of))
+    independent = clipped.assign(video_id=[f"X{i:010d}" for i in range(len(clipped))])
+    ci = summarize_track(clipped)["metrics"]["nsdr"]["ci95"]
+    assert ci == summarize_track(whole)["metrics"]["nsdr"]["ci95"]  # the same 4 videos
+    assert ci != summarize_track(independent)["metrics"]["nsdr"]["ci95"]
