@@ -224,13 +224,19 @@ def acquire_solos(params: dict[str, Any], data_root: str | os.PathLike, repo: st
     (under `repo`), cut the clips, write ``music/solos/manifest.csv`` and the report; return its path.
 
     The ``download`` section applies as for MUSIC (jobs, sleep, filters; ``limit`` counts videos).
+    When the download stops the run (offline, YouTube's bot check), the videos already on disk are
+    still cut and listed before its one-line error is raised.
     """
     root = Path(data_root)
     config = DownloadConfig.from_params(params)
     manifest = Path(repo) / SOLOS_MANIFEST
     clips = read_manifest(manifest)
     videos = video_entries(clips)
-    download_videos(videos, root, config, show_progress=show_progress)
+    try:
+        download_videos(videos, root, config, show_progress=show_progress)
+        stopped = None
+    except MusicbenchError as exc:  # offline or stopped by YouTube: still cut what is on disk, then say so
+        stopped = exc
     chosen = {entry.video_id for entry, _ in select_entries(videos, config)}
     wanted = [clip for clip in clips if video_of(clip.video_id) in chosen]
     rows = cut_clips(wanted, root, jobs=config.jobs, show_progress=show_progress)
@@ -245,4 +251,6 @@ def acquire_solos(params: dict[str, Any], data_root: str | os.PathLike, repo: st
         "counts": {name: totals.get(name, 0) for name in (*STATUSES, "not tried")},
         "per_instrument": {label: {name: c.get(name, 0) for name in (*STATUSES, "not tried")} for label, c in counts.items()},
     }, indent=2, sort_keys=True) + "\n")
+    if stopped is not None:
+        raise stopped
     return report_path

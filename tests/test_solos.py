@@ -31,7 +31,7 @@ from musicbench.manifest import ManifestEntry, read_manifest, video_of, write_ma
 from musicbench.media import probe
 from musicbench.mixtures import make_mixtures
 from musicbench.process import ProcessConfig, default_manifest, process_manifest
-from musicbench.solos import build_solos_manifest, load_solos_lists
+from musicbench.solos import acquire_solos, build_solos_manifest, load_solos_lists
 from musicbench.splits import SplitRow, SplitsConfig, assign_splits, find_leakage, make_splits, read_splits, split_of
 from tests.conftest import REPO_ROOT, shared_lists
 from tests.test_acquire import FakeVideoHost
@@ -318,3 +318,27 @@ def test_the_video_bootstrap_counts_the_clips_of_one_video_as_that_video():
     ci = summarize_track(clipped)["metrics"]["nsdr"]["ci95"]
     assert ci == summarize_track(whole)["metrics"]["nsdr"]["ci95"]  # the same 4 videos
     assert ci != summarize_track(independent)["metrics"]["nsdr"]["ci95"]
+
+
+def test_offline_the_clips_of_videos_already_on_disk_are_still_cut_and_listed(tmp_path):
+    from tests.test_acquire import _closed_port, _make_mp4
+
+    repo = tmp_path / "repo"
+    lists = _write_lists(tmp_path / "lists", {"Oboe": ["oboeAAAAAAA", "oboeBBBBBBB"]},
+                         {"Oboe": {"oboeAAAAAAA": [[0, 24]], "oboeBBBBBBB": [[0, 24], [25, 49]]}})
+    build_solos_manifest(lists, repo / "manifests" / "solos.csv")
+    host = FakeVideoHost()
+    host.files["oboeAAAAAAA"] = host.files["oboeBBBBBBB"] = _make_mp4(tmp_path / "a.mp4", 440)
+    root = tmp_path / "data"
+    params = {"dataset": {"source": "solos", "root": str(root)},
+              "download": {"url_template": host.url_template, "sleep": 0.0, "sleep_requests": 0.0, "limit": 1}}
+    try:
+        first = json.loads(acquire_solos(params, root, repo=repo, show_progress=False).read_text())
+    finally:
+        host.close()
+    assert first["counts"] == {"downloaded": 1, "unavailable": 0, "failed": 0, "not tried": 2}
+    (root / "music" / "solos" / "manifest.csv").unlink()
+    params["download"].update(url_template=f"http://127.0.0.1:{_closed_port()}/v/{{id}}.mp4", limit=0)
+    with pytest.raises(MusicbenchError, match="no network"):
+        acquire_solos(params, root, repo=repo, show_progress=False)
+    assert [c.video_id for c in read_manifest(root / "music" / "solos" / "manifest.csv")] == ["oboeAAAAAAA.01"]
