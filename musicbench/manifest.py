@@ -34,7 +34,7 @@ from pathlib import Path
 
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text, resolve_in_root
-from musicbench.instruments import CANONICAL_INSTRUMENTS
+from musicbench.instruments import CANONICAL_INSTRUMENTS, canonical_instrument
 
 KINDS = ("solo", "duet")
 SUBSETS = ("MUSIC-11", "MUSIC-21", "MUSIC-Synth", "Solos")
@@ -128,7 +128,11 @@ def validate_entry(entry: ManifestEntry, where: str = "manifest") -> ManifestEnt
         )
     for name in entry.instruments:
         if name not in CANONICAL_INSTRUMENTS:
-            raise MusicbenchError(f"{where}: unknown instrument {name!r} (video {entry.video_id})")
+            try:  # an alias (Solos' 'DoubleBass', URMP's 'db') is named with its canonical class
+                hint = f"; write its canonical name {canonical_instrument(name)!r}"
+            except MusicbenchError:
+                hint = ""
+            raise MusicbenchError(f"{where}: unknown instrument {name!r} (video {entry.video_id}){hint}")
     if entry.start is not None and entry.end is not None and entry.end <= entry.start:
         raise MusicbenchError(f"{where}: end ({entry.end}) must be after start ({entry.start})")
     for column in _PATH_COLUMNS:

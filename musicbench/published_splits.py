@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from musicbench.errors import MusicbenchError
+from musicbench.instruments import canonical_instrument
 from musicbench.manifest import validate_video_id
 from musicbench.splits import SplitRow
 
@@ -73,5 +74,6 @@ def load_published_splits(name: str, lists_dir: str | os.PathLike) -> list[Split
                 kind, instruments = labels.get(video_id, ("solo", match.groupdict().get("instrument") or ""))
                 if not instruments:
                     raise MusicbenchError(f"{path}:{line_no}: video {video_id} is in no official MUSIC list")
+                instruments = " ".join(canonical_instrument(label, f"{path}:{line_no}") for label in instruments.split())
                 rows.append(SplitRow(split, kind, instruments, video_id))
     return sorted(set(rows), key=lambda r: (("train", "val", "test").index(r.split), r.kind, r.instruments, r.video_id))

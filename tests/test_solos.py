@@ -27,7 +27,7 @@ from musicbench.instruments import (
     URMP_CODES,
     canonical_instrument,
 )
-from musicbench.manifest import ManifestEntry, read_manifest, video_of, write_manifest
+from musicbench.manifest import ManifestEntry, read_manifest, validate_entry, video_of, write_manifest
 from musicbench.media import probe
 from musicbench.mixtures import make_mixtures
 from musicbench.process import ProcessConfig, default_manifest, process_manifest
@@ -68,6 +68,10 @@ def test_every_source_label_maps_to_one_canonical_name():
     assert "\n" not in str(info.value)
     with pytest.raises(MusicbenchError, match="unknown instrument"):
         canonical_instrument(None)  # type: ignore[arg-type]
+    # manifests hold canonical names only: an alias is refused, naming the class to write
+    clip = ManifestEntry("AAAAAAAAAAA.01", "solo", ("DoubleBass",), "Solos", "youtube", video_path="music/solos/clips/x.mp4")
+    with pytest.raises(MusicbenchError, match=r"unknown instrument 'DoubleBass' .*; write its canonical name 'double_bass'"):
+        validate_entry(clip)
 
 
 # ------------------------------------------------------------------------------------ the committed manifest
