@@ -26,7 +26,7 @@ from musicbench.evaluate import evaluate
 from musicbench.leaderboard import build_leaderboard
 from musicbench.leaderboard.board import MetricBlock, Row, choose_baseline
 from musicbench.leaderboard.slug import safe_slug
-from musicbench.leaderboard.stats import holm, paired_test
+from musicbench.leaderboard.stats import holm, item_videos, paired_test
 from tests.conftest import REPO_ROOT
 
 XSS = "<script>alert(1)</script>"
@@ -274,6 +274,10 @@ def test_paired_test_and_holm():
     assert paired_test(a, a, videos, seed=1).p == 1.0
     assert paired_test(a, pd.Series([1.0], index=["z"]), videos, seed=1).p is None
     assert holm([0.01, None, 0.04, 0.03]) == pytest.approx([0.03, None, 0.06, 0.06], abs=1e-12)
+    # the board's unit of resampling is the video: two Solos clips of one YouTube video are that video
+    rows = pd.DataFrame({"item_id": ["i1", "i1", "i2", "i2"], "track": "mixtures", "status": "ok",
+                         "video_id": ["-AbCdEfGhIj.01", "-AbCdEfGhIj.02", "-AbCdEfGhIj.03", "Zyxwvutsrqp"]})
+    assert item_videos(rows) == {"i1": ["-AbCdEfGhIj"], "i2": ["-AbCdEfGhIj", "Zyxwvutsrqp"]}
 
 
 # A label-free band split that can be told to return silence on chosen mixtures (by a hash of their

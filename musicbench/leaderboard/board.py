@@ -30,6 +30,7 @@ from musicbench.leaderboard.stats import (
     paired_test,
     per_item_values,
 )
+from musicbench.manifest import video_of
 from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
 from musicbench.stats import video_bootstrap_ci
 
@@ -302,7 +303,7 @@ def _per_instrument_ci(run: Run, seed: int) -> dict[str, list[float | None]]:
     if items is None or not {"instrument", "status", "nsdr", "video_id"} <= set(items.columns):
         return {}
     rows = charge_failures(items[items["track"] == "mixtures"])
-    videos = rows.groupby("item_id")["video_id"].agg(lambda v: sorted(set(map(str, v))))
+    videos = rows.groupby("item_id")["video_id"].agg(lambda v: sorted({video_of(str(video)) for video in v}))
     result: dict[str, list[float | None]] = {}
     for instrument, group in rows.groupby("instrument"):
         values = pd.to_numeric(group["nsdr"], errors="coerce").dropna()
