@@ -34,7 +34,8 @@ build). A rerun skips a video only if its record matches and both outputs still 
 so a killed run is resumed without trusting any half-written file. Leftover temporary files of a
 killed run are deleted at the start of the next one (one run at a time per output folder).
 
-Bad inputs never crash the run and never yield a stand-in clip: a missing file, a file ffmpeg
+Bad inputs never crash the run and never yield a stand-in clip: a manifest row that cannot be read
+(not UTF-8, short or long, a NUL byte, a field that is not a number or out of range), a missing file, a file ffmpeg
 cannot open, no audio or no video stream, any decode error, a stream shorter than its container
 says, a trim outside the video, audio and video lengths that disagree, silence, or fewer samples
 than one clip (``audio.clip_samples``) send the video to ``rejects.parquet`` with a reason code
@@ -77,7 +78,7 @@ from musicbench.benchmark import (
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
-from musicbench.manifest import ManifestEntry, entry_path, read_manifests
+from musicbench.manifest import BadRow, ManifestEntry, entry_path, scan_manifests
 from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
 from musicbench.progress import progress_bar
 
@@ -85,6 +86,7 @@ from musicbench.progress import progress_bar
 PROCESS_FORMAT_VERSION = 1
 
 REJECT_REASONS: dict[str, str] = {
+    "bad_row": "the manifest row is malformed: not UTF-8, a short or long row, a NUL byte, a bad or repeated field",
     "bad_path": "the manifest's video_path is empty or leaves the data root",
     "missing_video": "the video file does not exist",
     "unreadable": "ffmpeg cannot open the file (not a media file, or a corrupt container)",
@@ -92,7 +94,7 @@ REJECT_REASONS: dict[str, str] = {
     "no_video": "the file has no video stream",
     "corrupt_stream": "ffmpeg reported decode errors (corrupt or truncated stream)",
     "decode_failed": "ffmpeg exited with an error",
-    "trim_out_of_range": "the manifest's start/end lie outside the video",
+    "trim_out_of_range": "the manifest's start/end lie outside the video (or outside 0 to manifest.MAX_SECONDS)",
     "truncated": "fewer seconds decoded than the container announces",
     "av_mismatch": "audio and frames cover durations that differ by more than the tolerance",
     "silent": "the decoded audio is all zeros",
@@ -315,6 +317,14 @@ def _check_lengths(entry: ManifestEntry, audio: np.ndarray, n_frames: int, repor
         raise _Rejected("too_short", f"{audio.size} samples ({decoded:.3f} s) < one clip of {config.audio.clip_samples} samples")
 
 
+def _bad_row_reject(bad: BadRow) -> _VideoResult:
+    """The reject of a manifest row that could not be read: its detail names the manifest file, line and field."""
+    reason = "trim_out_of_range" if bad.problem == "range" and bad.column in ("start", "end") else "bad_row"
+    base = {name: bad.fields.get(name, "") for name in REJECT_COLUMNS if name not in ("reason", "detail")}
+    detail = bad.message.replace(bad.path, Path(bad.path).name, 1)  # no folder names: same bytes wherever the root is
+    return _VideoResult(bad.video_id, "rejected", reject={**base, "video_id": bad.video_id, "reason": reason, "detail": detail})
+
+
 def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: ProcessConfig, ffmpeg_build: str) -> _VideoResult:
     """Process one manifest row; never raises for a bad video (returns a rejected result)."""
     audio_path, frames_path, record_path = processed_paths(out_dir, entry.video_id)
@@ -458,7 +468,10 @@ def process_manifest(
     Writes audio, frame archives, per-video records, ``videos.parquet`` and ``rejects.parquet``
     (layout in the module docstring). Videos run in parallel on `jobs` processes (default
     ``config.jobs``) or on a given `executor`. Finished videos are skipped on a rerun.
-    Raises MusicbenchError for a bad manifest, an unwritable or misplaced output folder.
+    A manifest row that cannot be read (`musicbench.manifest.scan_manifest`) is a reject
+    (``bad_row``, or ``trim_out_of_range`` for a start/end out of bounds) naming its line and
+    field; the other rows go on. Raises MusicbenchError for a manifest unusable as a whole (unreadable,
+    bad header, an id in two manifests), an unwritable or misplaced output folder.
     """
     root = Path(root)
     if not root.is_dir():
@@ -468,7 +481,8 @@ def process_manifest(
     out = out.resolve()
     if out != root and root not in out.parents:
         raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")
-    entries = sorted(read_manifests(manifest_path), key=lambda entry: entry.video_id)
+    entries, bad_rows = scan_manifests(manifest_path)
+    entries.sort(key=lambda entry: entry.video_id)
     jobs = jobs_option(jobs, config.jobs)
     for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR):
         ensure_writable_dir(out / sub)
@@ -476,7 +490,7 @@ def process_manifest(
     ensure_writable_dir(out / WORK_DIR)
     ffmpeg_build = ffmpeg_version()
 
-    results: list[_VideoResult] = []
+    results: list[_VideoResult] = [_bad_row_reject(bad) for bad in bad_rows]
     own_executor = None
     if executor is None and jobs > 1 and len(entries) > 1:
         own_executor = executor = concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(entries)))

@@ -346,3 +346,39 @@ def test_ffmpeg_log_parsing():
     nothing = parse_ffmpeg_log("[error] videos/x.mp4: Invalid data found when processing input\n")
     assert not nothing.opened and nothing.duration is None and not nothing.has_video
     assert nothing.errors == ["videos/x.mp4: Invalid data found when processing input"]
+
+
+def test_hostile_manifest_rows_are_rejects_and_the_rest_is_processed(tmp_path, videos):
+    """A NUL byte, Latin-1 text, short and long rows, out-of-range and non-numeric times among good rows."""
+    import pandas as pd
+
+    good = [_entry("syn_violin_00", "good0"), _entry("syn_violin_01", "good1")]
+    manifest = _make_root(tmp_path, videos, good)
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    hostile = [
+        b"syn_cello_00,solo,violin,MUSIC-Synth,synth,,,,videos/good2\x00.mp4,,\n",  # line 3: NUL in video_path
+        "syn_cello_01,solo,viol\u00een,MUSIC-Synth,synth,,,,videos/good2.mp4,,\n".encode("latin-1"),
+        b"syn_cello_02,solo,violin,MUSIC-Synth,synth,,,\n",
+        b"syn_cello_03,solo,violin,MUSIC-Synth,synth,,,,videos/good2.mp4,,,surplus\n",
+        b"syn_cello_04,solo,violin,MUSIC-Synth,synth,1e308,,,videos/good2.mp4,,\n",
+        b"syn_cello_05,solo,violin,MUSIC-Synth,synth,inf,,,videos/good2.mp4,,\n",
+        b"syn_cello_06,solo,violin,MUSIC-Synth,synth,,two,,videos/good2.mp4,,\n",
+    ]
+    manifest.write_bytes(b"\xef\xbb\xbf" + lines[0] + lines[1] + b"".join(hostile) + lines[2])
+    summary = process_manifest(manifest, tmp_path, CONFIG)
+    assert (summary.processed, summary.rejected) == (2, len(hostile))
+    assert sorted(read_index(summary.index_path)["video_id"]) == ["syn_violin_00", "syn_violin_01"]
+    rejects = pd.read_parquet(summary.rejects_path).set_index("video_id")
+    expected = {  # id: (reason, line, column)
+        "syn_cello_00": ("bad_row", 3, "video_path"), "syn_cello_01": ("bad_row", 4, "instruments"),
+        "syn_cello_02": ("bad_row", 5, ""), "syn_cello_03": ("bad_row", 6, ""),
+        "syn_cello_04": ("trim_out_of_range", 7, "start"), "syn_cello_05": ("bad_row", 8, "start"),
+        "syn_cello_06": ("bad_row", 9, "end"),
+    }
+    assert rejects["reason"].to_dict() == {video_id: reason for video_id, (reason, _, _) in expected.items()}
+    for video_id, (_, line, column) in expected.items():
+        detail = rejects.loc[video_id, "detail"]
+        assert detail.startswith(f"manifest.csv:{line}: ") and (not column or f"column {column!r}" in detail), detail
+        assert "\0" not in detail and "\n" not in detail and str(tmp_path) not in detail
+    assert "out of range" in rejects.loc["syn_cello_04", "detail"]
+    assert validate_index(summary.index_path, tmp_path) == []
