@@ -4,7 +4,7 @@ Every manifest row ends in one of three states, kept in an availability report (
 ``<root>/music/availability.parquet``, one row per video id):
 
 - ``downloaded``: the raw file ``music/raw/<id>.mp4`` is complete (its SHA-256 and size are
-  recorded) and the manifest's ``video_path`` holds the trimmed video (or a hardlink/copy of the
+  recorded) and ``music/videos/<id>.mp4`` holds the trimmed video (or a hardlink/copy of the
   raw file when the manifest gives no start/end);
 - ``unavailable``: YouTube (or the server) says the video is gone: private, deleted, blocked,
   copyright, HTTP 404/410. yt-dlp's reason is kept; later runs skip it unless asked to retry;
@@ -13,6 +13,9 @@ Every manifest row ends in one of three states, kept in an availability report (
 yt-dlp is driven through its Python API with full URLs (an id beginning with ``-`` is never an
 option); partial downloads are ``.part`` files under ``music/raw/.parts/`` that yt-dlp resumes with
 HTTP Range requests. Ids are untrusted: each is validated and every path stays inside the root.
+Where a file goes comes from the id alone, never from a manifest's path: a YouTube row whose
+``video_path`` is not ``music/videos/<id>.mp4`` (or empty) is refused before anything is fetched,
+and nothing is written outside ``<root>/music``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
@@ -34,7 +37,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, MUSIC_MANIFEST_RELPATH, MUSIC_PARTS_DIR, MUSIC_REPORT_RELPATH
+from musicbench.benchmark import (
+    MUSIC_AVAILABILITY_RELPATH,
+    MUSIC_MANIFEST_RELPATH,
+    MUSIC_PARTS_DIR,
+    MUSIC_REPORT_RELPATH,
+    music_video_relpath,
+)
 from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
@@ -46,7 +55,7 @@ from musicbench.fsutil import (
     sha256_file,
     write_parquet,
 )
-from musicbench.manifest import ManifestEntry, entry_path, read_manifests, validate_entry, validate_video_id, video_of
+from musicbench.manifest import ManifestEntry, read_manifests, validate_entry, validate_video_id, video_of
 from musicbench.media import ffmpeg_exe, probe
 from musicbench.music_lists import raw_relpath
 from musicbench.progress import progress_bar
@@ -489,7 +498,7 @@ def _row(job: _Job, status: str, **values: Any) -> AvailabilityRow:
     entry = job.entry
     fixed: dict[str, Any] = dict(
         video_id=entry.video_id, status=status, kind=entry.kind, instruments=" ".join(entry.instruments),
-        subsets=job.subsets, raw_path=raw_relpath(entry.video_id), video_path=entry.video_path,
+        subsets=job.subsets, raw_path=raw_relpath(entry.video_id), video_path=music_video_relpath(entry.video_id),
         trim_start=entry.start, trim_end=entry.end,
         updated=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     )
@@ -525,7 +534,7 @@ def _process(job: _Job, root: Path, config: DownloadConfig, pacer: _Pacer, stop:
     """
     entry = job.entry
     raw_path = resolve_in_root(root, raw_relpath(entry.video_id))
-    video_path = entry_path(root, entry, "video_path")
+    video_path = resolve_in_root(root, music_video_relpath(entry.video_id))  # from the id, never the manifest
     parts_dir = resolve_in_root(root, MUSIC_PARTS_DIR)
     base_attempts = job.previous.attempts if job.previous else 0
     attempts = 0
@@ -596,17 +605,20 @@ def select_entries(entries: Iterable[ManifestEntry], config: DownloadConfig) -> 
         validate_entry(entry, where=f"manifest row {entry.video_id!r}")
         if entry.source != "youtube":
             raise MusicbenchError(f"video {entry.video_id}: source {entry.source!r} cannot be downloaded (only youtube)")
-        if not entry.video_path:
-            raise MusicbenchError(f"video {entry.video_id}: manifest has no video_path; rebuild it with `musicbench manifest build`")
         if video_of(entry.video_id) != entry.video_id:
             raise MusicbenchError(f"row {entry.video_id} is a clip of video {video_of(entry.video_id)}: clip manifests (Solos) "
                                   "are fetched and cut by `musicbench acquire` with dataset.source: solos")
+        destination = music_video_relpath(entry.video_id)
+        if entry.video_path not in ("", destination):
+            raise MusicbenchError(
+                f"video {entry.video_id}: video_path {entry.video_path!r} is not {destination!r}; downloads go to "
+                "music/raw/<id>.mp4 and music/videos/<id>.mp4 only: fix the manifest or rebuild it (`musicbench manifest build`)"
+            )
         known = chosen.get(entry.video_id)
         if known is not None:
-            fields = (known.video_path, known.start, known.end, known.instruments)
-            if fields != (entry.video_path, entry.start, entry.end, entry.instruments):
+            if (known.start, known.end, known.instruments) != (entry.start, entry.end, entry.instruments):
                 raise MusicbenchError(
-                    f"video {entry.video_id} appears in two manifests with different instruments, path or trim; make them agree"
+                    f"video {entry.video_id} appears in two manifests with different instruments or trim; make them agree"
                 )
         else:
             chosen[entry.video_id] = entry
@@ -703,11 +715,13 @@ def manifest_paths_from_params(params: dict[str, Any]) -> list[Path]:
 
 
 def write_downloaded_manifest(
-    entries: Sequence[ManifestEntry], rows: dict[str, AvailabilityRow], path: str | os.PathLike
+    entries: Sequence[ManifestEntry], rows: dict[str, AvailabilityRow], path: str | os.PathLike,
+    destination: Callable[[str], str] = music_video_relpath,
 ) -> list[ManifestEntry]:
     """Write the manifest of the videos on disk, the input of the processing stage.
 
-    Only ``downloaded`` videos are listed; their ``video_path`` already holds the trimmed clip, so
+    Only ``downloaded`` videos are listed; their ``video_path`` is ``destination(id)`` (the file named by
+    the id alone: ``music/videos/<id>.mp4``, Solos' ``music/solos/clips/<id>.mp4``) and holds the trimmed clip, so
     start/end are cleared (the trim times stay in the committed manifests and the availability
     report): processing must not cut them a second time.
     """
@@ -715,7 +729,7 @@ def write_downloaded_manifest(
 
     from musicbench.manifest import write_manifest
 
-    on_disk = [replace(e, start=None, end=None, duration=None) for e in entries
+    on_disk = [replace(e, start=None, end=None, duration=None, video_path=destination(e.video_id)) for e in entries
                if e.video_id in rows and rows[e.video_id].status == "downloaded"]
     write_manifest(sorted(on_disk, key=lambda e: e.video_id), path)
     return on_disk

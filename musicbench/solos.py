@@ -54,7 +54,7 @@ from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, SOLOS_REPORT_RELPAT
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.instruments import canonical_instrument
-from musicbench.manifest import ManifestEntry, entry_path, read_manifest, validate_video_id, video_of, write_manifest
+from musicbench.manifest import ManifestEntry, read_manifest, validate_video_id, video_of, write_manifest
 from musicbench.media import probe
 from musicbench.progress import progress_bar
 from musicbench.splits import SOLOS_MANIFEST
@@ -164,11 +164,11 @@ def _cut_one(clip: ManifestEntry, root: Path, video_row: AvailabilityRow | None,
         return None
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     base = dict(video_id=clip.video_id, kind=clip.kind, instruments=" ".join(clip.instruments), subsets=clip.subset,
-                video_path=clip.video_path, trim_start=clip.start, trim_end=clip.end, updated=now)
+                video_path=solos_clip_relpath(clip.video_id), trim_start=clip.start, trim_end=clip.end, updated=now)
     if video_row.status != "downloaded":
         return AvailabilityRow(status=video_row.status, reason=f"video {video_of(clip.video_id)}: {video_row.reason}", **base)
     raw = resolve_in_root(root, video_row.raw_path)
-    out = entry_path(root, clip, "video_path")
+    out = resolve_in_root(root, solos_clip_relpath(clip.video_id))  # from the clip id, never the manifest's path
     base.update(raw_path=video_row.raw_path)
     current = (previous is not None and previous.status == "downloaded" and out.is_file()
                and (previous.trim_start, previous.trim_end) == (clip.start, clip.end)
@@ -231,6 +231,10 @@ def acquire_solos(params: dict[str, Any], data_root: str | os.PathLike, repo: st
     config = DownloadConfig.from_params(params)
     manifest = Path(repo) / SOLOS_MANIFEST
     clips = read_manifest(manifest)
+    for clip in clips:  # a clip goes where its id says; a row naming another file is refused before any download
+        if clip.video_path not in ("", solos_clip_relpath(clip.video_id)):
+            raise MusicbenchError(f"clip {clip.video_id}: video_path {clip.video_path!r} is not "
+                                  f"{solos_clip_relpath(clip.video_id)!r}; fix {str(manifest)!r} or rebuild it")
     videos = video_entries(clips)
     try:
         download_videos(videos, root, config, show_progress=show_progress)
@@ -240,7 +244,7 @@ def acquire_solos(params: dict[str, Any], data_root: str | os.PathLike, repo: st
     chosen = {entry.video_id for entry, _ in select_entries(videos, config)}
     wanted = [clip for clip in clips if video_of(clip.video_id) in chosen]
     rows = cut_clips(wanted, root, jobs=config.jobs, show_progress=show_progress)
-    write_downloaded_manifest(wanted, rows, DataRoot(root).manifest_path("solos"))
+    write_downloaded_manifest(wanted, rows, DataRoot(root).manifest_path("solos"), solos_clip_relpath)
     counts = availability_counts(wanted, rows)
     totals: Counter = Counter()
     for counter in counts.values():

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -268,6 +269,69 @@ def test_video_path_escaping_the_root_is_rejected(host, tmp_path):
     with pytest.raises(MusicbenchError, match="inside the data root"):
         download_videos([bad], tmp_path / "data", config(host), show_progress=False)
     assert not (tmp_path / "outside.mp4").exists()
+
+
+@pytest.mark.parametrize("target", ["mixtures/benchmark.json", "processed/audio/AAAAAAAAAAA.flac",
+                                    f"music/videos/{GONE}.mp4", f"music/raw/{DASH}.mp4"])
+def test_download_never_writes_where_a_manifest_path_points(host, tmp_path, target):
+    """A YouTube row whose video_path names another file of the root is refused: the file keeps its bytes."""
+    root = tmp_path / "data"
+    victim = root / target
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"the benchmark's own file")
+    manifest = tmp_path / "m.csv"
+    write_manifest([entry(DASH, ("violin",)), replace(entry(GOOD), video_path=target)], manifest)
+    before = files_under(root)
+    result = CliRunner().invoke(app, ["download", str(manifest), "--params", _empty_params(tmp_path), "--root", str(root),
+                                      "--url-template", host.url_template, "--quiet"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"video_path {target!r} is not 'music/videos/{GOOD}.mp4'" in lines[0], result.output
+    assert victim.read_bytes() == b"the benchmark's own file"
+    assert files_under(root) == before and sum(host.requests.values()) == 0
+
+
+def test_a_solos_clip_never_goes_where_its_manifest_path_points(host, clips, tmp_path):
+    """Solos' clips are cut to music/solos/clips/<clip id>.mp4: a row naming another file is refused
+    before any download, and a clean run lists every clip at the path its id gives."""
+    from musicbench.solos import acquire_solos, build_solos_manifest
+    from tests.test_solos import _write_lists
+
+    repo, root = tmp_path / "repo", tmp_path / "data"
+    lists = _write_lists(tmp_path / "lists", {"Oboe": [GOOD]}, {"Oboe": {GOOD: [[0, 12], [13, 24]]}})
+    manifest = build_solos_manifest(lists, repo / "manifests" / "solos.csv")
+    victim = root / "mixtures" / "benchmark.json"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("{}")
+    params = {"dataset": {"source": "solos", "root": str(root)},
+              "download": {"url_template": host.url_template, "sleep": 0.0, "sleep_requests": 0.0}}
+    good = read_manifest(manifest)
+    write_manifest([good[0], replace(good[1], video_path="mixtures/benchmark.json")], manifest)
+    with pytest.raises(MusicbenchError, match=rf"clip {GOOD}.02: video_path 'mixtures/benchmark.json' is not "
+                                              rf"'music/solos/clips/{GOOD}.02.mp4'"):
+        acquire_solos(params, root, repo=repo, show_progress=False)
+    assert victim.read_text() == "{}" and sum(host.requests.values()) == 0
+    write_manifest([good[0], replace(good[1], video_path="")], manifest)  # empty: the id decides
+    acquire_solos(params, root, repo=repo, show_progress=False)
+    listed = read_manifest(root / "music" / "solos" / "manifest.csv")
+    assert [c.video_path for c in listed] == [f"music/solos/clips/{GOOD}.01.mp4", f"music/solos/clips/{GOOD}.02.mp4"]
+    assert all((root / c.video_path).is_file() for c in listed) and victim.read_text() == "{}"
+
+
+def test_download_destinations_come_from_the_id_and_stay_in_music(host, clips, tmp_path):
+    """An empty video_path is fine: the raw file and the trimmed copy are named by the id, under music/."""
+    root = tmp_path / "data"
+    (root / "mixtures").mkdir(parents=True)
+    (root / "mixtures" / "benchmark.json").write_text("{}")
+    entries = [replace(entry(GOOD), video_path=""), entry(DASH, ("violin",), start=0.2, end=1.5)]
+    summary = download_videos(entries, root, config(host), show_progress=False)
+    assert dict(summary.counts) == {"downloaded": 2}
+    written = files_under(root) - {"mixtures", "mixtures/benchmark.json"}
+    assert written and all(path == "music" or path.startswith("music/") for path in written), written
+    assert (root / "music" / "videos" / f"{GOOD}.mp4").read_bytes() == clips["a"]
+    rows = read_availability(root / "music" / "availability.parquet")
+    assert rows[GOOD].video_path == f"music/videos/{GOOD}.mp4" and rows[DASH].video_path == f"music/videos/{DASH}.mp4"
+    assert (root / "mixtures" / "benchmark.json").read_text() == "{}"
 
 
 def _closed_port() -> int:
