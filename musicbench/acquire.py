@@ -44,6 +44,7 @@ from musicbench.benchmark import (
     MUSIC_REPORT_RELPATH,
     music_video_relpath,
 )
+from musicbench.concurrency import hold_data_root
 from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
@@ -646,61 +647,62 @@ def download_videos(
     after saving the report, if the network is unreachable or YouTube stops the session.
     """
     selected = select_entries(list(entries), config)  # validates every id before anything is written
-    root = ensure_writable_dir(data_root).resolve()
-    report_path = resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH)
-    ensure_writable_dir(resolve_in_root(root, MUSIC_PARTS_DIR))
-    report = read_availability(report_path)
-    summary = DownloadSummary(report_path=report_path)
+    with hold_data_root(data_root, "download"):
+        root = ensure_writable_dir(data_root).resolve()
+        report_path = resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH)
+        ensure_writable_dir(resolve_in_root(root, MUSIC_PARTS_DIR))
+        report = read_availability(report_path)
+        summary = DownloadSummary(report_path=report_path)
 
-    jobs: list[_Job] = []
-    to_fetch = 0
-    for entry, subsets in selected:
-        previous = report.get(entry.video_id)
-        if previous is not None and previous.status == "unavailable" and not config.retry_unavailable:
-            summary.skipped_unavailable += 1
-            continue
-        raw_state = _raw_state(resolve_in_root(root, raw_relpath(entry.video_id)), previous)
-        if raw_state != "verified":
-            if config.limit and to_fetch >= config.limit:
-                continue  # the limit counts videos still to fetch
-            to_fetch += 1
-        jobs.append(_Job(entry, subsets, previous, raw_state))
-    needs_network = [job for job in jobs if job.raw_state in ("missing", "corrupt")]
-    if needs_network and check_online:
-        check_network(config.url_template, config.proxy, timeout=min(5.0, config.socket_timeout or 5.0))
+        jobs: list[_Job] = []
+        to_fetch = 0
+        for entry, subsets in selected:
+            previous = report.get(entry.video_id)
+            if previous is not None and previous.status == "unavailable" and not config.retry_unavailable:
+                summary.skipped_unavailable += 1
+                continue
+            raw_state = _raw_state(resolve_in_root(root, raw_relpath(entry.video_id)), previous)
+            if raw_state != "verified":
+                if config.limit and to_fetch >= config.limit:
+                    continue  # the limit counts videos still to fetch
+                to_fetch += 1
+            jobs.append(_Job(entry, subsets, previous, raw_state))
+        needs_network = [job for job in jobs if job.raw_state in ("missing", "corrupt")]
+        if needs_network and check_online:
+            check_network(config.url_template, config.proxy, timeout=min(5.0, config.socket_timeout or 5.0))
 
-    stop = threading.Event()
-    stop_message = ""
-    pacer = _Pacer(config.sleep)
-    try:
-        with (
-            progress_bar("download", len(jobs), show=show_progress, with_status=True) as advance,
-            ThreadPoolExecutor(max_workers=config.jobs) as pool,
-        ):
-            futures = {pool.submit(_process, job, root, config, pacer, stop): job for job in jobs}
-            try:
-                for future in as_completed(futures):
-                    row, message = future.result()
-                    if message and not stop_message:
-                        stop_message = message
-                        stop.set()
-                    if row is not None:
-                        summary.rows[row.video_id] = row
-                        summary.counts[row.status] += 1
-                        report[row.video_id] = row
-                        write_availability(report_path, report)
-                    advance(1, " ".join(f"{name} {summary.counts.get(name, 0)}" for name in STATUSES))
-            except BaseException:
-                stop.set()  # Ctrl-C: start nothing more; running attempts keep their .part files
-                for future in futures:
-                    future.cancel()
-                raise
-    finally:
-        if report or report_path.exists():
-            write_availability(report_path, report)
-    if stop_message:
-        raise MusicbenchError(stop_message)
-    return summary
+        stop = threading.Event()
+        stop_message = ""
+        pacer = _Pacer(config.sleep)
+        try:
+            with (
+                progress_bar("download", len(jobs), show=show_progress, with_status=True) as advance,
+                ThreadPoolExecutor(max_workers=config.jobs) as pool,
+            ):
+                futures = {pool.submit(_process, job, root, config, pacer, stop): job for job in jobs}
+                try:
+                    for future in as_completed(futures):
+                        row, message = future.result()
+                        if message and not stop_message:
+                            stop_message = message
+                            stop.set()
+                        if row is not None:
+                            summary.rows[row.video_id] = row
+                            summary.counts[row.status] += 1
+                            report[row.video_id] = row
+                            write_availability(report_path, report)
+                        advance(1, " ".join(f"{name} {summary.counts.get(name, 0)}" for name in STATUSES))
+                except BaseException:
+                    stop.set()  # Ctrl-C: start nothing more; running attempts keep their .part files
+                    for future in futures:
+                        future.cancel()
+                    raise
+        finally:
+            if report or report_path.exists():
+                write_availability(report_path, report)
+        if stop_message:
+            raise MusicbenchError(stop_message)
+        return summary
 
 
 def manifest_paths_from_params(params: dict[str, Any]) -> list[Path]:
@@ -745,35 +747,36 @@ def acquire_music(params: dict[str, Any], data_root: str | os.PathLike | None = 
     dataset = params.get("dataset") or {}
     source = dataset.get("source", "synth") if isinstance(dataset, dict) else "synth"
     root = Path(data_root if data_root is not None else (dataset.get("root", "data") if isinstance(dataset, dict) else "data"))
-    report_path = resolve_in_root(ensure_writable_dir(root), MUSIC_REPORT_RELPATH)
-    if source == "synth":
+    with hold_data_root(root, "acquire"):
+        report_path = resolve_in_root(ensure_writable_dir(root), MUSIC_REPORT_RELPATH)
+        if source == "synth":
+            atomic_write_text(report_path, json.dumps({
+                "source": "synth", "skipped": True,
+                "reason": "dataset.source is synth: real MUSIC is not downloaded (set dataset.source: music to fetch it)",
+            }, indent=2, sort_keys=True) + "\n")
+            return report_path
+        if source == "solos":
+            from musicbench.solos import acquire_solos
+
+            return acquire_solos(params, root, show_progress=show_progress)
+        if source != "music":
+            raise MusicbenchError(f"params: dataset.source must be 'synth', 'music' or 'solos', got {source!r}")
+        config = DownloadConfig.from_params(params)
+        manifests = manifest_paths_from_params(params)
+        entries = read_manifests(manifests, repeats=True)
+        download_videos(entries, root, config, show_progress=show_progress)
+        rows = read_availability(resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH))
+        write_downloaded_manifest(entries, rows, resolve_in_root(root, MUSIC_MANIFEST_RELPATH))
+        counts = availability_counts([entry for entry, _ in select_entries(entries, config)], rows)
+        totals: Counter = Counter()
+        for counter in counts.values():
+            totals.update(counter)
         atomic_write_text(report_path, json.dumps({
-            "source": "synth", "skipped": True,
-            "reason": "dataset.source is synth: real MUSIC is not downloaded (set dataset.source: music to fetch it)",
+            "source": "music", "skipped": False, "manifests": [m.as_posix() for m in manifests],
+            "counts": {name: totals.get(name, 0) for name in (*STATUSES, "not tried")},
+            "per_instrument": {label: {name: c.get(name, 0) for name in (*STATUSES, "not tried")} for label, c in counts.items()},
         }, indent=2, sort_keys=True) + "\n")
         return report_path
-    if source == "solos":
-        from musicbench.solos import acquire_solos
-
-        return acquire_solos(params, root, show_progress=show_progress)
-    if source != "music":
-        raise MusicbenchError(f"params: dataset.source must be 'synth', 'music' or 'solos', got {source!r}")
-    config = DownloadConfig.from_params(params)
-    manifests = manifest_paths_from_params(params)
-    entries = read_manifests(manifests, repeats=True)
-    download_videos(entries, root, config, show_progress=show_progress)
-    rows = read_availability(resolve_in_root(root, MUSIC_AVAILABILITY_RELPATH))
-    write_downloaded_manifest(entries, rows, resolve_in_root(root, MUSIC_MANIFEST_RELPATH))
-    counts = availability_counts([entry for entry, _ in select_entries(entries, config)], rows)
-    totals: Counter = Counter()
-    for counter in counts.values():
-        totals.update(counter)
-    atomic_write_text(report_path, json.dumps({
-        "source": "music", "skipped": False, "manifests": [m.as_posix() for m in manifests],
-        "counts": {name: totals.get(name, 0) for name in (*STATUSES, "not tried")},
-        "per_instrument": {label: {name: c.get(name, 0) for name in (*STATUSES, "not tried")} for label, c in counts.items()},
-    }, indent=2, sort_keys=True) + "\n")
-    return report_path
 
 
 def download_from_params(

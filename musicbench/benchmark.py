@@ -12,6 +12,7 @@ and nowhere else (mirdata's one path resolver)::
     mixtures/{mixtures,duets}.parquet, mixtures/benchmark.json             the benchmark definition
     mixtures/ground_truth.json                                             SHA-256 of the stems and boxes it uses
     score_cache/<sha256>.json, score_cache/.secret                         signed metric results by content hash
+    .musicbench.lock                                                       the writing stages' lock (`musicbench.concurrency`)
 
 Paths stored in manifests and tables are relative to the data root, as POSIX strings (the
 ``*_relpath`` functions); `DataRoot` turns them into paths that never leave the root.
@@ -79,6 +80,7 @@ MIXTURES_NAME, DUETS_NAME, DEFINITION_NAME = "mixtures.parquet", "duets.parquet"
 GROUND_TRUTH_NAME = "ground_truth.json"
 VALIDATE_HINT = "run `musicbench validate`"
 SCORE_CACHE_DIR, SCORE_CACHE_SECRET_NAME = "score_cache", ".secret"
+LOCK_NAME = ".musicbench.lock"
 
 INDEX_COLUMNS: tuple[str, ...] = (
     "video_id", "kind", "instruments", "n_sources", "subset", "source", "split",
@@ -201,6 +203,11 @@ class DataRoot:
     def ground_truth_path(self) -> Path:
         """``<root>/mixtures/ground_truth.json``: SHA-256 of every stems FLAC and boxes JSON the items read."""
         return self.mixtures_dir / GROUND_TRUTH_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        """``<root>/.musicbench.lock``: the writing stages' lock and its holder record (`musicbench.concurrency`)."""
+        return self.root / LOCK_NAME
 
     @property
     def score_cache_dir(self) -> Path:

@@ -59,6 +59,7 @@ from musicbench.benchmark import (
     read_clip_frames,
     read_mixtures,
 )
+from musicbench.concurrency import holds_data_root
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, resolve_in_root, write_parquet
@@ -334,6 +335,7 @@ def write_benchmark(
     return summary
 
 
+@holds_data_root("mixtures", "root")
 def make_mixtures(params: dict[str, Any], root: str | os.PathLike) -> dict[str, Any]:
     """The `mixtures` stage: from the processed index and the splits, write ``<root>/mixtures/``."""
     from musicbench.splits import read_stage_splits

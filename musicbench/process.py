@@ -75,6 +75,7 @@ from musicbench.benchmark import (
     processed_paths,
     read_index,
 )
+from musicbench.concurrency import hold_data_root, worker_pool
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
@@ -481,48 +482,49 @@ def process_manifest(
     out = out.resolve()
     if out != root and root not in out.parents:
         raise MusicbenchError(f"output folder {str(out)!r} must lie inside the data root {str(root)!r}")
-    entries, bad_rows = scan_manifests(manifest_path)
-    entries.sort(key=lambda entry: entry.video_id)
-    jobs = jobs_option(jobs, config.jobs)
-    for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR):
-        ensure_writable_dir(out / sub)
-    _clean_leftovers(out)
-    ensure_writable_dir(out / WORK_DIR)
-    ffmpeg_build = ffmpeg_version()
+    with hold_data_root(root, "process"):
+        entries, bad_rows = scan_manifests(manifest_path)
+        entries.sort(key=lambda entry: entry.video_id)
+        jobs = jobs_option(jobs, config.jobs)
+        for sub in (AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR):
+            ensure_writable_dir(out / sub)
+        _clean_leftovers(out)
+        ensure_writable_dir(out / WORK_DIR)
+        ffmpeg_build = ffmpeg_version()
 
-    results: list[_VideoResult] = [_bad_row_reject(bad) for bad in bad_rows]
-    own_executor = None
-    if executor is None and jobs > 1 and len(entries) > 1:
-        own_executor = executor = concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(entries)))
-    try:
-        # Submit everything (which forks the workers) before the progress display starts its thread.
-        futures = (
-            [executor.submit(_process_video, entry, root, out, config, ffmpeg_build) for entry in entries]
-            if executor is not None else []
-        )
-        bar = progress_bar("process videos", len(entries), show=progress)
-        with bar as advance:
-            if executor is None:
-                for entry in entries:
-                    results.append(_process_video(entry, root, out, config, ffmpeg_build))
-                    advance(1)
-            else:
-                for future in concurrent.futures.as_completed(futures):
-                    results.append(future.result())
-                    advance(1)
-    finally:
-        if own_executor is not None:
-            own_executor.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(out / WORK_DIR, ignore_errors=True)
+        results: list[_VideoResult] = [_bad_row_reject(bad) for bad in bad_rows]
+        own_executor = None
+        if executor is None and jobs > 1 and len(entries) > 1:
+            own_executor = executor = worker_pool(min(jobs, len(entries)))
+        try:
+            # Submit everything (which forks the workers) before the progress display starts its thread.
+            futures = (
+                [executor.submit(_process_video, entry, root, out, config, ffmpeg_build) for entry in entries]
+                if executor is not None else []
+            )
+            bar = progress_bar("process videos", len(entries), show=progress)
+            with bar as advance:
+                if executor is None:
+                    for entry in entries:
+                        results.append(_process_video(entry, root, out, config, ffmpeg_build))
+                        advance(1)
+                else:
+                    for future in concurrent.futures.as_completed(futures):
+                        results.append(future.result())
+                        advance(1)
+        finally:
+            if own_executor is not None:
+                own_executor.shutdown(wait=True, cancel_futures=True)
+            shutil.rmtree(out / WORK_DIR, ignore_errors=True)
 
-    summary = ProcessSummary(index_path=out / INDEX_NAME, rejects_path=out / REJECTS_NAME)
-    for result in results:
-        setattr(summary, result.status, getattr(summary, result.status) + 1)
-        if result.reject:
-            summary.reasons[result.reject["reason"]] = summary.reasons.get(result.reject["reason"], 0) + 1
-    write_index([r.row for r in results if r.row is not None], summary.index_path)
-    write_rejects([r.reject for r in results if r.reject is not None], summary.rejects_path)
-    return summary
+        summary = ProcessSummary(index_path=out / INDEX_NAME, rejects_path=out / REJECTS_NAME)
+        for result in results:
+            setattr(summary, result.status, getattr(summary, result.status) + 1)
+            if result.reject:
+                summary.reasons[result.reject["reason"]] = summary.reasons.get(result.reject["reason"], 0) + 1
+        write_index([r.row for r in results if r.row is not None], summary.index_path)
+        write_rejects([r.reject for r in results if r.reject is not None], summary.rejects_path)
+        return summary
 
 
 # ---------------------------------------------------------------------------------------------

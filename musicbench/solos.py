@@ -51,6 +51,7 @@ from musicbench.acquire import (
     write_downloaded_manifest,
 )
 from musicbench.benchmark import MUSIC_AVAILABILITY_RELPATH, SOLOS_REPORT_RELPATH, DataRoot, music_video_relpath, solos_clip_relpath
+from musicbench.concurrency import holds_data_root
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
 from musicbench.instruments import canonical_instrument
@@ -218,6 +219,7 @@ def cut_clips(clips: Sequence[ManifestEntry], data_root: str | os.PathLike, jobs
     return rows
 
 
+@holds_data_root("acquire", "data_root")
 def acquire_solos(params: dict[str, Any], data_root: str | os.PathLike, repo: str | os.PathLike = ".",
                   show_progress: bool = True) -> Path:
     """The `acquire` stage for ``dataset.source: solos``: fetch the videos of ``manifests/solos.csv``

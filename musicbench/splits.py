@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.benchmark import DataRoot
+from musicbench.concurrency import holds_data_root
 from musicbench.config import check_fields, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, read_text
@@ -185,6 +186,7 @@ MUSIC_MANIFESTS = ("manifests/music_solo.csv", "manifests/music_duet.csv")
 SOLOS_MANIFEST = "manifests/solos.csv"  # its clips are split by video (`assign_splits`)
 
 
+@holds_data_root("splits", "root")
 def make_splits(params: dict[str, Any], root: str | os.PathLike, repo: str | os.PathLike = ".") -> Path:
     """The `splits` stage: write ``<root>/splits/splits.csv`` for ``dataset.source``.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +15,7 @@ import soundfile as sf
 from PIL import Image, ImageDraw
 
 from musicbench.benchmark import MANIFEST_NAME, SYNTH_KINDS, SYNTH_SKIPPED_NAME, DataRoot, synth_relpath
+from musicbench.concurrency import holds_data_root, worker_pool
 from musicbench.config import AudioConfig, check_fields, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
@@ -220,6 +221,7 @@ def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.Pat
     )
 
 
+@holds_data_root("synth", "data_root")
 def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int | None = None) -> list[ManifestEntry]:
     """Generate the whole MUSIC-Synth set under `data_root`/synth and write its manifest.
 
@@ -239,7 +241,7 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
                 entries[spec.video_id] = generate_video(spec, config, data_root)
                 advance()
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with worker_pool(jobs) as pool:
                 futures = {pool.submit(generate_video, spec, config, data_root): spec for spec in specs}
                 for future in as_completed(futures):
                     entry = future.result()
