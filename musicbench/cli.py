@@ -97,7 +97,7 @@ def validate(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
     index: Path = typer.Option(None, "--index", help="index to check (default: ROOT/processed/videos.parquet)"),
 ) -> None:
-    """Re-check every processed file against the index; exit 1 if any is missing, truncated or changed."""
+    """Re-check every file the benchmark reads (processed media, mixture tables, stems, boxes); exit 1 on any mismatch."""
     from rich.table import Table
 
     from musicbench.benchmark import DataRoot
@@ -108,7 +108,8 @@ def validate(
     index_path = index or DataRoot(data).index_path
     problems = validate_index(index_path, data)
     if not problems:
-        console.print(f"ok: every file listed in {index_path} matches its size and sha256")
+        benchmark = "; so do the mixture tables and the stems and boxes of their items" if DataRoot(data).has_definition() else ""
+        console.print(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}")
         return
     table = Table(title=f"{len(problems)} file(s) do not match {index_path}")
     for column in ("video_id", "path", "problem", "detail"):
@@ -116,7 +117,8 @@ def validate(
     for problem in problems:
         table.add_row(problem.video_id, problem.path, problem.problem, problem.detail)
     console.print(table)
-    console.print("rerun `musicbench process` to rebuild them")
+    console.print("rerun `musicbench process` to rebuild processed files, `musicbench synth` for stems and boxes, "
+                  "then `musicbench mixtures`")
     raise typer.Exit(code=1)
 
 

@@ -533,7 +533,9 @@ def process_manifest(
 
 @dataclass(frozen=True)
 class IndexProblem:
-    """One file that does not match the index: problem is ``missing``, ``truncated`` or ``changed``."""
+    """One file that does not match its record: problem is ``missing``, ``truncated``, ``changed``,
+    ``unrecorded`` (a ground-truth file with no hash) or ``stale`` (a mixture table that disagrees
+    with the index or the benchmark version); video_id is empty for a table."""
 
     video_id: str
     path: str
@@ -541,8 +543,68 @@ class IndexProblem:
     detail: str
 
 
+def _check_file(root: str | os.PathLike, video_id: str, relative: str, expected_sha: str,
+                expected_bytes: int | None, record: str) -> IndexProblem | None:
+    """A problem if the file at `relative` is missing, shorter than `expected_bytes` or hashes otherwise."""
+    try:
+        path = resolve_in_root(root, relative)
+        size = path.stat().st_size
+    except MusicbenchError as exc:
+        return IndexProblem(video_id, relative, "missing", str(exc))
+    except OSError:
+        return IndexProblem(video_id, relative, "missing", "file not found")
+    if expected_bytes is not None and size < expected_bytes:
+        return IndexProblem(video_id, relative, "truncated", f"{size} of {expected_bytes} bytes")
+    if (expected_bytes is not None and size != expected_bytes) or sha256_file(path) != expected_sha:
+        known = f", {record} {expected_bytes}" if expected_bytes is not None else f" from {record}"
+        return IndexProblem(video_id, relative, "changed", f"sha256 differs ({size} bytes{known})")
+    return None
+
+
+def _benchmark_problems(data: DataRoot, index) -> list[IndexProblem]:
+    """The mixture tables against benchmark.json and the index; the stems and boxes they use against ground_truth.json."""
+    from musicbench.benchmark import DUET_COLUMNS, read_mixtures
+
+    try:
+        data.verify_definition()
+        mixtures, duets = read_mixtures(data.mixtures_path), read_mixtures(data.duets_path, DUET_COLUMNS)
+    except MusicbenchError as exc:
+        return [IndexProblem("", data.mixtures_dir.relative_to(data.root).as_posix(), "stale", str(exc))]
+    problems: list[IndexProblem] = []
+    by_id = index.set_index("video_id", drop=False)
+    for table_path, table in ((data.mixtures_path, mixtures), (data.duets_path, duets)):
+        table_name = table_path.relative_to(data.root).as_posix()
+        for row in table.drop_duplicates("video_id").itertuples(index=False):
+            if row.video_id not in by_id.index:
+                problems.append(IndexProblem(row.video_id, table_name, "stale", "the video is not in the index"))
+                continue
+            video = by_id.loc[row.video_id]
+            for kind in ("audio", "frames"):
+                if (getattr(row, f"{kind}_path"), getattr(row, f"{kind}_sha256")) != (video[f"{kind}_path"], video[f"{kind}_sha256"]):
+                    problems.append(IndexProblem(row.video_id, table_name, "stale", f"its {kind} differs from the index's"))
+    used = by_id.loc[by_id["video_id"].isin(set(mixtures["video_id"]) | set(duets["video_id"]))]
+    owners = {path: row.video_id for row in used.itertuples(index=False) for path in (row.stems_path, row.boxes_path) if path}
+    owners |= {path: row.video_id for row in duets.itertuples(index=False) for path in (row.stems_path, row.boxes_path) if path}
+    if not owners:
+        return problems
+    ground_truth = data.ground_truth_path.relative_to(data.root).as_posix()
+    try:
+        recorded = data.read_ground_truth()
+    except MusicbenchError as exc:
+        return [*problems, IndexProblem("", ground_truth, "missing", str(exc))]
+    for path, video_id in sorted(owners.items()):
+        if path not in recorded:
+            problems.append(IndexProblem(video_id, path, "unrecorded", f"no sha256 in {ground_truth}"))
+        elif (problem := _check_file(data.root, video_id, path, recorded[path], None, ground_truth)) is not None:
+            problems.append(problem)
+    return problems
+
+
 def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> list[IndexProblem]:
-    """Re-check every audio and frame file listed in `index_path` against its size and sha256.
+    """Re-check every file the benchmark reads: the processed audio and frames listed in `index_path`
+    (size and sha256) and, once `musicbench mixtures` has run, the mixture tables (against
+    benchmark.json and the index) and the MUSIC-Synth stems and boxes their items use (against
+    ``mixtures/ground_truth.json``).
 
     Paths in the index are relative to the data root `root`. Returns the problems found (empty if
     all files match); raises MusicbenchError if the index itself cannot be read.
@@ -551,19 +613,11 @@ def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> li
     problems: list[IndexProblem] = []
     for row in frame.sort_values("video_id").itertuples(index=False):
         for kind in ("audio", "frames"):
-            relative = getattr(row, f"{kind}_path")
-            expected_bytes, expected_sha = int(getattr(row, f"{kind}_bytes")), getattr(row, f"{kind}_sha256")
-            try:
-                path = resolve_in_root(root, relative)
-                size = path.stat().st_size
-            except MusicbenchError as exc:
-                problems.append(IndexProblem(row.video_id, relative, "missing", str(exc)))
-                continue
-            except OSError:
-                problems.append(IndexProblem(row.video_id, relative, "missing", "file not found"))
-                continue
-            if size < expected_bytes:
-                problems.append(IndexProblem(row.video_id, relative, "truncated", f"{size} of {expected_bytes} bytes"))
-            elif size != expected_bytes or sha256_file(path) != expected_sha:
-                problems.append(IndexProblem(row.video_id, relative, "changed", f"sha256 differs ({size} bytes, index {expected_bytes})"))
+            problem = _check_file(root, row.video_id, getattr(row, f"{kind}_path"), getattr(row, f"{kind}_sha256"),
+                                  int(getattr(row, f"{kind}_bytes")), "index")
+            if problem is not None:
+                problems.append(problem)
+    data = DataRoot(root)
+    if data.has_definition():
+        problems += _benchmark_problems(data, frame)
     return problems
