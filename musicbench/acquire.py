@@ -63,8 +63,10 @@ from musicbench.progress import progress_bar
 
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 # Smallest video stream of at least 224 px height (sorted by ascending resolution), H.264 first,
-# plus the best AAC audio; fall back to any video+audio, then to a single combined file.
-DEFAULT_FORMAT = "bv[height>=224][vcodec^=avc1]+ba[acodec^=mp4a]/bv[height>=224]+ba/b[height>=224]/b"
+# plus the best AAC audio; fall back to any video+audio, then to a single combined file that is not
+# audio only (a file of unknown codecs, as a plain web server serves it, is allowed). On YouTube's
+# format lists (tests/test_acquire.py) this picks 240p or 360p H.264 plus AAC itag 140.
+DEFAULT_FORMAT = "bv[height>=224][vcodec^=avc1]+ba[acodec^=mp4a]/bv[height>=224]+ba/b[height>=224]/b[vcodec!=?none]"
 DEFAULT_FORMAT_SORT: tuple[str, ...] = ("+res", "vcodec:h264", "acodec:aac")
 STATUSES = ("downloaded", "unavailable", "failed")
 
@@ -321,8 +323,9 @@ def classify_error(exc: BaseException) -> Outcome:
         return Outcome("unavailable", reason, retry_now=False)
     if "requested format is not available" in text or "only images are available" in text:
         return Outcome("failed", reason + (
-            " (for YouTube, yt-dlp needs a JavaScript runtime such as deno >= 2.3 and the yt-dlp-ejs "
-            "scripts to see the formats; or change download.format)"
+            " (no format of the video fits download.format: the default needs video of at least 224 px, or one"
+            " file with video; when yt-dlp sees only storyboards or audio on YouTube, it needs a JavaScript runtime"
+            " such as deno >= 2.3 and the yt-dlp-ejs scripts to see the formats)"
         ), retry_now=False)
     offline = any(isinstance(e, (ConnectionRefusedError, socket.gaierror)) for e in chain) or any(
         marker in text for marker in _OFFLINE_MARKERS

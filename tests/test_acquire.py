@@ -479,3 +479,63 @@ def test_progress_bar_shows_a_status_text(capsys):
     with progress_bar("quiet", 1, show=False, with_status=True) as advance:
         advance(1, "not shown")
     assert capsys.readouterr().err == ""
+
+
+YOUTUBE_FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "youtube_formats.json"
+
+
+def _youtube_info(video: dict, keep=lambda fmt: True) -> dict:
+    """An info dict as yt-dlp's YouTube extractor returns it, from a captured format list (URLs made up)."""
+    info = {**video, "_type": "video", "webpage_url": f"https://www.youtube.com/watch?v={video['id']}",
+            "extractor_key": "Youtube"}
+    info["formats"] = [{**fmt, "url": f"https://example.invalid/{video['id']}/{fmt['format_id']}"}
+                       for fmt in video["formats"] if keep(fmt)]
+    return info
+
+
+def _select(info: dict, download: DownloadConfig, tmp_path: Path) -> dict:
+    """yt-dlp's own format selection with the options `musicbench download` passes, offline."""
+    from yt_dlp import YoutubeDL
+
+    from musicbench.acquire import _ytdlp_options
+
+    with YoutubeDL({**_ytdlp_options(info["id"], tmp_path, tmp_path, download), "simulate": True}) as ydl:
+        return ydl.process_ie_result(info, download=False)
+
+
+def _repo_download_config() -> DownloadConfig:
+    return DownloadConfig.from_params(yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()))
+
+
+@pytest.mark.skipif(not YOUTUBE_FORMATS.is_file(), reason="shared fixtures not present")
+def test_default_format_picks_the_smallest_h264_of_224_px_and_aac_140(tmp_path):
+    download = _repo_download_config()
+    assert (download.format, download.format_sort) == (DownloadConfig().format, DownloadConfig().format_sort)
+    videos = json.loads(YOUTUBE_FORMATS.read_text())
+    assert len(videos) == 7
+    for video in videos:
+        chosen = _select(_youtube_info(video), download, tmp_path)
+        picture, sound = chosen["requested_formats"]
+        smallest = min(f["height"] for f in video["formats"]
+                       if str(f.get("vcodec")).startswith("avc1") and f.get("acodec") == "none" and f["height"] >= 224)
+        assert picture["vcodec"].startswith("avc1") and picture["height"] == smallest, (video["id"], picture)
+        assert picture["height"] in (240, 360) and sound["format_id"] == "140" and sound["acodec"].startswith("mp4a")
+        assert chosen["ext"] == "mp4"
+
+
+@pytest.mark.skipif(not YOUTUBE_FORMATS.is_file(), reason="shared fixtures not present")
+@pytest.mark.parametrize("offer", ["audio and storyboards", "144p and audio", "storyboards"])
+def test_no_fitting_format_fails_with_a_clear_reason(tmp_path, offer):
+    from yt_dlp.utils import DownloadError, ExtractorError
+
+    keep = {
+        "audio and storyboards": lambda f: f.get("vcodec") in (None, "none"),
+        "144p and audio": lambda f: f.get("vcodec") in (None, "none") or (f.get("height") or 0) < 224,
+        "storyboards": lambda f: f.get("format_note") == "storyboard",
+    }[offer]
+    video = json.loads(YOUTUBE_FORMATS.read_text())[0]
+    with pytest.raises((ExtractorError, DownloadError)) as raised:
+        _select(_youtube_info(video, keep), _repo_download_config(), tmp_path)
+    outcome = classify_error(raised.value)
+    assert outcome.status == "failed" and not outcome.retry_now and not outcome.stop_run
+    assert "no format of the video fits download.format" in outcome.reason and "224 px" in outcome.reason
