@@ -725,8 +725,9 @@ def write_downloaded_manifest(
 ) -> list[ManifestEntry]:
     """Write the manifest of the videos on disk, the input of the processing stage.
 
-    Only ``downloaded`` videos are listed; their ``video_path`` is ``destination(id)`` (the file named by
-    the id alone: ``music/videos/<id>.mp4``, Solos' ``music/solos/clips/<id>.mp4``) and holds the trimmed clip, so
+    Only ``downloaded`` videos are listed, each once (an id named by several manifests keeps its
+    first row); their ``video_path`` is ``destination(id)`` (the file named by the id alone:
+    ``music/videos/<id>.mp4``, Solos' ``music/solos/clips/<id>.mp4``) and holds the trimmed clip, so
     start/end are cleared (the trim times stay in the committed manifests and the availability
     report): processing must not cut them a second time.
     """
@@ -734,8 +735,9 @@ def write_downloaded_manifest(
 
     from musicbench.manifest import write_manifest
 
+    first = {e.video_id: e for e in reversed(entries)}  # an id in MUSIC-11 and MUSIC-21: listed once, as first named
     on_disk = [replace(e, start=None, end=None, duration=None, video_path=destination(e.video_id)) for e in entries
-               if e.video_id in rows and rows[e.video_id].status == "downloaded"]
+               if first[e.video_id] is e and e.video_id in rows and rows[e.video_id].status == "downloaded"]
     write_manifest(sorted(on_disk, key=lambda e: e.video_id), path)
     return on_disk
 

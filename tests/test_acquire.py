@@ -435,6 +435,18 @@ def test_acquire_music_downloads_and_reports(host, tmp_path):
     assert data["per_instrument"]["cello"]["unavailable"] == 1
 
 
+def test_acquire_lists_a_video_of_two_manifests_once(host, tmp_path):
+    """MUSIC-11 and MUSIC-21 share ids: the manifest of the videos on disk names each once."""
+    music11, music21 = tmp_path / "music11.csv", tmp_path / "music21.csv"
+    write_manifest([entry(GOOD)], music11)
+    write_manifest([replace(entry(GOOD), subset="MUSIC-21"), replace(entry(DASH, ("violin",)), subset="MUSIC-21")], music21)
+    params = _params(tmp_path, "music", host, music11)
+    params["download"]["manifests"] = [str(music11), str(music21)]
+    acquire_music(params, show_progress=False)
+    on_disk = read_manifest(tmp_path / "data" / "music" / "manifest.csv")
+    assert [(e.video_id, e.subset) for e in on_disk] == [(DASH, "MUSIC-21"), (GOOD, "MUSIC-11")]
+
+
 def test_acquired_videos_are_processed_once_trimmed(host, tmp_path):
     """download → trim → process: the processing stage reads acquire's manifest of the videos on
     disk, whose clips are already cut, so the trim is applied exactly once."""
