@@ -290,6 +290,24 @@ class DataRoot:
             yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
                            references, frames, rate, boxes, "duets", points)
 
+    def item_ids(self, split: str = "test", limit: int | None = None, track: str = "mixtures") -> list[str]:
+        """The ids of the items `iter_items(split, limit, track)` builds, in item order (nothing is read but the tables)."""
+        if track not in TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        rows = self._mixture_rows(split, limit) if track == "mixtures" else self._duet_rows(split, limit)
+        return list(rows["item_id"].drop_duplicates())
+
+    def iter_frame_files(self, split: str = "test", limit: int | None = None,
+                         track: str = "mixtures") -> Iterator[tuple[str, list[list[bytes]]]]:
+        """The JPEG files of the frames that `iter_items(split, limit, track)` decodes, byte for byte,
+        in item order: ``(item_id, [[frame, ...] per source])`` (a duet item has one video)."""
+        if track not in TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        rows = self._mixture_rows(split, limit) if track == "mixtures" else self._duet_rows(split, limit)
+        for item_id, item_rows in rows.groupby("item_id", sort=True):
+            yield item_id, [FrameArchive(self.resolve(row.frames_path)).read_jpeg(
+                range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))) for row in item_rows.itertuples(index=False)]
+
     def read_verified_items(self, split: str, limit: int | None = None, tracks: Sequence[str] = ("mixtures",),
                             annotations: BoxAnnotations | None = None) -> list[EvalItem]:
         """The items of `split` on `tracks`, each track's files checked first (`verify_items`)."""
@@ -502,14 +520,12 @@ class FrameArchive:
     def __len__(self) -> int:
         return len(self.members)
 
-    def read(self, indices: Sequence[int]) -> np.ndarray:
-        """Decode frames `indices` (0-based, at frames.fps) as uint8 RGB ``(len(indices), height, width, 3)``.
+    def read_jpeg(self, indices: Sequence[int]) -> list[bytes]:
+        """The JPEG files of frames `indices` (0-based, at frames.fps), byte for byte as archived.
 
         Raises MusicbenchError if the archive is unreadable or an index is out of range.
         """
-        from PIL import Image
-
-        images = []
+        files = []
         try:
             with open(self.path, "rb") as handle:
                 for index in indices:
@@ -518,14 +534,32 @@ class FrameArchive:
                         raise MusicbenchError(f"frame {index} not in {os.fspath(self.path)!r} (it holds "
                                               f"{len(self.members)} frames, 0..{len(self.members) - 1})")
                     handle.seek(entry[0])
-                    with Image.open(io.BytesIO(handle.read(entry[1]))) as image:
-                        images.append(np.asarray(image.convert("RGB"), dtype=np.uint8))
+                    files.append(handle.read(entry[1]))
         except OSError as exc:
             raise MusicbenchError(f"cannot read frame archive {os.fspath(self.path)!r}: {exc}; "
                                   "rerun `musicbench process`") from None
+        return files
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode frames `indices` (0-based, at frames.fps) as uint8 RGB ``(len(indices), height, width, 3)``.
+
+        Raises MusicbenchError if the archive is unreadable or an index is out of range.
+        """
+        images = [decode_jpeg(data, os.fspath(self.path)) for data in self.read_jpeg(indices)]
         if not images:
             return np.zeros((0, 0, 0, 3), dtype=np.uint8)
         return np.stack(images)
+
+
+def decode_jpeg(data: bytes, where: str) -> np.ndarray:
+    """One JPEG frame as the harness gives it to models: uint8 RGB ``(height, width, 3)``."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except OSError as exc:
+        raise MusicbenchError(f"cannot decode a frame of {where!r}: {exc}; rerun `musicbench process`") from None
 
 
 def read_clip_frames(path: str | os.PathLike, indices: Sequence[int]) -> np.ndarray:

@@ -354,6 +354,8 @@ def evaluate(
                                "(e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
     no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging; "
                                     "provenance and the board say so)"),
+    python: Path = typer.Option(None, "--python", help="run the model under this interpreter (the method's own "
+                                "environment; it needs only numpy)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.config import data_root, load_params, statistics_seed
@@ -368,8 +370,57 @@ def evaluate(
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
-                             confine=not no_confine,
+                             confine=not no_confine, python=python,
                              seed=statistics_seed(loaded))
+    _print_summary(summary, out_dir)
+
+
+@app.command()
+@user_errors
+def export(
+    out: Path = typer.Argument(..., help="folder to write the items to (outside the data root and runs/)"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    split: str = typer.Option("test", "--split", help="val or test"),
+    limit: int = typer.Option(None, "--limit", help="export only the first N items of each track"),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="the runs folder, which the export may not overlap"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty OUT once the new export is complete"),
+) -> None:
+    """Write every item as plain files (mixture.wav, frames, points) for methods run elsewhere; OUT/README.txt says how."""
+    from musicbench.config import data_root, load_params
+    from musicbench.export import export_items
+
+    table = export_items(root or data_root(load_params(params)), out, split=split, limit=limit, protected=(runs,),
+                         overwrite=overwrite)
+    counts = table["track"].value_counts()
+    report.print(f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items in {out}/ "
+                 f"(see {out / 'README.txt'})")
+
+
+@app.command()
+@user_errors
+def score(
+    estimates: Path = typer.Argument(..., help="folder of <item>/source<k>.wav (and heatmap<k>.npy) estimate files"),
+    name: str = typer.Option(..., "--name", help="name on the leaderboard and of the run folder runs/NAME"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    split: str = typer.Option("test", "--split", help="val or test"),
+    uses_labels: bool = typer.Option(False, "--uses-labels", help="the method used labels.csv (ranked apart)"),
+    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME); an existing run there is refused"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace the run at --out, once the new run is complete"),
+    limit: int = typer.Option(None, "--limit", help="score only the first N items of each track"),
+    jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
+    boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format"),
+) -> None:
+    """Score estimate files made outside the harness (see `musicbench export`); writes runs/NAME/ like evaluate."""
+    from musicbench.config import data_root, load_params, statistics_seed
+    from musicbench.export import score_estimates
+
+    loaded = load_params(params)
+    out_dir = out or Path("runs") / name
+    summary = score_estimates(estimates, root or data_root(loaded), out_dir, name=name, split=split, uses_labels=uses_labels,
+                              limit=limit, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
+                              seed=statistics_seed(loaded))
     _print_summary(summary, out_dir)
 
 
@@ -384,6 +435,7 @@ def validate_model_command(
     load_timeout: float = typer.Option(300.0, "--load-timeout", help="seconds allowed for importing the model file "
                                        "and load_model"),
     no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging)"),
+    python: Path = typer.Option(None, "--python", help="run the model under this interpreter (it needs only numpy)"),
 ) -> None:
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
@@ -393,7 +445,8 @@ def validate_model_command(
 
     loaded = load_params(params)
     checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
-                                    _parse_options(option), timeout, load_timeout, confine=not no_confine)
+                                    _parse_options(option), timeout, load_timeout, confine=not no_confine,
+                                    python=python)
     table = Table(title=f"validate-model {model.name} on {source}")
     for column in ("check", "result", "detail"):
         table.add_column(column)

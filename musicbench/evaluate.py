@@ -39,7 +39,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -150,6 +150,7 @@ def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
     load_timeout: float = LOAD_TIMEOUT, confine: bool = True, hide: tuple[str | os.PathLike, ...] = (),
+    python: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
@@ -161,7 +162,9 @@ def run_inference(
     The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or `out_dir`
     alone when the model file lies in that parent) and the `hide` paths, and writes only to a scratch
     folder (`musicbench.confine`); `confine=False` (``--no-confine``) runs it unconfined. model.json
-    records ``confined`` and ``confinement`` (what was done, or why not).
+    records ``confined`` and ``confinement`` (what was done, or why not). `python` (``--python``) runs
+    the model process under another interpreter that has numpy (e.g. the method's own environment);
+    model.json's ``interpreter`` names the one used and its python, numpy and torch versions.
     """
     if oracle is not None and oracle not in ORACLES:
         raise MusicbenchError(f"unknown oracle {oracle!r}: choose one of {', '.join(ORACLES)}")
@@ -171,7 +174,7 @@ def run_inference(
                          "confinement": "oracle: no model code runs"}
     runner = None if oracle else ModelRunner(model_path, options, timeout, load_timeout,
                                              hide_paths=_hidden_from_model(model_path, root, out_dir, hide),
-                                             confine=confine)
+                                             confine=confine, python=python)
     try:
         if runner is not None:
             if runner.load_error:
@@ -503,7 +506,7 @@ def provenance(
         "model_file": None if model_path is None else os.fspath(model_path),
         "model_sha256": None if model_path is None else sha256_file(model_path),
         "uses_labels": bool(info.get("uses_labels", False)), "n_parameters": info.get("n_parameters"),
-        "confined": info.get("confined"), "confinement": info.get("confinement"),
+        "confined": info.get("confined"), "confinement": info.get("confinement"), "interpreter": info.get("interpreter"),
         "wall_seconds": wall_seconds, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -552,11 +555,13 @@ def evaluate(
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
     load_timeout: float = LOAD_TIMEOUT, overwrite: bool = False, confine: bool = True,
+    python: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
     docstring); returns the summary. `confine=False` runs the model process unconfined
-    (``--no-confine``; provenance says so).
+    (``--no-confine``; provenance says so); `python` runs it under another interpreter (``--python``,
+    see `run_inference`; provenance's ``interpreter`` says which).
 
     The run is written under a temporary folder beside `out_dir` (`staged_run_folder`) and renamed
     onto it when complete. An existing run at `out_dir` is refused unless `overwrite`; with it, the
@@ -568,16 +573,27 @@ def evaluate(
     name = name or run_name(model_path, oracle)
     with staged_run_folder(out_dir) as work_dir:
         run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,
-                      oracle=oracle, load_timeout=load_timeout, confine=confine,
+                      oracle=oracle, load_timeout=load_timeout, confine=confine, python=python,
                       hide=() if cache_dir is None else (cache_dir,))
-        items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir,
-                          boxes_file=boxes_file)
-        summary = summarize(items, seed)
-        info = json.loads((work_dir / "model.json").read_text())
-        summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
-                        "uses_labels": bool(info.get("uses_labels", False))})
-        atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
-        prov = provenance(root, model_path, name=name, split=split, seed=seed, device=device, options=options,
-                          info=info, wall_seconds=time.perf_counter() - start, oracle=oracle)
-        atomic_write_text(work_dir / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
+        return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
+                          boxes_file=boxes_file, provenance_of=lambda info: provenance(
+                              root, model_path, name=name, split=split, seed=seed, device=device, options=options,
+                              info=info, wall_seconds=time.perf_counter() - start, oracle=oracle))
+
+
+def finish_run(
+    work_dir: Path, root: str | os.PathLike, *, name: str, split: str, seed: int, limit: int | None, jobs: int,
+    cache_dir: str | os.PathLike | None, boxes_file: str | os.PathLike | None,
+    provenance_of: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
+    """The scoring half of a run, shared by `evaluate` and scoring estimate files: score the
+    estimates of `work_dir` (`score_run`), write summary.json and provenance.json
+    (``provenance_of(model.json's info)``); return the summary."""
+    items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
+    summary = summarize(items, seed)
+    info = json.loads((work_dir / "model.json").read_text())
+    summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
+                    "uses_labels": bool(info.get("uses_labels", False))})
+    atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
+    atomic_write_text(work_dir / "provenance.json", json.dumps(provenance_of(info), indent=2, sort_keys=True) + "\n")
     return summary

@@ -77,7 +77,7 @@ def check_items(root: str | os.PathLike | None, audio: AudioConfig) -> tuple[lis
 def validate_model(
     model_path: str | os.PathLike, audio: AudioConfig, root: str | os.PathLike | None = None,
     options: dict[str, Any] | None = None, timeout: float = 60.0, load_timeout: float = LOAD_TIMEOUT,
-    confine: bool = True,
+    confine: bool = True, python: str | os.PathLike | None = None,
 ) -> tuple[list[Check], str]:
     """Load the model in a subprocess and call each of its methods on two items (the benchmark's
     under `root`, else generated ones with `audio`'s sample rate, clip length and frame rate).
@@ -94,11 +94,12 @@ def validate_model(
     checks: list[Check] = []
     hidden = [] if root is None else DataRoot(root).layout_paths()  # the model sees nothing of the benchmark
     with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout, load_timeout, hide_paths=hidden,
-                     confine=confine) as runner:
+                     confine=confine, python=python) as runner:
         if runner.load_error:
             return [Check("load_model", "fail", runner.load_error)], source
         info = runner.info
         checks.append(Check("confinement", "pass" if info["confined"] else "warn", info["confinement"]))
+        checks.append(Check("interpreter", "pass", ", ".join(f"{key} {value or 'absent'}" for key, value in info["interpreter"].items())))
         checks.append(Check("load_model", "pass", f"uses_labels={info['uses_labels']}, "
                             f"parameters={info['n_parameters'] if info['n_parameters'] is not None else 'n/a'}"))
         if not info["has_separate"]:

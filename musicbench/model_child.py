@@ -1,7 +1,9 @@
 """The model process: load a user's model file and answer calls over a socket that carries data only.
 
-Run by `musicbench.model_runner.ModelRunner` as ``python -m musicbench.model_child --fd N
-[--hide PATH ...] [--scratch DIR]``. This module depends on numpy and the standard library only.
+Run by `musicbench.model_runner.ModelRunner` by file path, ``PYTHON /path/to/model_child.py --fd N
+[--hide PATH ...] [--scratch DIR]``, under the harness's interpreter or any other (``--python``, e.g. a
+method's own environment, Python 3.9 or later). It imports nothing of the musicbench package: this file
+and `confine.py` beside it (loaded by path) need only numpy and the standard library.
 
 Protocol (nothing on it is ever unpickled or evaluated):
 
@@ -15,7 +17,9 @@ Protocol (nothing on it is ever unpickled or evaluated):
   {...}, "arrays": [...]}`` per call, the arrays being keyword arguments too (mixture float32,
   frames uint8; points come as JSON pairs and are passed on as ``(x, y)`` tuples); ``{"stop":
   true}`` or end of file ends the process.
-- Child → harness: ``{"status": "ok", "info": {...}}`` (`describe_model`) after loading,
+- Child → harness: first, before the model file is read, ``{"status": "ok", "confined": bool,
+  "confinement": one line, "runtime": {...}}`` (`runtime_versions`: the interpreter and its
+  python, numpy and torch versions); ``{"status": "ok", "info": {...}}`` (`describe_model`) after loading,
   ``{"status": "ok", "arrays": [one entry]}`` with the result array after a call, or
   ``{"status": "error", "reason": one line}`` for either.
 
@@ -26,21 +30,27 @@ shape, and rebuilds the array with `numpy.frombuffer`.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import importlib.util
-import json
-import math
 import os
-import socket
-import struct
 import sys
-import time
-import traceback
-from pathlib import Path
-from typing import Any
 
-import numpy as np
+if __name__ == "__main__" and sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
+    sys.path[0] = os.getcwd()  # run by path: the harness's own modules must not shadow the model's (as with -m)
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import importlib.metadata  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import socket  # noqa: E402
+import struct  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 FRAME_LENGTH = struct.Struct(">Q")
 INPUT_DTYPES = ("<f4", "<f8", "|u1")  # what the harness sends: mixture float32, frames uint8
@@ -85,6 +95,25 @@ def describe_model(model: Any) -> dict[str, Any]:
         "has_separate_at": callable(getattr(model, "separate_at", None)),
         "n_parameters": n_parameters,
     }
+
+
+def runtime_versions() -> dict[str, str | None]:
+    """The interpreter running this process and its python, numpy and torch versions (None: absent);
+    torch's is read from its package metadata, without importing it."""
+    try:
+        torch = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch = None
+    return {"executable": sys.executable, "python": platform.python_version(), "numpy": np.__version__, "torch": torch}
+
+
+def _load_confine() -> Any:
+    """`confine.py` beside this file, loaded by path (the child imports nothing of the musicbench package)."""
+    spec = importlib.util.spec_from_file_location("musicbench_model_child_confine", Path(__file__).with_name("confine.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
 
 
 def short_error(exc: BaseException) -> str:
@@ -220,19 +249,18 @@ def main(argv: list[str] | None = None) -> None:
     sock = socket.socket(fileno=args.fd)
     # Confinement comes first, and its outcome is sent before anything of the model is read or imported,
     # so no model code can change what the harness records about it.
-    from musicbench.confine import confine
-
+    runtime = runtime_versions()
     if args.scratch is None:
         confined, detail = False, "unconfined: no scratch folder given"
     else:
-        outcome = confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
+        outcome = _load_confine().confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
         confined, detail = outcome.confined, outcome.detail
     if args.cwd is not None:
         try:  # relative paths in the model's options mean what they meant to the user (read-only)
             os.chdir(args.cwd)
         except OSError:  # hidden from the model: it stays in its scratch folder
             pass
-    send_message(sock, {"status": "ok", "confined": confined, "confinement": detail})
+    send_message(sock, {"status": "ok", "confined": confined, "confinement": detail, "runtime": runtime})
     try:
         request, _ = recv_message(sock, 1 << 24, 0)
     except EOFError:

@@ -3,7 +3,8 @@
 The model file defines ``load_model(**options)`` returning an object with
 ``separate(mixture, frames, sample_rate)`` and optionally ``localize(...)`` and
 ``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` starts
-``python -m musicbench.model_child`` and talks to it over a socket that carries JSON and raw array
+``PYTHON path/to/musicbench/model_child.py`` (the harness's interpreter, or another one with numpy:
+``--python``) and talks to it over a socket that carries JSON and raw array
 bytes only, never pickles (the protocol is in `musicbench.model_child`'s docstring): whatever the
 model returns, nothing of it runs in the harness. Every call either returns a float32 or float64
 array or a one-line reason: the model raised, returned something else, exceeded the per-call
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from musicbench.errors import MusicbenchError
+from musicbench.model_child import __file__ as MODEL_CHILD_FILE
 from musicbench.model_child import array_from_frame, recv_message, send_message
 
 LOAD_TIMEOUT = 300.0  # default seconds to import the file and call load_model (--load-timeout)
@@ -36,6 +38,7 @@ RESULT_DTYPES = ("<f4", "<f8")  # float32, float64: what a model may return
 MAX_HEADER_BYTES = 1 << 20  # of the child's JSON answer
 MAX_ARRAY_BYTES = 1 << 28  # of the child's result array
 INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at")
+RUNTIME_KEYS = ("executable", "python", "numpy", "torch")
 
 
 @dataclass
@@ -74,6 +77,28 @@ def _checked_confinement(header: dict[str, Any]) -> dict[str, Any]:
     return {"confined": confined, "confinement": _one_line(detail)}
 
 
+def _checked_runtime(header: dict[str, Any]) -> dict[str, Any]:
+    """The child's report of its interpreter (sent before the model is imported): ``interpreter``
+    with ``executable``, ``python``, ``numpy``, ``torch`` (one-line strings, or None where absent)."""
+    runtime = header.get("runtime")
+    if not isinstance(runtime, dict) or any(runtime.get(key) is not None and not isinstance(runtime.get(key), str)
+                                            for key in RUNTIME_KEYS):
+        raise ValueError("the interpreter report is malformed")
+    return {"interpreter": {key: None if runtime.get(key) is None else _one_line(runtime[key]) for key in RUNTIME_KEYS}}
+
+
+def python_interpreter(python: str | os.PathLike | None) -> str:
+    """The interpreter to run the model process: `python` (a path, or a command on PATH) made absolute,
+    or the harness's own; MusicbenchError if it is not an executable file."""
+    if python is None:
+        return sys.executable
+    found = shutil.which(os.fspath(python))
+    if found is None:
+        raise MusicbenchError(f"--python {os.fspath(python)!r} is not an executable Python interpreter; "
+                              "give the path of the environment's python (e.g. /path/to/venv/bin/python)")
+    return os.path.abspath(found)
+
+
 def _result_array(method: str, frames: list) -> np.ndarray:
     """The one array of a call's answer, float32 or float64; ValueError with the reason otherwise."""
     if len(frames) != 1:
@@ -96,13 +121,17 @@ class ModelRunner:
     and how its process was confined (``confined``, ``confinement``: `musicbench.confine`); if loading
     failed, `load_error` holds the reason and every call fails with it. The model process sees nothing
     of `hide_paths` and may write only to `scratch_dir` (default: a private temporary folder, removed by
-    `close`); `confine=False` runs it unconfined (``--no-confine``, recorded as such).
+    `close`); `confine=False` runs it unconfined (``--no-confine``, recorded as such). `python` runs it
+    under another interpreter (`python_interpreter`; it needs numpy only); `info`'s ``interpreter`` says
+    which, with its python, numpy and torch versions.
     """
 
     def __init__(self, path: str | os.PathLike, options: dict[str, Any] | None = None, timeout: float = 60.0,
                  load_timeout: float = LOAD_TIMEOUT, hide_paths: Sequence[str | os.PathLike] = (),
-                 scratch_dir: str | os.PathLike | None = None, confine: bool = True):
+                 scratch_dir: str | os.PathLike | None = None, confine: bool = True,
+                 python: str | os.PathLike | None = None):
         self.path, self.options = os.fspath(path), dict(options or {})
+        self.python = python_interpreter(python)
         self.timeout, self.load_timeout = float(timeout), float(load_timeout)
         try:
             json.dumps(self.options)
@@ -123,15 +152,17 @@ class ModelRunner:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with child:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "musicbench.model_child", "--fd", str(child.fileno()), *self.arguments],
+                [self.python, MODEL_CHILD_FILE, "--fd", str(child.fileno()), *self.arguments],
                 stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True)
         self._sock = parent
         deadline = time.monotonic() + self.load_timeout
         late = f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)"
         status, value = self._exchange(None, None, deadline, late, "confining the model process")
+        if status == "error" and self.python != sys.executable and "died" in value:
+            value += f"; check that {self.python} runs Python 3.9+ with numpy (`{self.python} -c 'import numpy'`)"
         if status == "ok":
             try:
-                confinement = _checked_confinement(value)
+                confinement = {**_checked_confinement(value), **_checked_runtime(value)}
             except ValueError as exc:
                 status, value = "error", f"the model process sent a malformed answer: {exc}"
         if status == "ok":

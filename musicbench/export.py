@@ -1,0 +1,335 @@
+"""Methods that run elsewhere: the benchmark items as plain files, and scoring estimate files.
+
+`export_items` writes what the harness would hand a model, for every item of a split, so that a
+method can run in its own environment (another machine, a cluster job array, torchrun)::
+
+    OUT_DIR/README.txt                      the layout below and the expected estimate layout
+    OUT_DIR/items.csv, items.parquet        item_id, track, n_sources, n_samples, n_frames, sample_rate, fps
+    OUT_DIR/labels.csv                      item_id, source_index, instrument: only for methods that use labels
+    OUT_DIR/<item>/mixture.wav              float32 WAV, mono, 11025 Hz, n_samples long
+    OUT_DIR/<item>/source<k>/NNNNNN.jpg     track "mixtures": the frames of source k's video (8 fps), from 000000
+    OUT_DIR/<item>/frames/NNNNNN.jpg        track "duets": the frames of the one duet video
+    OUT_DIR/<item>/points.json              track "duets": [[x, y], ...] in frame pixels, one point per player
+
+The mixture and the frames are byte for byte what the harness passes (the JPEG files are copied
+from the frame archives, the mixture is the float32 sum the harness builds), so a model run on
+them gives the estimates it would give inside `musicbench evaluate`.
+
+`score_estimates` reads an estimate folder of that layout, ``EST_DIR/<item>/source<k>.wav``
+(source k of a mixture, or the sound at point k of a duet; float or PCM WAV/FLAC, mono, exactly
+11025 Hz and the item's length) and optional ``EST_DIR/<item>/heatmap<k>.npy`` (float ``(h, w)``,
+read with ``allow_pickle=False``), and writes a run folder exactly as `musicbench.evaluate.evaluate`
+does, through the same scoring (`musicbench.evaluate.finish_run`). Estimate files are untrusted:
+symlinks, special files and files over a size cap are refused, and any file that is not what the
+item needs fails that item with a one-line reason; the other items are scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicbench.benchmark import TRACKS, DataRoot, EvalItem
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import (
+    INFERENCE_COLUMNS,
+    _save_npy,
+    check_estimates,
+    check_heatmaps,
+    check_run_folder,
+    finish_run,
+    provenance,
+    staged_run_folder,
+)
+from musicbench.fsutil import atomic_write_bytes, atomic_write_text, write_parquet
+
+MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
+DUET_FRAMES_DIR = "frames"
+EXPORT_ITEM_COLUMNS = ("item_id", "track", "n_sources", "n_samples", "n_frames", "sample_rate", "fps")
+MAX_HEATMAP_BYTES = 64 << 20  # of one heatmap<k>.npy
+SCORED_FROM_FILES = "scored from files: inference ran outside the harness"
+
+
+def estimate_name(k: int) -> str:
+    """The file name of estimate k of an item: ``source<k>.wav``."""
+    return f"source{k}.wav"
+
+
+def heatmap_name(k: int) -> str:
+    """The file name of heatmap k of an item: ``heatmap<k>.npy``."""
+    return f"heatmap{k}.npy"
+
+
+def source_frames_dir(k: int) -> str:
+    """The folder of source k's frames in an exported mixture item: ``source<k>``."""
+    return f"source{k}"
+
+
+README_TEXT = """musicbench benchmark items, exported for methods that run outside the harness.
+
+Benchmark version {version}, split {split}: {n_mixtures} mixture items, {n_duets} duet items.
+
+Each item folder <item>/ holds what the harness would pass to a model:
+  mixture.wav            float32 WAV, mono, {sample_rate} Hz ("mixture", shape (n_samples,))
+  source<k>/NNNNNN.jpg   mixture items: the frames of source k's own video at {fps} fps ("frames",
+                         uint8 (n_sources, n_frames, H, W, 3) once decoded as RGB)
+  frames/NNNNNN.jpg      duet items: the frames of the one video with several players
+  points.json            duet items: [[x, y], ...] pixel positions, one per player ("points")
+items.csv / items.parquet list every item: item_id, track, n_sources, n_samples, n_frames, sample_rate, fps.
+labels.csv (item_id, source_index, instrument) is only for methods that use instrument labels;
+score those with --uses-labels (they are ranked apart).
+
+Expected estimate layout (EST_DIR is any folder you choose):
+  EST_DIR/<item>/source<k>.wav   for k = 0 .. n_sources-1: the sound of source k (mixture items) or
+                                 of the player at point k (duet items); mono WAV or FLAC at exactly
+                                 {sample_rate} Hz and exactly n_samples long, float or PCM
+  EST_DIR/<item>/heatmap<k>.npy  optional, mixture items: where source k sounds, a float array (h, w)
+                                 over the frame (saved with numpy.save, no pickles)
+Duet items are scored when EST_DIR has any duet item folder. A missing or malformed file fails
+that item with a reason; the other items are scored. Then, where the benchmark data lives:
+  musicbench score EST_DIR --name NAME --split {split}
+"""
+
+
+# ------------------------------------------------------------------------------------------ export
+
+
+def _check_apart(out_dir: Path, protected: list[Path]) -> None:
+    """Refuse an export folder inside, or holding, the data root or a runs folder."""
+    for path in protected:
+        path = Path(os.path.realpath(path))
+        if out_dir == path or path in out_dir.parents or out_dir in path.parents:
+            raise MusicbenchError(f"export folder {str(out_dir)!r} overlaps {str(path)!r} (the data root or a runs "
+                                  "folder); choose a folder outside both")
+
+
+def export_items(
+    root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test", limit: int | None = None,
+    protected: tuple[str | os.PathLike, ...] = (), overwrite: bool = False,
+) -> pd.DataFrame:
+    """Write every item of `split` (both tracks; the first `limit` of each) as plain files under
+    `out_dir` (layout in the module docstring); return the items table.
+
+    `out_dir` may not lie inside or hold the data root or any `protected` folder (the runs folder);
+    an existing non-empty `out_dir` is refused unless `overwrite`. The export is written beside it
+    and renamed onto it when complete. Every benchmark file is checked first (`DataRoot.verify_items`).
+    """
+    data = DataRoot(root)
+    out_dir = Path(os.path.realpath(out_dir))
+    _check_apart(out_dir, [data.root, *map(Path, protected)])
+    if out_dir.exists() and not out_dir.is_dir():
+        raise MusicbenchError(f"export folder {str(out_dir)!r} exists and is not a folder; choose another")
+    if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+        raise MusicbenchError(f"export folder {str(out_dir)!r} is not empty; choose an empty folder or pass --overwrite")
+    version = data.version()
+    fps = data.read_index().set_index("video_id")["fps"]
+    records, labels = [], []
+    with staged_run_folder(out_dir) as work_dir:
+        for track in TRACKS:
+            data.verify_items(split, limit, track)
+            for item, (item_id, frame_files) in zip(data.iter_items(split, limit, track), data.iter_frame_files(split, limit, track)):
+                assert item.item_id == item_id, (item.item_id, item_id)
+                _export_item(work_dir / item.item_id, item, frame_files)
+                records.append({"item_id": item.item_id, "track": item.track, "n_sources": int(item.references.shape[0]),
+                                "n_samples": int(item.mixture.shape[0]), "n_frames": int(item.frames.shape[1]),
+                                "sample_rate": int(item.sample_rate), "fps": float(fps.loc[item.video_ids[0]])})
+                if track == "mixtures":
+                    labels += [{"item_id": item.item_id, "source_index": k, "instrument": name}
+                               for k, name in enumerate(item.instruments)]
+        table = pd.DataFrame.from_records(records, columns=list(EXPORT_ITEM_COLUMNS))
+        atomic_write_text(work_dir / "items.csv", table.to_csv(index=False))
+        write_parquet(table, work_dir / "items.parquet")
+        atomic_write_text(work_dir / LABELS_NAME,
+                          pd.DataFrame.from_records(labels, columns=["item_id", "source_index", "instrument"]).to_csv(index=False))
+        counts = table["track"].value_counts()
+        atomic_write_text(work_dir / README_NAME, README_TEXT.format(
+            version=version, split=split, n_mixtures=int(counts.get("mixtures", 0)), n_duets=int(counts.get("duets", 0)),
+            sample_rate=int(table["sample_rate"].iloc[0]) if len(table) else 11025,
+            fps=f"{table['fps'].iloc[0]:g}" if len(table) else "8"))
+    return table
+
+
+def _export_item(item_dir: Path, item: EvalItem, frame_files: list[list[bytes]]) -> None:
+    import soundfile as sf
+
+    item_dir.mkdir()
+    sf.write(item_dir / MIXTURE_NAME, item.mixture, item.sample_rate, subtype="FLOAT")
+    if item.track == "duets":
+        folders = [DUET_FRAMES_DIR]
+        atomic_write_text(item_dir / POINTS_NAME, json.dumps([[float(x), float(y)] for x, y in item.points]) + "\n")
+    else:
+        folders = [source_frames_dir(k) for k in range(len(frame_files))]
+    for folder, frames in zip(folders, frame_files):
+        (item_dir / folder).mkdir()
+        for index, data in enumerate(frames):
+            atomic_write_bytes(item_dir / folder / f"{index:06d}.jpg", data)
+
+
+# ------------------------------------------------------------------------------------------ scoring files
+
+
+@dataclass
+class ItemEstimates:
+    """What an estimate folder holds for one item: the checked arrays, or the reason it fails."""
+
+    estimates: np.ndarray | None
+    heatmaps: np.ndarray | None
+    reason: str
+    files: dict[str, str]  # relative path → SHA-256 of every file read
+
+
+def _open_regular(path: Path, max_bytes: int) -> tuple[bytes | None, str]:
+    """The bytes of `path` if it is a regular file (not a symlink) of at most `max_bytes`, else (None, why)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None, f"{path.name} is missing"
+    except OSError as exc:
+        return None, f"{path.name} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})"
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return None, f"{path.name} is not a regular file"
+        if info.st_size > max_bytes:
+            return None, f"{path.name} has {info.st_size} bytes, over the {max_bytes} an estimate may have"
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        return None, f"{path.name} grew past {max_bytes} bytes while being read"
+    return data, ""
+
+
+def _read_wav(data: bytes, name: str, sample_rate: int, n_samples: int) -> tuple[np.ndarray | None, str]:
+    import io
+
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as audio:
+            if audio.samplerate != sample_rate:
+                return None, f"{name} is at {audio.samplerate} Hz, not {sample_rate} Hz"
+            if audio.channels != 1:
+                return None, f"{name} has {audio.channels} channels, not 1"
+            if audio.frames != n_samples:
+                return None, f"{name} has {audio.frames} samples, not the item's {n_samples}"
+            return audio.read(dtype="float64"), ""
+    except (RuntimeError, sf.LibsndfileError, TypeError, ValueError) as exc:
+        return None, f"{name} is not a readable WAV or FLAC file ({' '.join(str(exc).split())[:120]})"
+
+
+def _read_heatmap(data: bytes, name: str) -> tuple[np.ndarray | None, str]:
+    import io
+
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        return None, f"{name} is not a numpy .npy array without pickles ({' '.join(str(exc).split())[:120]})"
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf" or array.ndim != 2:
+        return None, f"{name} holds {getattr(array, 'dtype', '?')} {getattr(array, 'shape', '')}, not a float array (h, w)"
+    return array, ""
+
+
+def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
+    """Read and check ``est_dir/<item>/source<k>.wav`` (and any ``heatmap<k>.npy``) for one item."""
+    n_sources, n_samples = item.references.shape
+    item_dir, files = est_dir / item.item_id, {}
+    if item_dir.is_symlink() or not item_dir.is_dir():
+        return ItemEstimates(None, None, f"no estimate folder {item.item_id}/" + (" (a symlink)" if item_dir.is_symlink() else ""),
+                             files)
+    max_wav = n_samples * 8 + (1 << 16)  # float64 samples and a generous header
+    sources = []
+    for k in range(n_sources):
+        data, reason = _open_regular(item_dir / estimate_name(k), max_wav)
+        if data is not None:
+            files[f"{item.item_id}/{estimate_name(k)}"] = hashlib.sha256(data).hexdigest()
+            source, reason = _read_wav(data, estimate_name(k), item.sample_rate, n_samples)
+        if reason:
+            return ItemEstimates(None, None, f"{item.item_id}/{reason}", files)
+        sources.append(source)
+    estimates, reason = check_estimates(np.stack(sources), n_sources, n_samples)
+    if estimates is None:
+        return ItemEstimates(None, None, reason, files)
+    present = [k for k in range(n_sources) if os.path.lexists(item_dir / heatmap_name(k))]
+    if not present:
+        return ItemEstimates(estimates, None, "", files)
+    if item.track != "mixtures" or len(present) != n_sources:
+        return ItemEstimates(None, None, f"{item.item_id}/ has heatmaps {', '.join(heatmap_name(k) for k in present)}: "
+                             f"a mixture item needs one per source ({n_sources}), a duet item none", files)
+    maps = []
+    for k in range(n_sources):
+        data, reason = _open_regular(item_dir / heatmap_name(k), MAX_HEATMAP_BYTES)
+        if data is not None:
+            files[f"{item.item_id}/{heatmap_name(k)}"] = hashlib.sha256(data).hexdigest()
+            heatmap, reason = _read_heatmap(data, heatmap_name(k))
+        if reason:
+            return ItemEstimates(None, None, f"{item.item_id}/{reason}", files)
+        maps.append(heatmap)
+    if len({m.shape for m in maps}) != 1:
+        return ItemEstimates(None, None, f"{item.item_id}/ heatmaps differ in shape: {sorted({m.shape for m in maps})}", files)
+    heatmaps, reason = check_heatmaps(np.stack(maps), n_sources)
+    return ItemEstimates(estimates if heatmaps is not None else None, heatmaps, reason, files)
+
+
+def estimate_folder_hash(files: dict[str, str]) -> str:
+    """Hex SHA-256 over the sorted (relative path, file SHA-256) of every estimate file read."""
+    digest = hashlib.sha256()
+    for path, sha in sorted(files.items()):
+        digest.update(f"{path}\x00{sha}\n".encode())
+    return digest.hexdigest()
+
+
+def score_estimates(
+    est_dir: str | os.PathLike, root: str | os.PathLike, out_dir: str | os.PathLike, *, name: str, split: str = "test",
+    uses_labels: bool = False, seed: int = 1234, limit: int | None = None, jobs: int = 1,
+    cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None, overwrite: bool = False,
+) -> dict[str, Any]:
+    """Score an estimate folder (layout in the module docstring) as a run folder `out_dir`, exactly
+    as `musicbench.evaluate.evaluate` writes one (estimates, heatmaps, inference.parquet,
+    items.parquet, summary.json, provenance.json); return the summary.
+
+    Duet items are scored when `est_dir` holds any duet item folder. Provenance says
+    ``scored_from_files`` with the folder and `estimate_folder_hash`; ``confined`` is False (the
+    method ran outside the harness). `uses_labels` ranks the run with the methods that use labels.
+    """
+    est_dir = Path(os.path.realpath(est_dir))
+    if not est_dir.is_dir():
+        raise MusicbenchError(f"estimate folder {str(est_dir)!r} does not exist; give the folder holding <item>/source<k>.wav")
+    out_dir = check_run_folder(out_dir, overwrite)
+    data = DataRoot(root)
+    if not any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit)):
+        raise MusicbenchError(f"estimate folder {str(est_dir)!r} holds no folder of a {split!r} mixture item "
+                              f"(e.g. {data.item_ids(split, 1)[0]}/); score the split you exported (--split)")
+    has_duets = any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit, "duets"))
+    items = data.read_verified_items(split, limit, TRACKS if has_duets else ("mixtures",))
+    records, files, localized = [], {}, False
+    with staged_run_folder(out_dir) as work_dir:
+        for item in items:
+            found = read_item_estimates(est_dir, item)
+            files.update(found.files)
+            record = {"item_id": item.item_id, "track": item.track, "seconds": float("nan"), "localized": False}
+            if found.estimates is None:
+                records.append({**record, "status": "failed", "reason": found.reason})
+                continue
+            _save_npy(work_dir / "estimates" / f"{item.item_id}.npy", found.estimates)
+            if found.heatmaps is not None:
+                _save_npy(work_dir / "heatmaps" / f"{item.item_id}.npy", found.heatmaps)
+                record["localized"] = localized = True
+            records.append({**record, "status": "ok", "reason": ""})
+        write_parquet(pd.DataFrame.from_records(records, columns=list(INFERENCE_COLUMNS)), work_dir / "inference.parquet")
+        info = {"uses_labels": bool(uses_labels), "has_separate": True, "has_localize": localized, "has_separate_at": has_duets,
+                "n_parameters": None, "confined": False, "confinement": SCORED_FROM_FILES}
+        atomic_write_text(work_dir / "model.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
+        scored_from = {"folder": os.fspath(est_dir), "sha256": estimate_folder_hash(files), "n_files": len(files)}
+        return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
+                          boxes_file=boxes_file, provenance_of=lambda info: {
+                              **provenance(root, None, name=name, split=split, seed=seed, device=None, options={},
+                                           info=info, wall_seconds=None),
+                              "scored_from_files": scored_from})
+

@@ -1,0 +1,258 @@
+"""Methods that run elsewhere: `musicbench export` writes the items as plain files, a model runs on
+them outside the harness, `musicbench score` scores its estimate files; the numbers are the
+harness's own (real model, real files, real scoring)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from musicbench.benchmark import DataRoot
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import evaluate
+from musicbench.export import export_items, score_estimates
+from musicbench.leaderboard import build_leaderboard
+from tests.conftest import REPO_ROOT, run_cli
+
+EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
+LIMIT = 3
+METRICS = ["sdr", "sir", "sar", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit"]
+
+# What a method's own job does on a cluster: read the exported files, run the model, write estimate files.
+RUN_EXPORTED = textwrap.dedent('''
+    import importlib.util, json, sys
+    from pathlib import Path
+    import numpy as np, soundfile as sf
+    from PIL import Image
+
+    model_file, items_dir, est_dir = map(Path, sys.argv[1:4])
+    spec = importlib.util.spec_from_file_location("model", model_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.load_model(device="cpu")
+
+    def frames(folder):
+        return np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in sorted(folder.glob("*.jpg"))])
+
+    for line in (items_dir / "items.csv").read_text().splitlines()[1:]:
+        item_id, track, n_sources = line.split(",")[:3]
+        mixture, rate = sf.read(items_dir / item_id / "mixture.wav", dtype="float32")
+        if track == "duets":
+            points = [tuple(p) for p in json.loads((items_dir / item_id / "points.json").read_text())]
+            estimates, heatmaps = model.separate_at(mixture, frames(items_dir / item_id / "frames"), points), None
+        else:
+            video = np.stack([frames(items_dir / item_id / f"source{k}") for k in range(int(n_sources))])
+            estimates, heatmaps = model.separate(mixture, video, rate), model.localize(mixture, video, rate)
+        (est_dir / item_id).mkdir(parents=True)
+        for k, estimate in enumerate(np.asarray(estimates, dtype=np.float32)):
+            sf.write(est_dir / item_id / f"source{k}.wav", estimate, rate, subtype="FLOAT")
+            if heatmaps is not None:
+                np.save(est_dir / item_id / f"heatmap{k}.npy", np.asarray(heatmaps[k], dtype=np.float32))
+''')
+
+
+# The example model, loaded from a file that first checks what the model process has imported.
+WRAPPED_MODEL = textwrap.dedent('''
+    import importlib.util, sys
+    assert "musicbench" not in sys.modules, "the model process imported musicbench"
+    assert importlib.util.find_spec("musicbench") is None, "musicbench is importable in this interpreter"
+    spec = importlib.util.spec_from_file_location("motion_energy", {model!r})
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    load_model = module.load_model
+''')
+
+
+@pytest.fixture(scope="module")
+def numpy_only_python(tmp_path_factory) -> Path:
+    """A venv's python that has numpy (linked from this one's, via a .pth file) and nothing else."""
+    base = tmp_path_factory.mktemp("numpy_only")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", base / "venv"], check=True, timeout=120)
+    python = base / "venv" / "bin" / "python"
+    packages = base / "packages"
+    packages.mkdir()
+    numpy_dir = Path(np.__file__).parent
+    for entry in [numpy_dir, *numpy_dir.parent.glob("numpy.libs"), *numpy_dir.parent.glob(f"numpy-{np.__version__}.dist-info")]:
+        (packages / entry.name).symlink_to(entry)
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    (Path(site) / "numpy_only.pth").write_text(f"{packages}\n")
+    return python
+
+
+@pytest.fixture(scope="module")
+def exported(bench_root, tmp_path_factory):
+    """(data root, export folder, estimate folder) of the example model run on exported items."""
+    root, _, _ = bench_root
+    base = tmp_path_factory.mktemp("elsewhere")
+    result = run_cli("export", base / "items", "--root", root, "--limit", LIMIT, "--runs", base / "runs")
+    assert result.returncode == 0, result.stderr
+    runner = base / "run_exported.py"
+    runner.write_text(RUN_EXPORTED)
+    subprocess.run([sys.executable, runner, EXAMPLE_MODEL, base / "items", base / "estimates"], check=True, timeout=300)
+    return root, base / "items", base / "estimates"
+
+
+def test_export_writes_what_the_harness_passes(exported):
+    root, items_dir, _ = exported
+    data = DataRoot(root)
+    table = pd.read_parquet(items_dir / "items.parquet")
+    assert table.equals(pd.read_csv(items_dir / "items.csv"))
+    assert list(table["track"]) == ["mixtures"] * LIMIT + ["duets"] * LIMIT
+    labels = pd.read_csv(items_dir / "labels.csv")
+    for track in ("mixtures", "duets"):
+        for item in data.iter_items("test", LIMIT, track):
+            item_dir = items_dir / item.item_id
+            mixture, rate = sf.read(item_dir / "mixture.wav", dtype="float32")
+            assert rate == item.sample_rate == 11025 and sf.info(item_dir / "mixture.wav").subtype == "FLOAT"
+            np.testing.assert_array_equal(mixture, item.mixture)  # bit for bit
+            folders = ["frames"] if track == "duets" else [f"source{k}" for k in range(len(item.frames))]
+            for folder, video in zip(folders, item.frames):
+                files = sorted((item_dir / folder).glob("*.jpg"))
+                assert [f.name for f in files] == [f"{i:06d}.jpg" for i in range(len(video))]
+                decoded = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+                np.testing.assert_array_equal(decoded, video)
+            row = table.set_index("item_id").loc[item.item_id]
+            assert (row["n_sources"], row["n_samples"], row["n_frames"], row["fps"]) == (
+                len(item.references), len(item.mixture), item.frames.shape[1], 8.0)
+            if track == "duets":
+                assert json.loads((item_dir / "points.json").read_text()) == [list(p) for p in item.points]
+                assert item.item_id not in set(labels["item_id"])
+            else:
+                assert list(labels[labels["item_id"] == item.item_id]["instrument"]) == item.instruments
+                assert not (item_dir / "points.json").exists()
+    readme = (items_dir / "README.txt").read_text()
+    assert "EST_DIR/<item>/source<k>.wav" in readme and data.version() in readme
+
+
+def test_export_stays_out_of_the_data_root_and_runs(bench_root, tmp_path):
+    root, _, _ = bench_root
+    runs = tmp_path / "runs"
+    for bad in (root / "exported", root.parent, runs / "exported"):
+        with pytest.raises(MusicbenchError, match="overlaps"):
+            export_items(root, bad, limit=1, protected=(runs,))
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    with pytest.raises(MusicbenchError, match="not empty"):
+        export_items(root, tmp_path / "full", limit=1)
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    result = run_cli("export", root / "mixtures" / "x", "--root", root, "--limit", 1)
+    assert result.returncode == 2 and result.stderr.startswith("error: export folder") and len(result.stderr.splitlines()) == 1
+    assert not (root / "mixtures" / "x").exists()
+
+
+def test_a_numpy_only_interpreter_has_numpy_and_no_musicbench(numpy_only_python, tmp_path):
+    check = subprocess.run([numpy_only_python, "-c", "import numpy; print(numpy.__version__); import musicbench"],
+                           capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+    assert check.stdout.strip() == np.__version__
+    assert "No module named 'musicbench'" in check.stderr
+
+
+def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, tmp_path, monkeypatch):
+    """evaluate, evaluate --python (a venv with numpy only) and export → run elsewhere → score give
+    the same scores for the same model."""
+    root, _, estimates = exported
+    runs = tmp_path / "runs"
+    inside = evaluate(EXAMPLE_MODEL, root, runs / "inside", device="cpu", limit=LIMIT, name="inside")
+    wrapped = tmp_path / "motion_energy_wrapped.py"
+    wrapped.write_text(WRAPPED_MODEL.format(model=str(EXAMPLE_MODEL)))
+    monkeypatch.chdir(tmp_path)  # the model process has the harness's working directory on its path, as with -m
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    other = evaluate(wrapped, root, runs / "other-python", device="cpu", limit=LIMIT, name="other-python",
+                     python=numpy_only_python)
+    assert other["n_scored"] == LIMIT and other["duets"]["n_scored"] == LIMIT
+    interpreter = json.loads((runs / "other-python" / "provenance.json").read_text())["interpreter"]
+    assert interpreter == {"executable": str(numpy_only_python), "python": platform.python_version(),
+                           "numpy": np.__version__, "torch": None}
+    own = json.loads((runs / "inside" / "provenance.json").read_text())["interpreter"]
+    assert own["executable"] == sys.executable and own["torch"] == importlib.metadata.version("torch")
+    result = run_cli("score", estimates, "--name", "from-files", "--root", root, "--out", runs / "from-files",
+                     "--limit", LIMIT, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "duet track (separate_at): 3/3 items scored" in " ".join(result.stdout.split())
+    a = pd.read_parquet(runs / "inside" / "items.parquet").set_index(["item_id", "source_index"])
+    for route in ("other-python", "from-files"):
+        b = pd.read_parquet(runs / route / "items.parquet").set_index(["item_id", "source_index"])
+        assert len(a) == len(b) == 2 * LIMIT * 2 and (b["status"] == "ok").all(), route
+        np.testing.assert_allclose(b.loc[a.index, METRICS].to_numpy(float), a[METRICS].to_numpy(float), atol=1e-4,
+                                   equal_nan=True, err_msg=route)
+        assert b["ciou"].notna().sum() == 2 * LIMIT  # the heatmaps were scored
+    outside = json.loads((runs / "from-files" / "summary.json").read_text())
+    for track_in, track_out in ((inside, outside), (inside["duets"], outside["duets"])):
+        assert track_out["metrics"]["nsdr"]["mean"] == pytest.approx(track_in["metrics"]["nsdr"]["mean"], abs=1e-4)
+    prov = json.loads((runs / "from-files" / "provenance.json").read_text())
+    assert prov["confined"] is False and prov["confinement"].startswith("scored from files")
+    assert prov["scored_from_files"]["folder"] == os.path.realpath(estimates)
+    assert prov["scored_from_files"]["n_files"] == 2 * LIMIT * 2 + 2 * LIMIT  # wavs and heatmaps
+    assert prov["model_file"] is None and prov["benchmark_version"] == DataRoot(root).version()
+    board = build_leaderboard(runs, tmp_path / "board")
+    names = {row["name"] for table in board["tables"] for row in table["rows"]}
+    assert {"inside", "other-python", "from-files"} <= names
+
+
+def _write(path: Path, audio: np.ndarray, rate: int = 11025, subtype: str = "FLOAT") -> None:
+    path.unlink(missing_ok=True)
+    sf.write(path, audio, rate, subtype=subtype)
+
+
+def test_bad_estimate_files_fail_their_item_with_a_reason(exported, tmp_path):
+    root, _, estimates = exported
+    est = tmp_path / "est"
+    shutil.copytree(estimates, est)
+    ids = DataRoot(root).item_ids("test", LIMIT)
+    good, _ = sf.read(est / ids[0] / "source0.wav", dtype="float32")
+    _write(est / ids[0] / "source0.wav", good, subtype="PCM_16")  # PCM is fine
+    _write(est / ids[0] / "source1.wav", good[::2].copy(), rate=5512)  # another rate
+    (est / ids[1] / "source1.wav").unlink()
+    os.symlink(est / ids[0] / "source0.wav", est / ids[1] / "source1.wav")  # a symlink
+    nan = good.copy()
+    nan[7] = np.nan
+    _write(est / ids[2] / "source0.wav", nan)
+    np.save(est / ids[2] / "heatmap0.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (est / ids[2] / "source0.wav").unlink()
+    with open(est / ids[2] / "source0.wav", "wb") as handle:  # a huge (sparse) file
+        handle.truncate(1 << 34)
+    summary = score_estimates(est, root, tmp_path / "runs" / "bad", name="bad", limit=LIMIT)
+    items = pd.read_parquet(tmp_path / "runs" / "bad" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
+    reasons = items["reason"].to_dict()
+    assert "source1.wav is at 5512 Hz, not 11025 Hz" in reasons[ids[0]]
+    assert "source1.wav cannot be opened (a symlink)" in reasons[ids[1]]
+    assert "source0.wav has 17179869184 bytes, over" in reasons[ids[2]]
+    assert (items.loc[[i for i in items.index if i.startswith("duet")], "status"] == "ok").all()
+    assert summary["n_excluded"] == 3 and summary["duets"]["n_scored"] == LIMIT
+
+    # the same folder, now with PCM, NaN, a wrong length, a pickled heatmap: each its own reason
+    _write(est / ids[0] / "source1.wav", good)
+    os.unlink(est / ids[1] / "source1.wav")
+    _write(est / ids[1] / "source1.wav", good[:-1])
+    _write(est / ids[2] / "source0.wav", good)
+    summary = score_estimates(est, root, tmp_path / "runs" / "bad", name="bad", limit=LIMIT, overwrite=True)
+    items = pd.read_parquet(tmp_path / "runs" / "bad" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
+    assert items.loc[ids[0], "status"] == "ok"  # 16-bit PCM, scored
+    assert "source1.wav has 65534 samples, not the item's 65535" in items.loc[ids[1], "reason"]
+    assert "heatmap0.npy is not a numpy .npy array without pickles" in items.loc[ids[2], "reason"]
+    _write(est / ids[2] / "source0.wav", nan)
+    (est / ids[2] / "heatmap0.npy").unlink()
+    score_estimates(est, root, tmp_path / "runs" / "bad", name="bad", limit=LIMIT, overwrite=True)
+    items = pd.read_parquet(tmp_path / "runs" / "bad" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
+    assert items.loc[ids[2], "reason"] == "estimates contain NaN or inf"
+    shutil.rmtree(est / ids[0])
+    score_estimates(est, root, tmp_path / "runs" / "bad", name="bad", limit=LIMIT, overwrite=True)
+    items = pd.read_parquet(tmp_path / "runs" / "bad" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
+    assert items.loc[ids[0], "reason"] == f"no estimate folder {ids[0]}/"
+    result = run_cli("score", tmp_path / "runs", "--name", "wrong", "--root", root, "--split", "val", cwd=REPO_ROOT)
+    assert result.returncode == 2 and "holds no folder of a 'val' mixture item" in result.stderr
+    assert not (REPO_ROOT / "runs" / "wrong").exists()
