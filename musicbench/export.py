@@ -4,6 +4,7 @@
 method can run in its own environment (another machine, a cluster job array, torchrun)::
 
     OUT_DIR/README.txt                      the layout below and the expected estimate layout
+    OUT_DIR/run_model.py                    runs a model file on these items anywhere (`musicbench.run_exported`)
     OUT_DIR/items.csv, items.parquet        item_id, track, n_sources, n_samples, n_frames, sample_rate, fps
     OUT_DIR/labels.csv                      item_id, source_index, instrument: only for methods that use labels
     OUT_DIR/<item>/mixture.wav              float32 WAV, mono, 11025 Hz, n_samples long
@@ -29,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ from musicbench.evaluate import (
 from musicbench.fsutil import atomic_write_bytes, atomic_write_text, write_parquet
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
+RUNNER_NAME = "run_model.py"
 DUET_FRAMES_DIR = "frames"
 EXPORT_ITEM_COLUMNS = ("item_id", "track", "n_sources", "n_samples", "n_frames", "sample_rate", "fps")
 MAX_HEATMAP_BYTES = 64 << 20  # of one heatmap<k>.npy
@@ -86,6 +89,10 @@ Each item folder <item>/ holds what the harness would pass to a model:
 items.csv / items.parquet list every item: item_id, track, n_sources, n_samples, n_frames, sample_rate, fps.
 labels.csv (item_id, source_index, instrument) is only for methods that use instrument labels;
 score those with --uses-labels (they are ranked apart).
+
+run_model.py runs a model file (the `musicbench evaluate` API) on these items, with numpy and Pillow only:
+  python run_model.py MODEL.py ITEMS_DIR EST_DIR [--shard I/N] [--option key=value ...]
+(--shard I/N for a job array; under torchrun RANK/WORLD_SIZE shard the items.) Or write your own loop.
 
 Expected estimate layout (EST_DIR is any folder you choose):
   EST_DIR/<item>/source<k>.wav   for k = 0 .. n_sources-1: the sound of source k (mixture items) or
@@ -149,6 +156,7 @@ def export_items(
         write_parquet(table, work_dir / "items.parquet")
         atomic_write_text(work_dir / LABELS_NAME,
                           pd.DataFrame.from_records(labels, columns=["item_id", "source_index", "instrument"]).to_csv(index=False))
+        shutil.copyfile(Path(__file__).with_name("run_exported.py"), work_dir / RUNNER_NAME)
         counts = table["track"].value_counts()
         atomic_write_text(work_dir / README_NAME, README_TEXT.format(
             version=version, split=split, n_mixtures=int(counts.get("mixtures", 0)), n_duets=int(counts.get("duets", 0)),

@@ -31,39 +31,6 @@ EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
 LIMIT = 3
 METRICS = ["sdr", "sir", "sar", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit"]
 
-# What a method's own job does on a cluster: read the exported files, run the model, write estimate files.
-RUN_EXPORTED = textwrap.dedent('''
-    import importlib.util, json, sys
-    from pathlib import Path
-    import numpy as np, soundfile as sf
-    from PIL import Image
-
-    model_file, items_dir, est_dir = map(Path, sys.argv[1:4])
-    spec = importlib.util.spec_from_file_location("model", model_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    model = module.load_model(device="cpu")
-
-    def frames(folder):
-        return np.stack([np.asarray(Image.open(p).convert("RGB"), dtype=np.uint8) for p in sorted(folder.glob("*.jpg"))])
-
-    for line in (items_dir / "items.csv").read_text().splitlines()[1:]:
-        item_id, track, n_sources = line.split(",")[:3]
-        mixture, rate = sf.read(items_dir / item_id / "mixture.wav", dtype="float32")
-        if track == "duets":
-            points = [tuple(p) for p in json.loads((items_dir / item_id / "points.json").read_text())]
-            estimates, heatmaps = model.separate_at(mixture, frames(items_dir / item_id / "frames"), points), None
-        else:
-            video = np.stack([frames(items_dir / item_id / f"source{k}") for k in range(int(n_sources))])
-            estimates, heatmaps = model.separate(mixture, video, rate), model.localize(mixture, video, rate)
-        (est_dir / item_id).mkdir(parents=True)
-        for k, estimate in enumerate(np.asarray(estimates, dtype=np.float32)):
-            sf.write(est_dir / item_id / f"source{k}.wav", estimate, rate, subtype="FLOAT")
-            if heatmaps is not None:
-                np.save(est_dir / item_id / f"heatmap{k}.npy", np.asarray(heatmaps[k], dtype=np.float32))
-''')
-
-
 # The example model, loaded from a file that first checks what the model process has imported.
 WRAPPED_MODEL = textwrap.dedent('''
     import importlib.util, sys
@@ -100,9 +67,13 @@ def exported(bench_root, tmp_path_factory):
     base = tmp_path_factory.mktemp("elsewhere")
     result = run_cli("export", base / "items", "--root", root, "--limit", LIMIT, "--runs", base / "runs")
     assert result.returncode == 0, result.stderr
-    runner = base / "run_exported.py"
-    runner.write_text(RUN_EXPORTED)
-    subprocess.run([sys.executable, runner, EXAMPLE_MODEL, base / "items", base / "estimates"], check=True, timeout=300)
+    # the shipped runner, as two jobs of a job array: one given its shard, one under torchrun's variables
+    runner = [sys.executable, base / "items" / "run_model.py", EXAMPLE_MODEL, base / "items", base / "estimates"]
+    first = subprocess.run([*runner, "--shard", "0/2"], capture_output=True, text=True, timeout=300, cwd=base)
+    second = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=base,
+                            env={**os.environ, "RANK": "1", "WORLD_SIZE": "2"})
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert f"{LIMIT} of {LIMIT} items (shard 0/2)" in first.stderr and f"{LIMIT} of {LIMIT} items (shard 1/2)" in second.stderr
     return root, base / "items", base / "estimates"
 
 
@@ -256,3 +227,44 @@ def test_bad_estimate_files_fail_their_item_with_a_reason(exported, tmp_path):
     result = run_cli("score", tmp_path / "runs", "--name", "wrong", "--root", root, "--split", "val", cwd=REPO_ROOT)
     assert result.returncode == 2 and "holds no folder of a 'val' mixture item" in result.stderr
     assert not (REPO_ROOT / "runs" / "wrong").exists()
+
+
+LABELLED_MODEL = textwrap.dedent('''
+    import numpy as np
+
+    class Labelled:
+        uses_labels = True
+
+        def separate(self, mixture, frames, sample_rate, labels):
+            if "cello" in labels:
+                raise RuntimeError("no cello today")
+            return np.repeat(mixture[None] / len(labels), len(labels), axis=0)
+
+    def load_model(device="cpu"):
+        return Labelled()
+''')
+
+
+def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(exported, tmp_path):
+    root, items_dir, _ = exported
+    model = tmp_path / "labelled.py"
+    model.write_text(LABELLED_MODEL)
+    runner = [sys.executable, items_dir / "run_model.py", model, items_dir, tmp_path / "est"]
+    first = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    labels = pd.read_csv(items_dir / "labels.csv").groupby("item_id")["instrument"].apply(list)
+    cello = [item_id for item_id, names in labels.items() if "cello" in names]
+    assert 0 < len(cello) < LIMIT, "the small benchmark's first items mix cello with other instruments"
+    assert first.returncode == 0 and "score with `musicbench score --uses-labels`" in first.stderr
+    for item_id in cello:
+        assert f"item {item_id}: RuntimeError: no cello today (at labelled.py:" in first.stderr
+    written = sorted(p.name for p in (tmp_path / "est").iterdir())
+    assert written == sorted(set(labels.index) - set(cello))  # no duets (no separate_at), no half-written folder
+    np.testing.assert_allclose(sf.read(tmp_path / "est" / written[0] / "source0.wav", dtype="float32")[0] * 2,
+                               sf.read(items_dir / written[0] / "mixture.wav", dtype="float32")[0], rtol=1e-6)
+    stamp = (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns
+    again = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert again.returncode == 0 and (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns == stamp
+    summary = score_estimates(tmp_path / "est", root, tmp_path / "runs" / "labelled", name="labelled", limit=LIMIT,
+                              uses_labels=True)
+    assert summary["uses_labels"] is True and summary["n_excluded"] == len(cello) and summary["duets"] is None
+    assert summary["excluded_reasons"] == {f"no estimate folder {item_id}/": 1 for item_id in cello}
