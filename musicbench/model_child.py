@@ -1,9 +1,11 @@
 """The model process: load a user's model file and answer calls over a socket that carries data only.
 
-Run by `musicbench.model_runner.ModelRunner` by file path, ``PYTHON /path/to/model_child.py --fd N
-[--hide PATH ...] [--scratch DIR]``, under the harness's interpreter or any other (``--python``, e.g. a
-method's own environment, Python 3.9 or later). It imports nothing of the musicbench package: this file
-and `confine.py` beside it (loaded by path) need only numpy and the standard library.
+Run by `musicbench.model_runner.ModelRunner` by file path, ``python /path/to/model_child.py --fd N
+[--hide PATH ...] [--scratch DIR] [--python OTHER]``, under the harness's interpreter, which confines
+the process (`confine.py` beside this file, loaded by path) and, with ``--python``, then execs another
+interpreter on this same file (e.g. a method's own environment, Python 3.9 or later): nothing of that
+environment runs before the confinement. It imports nothing of the musicbench package: this file and
+`confine.py` need only numpy and the standard library.
 
 Protocol (nothing on it is ever unpickled or evaluated):
 
@@ -18,8 +20,9 @@ Protocol (nothing on it is ever unpickled or evaluated):
   frames uint8; points come as JSON pairs and are passed on as ``(x, y)`` tuples); ``{"stop":
   true}`` or end of file ends the process.
 - Child → harness: first, before the model file is read, ``{"status": "ok", "confined": bool,
-  "confinement": one line, "runtime": {...}}`` (`runtime_versions`: the interpreter and its
-  python, numpy and torch versions); ``{"status": "ok", "info": {...}}`` (`describe_model`) after loading,
+  "confinement": one line}``, then ``{"status": "ok", "runtime": {...}}`` (`runtime_versions`: the
+  interpreter and its python, numpy and torch versions); ``{"status": "ok", "info": {...}}``
+  (`describe_model`) after loading,
   ``{"status": "ok", "arrays": [one entry]}`` with the result array after a call, or
   ``{"status": "error", "reason": one line}`` for either.
 
@@ -244,23 +247,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scratch", default=None, help="the one folder the model may write to")
     parser.add_argument("--no-confine", action="store_true", help="run the model unconfined (debugging)")
     parser.add_argument("--cwd", default=None, help="the harness's working directory (read-only once confined)")
+    parser.add_argument("--python", default=None, help="once confined, go on under this interpreter (exec)")
+    parser.add_argument("--after-confinement", action="store_true", help="(set by --python) confinement was done")
     args = parser.parse_args(argv)
     os.dup2(2, 1)  # the model's prints go to stderr; the protocol has its own socket
     sock = socket.socket(fileno=args.fd)
-    # Confinement comes first, and its outcome is sent before anything of the model is read or imported,
-    # so no model code can change what the harness records about it.
-    runtime = runtime_versions()
-    if args.scratch is None:
-        confined, detail = False, "unconfined: no scratch folder given"
-    else:
-        outcome = _load_confine().confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
-        confined, detail = outcome.confined, outcome.detail
-    if args.cwd is not None:
-        try:  # relative paths in the model's options mean what they meant to the user (read-only)
-            os.chdir(args.cwd)
-        except OSError:  # hidden from the model: it stays in its scratch folder
-            pass
-    send_message(sock, {"status": "ok", "confined": confined, "confinement": detail, "runtime": runtime})
+    if not args.after_confinement:
+        # Confinement comes first, under the harness's interpreter, and its outcome is sent before anything of
+        # the model or of another interpreter (--python: its site-packages run code at startup) is read or run,
+        # so neither can escape it or change what the harness records about it.
+        if args.scratch is None:
+            confined, detail = False, "unconfined: no scratch folder given"
+        else:
+            outcome = _load_confine().confine(args.hide, Path(args.scratch), enabled=not args.no_confine)
+            confined, detail = outcome.confined, outcome.detail
+        if args.cwd is not None:
+            try:  # relative paths in the model's options mean what they meant to the user (read-only)
+                os.chdir(args.cwd)
+            except OSError:  # hidden from the model: it stays in its scratch folder
+                pass
+        send_message(sock, {"status": "ok", "confined": confined, "confinement": detail})
+        if args.python is not None:
+            os.set_inheritable(args.fd, True)
+            try:
+                os.execv(args.python, [args.python, os.path.abspath(__file__), "--fd", str(args.fd), "--after-confinement"])
+            except OSError as exc:
+                send_message(sock, {"status": "error", "reason": f"cannot run {args.python}: {exc.strerror}"})
+                return
+    send_message(sock, {"status": "ok", "runtime": runtime_versions()})
     try:
         request, _ = recv_message(sock, 1 << 24, 0)
     except EOFError:
@@ -273,7 +287,6 @@ def main(argv: list[str] | None = None) -> None:
         return
     send_message(sock, {"status": "ok", "info": info})
     _answer_calls(sock, model)
-
 
 if __name__ == "__main__":
     main()

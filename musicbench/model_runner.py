@@ -3,8 +3,8 @@
 The model file defines ``load_model(**options)`` returning an object with
 ``separate(mixture, frames, sample_rate)`` and optionally ``localize(...)`` and
 ``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` starts
-``PYTHON path/to/musicbench/model_child.py`` (the harness's interpreter, or another one with numpy:
-``--python``) and talks to it over a socket that carries JSON and raw array
+``python path/to/musicbench/model_child.py``, which confines itself and, with ``--python``, goes on
+under another interpreter that has numpy (exec, after confinement), and talks to it over a socket that carries JSON and raw array
 bytes only, never pickles (the protocol is in `musicbench.model_child`'s docstring): whatever the
 model returns, nothing of it runs in the harness. Every call either returns a float32 or float64
 array or a one-line reason: the model raised, returned something else, exceeded the per-call
@@ -142,6 +142,7 @@ class ModelRunner:
         scratch = os.fspath(scratch_dir) if scratch_dir is not None else self.own_scratch
         self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.path.abspath(hidden))]
         self.arguments += ["--scratch", scratch, "--cwd", os.getcwd()] + ([] if confine else ["--no-confine"])
+        self.arguments += [] if self.python == sys.executable else ["--python", self.python]
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self.info: dict[str, Any] = {}
@@ -152,17 +153,24 @@ class ModelRunner:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with child:
             self._process = subprocess.Popen(
-                [self.python, MODEL_CHILD_FILE, "--fd", str(child.fileno()), *self.arguments],
+                [sys.executable, MODEL_CHILD_FILE, "--fd", str(child.fileno()), *self.arguments],
                 stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True)
         self._sock = parent
         deadline = time.monotonic() + self.load_timeout
         late = f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)"
         status, value = self._exchange(None, None, deadline, late, "confining the model process")
-        if status == "error" and self.python != sys.executable and "died" in value:
-            value += f"; check that {self.python} runs Python 3.9+ with numpy (`{self.python} -c 'import numpy'`)"
         if status == "ok":
             try:
-                confinement = {**_checked_confinement(value), **_checked_runtime(value)}
+                confinement = _checked_confinement(value)
+            except ValueError as exc:
+                status, value = "error", f"the model process sent a malformed answer: {exc}"
+        if status == "ok":
+            status, value = self._exchange(None, None, deadline, late, "starting the interpreter")
+            if status == "error" and self.python != sys.executable and "died" in value:
+                value += f"; check that {self.python} runs Python 3.9+ with numpy (`{self.python} -c 'import numpy'`)"
+        if status == "ok":
+            try:
+                confinement.update(_checked_runtime(value))
             except ValueError as exc:
                 status, value = "error", f"the model process sent a malformed answer: {exc}"
         if status == "ok":

@@ -57,6 +57,9 @@ def numpy_only_python(tmp_path_factory) -> Path:
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], check=True,
                           capture_output=True, text=True).stdout.strip()
     (Path(site) / "numpy_only.pth").write_text(f"{packages}\n")
+    # code that an environment runs at startup, before any model file: it says what it can see of MB_PROBE
+    (Path(site) / "probe.pth").write_text('import os, sys; os.environ.get("MB_PROBE") and sys.stderr.write('
+                                          '"probe sees %r\\n" % sorted(os.listdir(os.environ["MB_PROBE"])))\n')
     return python
 
 
@@ -132,7 +135,7 @@ def test_a_numpy_only_interpreter_has_numpy_and_no_musicbench(numpy_only_python,
     assert "No module named 'musicbench'" in check.stderr
 
 
-def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, tmp_path, monkeypatch):
+def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, tmp_path, monkeypatch, capfd):
     """evaluate, evaluate --python (a venv with numpy only) and export → run elsewhere → score give
     the same scores for the same model."""
     root, _, estimates = exported
@@ -142,8 +145,14 @@ def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, 
     wrapped.write_text(WRAPPED_MODEL.format(model=str(EXAMPLE_MODEL)))
     monkeypatch.chdir(tmp_path)  # the model process has the harness's working directory on its path, as with -m
     monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("MB_PROBE", str(root / "mixtures"))
     other = evaluate(wrapped, root, runs / "other-python", device="cpu", limit=LIMIT, name="other-python",
                      python=numpy_only_python)
+    monkeypatch.delenv("MB_PROBE")
+    # the other environment's own startup code ran confined: the benchmark's folders are empty to it
+    probes = [line for line in capfd.readouterr().err.splitlines() if line.startswith("probe sees")]
+    assert probes and set(probes) == {"probe sees []"}, probes
+    assert json.loads((runs / "other-python" / "provenance.json").read_text())["confined"] is True
     assert other["n_scored"] == LIMIT and other["duets"]["n_scored"] == LIMIT
     interpreter = json.loads((runs / "other-python" / "provenance.json").read_text())["interpreter"]
     assert interpreter == {"executable": str(numpy_only_python), "python": platform.python_version(),
