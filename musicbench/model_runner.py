@@ -4,8 +4,9 @@ The model file defines ``load_model(**options)`` returning an object with
 ``separate(mixture, frames, sample_rate)`` and optionally ``localize(...)`` and
 ``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` starts
 ``python path/to/musicbench/model_child.py``, which confines itself and, with ``--python``, goes on
-under another interpreter that has numpy (exec, after confinement), and talks to it over a socket that carries JSON and raw array
-bytes only, never pickles (the protocol is in `musicbench.model_child`'s docstring): whatever the
+under another interpreter that has numpy (exec, after confinement), and talks to it over a socket
+that carries JSON and raw array bytes only, never pickles (the protocol is in
+`musicbench.model_child`'s docstring): whatever the
 model returns, nothing of it runs in the harness. Every call either returns a float32 or float64
 array or a one-line reason: the model raised, returned something else, exceeded the per-call
 timeout (the process is killed and restarted for the next call), or the process died (crash,
