@@ -273,7 +273,11 @@ def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(ex
     stamp = (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns
     again = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 0 and (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns == stamp
-    summary = score_estimates(tmp_path / "est", root, tmp_path / "runs" / "labelled", name="labelled", limit=LIMIT,
-                              uses_labels=True)
+    scored = run_cli("score", tmp_path / "est", "--name", "labelled", "--root", root, "--limit", LIMIT, "--uses-labels",
+                     "--out", tmp_path / "runs" / "labelled", cwd=REPO_ROOT)
+    assert scored.returncode == 0, scored.stderr
+    printed = " ".join(scored.stdout.split())
+    assert f"{LIMIT - len(cello)}/{LIMIT} items scored" in printed and f"│ nsdr │ −∞ ({len(cello)} of {LIMIT} items failed) │" in printed
+    summary = json.loads((tmp_path / "runs" / "labelled" / "summary.json").read_text())
     assert summary["uses_labels"] is True and summary["n_excluded"] == len(cello) and summary["duets"] is None
     assert summary["excluded_reasons"] == {f"no estimate folder {item_id}/": 1 for item_id in cello}
