@@ -4,6 +4,7 @@ harness's own (real model, real files, real scoring)."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import os
@@ -43,20 +44,21 @@ WRAPPED_MODEL = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="module")
-def numpy_only_python(tmp_path_factory) -> Path:
-    """A venv's python that has numpy (linked from this one's, via a .pth file) and nothing else."""
-    base = tmp_path_factory.mktemp("numpy_only")
+def isolated_python(base: Path, packages: dict[str, str]) -> Path:
+    """A venv's python (no system site packages) that has `packages` ({import name: distribution
+    name}), linked from this interpreter's via a .pth file, and nothing else."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", base / "venv"], check=True, timeout=120)
     python = base / "venv" / "bin" / "python"
-    packages = base / "packages"
-    packages.mkdir()
-    numpy_dir = Path(np.__file__).parent
-    for entry in [numpy_dir, *numpy_dir.parent.glob("numpy.libs"), *numpy_dir.parent.glob(f"numpy-{np.__version__}.dist-info")]:
-        (packages / entry.name).symlink_to(entry)
+    linked = base / "packages"
+    linked.mkdir()
+    for module, dist in packages.items():
+        folder = Path(importlib.import_module(module).__file__).parent
+        version = importlib.metadata.version(dist)
+        for entry in [folder, *folder.parent.glob(f"{dist}.libs"), *folder.parent.glob(f"{dist}-{version}.dist-info")]:
+            (linked / entry.name).symlink_to(entry)
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], check=True,
                           capture_output=True, text=True).stdout.strip()
-    (Path(site) / "numpy_only.pth").write_text(f"{packages}\n")
+    (Path(site) / "linked.pth").write_text(f"{linked}\n")
     # code that an environment runs at startup, before any model file: it says what it can see of MB_PROBE
     (Path(site) / "probe.pth").write_text('import os, sys; os.environ.get("MB_PROBE") and sys.stderr.write('
                                           '"probe sees %r\\n" % sorted(os.listdir(os.environ["MB_PROBE"])))\n')
@@ -64,14 +66,27 @@ def numpy_only_python(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(bench_root, tmp_path_factory):
+def numpy_only_python(tmp_path_factory) -> Path:
+    """A venv's python that has numpy and nothing else."""
+    return isolated_python(tmp_path_factory.mktemp("numpy_only"), {"numpy": "numpy"})
+
+
+@pytest.fixture(scope="module")
+def numpy_pillow_python(tmp_path_factory) -> Path:
+    """A venv's python that has numpy and Pillow and nothing else (what the shipped runner needs)."""
+    return isolated_python(tmp_path_factory.mktemp("numpy_pillow"), {"numpy": "numpy", "PIL": "pillow"})
+
+
+@pytest.fixture(scope="module")
+def exported(bench_root, numpy_pillow_python, tmp_path_factory):
     """(data root, export folder, estimate folder) of the example model run on exported items."""
     root, _, _ = bench_root
     base = tmp_path_factory.mktemp("elsewhere")
     result = run_cli("export", base / "items", "--root", root, "--limit", LIMIT, "--runs", base / "runs")
     assert result.returncode == 0, result.stderr
-    # the shipped runner, as two jobs of a job array: one given its shard, one under torchrun's variables
-    runner = [sys.executable, base / "items" / "run_model.py", EXAMPLE_MODEL, base / "items", base / "estimates"]
+    # the shipped runner, as two jobs of a job array: one given its shard, one under torchrun's variables,
+    # in an environment with numpy and Pillow only (no musicbench, no soundfile)
+    runner = [numpy_pillow_python, base / "items" / "run_model.py", EXAMPLE_MODEL, base / "items", base / "estimates"]
     first = subprocess.run([*runner, "--shard", "0/2"], capture_output=True, text=True, timeout=300, cwd=base)
     second = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=base,
                             env={**os.environ, "RANK": "1", "WORLD_SIZE": "2"})
@@ -128,11 +143,15 @@ def test_export_stays_out_of_the_data_root_and_runs(bench_root, tmp_path):
     assert not (root / "mixtures" / "x").exists()
 
 
-def test_a_numpy_only_interpreter_has_numpy_and_no_musicbench(numpy_only_python, tmp_path):
+def test_the_isolated_interpreters_have_only_their_packages(numpy_only_python, numpy_pillow_python, tmp_path):
     check = subprocess.run([numpy_only_python, "-c", "import numpy; print(numpy.__version__); import musicbench"],
                            capture_output=True, text=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]})
     assert check.stdout.strip() == np.__version__
     assert "No module named 'musicbench'" in check.stderr
+    for module in ("musicbench", "soundfile", "torch"):
+        check = subprocess.run([numpy_pillow_python, "-c", f"import numpy, PIL; import {module}"], capture_output=True, text=True,
+                               cwd=tmp_path, env={"PATH": os.environ["PATH"]})
+        assert f"No module named '{module}'" in check.stderr, check.stderr
 
 
 def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, tmp_path, monkeypatch, capfd):
@@ -254,11 +273,11 @@ LABELLED_MODEL = textwrap.dedent('''
 ''')
 
 
-def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(exported, tmp_path):
+def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(exported, numpy_pillow_python, tmp_path):
     root, items_dir, _ = exported
     model = tmp_path / "labelled.py"
     model.write_text(LABELLED_MODEL)
-    runner = [sys.executable, items_dir / "run_model.py", model, items_dir, tmp_path / "est"]
+    runner = [numpy_pillow_python, items_dir / "run_model.py", model, items_dir, tmp_path / "est"]
     first = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     labels = pd.read_csv(items_dir / "labels.csv").groupby("item_id")["instrument"].apply(list)
     cello = [item_id for item_id, names in labels.items() if "cello" in names]
