@@ -198,8 +198,14 @@ def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, 
     assert prov["scored_from_files"]["n_files"] == 2 * LIMIT * 2 + 2 * LIMIT  # wavs and heatmaps
     assert prov["model_file"] is None and prov["benchmark_version"] == DataRoot(root).version()
     board = build_leaderboard(runs, tmp_path / "board")
-    names = {row["name"] for table in board["tables"] for row in table["rows"]}
-    assert {"inside", "other-python", "from-files"} <= names
+    rows = {row["name"]: row for table in board["tables"] for row in table["rows"]}
+    assert {"inside", "other-python", "from-files"} <= set(rows)
+    # the board says where each row's estimates came from
+    assert rows["from-files"]["provenance"]["scored_from_files"]["sha256"] == prov["scored_from_files"]["sha256"]
+    assert rows["other-python"]["provenance"]["interpreter"]["numpy"]
+    provenance_lines = [line for line in (tmp_path / "board" / "leaderboard.md").read_text().splitlines()
+                        if line.startswith("| from-files | mb-")]
+    assert len(provenance_lines) == 1 and "| scored from files |" in provenance_lines[0]
 
 
 def _write(path: Path, audio: np.ndarray, rate: int = 11025, subtype: str = "FLOAT") -> None:

@@ -103,6 +103,8 @@ class RunProvenance:
     confined: bool | None = None  # the model process was confined (None: an oracle, or a run made before confinement)
     confinement: str | None = None  # what confinement did, or why there was none
     frames_fingerprint: str | None = None  # the model inputs' frames (`DataRoot.frames_fingerprint`), None for older runs
+    interpreter: dict[str, Any] | None = None  # the model process's interpreter (executable, python, numpy, torch)
+    scored_from_files: dict[str, Any] | None = None  # `musicbench score`: the estimate folder, its hash and file count
 
 
 @dataclass
@@ -286,6 +288,7 @@ def _provenance(run: Run) -> RunProvenance:
         confined=prov["confined"] if isinstance(prov.get("confined"), bool) else None,
         confinement=str(prov["confinement"]) if prov.get("confinement") else None,
         frames_fingerprint=str(prov["frames_fingerprint"]) if prov.get("frames_fingerprint") else None,
+        interpreter=_dict_of(prov, "interpreter"), scored_from_files=_dict_of(prov, "scored_from_files"),
         package_versions=prov.get("package_versions") if isinstance(prov.get("package_versions"), dict) else {},
         seed=prov.get("seed"),
     )

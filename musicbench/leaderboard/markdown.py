@@ -8,7 +8,7 @@ from typing import Any
 
 from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, Board, Table
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
-from musicbench.leaderboard.text import comparison_text, digits, fmt, fmt_block, kind_text
+from musicbench.leaderboard.text import comparison_text, device_text, digits, fmt, fmt_block, kind_text
 
 
 def md_escape(text: Any) -> str:
@@ -66,7 +66,7 @@ def _provenance(table: Table) -> list[str]:
         prov = row.provenance
         out.append("| " + " | ".join([
             md_escape(row.name), md_escape(prov.benchmark_version), md_escape((prov.git_revision or "unknown")[:12]),
-            md_escape(prov.date or "unknown"), md_escape((prov.device or "unknown") + (", unconfined" if prov.confined is False else "")),
+            md_escape(prov.date or "unknown"), md_escape(device_text(row)),
             "n/a" if prov.n_parameters is None else f"{prov.n_parameters:,}",
             fmt(prov.seconds_per_item, 3)]) + " |")
     return out + [""]

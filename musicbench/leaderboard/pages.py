@@ -26,7 +26,7 @@ from musicbench.leaderboard.board import (
 )
 from musicbench.leaderboard.charts import distribution_chart, per_instrument_chart
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
-from musicbench.leaderboard.text import digits, fmt, infinite_note, kind_text, p_text
+from musicbench.leaderboard.text import device_text, digits, fmt, infinite_note, kind_text, p_text
 
 if TYPE_CHECKING:
     from musicbench.leaderboard.demo import DemoItem
@@ -60,7 +60,9 @@ def provenance_details(prov: RunProvenance) -> str:
     """The provenance a row's details box shows, as indented JSON."""
     return json.dumps({"model_file": prov.model_file, "model_sha256": prov.model_sha256, "options": prov.options,
                        "package_versions": prov.package_versions, "metric_version": prov.metric_version,
-                       "seed": prov.seed, "wall_seconds": prov.wall_seconds}, indent=1, sort_keys=True, default=str)
+                       "seed": prov.seed, "wall_seconds": prov.wall_seconds, "frames_fingerprint": prov.frames_fingerprint,
+                       "interpreter": prov.interpreter, "scored_from_files": prov.scored_from_files},
+                      indent=1, sort_keys=True, default=str)
 
 
 def excluded_text(reasons: dict[str, int]) -> str:
@@ -73,7 +75,7 @@ def environment() -> Environment:
     """The templates' environment: autoescape on for every template, undefined names are errors."""
     env = Environment(loader=PackageLoader("musicbench.leaderboard", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(fmt=fmt, p_text=p_text, infinite_note=infinite_note, sort_key=sort_key, digits=digits,
+    env.filters.update(fmt=fmt, p_text=p_text, infinite_note=infinite_note, sort_key=sort_key, device_text=device_text, digits=digits,
                        px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
     env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS,

@@ -65,6 +65,15 @@ def comparison_text(test: Comparison | None) -> str:
     return f"{arrow}: mean Δ {test.mean_diff:+.2f} dB{ci}, {p_text(test.p_holm)} (n = {test.n} items, {test.n_videos} videos)"
 
 
+def device_text(row: Row) -> str:
+    """Where a row's estimates came from: ``scored from files`` (`musicbench score`), else the device,
+    with ``, unconfined`` when the model process ran unconfined."""
+    prov = row.provenance
+    if prov.scored_from_files:
+        return "scored from files"
+    return (prov.device or "unknown") + (", unconfined" if prov.confined is False else "")
+
+
 def kind_text(row: Row) -> str:
     """``main``, ``uses labels`` or ``reference (<oracle>)``."""
     if row.kind == "reference":
