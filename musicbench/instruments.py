@@ -66,14 +66,31 @@ MUSIC_DUET_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
+# URMP's classes that MUSIC v1.0 lacks, which MUSIC-Synth renders only when `synth.instruments`
+# names them (the default list stays MUSIC's 11, so the default set does not change).
+URMP_EXTRA_INSTRUMENTS: dict[str, Instrument] = {
+    i.name: i
+    for i in (
+        Instrument("bassoon", 70, 36, 67, True),
+        Instrument("double_bass", 43, 28, 55, True),   # GM 43 "Contrabass"
+        Instrument("horn", 60, 45, 72, True),          # GM 60 "French Horn"
+        Instrument("oboe", 68, 60, 86, True),
+        Instrument("trombone", 57, 40, 67, True),
+        Instrument("viola", 41, 48, 79, True),
+    )
+}
+
+#: Every class MUSIC-Synth can render: MUSIC's 11 and URMP's 6 others (URMP's 13 are all among them).
+SYNTH_INSTRUMENTS: tuple[str, ...] = tuple(sorted({*INSTRUMENTS, *URMP_EXTRA_INSTRUMENTS}))
+
+
 def get_instrument(name: str, where: str = "instrument") -> Instrument:
-    """Return the Instrument called `name`; raise MusicbenchError naming `where` if unknown."""
-    try:
-        return INSTRUMENTS[name]
-    except KeyError:
-        raise MusicbenchError(
-            f"{where}: unknown instrument {name!r}; choose from {', '.join(MUSIC_INSTRUMENTS)}"
-        ) from None
+    """Return the Instrument called `name` (a MUSIC class or one of URMP's others); raise
+    MusicbenchError naming `where` if unknown."""
+    instrument = INSTRUMENTS.get(name) or URMP_EXTRA_INSTRUMENTS.get(name)
+    if instrument is None:
+        raise MusicbenchError(f"{where}: unknown instrument {name!r}; choose from {', '.join(SYNTH_INSTRUMENTS)}")
+    return instrument
 
 # The 21 classes of MUSIC-21 (v2.0 solo list); MUSIC-Synth renders only the 11 of MUSIC v1.0.
 MUSIC21_INSTRUMENTS: tuple[str, ...] = (

@@ -25,7 +25,7 @@ from musicbench.media import write_video
 from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
 from musicbench.synth.recording import apply_recording, clean_recording, draw_recording, draw_room
-from musicbench.synth.score import duet_parts, solo_parts
+from musicbench.synth.score import Part, duet_parts, ensemble_parts, solo_parts
 from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
 
 MIXTURE_PEAK = 0.95
@@ -77,7 +77,8 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class VideoSpec:
-    """One video to generate: its id, kind and instruments (source order)."""
+    """One video to generate: its id, kind (solo, duet, or ensemble: 2-5 players side by side in
+    URMP's layout, `musicbench.synth.urmp_layout`) and instruments (source order)."""
 
     video_id: str
     kind: str
@@ -116,11 +117,20 @@ def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator)
     together if their sum would peak above 0.95. The recording chain (`musicbench.synth.recording`)
     draws from its own generator, so `rng` sees the same draws with either ``synth.recording``.
     """
+    stems, dry, _ = render_performance(spec, config, rng)
+    return stems, dry
+
+
+def render_performance(spec: VideoSpec, config: SynthConfig,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[Part]]:
+    """`render_stems` and the score each player performed (kind solo, duet or ensemble of 2-5)."""
     instruments = [get_instrument(name) for name in spec.instruments]
     if spec.kind == "solo":
         parts = solo_parts(rng, instruments[0], config.duration)
-    else:
+    elif spec.kind == "duet":
         parts = duet_parts(rng, instruments[0], instruments[1], config.duration)
+    else:
+        parts = ensemble_parts(rng, instruments, config.duration)
     if config.recording == "clean":
         recordings = [clean_recording(i) for i in instruments]
     else:
@@ -143,7 +153,7 @@ def render_stems(spec: VideoSpec, config: SynthConfig, rng: np.random.Generator)
     if peak > MIXTURE_PEAK:
         stems *= MIXTURE_PEAK / peak
         dry *= MIXTURE_PEAK / peak
-    return stems.astype(np.float32), dry.astype(np.float32)
+    return stems.astype(np.float32), dry.astype(np.float32), parts
 
 
 def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfig) -> list[PlayerFigure]:
@@ -151,6 +161,10 @@ def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfi
     if spec.kind == "solo":
         slots = [(rng.uniform(0.3, 0.7) * width, rng.uniform(0.6, 0.78))]
         max_width = 0.9 * width
+    elif spec.kind == "ensemble":  # URMP's layout: player k of N in the k-th of N equal vertical strips
+        n = len(spec.instruments)
+        slots = [((k + 0.5) * width / n, rng.uniform(0.55, 0.7)) for k in range(n)]
+        max_width = (width / n - 4) / 1.25  # room for the sway and the instrument within the strip
     else:
         left, right = rng.uniform(0.2, 0.3) * width, rng.uniform(0.7, 0.8) * width
         slots = [(left, rng.uniform(0.5, 0.64)), (right, rng.uniform(0.5, 0.64))]
@@ -165,6 +179,10 @@ def _place_players(rng: np.random.Generator, spec: VideoSpec, config: SynthConfi
             figure.width *= shrink
             figure.y += figure.height * (1 - shrink)
             figure.height *= shrink
+        if spec.kind == "ensemble":  # stays inside its strip
+            strip = width / len(spec.instruments)
+            low = np.floor(centre_x / strip) * strip
+            figure.x = float(np.clip(figure.x, low + 0.1 * figure.width + 2, low + strip - 1.1 * figure.width - 2))
         figure.x = float(np.clip(figure.x, 0.04 * figure.width + 1, width - 1.04 * figure.width - 1))
         figure.y = float(np.clip(figure.y, 0.12 * figure.height + 1, height - figure.height - 1))
         figures.append(figure)
@@ -184,14 +202,32 @@ def render_frames(
     signals = [motion_signals(dry, config.audio.sample_rate, config.fps, n_frames) for dry in performances]
     boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
     frames = []
+    strips = ensemble_strips(config.width, len(figures)) if spec.kind == "ensemble" else None
     for i in range(n_frames):
         image = Image.fromarray(background)
         draw = ImageDraw.Draw(image)
         for k, (figure, (envelope, onset, action)) in enumerate(zip(figures, signals)):
-            boxes[k, i] = figure.draw(draw, i, config.fps, float(envelope[i]), float(onset[i]), float(action[i]),
-                                      (config.width, config.height))
+            if strips is None:
+                boxes[k, i] = figure.draw(draw, i, config.fps, float(envelope[i]), float(onset[i]), float(action[i]),
+                                          (config.width, config.height))
+                continue
+            # URMP: each player filmed alone, the pictures put side by side (player k in strip k)
+            layer = Image.fromarray(background)
+            box = figure.draw(ImageDraw.Draw(layer), i, config.fps, float(envelope[i]), float(onset[i]),
+                              float(action[i]), (config.width, config.height))
+            x0, x1 = strips[k]
+            image.paste(layer.crop((x0, 0, x1, config.height)), (x0, 0))
+            left, right = min(max(box[0], x0), x1), min(max(box[0] + box[2], x0), x1)
+            boxes[k, i] = [left, box[1], right - left, box[3]]
         frames.append(np.asarray(image))
     return frames, boxes
+
+
+def ensemble_strips(width: int, n_players: int) -> list[tuple[int, int]]:
+    """Pixel columns ``[x0, x1)`` of the N equal vertical strips of a side-by-side ensemble picture
+    (player k in the k-th, from the left): ``x0 = floor(k * width / N)``."""
+    edges = [k * width // n_players for k in range(n_players + 1)]
+    return list(zip(edges[:-1], edges[1:]))
 
 
 def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.PathLike) -> ManifestEntry:

@@ -313,3 +313,24 @@ def duet_parts(
     # Two melodic instruments: a lead and a counter-melody with its own rhythm on the same
     # chords (chord tones on strong beats), resting more often so the voices trade phrases.
     return [compose_melody(rng, frame, first, duration), compose_melody(rng, frame, second, duration, 0.2)]
+
+
+def ensemble_parts(rng: np.random.Generator, instruments: list[Instrument], duration: float) -> list[Part]:
+    """Voices of one piece for 2-5 players (URMP's ensembles), in the given order.
+
+    Two players are a duet (`duet_parts`). From three on, the player with the lowest register takes
+    the bass line, the first other player the melody and the rest counter-melodies that rest more
+    often, so that the voices trade phrases.
+    """
+    if not 2 <= len(instruments) <= 5:
+        raise ValueError(f"an ensemble has 2 to 5 players, got {len(instruments)}")
+    if len(instruments) == 2:
+        return duet_parts(rng, instruments[0], instruments[1], duration)
+    frame = plan_piece(rng, duration)
+    bass = min(range(len(instruments)), key=lambda k: (instruments[k].low, k))
+    lead = min(k for k in range(len(instruments)) if k != bass)
+    return [
+        compose_accompaniment(rng, frame, instrument, duration, "bass") if k == bass
+        else compose_melody(rng, frame, instrument, duration, 0.1 if k == lead else 0.2)
+        for k, instrument in enumerate(instruments)
+    ]

@@ -29,6 +29,13 @@ INSTRUMENT_LOOK: dict[str, tuple[tuple[float, float, float], float]] = {
     "tuba": ((0.75, 0.60, 0.20), 0.90),
     "violin": ((0.75, 0.35, 0.10), 0.75),
     "xylophone": ((0.55, 0.30, 0.55), 1.15),
+    # URMP's other classes (drawn like their nearest MUSIC relative, in their own colour and size)
+    "bassoon": ((0.40, 0.22, 0.12), 0.60),
+    "double_bass": ((0.35, 0.16, 0.06), 0.85),
+    "horn": ((0.85, 0.62, 0.22), 0.85),
+    "oboe": ((0.12, 0.10, 0.10), 0.55),
+    "trombone": ((0.92, 0.80, 0.35), 0.95),
+    "viola": ((0.62, 0.28, 0.08), 0.78),
 }
 
 
@@ -141,6 +148,31 @@ class PlayerFigure:
         pen.ellipse(0.66, 0.30, 0.15, 0.08, self.colour)
         self._wood_grain(pen, 0.66, 0.30, 0.15, 0.08)
         self._bow(pen, 0.70, 0.36, 0.55, action)
+
+    def _draw_viola(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        self._draw_violin(pen, envelope, onset, action)
+
+    def _draw_double_bass(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        self._draw_cello(pen, envelope, onset, action)
+
+    def _draw_oboe(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        self._draw_clarinet(pen, envelope, onset, action)
+
+    def _draw_bassoon(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        tilt = 0.04 * envelope * action
+        pen.line([(0.48, 0.20), (0.42, 0.26)], self.accent, 0.02)  # bocal
+        pen.rect(0.40 + tilt, 0.04, 0.50 + tilt, 0.80, self.colour)
+
+    def _draw_horn(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        pen.ellipse(0.55, 0.42, 0.18, 0.14, self.colour, outline=self.accent)
+        pen.ellipse(0.55, 0.42, 0.09, 0.07, self.accent)
+        pen.ellipse(0.74, 0.50 - 0.02 * envelope, 0.08, 0.10, self.colour, outline=self.accent)  # bell
+
+    def _draw_trombone(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        lift, slide = -0.04 * envelope, 0.12 * (0.5 + 0.5 * action)
+        pen.rect(0.50, 0.16 + lift, 0.80, 0.19 + lift, self.colour)
+        pen.rect(0.50, 0.24 + lift, 0.80 + slide, 0.27 + lift, self.colour)  # the slide
+        pen.polygon([(0.40, 0.18 + lift), (0.28, 0.10 + lift), (0.28, 0.26 + lift)], self.colour, outline=self.accent)
 
     def _draw_cello(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
         pen.line([(0.5, 0.12), (0.5, 0.45)], (35, 20, 10), 0.05)

@@ -1,0 +1,121 @@
+"""URMP: MUSIC-Synth ensembles in URMP's layout (the fixture), the import, processing and the
+real-ensembles track (real soundfont, real ffmpeg)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from musicbench.errors import MusicbenchError
+from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CODES, URMP_EXTRA_INSTRUMENTS
+from musicbench.media import probe
+from musicbench.synth import SynthConfig, VideoSpec
+from musicbench.synth.generate import ensemble_strips, render_frames, render_performance, render_stems, video_rng
+from musicbench.synth.urmp_layout import write_urmp_copy
+from tests.conftest import AUDIO, REPO_PARAMS
+
+URMP_SYNTH = dict(seed=5, duration=7.0, width=192, height=96, fps=16, instruments=("violin",), jobs=1)
+# Two pieces: a duet and a quintet, URMP's smallest and largest ensembles.
+URMP_PIECES = (("Jupiter", ("vn", "vc")), ("Pavane", ("fl", "ob", "hn", "tbn", "db")))
+WAV_RATE = 22050  # not the benchmark's 11025 Hz: processing resamples, as for URMP's 48 kHz
+
+
+def write_urmp_fixture(folder: Path, pieces=URMP_PIECES) -> list[Path]:
+    """A small URMP copy: MUSIC-Synth ensembles in URMP's exact layout and file naming."""
+    return write_urmp_copy(folder, pieces, SynthConfig(audio=AUDIO, **URMP_SYNTH), wav_rate=WAV_RATE)
+
+
+@pytest.fixture(scope="session")
+def urmp_copy(tmp_path_factory) -> Path:
+    """The folder holding the URMP-layout fixture (read-only for tests: copy what you change)."""
+    folder = tmp_path_factory.mktemp("urmp") / "URMP"
+    write_urmp_fixture(folder)
+    return folder
+
+
+def test_default_instrument_list_is_music_and_urmp_classes_are_an_option():
+    assert set(REPO_PARAMS["synth"]["instruments"]) <= set(MUSIC_INSTRUMENTS)
+    assert set(URMP_EXTRA_INSTRUMENTS).isdisjoint(MUSIC_INSTRUMENTS)
+    assert {URMP_CODES[code] for code in URMP_CODES} <= set(SYNTH_INSTRUMENTS)  # every URMP class renders
+    programs = {name: URMP_EXTRA_INSTRUMENTS[name].program for name in URMP_EXTRA_INSTRUMENTS}
+    assert programs == {"bassoon": 70, "horn": 60, "oboe": 68, "trombone": 57, "viola": 41, "double_bass": 43}
+    config = SynthConfig(audio=AUDIO, **{**URMP_SYNTH, "instruments": ("viola", "oboe", "violin")})
+    assert config.instruments == ("viola", "oboe", "violin")
+    with pytest.raises(MusicbenchError, match="unknown instrument 'piccolo'.*bassoon"):
+        SynthConfig(audio=AUDIO, **{**URMP_SYNTH, "instruments": ("piccolo",)})
+
+
+def test_urmp_classes_render_in_their_register(tmp_path):
+    config = SynthConfig(audio=AUDIO, **{**URMP_SYNTH, "duration": 3.0, "recording": "clean"})
+    rate = AUDIO.sample_rate
+    for name, instrument in URMP_EXTRA_INSTRUMENTS.items():
+        spec = VideoSpec(f"solo_{name}_00", "solo", (name,))
+        stems, _, parts = render_performance(spec, config, video_rng(config.seed, spec.video_id))
+        assert stems.shape == (1, int(3.0 * rate)) and np.sqrt(np.mean(stems**2)) > 0.01, name
+        assert all(instrument.low - 12 <= n.pitch <= instrument.high + 12 for n in parts[0].notes), name
+        # the loudest spectral peak lies within the register's fundamentals or their first overtones
+        spectrum = np.abs(np.fft.rfft(stems[0] * np.hanning(stems.shape[1])))
+        peak_hz = np.argmax(spectrum) * rate / stems.shape[1]
+        low_hz = 440 * 2 ** ((instrument.low - 12 - 69) / 12)
+        high_hz = 440 * 2 ** ((instrument.high + 12 - 69) / 12) * 4
+        assert low_hz <= peak_hz <= high_hz, (name, peak_hz)
+
+
+def test_ensembles_place_player_k_in_the_kth_strip():
+    config = SynthConfig(audio=AUDIO, **URMP_SYNTH)
+    for names in (("violin", "cello"), ("flute", "oboe", "viola"), ("flute", "oboe", "horn", "trombone", "double_bass")):
+        spec = VideoSpec("urmp_test", "ensemble", names)
+        rng = video_rng(config.seed, spec.video_id)
+        stems, dry, parts = render_performance(spec, config, rng)
+        assert stems.shape[0] == len(names) and all(np.any(stem) for stem in stems)
+        frames, boxes = render_frames(spec, config, dry, rng)
+        strip = config.width / len(names)
+        for k in range(len(names)):
+            left, right = boxes[k, :, 0], boxes[k, :, 0] + boxes[k, :, 2]
+            assert np.all(left >= np.floor(k * strip)) and np.all(right <= np.ceil((k + 1) * strip)), (names, k)
+            assert np.all(boxes[k, :, 2] > 0.2 * strip) and np.all(boxes[k, :, 3] > 0.3 * config.height), (names, k)
+        # each strip shows its own player: strips differ from one another and move over time
+        first, last = frames[0].astype(int), frames[-1].astype(int)
+        assert all(np.abs(first[:, x0:x1] - last[:, x0:x1]).mean() > 0.5 for x0, x1 in ensemble_strips(config.width, len(names)))
+
+
+def test_urmp_layout_fixture_has_urmp_names_and_consistent_audio(urmp_copy):
+    folders = sorted(p.name for p in urmp_copy.iterdir())
+    assert folders == ["01_Jupiter_vn_vc", "02_Pavane_fl_ob_hn_tbn_db"]
+    files = sorted(p.name for p in (urmp_copy / "01_Jupiter_vn_vc").iterdir())
+    assert files == ["AuMix_01_Jupiter_vn_vc.wav", "AuSep_1_vn_01_Jupiter.wav", "AuSep_2_vc_01_Jupiter.wav",
+                     "F0s_1_vn_01_Jupiter.txt", "F0s_2_vc_01_Jupiter.txt", "Notes_1_vn_01_Jupiter.txt",
+                     "Notes_2_vc_01_Jupiter.txt", "Sco_01_Jupiter_vn_vc.mid", "Vid_01_Jupiter_vn_vc.mp4"]
+    quintet = urmp_copy / "02_Pavane_fl_ob_hn_tbn_db"
+    stems = [sf.read(quintet / f"AuSep_{k}_{code}_02_Pavane.wav") for k, code in enumerate(("fl", "ob", "hn", "tbn", "db"), 1)]
+    mix, rate = sf.read(quintet / "AuMix_02_Pavane_fl_ob_hn_tbn_db.wav")
+    assert rate == WAV_RATE and all(r == WAV_RATE and len(s) == len(mix) for s, r in stems)
+    assert np.max(np.abs(sum(s for s, _ in stems) - mix)) < 5 / 2**15  # stems sum to the mix (16-bit rounding)
+    info = probe(quintet / "Vid_02_Pavane_fl_ob_hn_tbn_db.mp4")
+    assert (info.width, info.height) == (URMP_SYNTH["width"], URMP_SYNTH["height"])
+    notes = (quintet / "Notes_1_fl_02_Pavane.txt").read_text().splitlines()
+    assert notes and all(re.fullmatch(r"[0-9.]+\t[0-9.]+\t[0-9.]+", line) for line in notes)
+
+
+def test_default_synth_rendering_unchanged_by_ensembles():
+    """A solo and a duet render exactly as `render_stems` always did: the same draws, the same samples."""
+    config = SynthConfig(audio=AUDIO, **{**URMP_SYNTH, "duration": 2.0, "instruments": ("flute", "violin")})
+    for spec in (VideoSpec("solo_flute_00", "solo", ("flute",)), VideoSpec("duet_flute_violin_00", "duet", ("flute", "violin"))):
+        first, second = video_rng(config.seed, spec.video_id), video_rng(config.seed, spec.video_id)
+        stems, dry = render_stems(spec, config, first)
+        again, dry_again, _ = render_performance(spec, config, second)
+        assert np.array_equal(stems, again) and np.array_equal(dry, dry_again)
+        assert first.random() == second.random()
+
+
+def test_urmp_copy_refuses_bad_pieces(tmp_path):
+    config = replace(SynthConfig(audio=AUDIO, **URMP_SYNTH), duration=1.0)
+    with pytest.raises(MusicbenchError, match="'xx'"):
+        write_urmp_copy(tmp_path, [("Bad", ("vn", "xx"))], config)
+    with pytest.raises(MusicbenchError, match="2 to 5"):
+        write_urmp_copy(tmp_path, [("Solo", ("vn",))], config)
