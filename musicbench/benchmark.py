@@ -6,6 +6,7 @@ and nowhere else (mirdata's one path resolver)::
     synth/manifest.csv, synth/{videos,stems,boxes}/<id>.{mp4,flac,json}   MUSIC-Synth (`musicbench synth`)
     music/manifest.csv, music/{raw,videos}/<id>.mp4, music/*.parquet|json real MUSIC (`musicbench acquire`)
     music/solos/manifest.csv, music/solos/clips/<id>.NN.mp4, .../*.json    Solos' clips (`musicbench acquire`)
+    urmp/manifest.json                                                     a local URMP copy (`musicbench urmp import`)
     processed/{audio,frames,records}/<id>.{flac,tar,json}                 decoded media (`musicbench process`)
     processed/videos.parquet, processed/rejects.parquet                   the index and the rejects
     splits/splits.csv                                                      train/val/test per video
@@ -68,6 +69,11 @@ MUSIC_REPORT_RELPATH = f"{MUSIC_DIR}/acquire_report.json"
 SOLOS_DIR = f"{MUSIC_DIR}/solos"
 SOLOS_CLIPS_DIR = f"{SOLOS_DIR}/clips"
 SOLOS_REPORT_RELPATH = f"{SOLOS_DIR}/acquire_report.json"
+
+# URMP (a local copy, never fetched): `musicbench urmp import` writes urmp/manifest.json (paths
+# relative to the copy, which stays where it is, read-only); `musicbench urmp process` the rest.
+URMP_DIR = "urmp"
+URMP_MANIFEST_RELPATH = f"{URMP_DIR}/manifest.json"
 
 PROCESSED_DIR = "processed"
 AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
@@ -165,6 +171,11 @@ class DataRoot:
     @property
     def synth_dir(self) -> Path:
         return self.root / SYNTH_DIR
+
+    @property
+    def urmp_manifest_path(self) -> Path:
+        """``<root>/urmp/manifest.json``: the imported URMP copy's pieces (`musicbench.urmp`)."""
+        return self.root / URMP_MANIFEST_RELPATH
 
     @property
     def processed_dir(self) -> Path:

@@ -208,6 +208,31 @@ def acquire(params: Path = PARAMS_OPTION, quiet: bool = typer.Option(False, "--q
     print(acquire_music(load_params(params), show_progress=not quiet))
 
 
+urmp_app = typer.Typer(help="URMP (real ensembles with real stems) from your local copy.", no_args_is_help=True)
+app.add_typer(urmp_app, name="urmp")
+
+
+@urmp_app.command("import")
+@user_errors
+def urmp_import(
+    copy: Path = typer.Argument(..., help="the unpacked URMP folder (holding 01_Jupiter_vn_vc/, ...); only read"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); writes ROOT/urmp/manifest.json"),
+) -> None:
+    """Check every piece of a URMP copy and write its manifest; exit 1 listing every problem (nothing written)."""
+    from musicbench.config import data_root, load_params
+    from musicbench.urmp import import_urmp
+
+    result = import_urmp(copy, root or data_root(load_params(params)))
+    if result.problems:
+        for problem in result.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        console.print(f"{len(result.problems)} problem(s) in {copy}: no manifest written")
+        raise typer.Exit(code=1)
+    players = sum(len(piece.players) for piece in result.pieces)
+    print(f"{len(result.pieces)} pieces, {players} players: {result.manifest_path}")
+
+
 splits_app = typer.Typer(help="Train/val/test splits: build, import published sets, check leakage.", no_args_is_help=True)
 app.add_typer(splits_app, name="splits")
 

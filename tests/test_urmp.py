@@ -3,7 +3,10 @@ real-ensembles track (real soundfont, real ffmpeg)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,13 +14,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
+from musicbench.fsutil import sha256_file
 from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CODES, URMP_EXTRA_INSTRUMENTS
 from musicbench.media import probe
 from musicbench.synth import SynthConfig, VideoSpec
 from musicbench.synth.generate import ensemble_strips, render_frames, render_performance, render_stems, video_rng
 from musicbench.synth.urmp_layout import write_urmp_copy
-from tests.conftest import AUDIO, REPO_PARAMS
+from musicbench.urmp import import_urmp, read_urmp_manifest
+from tests.conftest import AUDIO, REPO_PARAMS, run_cli
 
 URMP_SYNTH = dict(seed=5, duration=7.0, width=192, height=96, fps=16, instruments=("violin",), jobs=1)
 # Two pieces: a duet and a quintet, URMP's smallest and largest ensembles.
@@ -119,3 +125,76 @@ def test_urmp_copy_refuses_bad_pieces(tmp_path):
         write_urmp_copy(tmp_path, [("Bad", ("vn", "xx"))], config)
     with pytest.raises(MusicbenchError, match="2 to 5"):
         write_urmp_copy(tmp_path, [("Solo", ("vn",))], config)
+
+
+# ------------------------------------------------------------------------------------ import
+
+
+def _tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    return {os.fspath(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+def test_import_lists_pieces_players_and_files(urmp_copy, tmp_path):
+    before = _tree_state(urmp_copy)
+    result = run_cli("urmp", "import", urmp_copy, "--root", tmp_path / "data")
+    assert result.returncode == 0, result.stderr
+    assert "2 pieces, 7 players" in result.stdout
+    copy, pieces = read_urmp_manifest(tmp_path / "data")
+    assert copy == urmp_copy.resolve() and _tree_state(urmp_copy) == before  # only read
+    assert [p.piece_id for p in pieces] == ["urmp_01_Jupiter", "urmp_02_Pavane"]
+    assert pieces[1].instruments == ("flute", "oboe", "horn", "trombone", "double_bass")
+    assert [p.stem_path for p in pieces[0].players] == ["01_Jupiter_vn_vc/AuSep_1_vn_01_Jupiter.wav",
+                                                        "01_Jupiter_vn_vc/AuSep_2_vc_01_Jupiter.wav"]
+    assert pieces[0].video_path == "01_Jupiter_vn_vc/Vid_01_Jupiter_vn_vc.mp4"
+    assert pieces[0].sample_rate == WAV_RATE and pieces[0].n_samples == sf.info(urmp_copy / pieces[0].mixture_path).frames
+    assert pieces[0].players[1].stem_sha256 == sha256_file(urmp_copy / pieces[0].players[1].stem_path)
+
+
+def test_import_reports_every_problem_and_writes_nothing(urmp_copy, tmp_path):
+    copy = tmp_path / "URMP"
+    shutil.copytree(urmp_copy, copy)
+    jupiter, pavane = copy / "01_Jupiter_vn_vc", copy / "02_Pavane_fl_ob_hn_tbn_db"
+    bolero = copy / "03_Bolero_vn_xx"                                                    # an unknown code
+    bolero.mkdir()
+    for path in jupiter.iterdir():
+        name = path.name.replace("01_Jupiter_vn_vc", bolero.name).replace("01_Jupiter", "03_Bolero")
+        shutil.copy(path, bolero / name.replace("_2_vc_", "_2_xx_"))
+    (jupiter / "AuSep_2_vc_01_Jupiter.wav").unlink()                                    # a missing stem
+    (pavane / "Vid_02_Pavane_fl_ob_hn_tbn_db.mp4").unlink()                             # a missing video
+    stem, rate = sf.read(pavane / "AuSep_3_hn_02_Pavane.wav")
+    sf.write(pavane / "AuSep_3_hn_02_Pavane.wav", stem[:-100], rate, subtype="PCM_16")  # a shorter stem
+    outside = tmp_path / "elsewhere.wav"
+    shutil.copy(pavane / "AuSep_1_fl_02_Pavane.wav", outside)
+    (pavane / "AuSep_1_fl_02_Pavane.wav").unlink()
+    (pavane / "AuSep_1_fl_02_Pavane.wav").symlink_to(outside)                            # leaves the copy
+    data = tmp_path / "data"
+    result = run_cli("urmp", "import", copy, "--root", data)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    expected = [r"01_Jupiter_vn_vc/AuSep_2_vc_01_Jupiter\.wav: stem of player 2 \(vc\) missing",
+                r"02_Pavane_fl_ob_hn_tbn_db/Vid_02_Pavane_fl_ob_hn_tbn_db\.mp4: video missing",
+                r"02_Pavane_fl_ob_hn_tbn_db/AuSep_1_fl_02_Pavane\.wav: .*leaves the URMP copy",
+                r"02_Pavane_fl_ob_hn_tbn_db: the mixture and stems differ in length",
+                r"03_Bolero_vn_xx: unknown instrument code 'xx'"]
+    for pattern in expected:
+        assert sum(bool(re.search(pattern, line)) for line in errors) == 1, (pattern, errors)
+    assert len(errors) == len(expected)
+    assert not (data / "urmp").exists()  # no partial manifest
+    with pytest.raises(MusicbenchError, match="not a folder"):
+        import_urmp(tmp_path / "nothing", data)
+
+
+def test_import_keeps_the_previous_manifest_when_a_new_copy_is_bad(urmp_copy, tmp_path):
+    data = tmp_path / "data"
+    assert not import_urmp(urmp_copy, data).problems
+    written = DataRoot(data).urmp_manifest_path.read_bytes()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = import_urmp(empty, data)
+    assert result.problems == [f"{empty}: no piece folders (NN_Piece_codes/); is this the unpacked URMP archive?"]
+    assert DataRoot(data).urmp_manifest_path.read_bytes() == written
+    doc = json.loads(written)
+    doc["pieces"][0]["players"][0]["stem_path"] = "../../etc/passwd"
+    DataRoot(data).urmp_manifest_path.write_text(json.dumps(doc))
+    with pytest.raises(MusicbenchError, match="without '..'"):
+        read_urmp_manifest(data)
