@@ -7,6 +7,8 @@ and nowhere else (mirdata's one path resolver)::
     music/manifest.csv, music/{raw,videos}/<id>.mp4, music/*.parquet|json real MUSIC (`musicbench acquire`)
     music/solos/manifest.csv, music/solos/clips/<id>.NN.mp4, .../*.json    Solos' clips (`musicbench acquire`)
     urmp/manifest.json                                                     a local URMP copy (`musicbench urmp import`)
+    urmp/processed/{audio,stems,frames}/<piece>.{flac,flac,tar}            its pieces, processed (`musicbench urmp process`)
+    urmp/{pieces,items}.parquet, urmp/benchmark.json                       the real-ensembles track and its version
     processed/{audio,frames,records}/<id>.{flac,tar,json}                 decoded media (`musicbench process`)
     processed/videos.parquet, processed/rejects.parquet                   the index and the rejects
     splits/splits.csv                                                      train/val/test per video
@@ -74,6 +76,16 @@ SOLOS_REPORT_RELPATH = f"{SOLOS_DIR}/acquire_report.json"
 # relative to the copy, which stays where it is, read-only); `musicbench urmp process` the rest.
 URMP_DIR = "urmp"
 URMP_MANIFEST_RELPATH = f"{URMP_DIR}/manifest.json"
+URMP_PROCESSED_KINDS = {"audio": "flac", "stems": "flac", "frames": "tar"}
+URMP_PIECES_NAME, URMP_ITEMS_NAME = "pieces.parquet", "items.parquet"
+URMP_PIECE_COLUMNS: tuple[str, ...] = (
+    "piece_id", "instruments", "n_players", "sample_rate", "n_samples", "fps", "n_frames", "frame_width",
+    "frame_height", "audio_path", "audio_sha256", "stems_path", "stems_sha256", "frames_path", "frames_sha256",
+)
+URMP_ITEM_COLUMNS: tuple[str, ...] = (
+    "item_id", "split", "piece_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
+    "audio_path", "audio_sha256", "stems_path", "stems_sha256", "frames_path", "frames_sha256",
+)
 
 PROCESSED_DIR = "processed"
 AUDIO_DIR, FRAMES_DIR, RECORDS_DIR, WORK_DIR = "audio", "frames", "records", ".work"
@@ -134,6 +146,12 @@ def solos_clip_relpath(clip_id: str) -> str:
     return f"{SOLOS_CLIPS_DIR}/{clip_id}.mp4"
 
 
+def urmp_processed_relpath(kind: str, piece_id: str) -> str:
+    """Path of a processed URMP file relative to the data root; `kind` is audio (the mixture, mono),
+    stems (one channel per player, left to right) or frames (the archive)."""
+    return f"{URMP_DIR}/processed/{kind}/{piece_id}.{URMP_PROCESSED_KINDS[kind]}"
+
+
 def processed_paths(processed_dir: str | os.PathLike, video_id: str) -> tuple[Path, Path, Path]:
     """(audio FLAC, frame archive, record JSON) of one video under a processing output folder."""
     processed_dir = Path(processed_dir)
@@ -176,6 +194,21 @@ class DataRoot:
     def urmp_manifest_path(self) -> Path:
         """``<root>/urmp/manifest.json``: the imported URMP copy's pieces (`musicbench.urmp`)."""
         return self.root / URMP_MANIFEST_RELPATH
+
+    @property
+    def urmp_pieces_path(self) -> Path:
+        """``<root>/urmp/pieces.parquet``: the processed URMP pieces (URMP_PIECE_COLUMNS)."""
+        return self.root / URMP_DIR / URMP_PIECES_NAME
+
+    @property
+    def urmp_items_path(self) -> Path:
+        """``<root>/urmp/items.parquet``: the real-ensembles track's clips (URMP_ITEM_COLUMNS)."""
+        return self.root / URMP_DIR / URMP_ITEMS_NAME
+
+    @property
+    def urmp_definition_path(self) -> Path:
+        """``<root>/urmp/benchmark.json``: the real-ensembles track's version, recipe and counts."""
+        return self.root / URMP_DIR / DEFINITION_NAME
 
     @property
     def processed_dir(self) -> Path:

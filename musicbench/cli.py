@@ -233,6 +233,25 @@ def urmp_import(
     print(f"{len(result.pieces)} pieces, {players} players: {result.manifest_path}")
 
 
+@urmp_app.command("process")
+@user_errors
+def urmp_process(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root) holding urmp/manifest.json"),
+) -> None:
+    """Decode every imported piece (mixture, stems, frames) and draw the real-ensembles track's clips; exit 1 if a piece failed."""
+    from musicbench.config import data_root, load_params
+    from musicbench.urmp import process_urmp
+
+    loaded = load_params(params)
+    result = process_urmp(loaded, root or data_root(loaded))
+    for problem in result.problems:
+        print(f"error: {problem}", file=sys.stderr)
+    print(f"{len(result.pieces)} pieces, {len(result.items)} items, real-ensembles track {result.version}")
+    if result.problems:
+        raise typer.Exit(code=1)
+
+
 splits_app = typer.Typer(help="Train/val/test splits: build, import published sets, check leakage.", no_args_is_help=True)
 app.add_typer(splits_app, name="splits")
 

@@ -182,9 +182,11 @@ def ffmpeg_version() -> str:
 
 
 def build_ffmpeg_command(
-    video: Path, frames_pattern: Path, config: ProcessConfig, start: float | None, end: float | None
+    video: Path, frames_pattern: Path, config: ProcessConfig, start: float | None, end: float | None,
+    with_audio: bool = True,
 ) -> list[str]:
-    """The ffmpeg argument list: mono float32 audio to stdout, JPEG frames to `frames_pattern`."""
+    """The ffmpeg argument list: mono float32 audio to stdout (unless not `with_audio`), JPEG frames
+    to `frames_pattern`."""
     input_args: dict[str, Any] = {"threads": 1}  # one decoder thread: parallelism is across videos
     if start is not None:
         input_args["ss"] = repr(float(start))
@@ -203,7 +205,7 @@ def build_ffmpeg_command(
         os.fspath(frames_pattern), format="image2", vcodec="mjpeg", pix_fmt="yuvj420p",
         start_number=0, threads=1, **{"q:v": config.jpeg_qscale, "fflags": "+bitexact", "flags:v": "+bitexact"},
     )
-    return ffmpeg.merge_outputs(audio, frames).global_args(
+    return (ffmpeg.merge_outputs(audio, frames) if with_audio else frames).global_args(
         "-nostdin", "-hide_banner", "-nostats", "-loglevel", "level+info", "-filter_complex_threads", "1",
     ).compile(cmd=ffmpeg_exe())
 
@@ -222,6 +224,30 @@ def _write_frames_tar(frame_files: list[Path], tar_path: Path) -> None:
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             archive.addfile(info, io.BytesIO(data))
+
+
+def extract_frames(video: Path, tar_path: Path, config: ProcessConfig, work: Path) -> tuple[int, int, int]:
+    """Decode the frames of `video` alone (no audio needed) as `process_manifest` does (frames.fps,
+    scaled, ``config.crop``) into the frame archive `tar_path` (written atomically); return
+    (frame count, width, height). Raises MusicbenchError naming the video if ffmpeg fails."""
+    from PIL import Image
+
+    frames_dir = work / "frames"
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    frames_dir.mkdir(parents=True)
+    command = build_ffmpeg_command(video, frames_dir / "%06d.jpg", config, None, None, with_audio=False)
+    result = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
+    frame_files = sorted(frames_dir.glob("*.jpg"))
+    if result.returncode != 0 or not frame_files:
+        report = parse_ffmpeg_log(result.stderr.decode(errors="replace"))
+        raise MusicbenchError(f"cannot decode the frames of {os.fspath(video)!r}: "
+                              f"{report.errors[-1] if report.errors else 'no frames'}; check the file")
+    with atomic_path(tar_path) as tmp:
+        _write_frames_tar(frame_files, tmp)
+    with Image.open(frame_files[0]) as first:
+        width, height = first.size
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    return len(frame_files), width, height
 
 
 # ---------------------------------------------------------------------------------------------

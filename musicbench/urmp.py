@@ -19,22 +19,41 @@ written while there is any. The copy is only read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from musicbench.benchmark import DataRoot
+import numpy as np
+import pandas as pd
+from scipy import signal
+
+from musicbench.benchmark import (
+    URMP_DIR,
+    URMP_ITEM_COLUMNS,
+    URMP_PIECE_COLUMNS,
+    URMP_PROCESSED_KINDS,
+    DataRoot,
+    pcm_sha256,
+    urmp_processed_relpath,
+)
+from musicbench.config import config_from_params, knob
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file
+from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
 from musicbench.instruments import URMP_CODES, canonical_instrument
+from musicbench.process import ProcessConfig, extract_frames
+from musicbench.progress import progress_bar
 
 MANIFEST_FORMAT = 1
 PIECE_FOLDER = re.compile(r"(?P<number>[0-9]{2})_(?P<name>[A-Za-z0-9]+)_(?P<codes>[A-Za-z]+(?:_[A-Za-z]+)*)")
 STEM_FILE = re.compile(r"AuSep_(?P<player>[0-9]+)_(?P<code>[A-Za-z]+)_(?P<number>[0-9]{2})_(?P<name>[A-Za-z0-9]+)\.wav")
 MAX_PLAYERS = 5
+URMP_SEED_KEY = 0x55524D50  # "URMP": keeps the clip draws apart from the mixtures stage's (seed, split, item)
 
 
 @dataclass(frozen=True)
@@ -223,3 +242,161 @@ def read_urmp_manifest(data_root: str | os.PathLike) -> tuple[Path, list[UrmpPie
         for relative in (piece.video_path, piece.mixture_path, *(p.stem_path for p in piece.players)):
             resolve_in_root(copy, relative)
     return copy, pieces
+
+
+# ------------------------------------------------------------------------------------ processing
+
+
+@dataclass(frozen=True)
+class UrmpConfig:
+    """params.yaml section ``urmp`` (optional; defaults below): up to `clips_per_piece` fixed clips of
+    ``audio.clip_samples`` per piece (`urmp_clips`), drawn with a generator seeded from
+    ``mixtures.seed`` and the piece; the processing of the rest of the benchmark (``audio``, ``frames``, ``process``), except
+    that frames keep the whole picture (``crop: none``) so that every player stays in view."""
+
+    process: ProcessConfig
+    seed: int = knob(1234, non_negative=True, key="mixtures.seed")
+    clips_per_piece: int = knob(4, positive=True)
+    min_rms_db: float = knob(-45.0, key="mixtures.min_rms_db")
+    min_active: float = knob(0.5, key="mixtures.min_active")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> UrmpConfig:
+        process = replace(ProcessConfig.from_params(params), crop="none")
+        return config_from_params(cls, params, "urmp", optional=True, process=process)
+
+
+@dataclass
+class UrmpProcessing:
+    """What `process_urmp` did: the processed pieces table, the clip items and one line per problem."""
+
+    pieces: pd.DataFrame
+    items: pd.DataFrame
+    problems: list[str]
+    version: str
+
+
+def _resampled(path: Path, rate: int) -> np.ndarray:
+    """float64 ``(n_samples,)`` of an audio file (channels averaged) at `rate` Hz."""
+    import soundfile as sf
+
+    audio, file_rate = sf.read(os.fspath(path), dtype="float64", always_2d=True)
+    ratio = Fraction(rate, int(file_rate))
+    mono = audio.mean(axis=1)
+    return mono if ratio == 1 else signal.resample_poly(mono, ratio.numerator, ratio.denominator)
+
+
+def _process_piece(copy: Path, piece: UrmpPiece, data: DataRoot, config: UrmpConfig) -> dict[str, Any]:
+    """Write one piece's mixture FLAC (mono), stems FLAC (one channel per player) and frame archive;
+    return its row of ``urmp/pieces.parquet``. Raises MusicbenchError (one line) for a bad input."""
+    import soundfile as sf
+
+    rate = config.process.audio.sample_rate
+    for relative, sha in [(piece.mixture_path, piece.mixture_sha256), *((p.stem_path, p.stem_sha256) for p in piece.players)]:
+        if sha256_file(resolve_in_root(copy, relative)) != sha:
+            raise MusicbenchError(f"{relative}: changed since `musicbench urmp import` (sha256 differs); import the copy again")
+    mixture = _resampled(resolve_in_root(copy, piece.mixture_path), rate)
+    stems = np.stack([_resampled(resolve_in_root(copy, p.stem_path), rate) for p in piece.players])
+    paths = {kind: data.root / urmp_processed_relpath(kind, piece.piece_id) for kind in URMP_PROCESSED_KINDS}
+    for kind, audio in (("audio", mixture), ("stems", stems.T)):
+        ensure_writable_dir(paths[kind].parent)
+        with atomic_path(paths[kind]) as tmp:
+            sf.write(tmp, np.clip(audio, -1.0, 1.0), rate, format="FLAC", subtype="PCM_24")
+    ensure_writable_dir(paths["frames"].parent)
+    work = data.root / URMP_DIR / ".work" / f"{piece.piece_id}.{os.getpid()}"
+    try:
+        n_frames, width, height = extract_frames(resolve_in_root(copy, piece.video_path), paths["frames"], config.process, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    row = {"piece_id": piece.piece_id, "instruments": " ".join(piece.instruments), "n_players": len(piece.players),
+           "sample_rate": rate, "n_samples": int(mixture.size), "fps": float(config.process.audio.fps),
+           "n_frames": n_frames, "frame_width": width, "frame_height": height}
+    for kind, path in paths.items():
+        row[f"{kind}_path"], row[f"{kind}_sha256"] = path.relative_to(data.root).as_posix(), sha256_file(path)
+    return row
+
+
+def urmp_clips(piece: dict[str, Any], mixture: np.ndarray, config: UrmpConfig, number: int) -> list[tuple[int, int]]:
+    """The fixed clips of one piece, (start sample, start frame) in time order: the piece is cut into
+    `clips_per_piece` equal parts and each part gives one clip of ``audio.clip_samples`` samples
+    that lies wholly inside it, drawn uniformly (a generator seeded from (seed, piece number)) among
+    the sounding windows (the mixtures stage's rule: RMS and active frames, quarter-clip hop) that
+    the frames cover; a part too short or silent gives none."""
+    from musicbench.mixtures import MixturesConfig, sounding_starts
+
+    audio = config.process.audio
+    rule = MixturesConfig(audio=audio, seed=config.seed, min_rms_db=config.min_rms_db, min_active=config.min_active)
+    starts = [int(s) for s in sounding_starts(mixture, rule)
+              if round(s / audio.sample_rate * audio.fps) + rule.clip_frames <= int(piece["n_frames"])]
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=config.seed, spawn_key=(URMP_SEED_KEY, number)))
+    part = len(mixture) / config.clips_per_piece
+    clips = []
+    for k in range(config.clips_per_piece):
+        inside = [s for s in starts if k * part <= s and s + audio.clip_samples <= (k + 1) * part]
+        if inside:
+            start = inside[int(rng.integers(len(inside)))]
+            clips.append((start, int(round(start / audio.sample_rate * audio.fps))))
+    return clips
+
+
+def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpProcessing:
+    """Process every imported piece (`read_urmp_manifest`) and draw the real-ensembles items.
+
+    Writes, under ``<data_root>/urmp/``: ``processed/{audio,stems,frames}/<piece>.{flac,flac,tar}``
+    (mixture and stems at ``audio.sample_rate``, 24-bit; frames at ``frames.fps``, shorter side
+    ``frames.size``, uncropped), ``pieces.parquet`` (URMP_PIECE_COLUMNS), ``items.parquet``
+    (URMP_ITEM_COLUMNS: every clip is a test item) and ``benchmark.json`` (the track's version, a hash
+    of the items and the recipe). A bad piece is listed in `problems` and the others go on; the
+    tables list only the good ones.
+    """
+    import soundfile as sf
+
+    data = DataRoot(data_root)
+    config = UrmpConfig.from_params(params)
+    copy, pieces = read_urmp_manifest(data_root)
+    rows, items, problems = [], [], []
+    with progress_bar("URMP pieces", total=len(pieces)) as advance:
+        for piece in pieces:
+            try:
+                rows.append(_process_piece(copy, piece, data, config))
+            except MusicbenchError as exc:
+                problems.append(f"{piece.piece_id}: {exc}")
+            advance()
+    audio = config.process.audio
+    clip_frames = int(np.floor(audio.clip_samples / audio.sample_rate * audio.fps))
+    for row in rows:
+        mixture, _ = sf.read(data.resolve(row["audio_path"]), dtype="float32")
+        number = int(row["piece_id"].split("_")[1])
+        clips = urmp_clips(row, mixture, config, number)
+        if not clips:
+            problems.append(f"{row['piece_id']}: no sounding clip of {config.process.audio.clip_samples} samples; "
+                            "it is left out of the track")
+        for k, (start, start_frame) in enumerate(clips):
+            items.append({"item_id": f"urmp-{row['piece_id'][5:]}-{k:02d}", "split": "test", "piece_id": row["piece_id"],
+                          "instruments": row["instruments"], "start_sample": start,
+                          "n_samples": config.process.audio.clip_samples, "start_frame": start_frame,
+                          "n_frames": clip_frames,
+                          **{column: row[column] for column in URMP_ITEM_COLUMNS if column.endswith(("_path", "_sha256"))}})
+    pieces_table = pd.DataFrame.from_records(rows, columns=list(URMP_PIECE_COLUMNS))
+    items_table = pd.DataFrame.from_records(items, columns=list(URMP_ITEM_COLUMNS))
+    write_parquet(pieces_table, data.urmp_pieces_path)
+    write_parquet(items_table, data.urmp_items_path)
+    recipe = {"track": "urmp", "sample_rate": config.process.audio.sample_rate, "clip_samples": config.process.audio.clip_samples,
+              "fps": config.process.audio.fps, "frame_size": config.process.size, "crop": "none",
+              "stems_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["stems_path"])) for row in rows},
+              "audio_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["audio_path"])) for row in rows}}
+    version = urmp_version(items_table, recipe)
+    atomic_write_text(data.urmp_definition_path, json.dumps(
+        {"benchmark_version": version, "recipe": recipe, "n_pieces": len(rows), "n_items": len(items)}, indent=2,
+        sort_keys=True) + "\n")
+    return UrmpProcessing(pieces_table, items_table, problems, version)
+
+
+def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
+    """``mbu-`` + 16 hex digits of the SHA-256 over the items table (without file hashes: the
+    recipe's decoded-sample hashes stand for the audio) and the recipe as canonical JSON: the
+    real-ensembles track's own version (the MUSIC benchmark version does not change with it)."""
+    columns = [c for c in URMP_ITEM_COLUMNS if not c.endswith("_sha256")]
+    digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
+    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
+    return "mbu-" + digest.hexdigest()[:16]
