@@ -52,7 +52,9 @@ if TYPE_CHECKING:
     from musicbench.annotations import BoxAnnotations
 
 SOURCES = ("synth", "music", "solos")
-TRACKS = ("mixtures", "duets")
+TRACKS = ("mixtures", "duets")  # the benchmark version's tracks
+URMP_TRACK = "urmp"  # the real-ensembles track: only once a URMP copy is imported and processed (own version)
+ALL_TRACKS = (*TRACKS, URMP_TRACK)
 MANIFEST_NAME = "manifest.csv"
 
 SYNTH_DIR = "synth"
@@ -259,7 +261,15 @@ class DataRoot:
 
     def layout_paths(self) -> list[Path]:
         """Every top-level folder of the layout: what a model under test must never see."""
-        return [self.root / name for name in (SYNTH_DIR, MUSIC_DIR, PROCESSED_DIR, SPLITS_DIR, MIXTURES_DIR, SCORE_CACHE_DIR)]
+        names = (SYNTH_DIR, MUSIC_DIR, PROCESSED_DIR, SPLITS_DIR, MIXTURES_DIR, SCORE_CACHE_DIR)
+        paths = [self.root / name for name in names]
+        if (self.root / URMP_DIR).exists():  # the URMP track and the copy it was imported from (its real stems)
+            paths.append(self.root / URMP_DIR)
+            try:
+                paths.append(Path(json.loads(self.urmp_manifest_path.read_text())["copy"]))
+            except (OSError, KeyError, TypeError, ValueError):
+                pass
+        return paths
 
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
@@ -289,18 +299,36 @@ class DataRoot:
         """The processed-video index (see `read_index`)."""
         return read_index(self.index_path)
 
+    def has_urmp_track(self) -> bool:
+        """Whether `musicbench urmp process` has written the real-ensembles track here."""
+        return self.urmp_items_path.is_file()
+
+    def urmp_version(self) -> str | None:
+        """The real-ensembles track's version (``urmp/benchmark.json``), None when there is no track."""
+        if not self.has_urmp_track():
+            return None
+        try:
+            return str(json.loads(self.urmp_definition_path.read_text())["benchmark_version"])
+        except (OSError, KeyError, TypeError, json.JSONDecodeError):
+            raise MusicbenchError(f"no real-ensembles version at {str(self.urmp_definition_path)!r}; "
+                                  "run `musicbench urmp process`") from None
+
     def iter_items(self, split: str = "test", limit: int | None = None, track: str = "mixtures",
                    annotations: BoxAnnotations | None = None) -> Iterator[EvalItem]:
-        """Build the benchmark items of `split` and `track` ("mixtures" or "duets"), in item order.
+        """Build the benchmark items of `split` and `track` ("mixtures", "duets" or "urmp"), in item order.
 
         Duet items need clean stems and player boxes (MUSIC-Synth); duets without them are skipped.
         A source video without boxes of its own (real MUSIC) takes them from `annotations` (e.g.
         DSOL's, `musicbench.annotations`): the annotated frame nearest the clip's centre, within 1 s.
+        URMP items (test split only) are clips of real ensembles with the real stems as references.
         """
-        if track not in TRACKS:
-            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        if track not in ALL_TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(ALL_TRACKS)}")
         if track == "duets":
             yield from self._iter_duet_items(split, limit)
+            return
+        if track == URMP_TRACK:
+            yield from self._iter_urmp_items(split, limit)
             return
         table = self._mixture_rows(split, limit)
         index = self.read_index().set_index("video_id", drop=False)
@@ -352,6 +380,42 @@ class DataRoot:
             yield item_id, [FrameArchive(self.resolve(row.frames_path)).read_jpeg(
                 range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))) for row in item_rows.itertuples(index=False)]
 
+    def _iter_urmp_items(self, split: str, limit: int | None) -> Iterator[EvalItem]:
+        for row in self._urmp_rows(split, limit).itertuples(index=False):
+            mixture, rate = self._read_clip(row.audio_path, int(row.start_sample), int(row.n_samples), row.item_id)
+            stems, _ = self._read_clip(row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
+            references = np.ascontiguousarray(np.atleast_2d(stems.T), dtype=np.float32)
+            instruments = row.instruments.split()
+            if references.shape[0] != len(instruments):
+                raise MusicbenchError(f"item {row.item_id}: {row.stems_path} has {references.shape[0]} stems for "
+                                      f"{len(instruments)} players; run `musicbench urmp process`")
+            frames = self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames))[None]
+            points = side_by_side_points(frames.shape[3], frames.shape[2], len(instruments))
+            yield EvalItem(row.item_id, split, [row.piece_id] * len(instruments), instruments, mixture, references,
+                           frames, rate, [None] * len(instruments), URMP_TRACK, points)
+
+    def _urmp_rows(self, split: str, limit: int | None) -> pd.DataFrame:
+        """The real-ensembles items of `split` (URMP's are all test items), first `limit`, by item id."""
+        table = read_parquet(self.urmp_items_path, URMP_ITEM_COLUMNS, "URMP item table", "run `musicbench urmp process`")
+        table = table[table["split"] == split].sort_values("item_id")
+        return table.iloc[:None if limit is None else max(limit, 0)]
+
+    def _verify_urmp_items(self, split: str, limit: int | None) -> None:
+        """The URMP items table against its version (urmp/benchmark.json) and every file against its SHA-256."""
+        definition = json.loads(self.urmp_definition_path.read_text()) if self.urmp_definition_path.is_file() else {}
+        table = read_parquet(self.urmp_items_path, URMP_ITEM_COLUMNS, "URMP item table", "run `musicbench urmp process`")
+        if urmp_version(table, definition.get("recipe", {})) != definition.get("benchmark_version"):
+            raise MusicbenchError(f"{str(self.urmp_items_path)!r} does not give the version of "
+                                  f"{str(self.urmp_definition_path)!r}; run `musicbench urmp process`")
+        expected = {}
+        for row in self._urmp_rows(split, limit).itertuples(index=False):
+            expected.update({row.audio_path: row.audio_sha256, row.stems_path: row.stems_sha256,
+                             row.frames_path: row.frames_sha256})
+        for path, sha in sorted(expected.items()):
+            if _content_sha256(self.resolve(path)) != sha:
+                raise MusicbenchError(f"{str(self.resolve(path))!r} is not the file the real-ensembles track was built on "
+                                      "(sha256 differs); run `musicbench urmp process`")
+
     def read_verified_items(self, split: str, limit: int | None = None, tracks: Sequence[str] = ("mixtures",),
                             annotations: BoxAnnotations | None = None) -> list[EvalItem]:
         """The items of `split` on `tracks`, each track's files checked first (`verify_items`)."""
@@ -387,8 +451,11 @@ class DataRoot:
         columns must name too; stems and boxes (MUSIC-Synth) the SHA-256 in ground_truth.json.
         Raises MusicbenchError ``<file> ...; run `musicbench validate``` on the first mismatch.
         """
-        if track not in TRACKS:
-            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(TRACKS)}")
+        if track not in ALL_TRACKS:
+            raise MusicbenchError(f"unknown track {track!r}: choose one of {', '.join(ALL_TRACKS)}")
+        if track == URMP_TRACK:
+            self._verify_urmp_items(split, limit)
+            return
         self.verify_definition()
         rows = self._mixture_rows(split, limit) if track == "mixtures" else self._duet_rows(split, limit)
         index = self.read_index().set_index("video_id", drop=False)
@@ -513,6 +580,16 @@ def pcm_sha256(path: str | os.PathLike) -> str:
         for block in audio.blocks(blocksize=1 << 16, dtype=dtype, always_2d=True):
             digest.update(np.ascontiguousarray(block, dtype="<i4" if dtype == "int32" else "<f4").tobytes())
     return digest.hexdigest()
+
+
+def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
+    """``mbu-`` + 16 hex digits of the SHA-256 over the URMP items table (without file hashes: the
+    recipe's decoded-sample hashes stand for the audio) and the recipe as canonical JSON: the
+    real-ensembles track's own version (the MUSIC benchmark version does not change with it)."""
+    columns = [c for c in URMP_ITEM_COLUMNS if not c.endswith("_sha256")]
+    digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
+    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
+    return "mbu-" + digest.hexdigest()[:16]
 
 
 def _content_sha256(path: Path) -> str:
@@ -653,6 +730,19 @@ def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[i
     x0, y0 = np.clip(box[0] * scale - ox, 0, fw), np.clip(box[1] * scale - oy, 0, fh)
     x1, y1 = np.clip((box[0] + box[2]) * scale - ox, 0, fw), np.clip((box[1] + box[3]) * scale - oy, 0, fh)
     return np.array([x0, y0, x1 - x0, y1 - y0])
+
+
+def side_by_side_strips(width: int, n_players: int) -> list[tuple[int, int]]:
+    """Pixel columns ``[x0, x1)`` of the N equal vertical strips of a side-by-side ensemble picture
+    (URMP's layout: player k of N, counted from the left, in the k-th): ``x0 = floor(k * width / N)``."""
+    edges = [k * width // n_players for k in range(n_players + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def side_by_side_points(width: int, height: int, n_players: int) -> list[tuple[float, float]]:
+    """The query point ``(x, y)`` of each player of a side-by-side ensemble frame (`side_by_side_strips`):
+    the centre of its strip, ``((x0 + x1) / 2, height / 2)`` in frame pixels."""
+    return [((x0 + x1) / 2, height / 2) for x0, x1 in side_by_side_strips(width, n_players)]
 
 
 def _video_time(video: pd.Series, frame: int) -> float:

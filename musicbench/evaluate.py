@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.annotations import load_dsol_boxes
-from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, TRACKS, DataRoot, EvalItem
+from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem, side_by_side_strips
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
@@ -155,9 +155,11 @@ def run_inference(
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
     The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
-    oracle always has). `timeout` bounds each call of the model, `load_timeout` the import of its
-    file and ``load_model`` (seconds; the model process is killed after either). Returns the
-    inference table: item_id, track, status (ok | failed), reason, seconds, localized.
+    oracle always has); the real-ensembles track (URMP) runs when the data root has it, through
+    ``separate_at`` or else ``separate`` with one frame crop per player (`run_tracks`). `timeout`
+    bounds each call of the model, `load_timeout` the import of its file and ``load_model``
+    (seconds; the model process is killed after either). Returns the inference table: item_id,
+    track, status (ok | failed), reason, seconds, localized.
 
     The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or `out_dir`
     alone when the model file lies in that parent) and the `hide` paths, and writes only to a scratch
@@ -182,7 +184,7 @@ def run_inference(
             info = runner.info
             if not info["has_separate"]:
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
-        items = DataRoot(root).read_verified_items(split, limit, TRACKS if info["has_separate_at"] else ("mixtures",))
+        items = DataRoot(root).read_verified_items(split, limit, run_tracks(DataRoot(root), info["has_separate_at"]))
         with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
             for item in items:
                 records.append(_infer_item(item, runner, info, oracle, out_dir))
@@ -196,6 +198,20 @@ def run_inference(
     return table
 
 
+def run_tracks(data: DataRoot, has_separate_at: bool) -> tuple[str, ...]:
+    """The tracks a run scores: mixtures; duets with ``separate_at``; URMP's real ensembles when the
+    data root has them (imported and processed), with or without ``separate_at``."""
+    return ("mixtures", *(("duets",) if has_separate_at else ()), *((URMP_TRACK,) if data.has_urmp_track() else ()))
+
+
+def player_crops(frames: np.ndarray, n_players: int) -> np.ndarray:
+    """One crop per player of side-by-side ensemble frames ``(n_frames, H, W, 3)``: player k's strip
+    (`musicbench.benchmark.side_by_side_strips`), every crop ``W // N`` pixels wide from the strip's
+    left edge, so that they stack: uint8 ``(n_players, n_frames, H, W // N, 3)``."""
+    width = frames.shape[2] // n_players
+    return np.stack([frames[:, :, x0:x0 + width] for x0, _ in side_by_side_strips(frames.shape[2], n_players)])
+
+
 def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path) -> dict[str, Any]:
     n_sources, n_samples = item.references.shape
     record = {"item_id": item.item_id, "track": item.track, "localized": False}
@@ -204,10 +220,11 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
         estimates, reason = check_estimates(oracle_estimates(item, oracle), n_sources, n_samples)
         seconds = time.perf_counter() - start
     else:
-        if item.track == "duets":
+        if item.track == "duets" or (item.track == URMP_TRACK and info.get("has_separate_at")):
             result = runner.call("separate_at", mixture=item.mixture, frames=item.frames[0], points=list(item.points))
         else:
-            kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": item.frames, "sample_rate": item.sample_rate}
+            frames = player_crops(item.frames[0], n_sources) if item.track == URMP_TRACK else item.frames
+            kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": frames, "sample_rate": item.sample_rate}
             if info.get("uses_labels"):
                 kwargs["labels"] = list(item.instruments)
             result = runner.call("separate", **kwargs)
@@ -376,7 +393,8 @@ def score_run(
     status = {row["item_id"]: row for row in inference.to_dict("records")}
     annotations = load_dsol_boxes(boxes_file) if boxes_file else None
     version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
-    items = data.read_verified_items(split, limit, TRACKS if (inference["track"] == "duets").any() else ("mixtures",), annotations)
+    tracks = ("mixtures", *(track for track in ("duets", URMP_TRACK) if (inference["track"] == track).any()))
+    items = data.read_verified_items(split, limit, tracks, annotations)
     tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items)) as advance:
@@ -468,12 +486,16 @@ def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
 
 
 def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
-    """summary.json: the mixtures track's summary at the top level (see `summarize_track`) and the
-    duet track's under ``duets`` (None when the model has no separate_at: "n/a" on the board)."""
+    """summary.json: the mixtures track's summary at the top level (see `summarize_track`), the
+    duet track's under ``duets`` (None when the model has no separate_at: "n/a" on the board) and,
+    only when the run has real-ensembles items, theirs under ``urmp`` (a piece is one video to the
+    bootstrap)."""
     tracks = items["track"] if "track" in items.columns else pd.Series("mixtures", index=items.index)
     summary = summarize_track(items[tracks == "mixtures"], seed)
     duets = items[tracks == "duets"]
     summary["duets"] = summarize_track(duets, seed) if len(duets) else None
+    if (tracks == URMP_TRACK).any():
+        summary[URMP_TRACK] = summarize_track(items[tracks == URMP_TRACK], seed)
     return summary
 
 
@@ -498,7 +520,9 @@ def provenance(
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     data = DataRoot(root)
+    urmp = {"urmp_version": data.urmp_version()} if data.has_urmp_track() else {}
     return {
+        **urmp,
         "name": name, "benchmark_version": data.version(), "frames_fingerprint": data.frames_fingerprint(),
         "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),

@@ -19,7 +19,6 @@ written while there is any. The copy is only read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from musicbench.benchmark import (
     DataRoot,
     pcm_sha256,
     urmp_processed_relpath,
+    urmp_version,
 )
 from musicbench.config import config_from_params, knob
 from musicbench.errors import MusicbenchError
@@ -390,13 +390,3 @@ def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpPr
         {"benchmark_version": version, "recipe": recipe, "n_pieces": len(rows), "n_items": len(items)}, indent=2,
         sort_keys=True) + "\n")
     return UrmpProcessing(pieces_table, items_table, problems, version)
-
-
-def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
-    """``mbu-`` + 16 hex digits of the SHA-256 over the items table (without file hashes: the
-    recipe's decoded-sample hashes stand for the audio) and the recipe as canonical JSON: the
-    real-ensembles track's own version (the MUSIC benchmark version does not change with it)."""
-    columns = [c for c in URMP_ITEM_COLUMNS if not c.endswith("_sha256")]
-    digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
-    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
-    return "mbu-" + digest.hexdigest()[:16]

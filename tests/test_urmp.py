@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import textwrap
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,16 +18,18 @@ import pytest
 import soundfile as sf
 import yaml
 
-from musicbench.benchmark import DataRoot, read_clip_frames
+from musicbench.benchmark import DataRoot, read_clip_frames, side_by_side_strips
 from musicbench.errors import MusicbenchError
+from musicbench.evaluate import evaluate, player_crops, run_tracks
 from musicbench.fsutil import sha256_file
 from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CODES, URMP_EXTRA_INSTRUMENTS
+from musicbench.leaderboard import build_leaderboard
 from musicbench.media import probe
 from musicbench.synth import SynthConfig, VideoSpec
-from musicbench.synth.generate import ensemble_strips, render_frames, render_performance, render_stems, video_rng
+from musicbench.synth.generate import render_frames, render_performance, render_stems, video_rng
 from musicbench.synth.urmp_layout import write_urmp_copy
 from musicbench.urmp import import_urmp, process_urmp, read_urmp_manifest
-from tests.conftest import AUDIO, REPO_PARAMS, run_cli
+from tests.conftest import AUDIO, REPO_PARAMS, REPO_ROOT, run_cli
 
 URMP_SYNTH = dict(seed=5, duration=14.0, width=192, height=96, fps=16, instruments=("violin",), jobs=1)
 # Two pieces: a duet and a quintet, URMP's smallest and largest ensembles.
@@ -91,7 +94,7 @@ def test_ensembles_place_player_k_in_the_kth_strip():
             assert np.all(boxes[k, :, 2] > 0.2 * strip) and np.all(boxes[k, :, 3] > 0.2 * config.height), (names, k)
         # each strip shows its own player: strips differ from one another and move over time
         first, last = frames[0].astype(int), frames[-1].astype(int)
-        assert all(np.abs(first[:, x0:x1] - last[:, x0:x1]).mean() > 0.5 for x0, x1 in ensemble_strips(config.width, len(names)))
+        assert all(np.abs(first[:, x0:x1] - last[:, x0:x1]).mean() > 0.5 for x0, x1 in side_by_side_strips(config.width, len(names)))
 
 
 def test_urmp_layout_fixture_has_urmp_names_and_consistent_audio(urmp_copy):
@@ -280,3 +283,84 @@ def test_processing_lists_a_changed_stem_and_goes_on(urmp_copy, tmp_path):
                       "`musicbench urmp import` (sha256 differs); import the copy again"]
     assert "1 pieces, 2 items" in result.stdout
     assert list(pd.read_parquet(DataRoot(root).urmp_items_path)["piece_id"].unique()) == ["urmp_02_Pavane"]
+
+
+# A model with `separate` only: it checks the crops it is given (one per source, each a strip) and
+# weights each source by its crop's own picture, so another crop would give other estimates.
+CROPS_MODEL = textwrap.dedent('''
+    import numpy as np
+
+    class StripModel:
+        def separate(self, mixture, frames, sample_rate):
+            assert frames.ndim == 5 and frames.dtype == np.uint8, frames.shape
+            weights = frames.astype(np.float64).mean(axis=(1, 2, 3, 4)) + 1.0
+            return (np.outer(weights / weights.sum(), mixture)).astype(np.float32)
+
+    def load_model(device="cpu"):
+        return StripModel()
+''')
+
+
+@pytest.fixture(scope="session")
+def bench_with_urmp(bench_root, urmp_copy, tmp_path_factory):
+    """A copy of the small MUSIC-Synth benchmark with the URMP fixture imported and processed."""
+    root = tmp_path_factory.mktemp("bench_urmp") / "data"
+    shutil.copytree(bench_root[0], root)
+    assert not import_urmp(urmp_copy, root).problems
+    assert not process_urmp(urmp_params(), root).problems
+    return root
+
+
+def test_urmp_items_hold_real_stems_and_strip_points(bench_with_urmp, bench_root):
+    data = DataRoot(bench_with_urmp)
+    assert run_tracks(DataRoot(bench_root[0]), True) == ("mixtures", "duets")  # no URMP: the runs are as before
+    assert run_tracks(data, False) == ("mixtures", "urmp") and run_tracks(data, True) == ("mixtures", "duets", "urmp")
+    data.verify_items("test", None, "urmp")
+    items = list(data.iter_items("test", track="urmp"))
+    assert [i.item_id for i in items] == ["urmp-01_Jupiter-00", "urmp-01_Jupiter-01", "urmp-02_Pavane-00", "urmp-02_Pavane-01"]
+    assert list(data.iter_items("val", track="urmp")) == []
+    quintet = items[2]
+    height, width = quintet.frames.shape[2:4]
+    assert quintet.references.shape == (5, AUDIO.clip_samples) and quintet.frames.shape[0] == 1
+    assert quintet.instruments == ["flute", "oboe", "horn", "trombone", "double_bass"]
+    assert np.allclose(quintet.references.sum(axis=0), quintet.mixture, atol=1e-3)
+    assert [x for x, _ in quintet.points] == [(k * width // 5 + (k + 1) * width // 5) / 2 for k in range(5)]
+    assert all(y == height / 2 for _, y in quintet.points)
+    crops = player_crops(quintet.frames[0], 5)
+    assert crops.shape == (5, quintet.frames.shape[1], height, width // 5, 3)
+    assert np.array_equal(crops[3], quintet.frames[0][:, :, 3 * width // 5:3 * width // 5 + width // 5])
+
+
+def test_urmp_track_scored_summarized_and_on_the_board(bench_with_urmp, tmp_path):
+    root = bench_with_urmp
+    runs = tmp_path / "runs"
+    oracle = evaluate(None, root, runs / "oracle-irm", oracle="irm", limit=4)
+    assert oracle["urmp"]["n_items"] == 4 and oracle["urmp"]["complete"]
+    assert oracle["urmp"]["metrics"]["nsdr"]["mean"] > 3  # the ideal ratio mask on real stems
+    model = tmp_path / "strips.py"
+    model.write_text(CROPS_MODEL)
+    crops = evaluate(model, root, runs / "strips", limit=4)
+    assert crops["duets"] is None and crops["urmp"]["n_items"] == 4 and crops["urmp"]["complete"]
+    items = pd.read_parquet(runs / "strips" / "items.parquet")
+    urmp = items[items["track"] == "urmp"]
+    assert len(urmp) == 2 * 2 + 2 * 5 and set(urmp["instrument"]) >= {"violin", "cello", "double_bass"}
+    assert set(urmp["video_id"]) == {"urmp_01_Jupiter", "urmp_02_Pavane"}  # a piece is one video to the bootstrap
+    at = evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "motion", limit=4)
+    assert at["urmp"]["complete"] and at["duets"] is not None
+    assert json.loads((runs / "motion" / "provenance.json").read_text())["urmp_version"] == DataRoot(root).urmp_version()
+    board = build_leaderboard(runs, tmp_path / "board")
+    rows = {row["name"]: row for table in board["tables"] for row in table["rows"]}
+    assert rows["strips"]["urmp"]["separate_at"] is False and rows["motion_energy"]["urmp"]["separate_at"] is True
+    markdown = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "Real ensembles (URMP" in markdown and "separate (strip crops)" in markdown
+    assert DataRoot(root).urmp_version() in markdown
+
+
+def test_urmp_track_refuses_a_changed_file(bench_with_urmp, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(bench_with_urmp, root)
+    stems = next((root / "urmp/processed/stems").glob("*.flac"))
+    audio, rate = sf.read(stems)
+    sf.write(stems, audio * 0.9, rate, format="FLAC", subtype="PCM_24")
+    with pytest.raises(MusicbenchError, match="not the file the real-ensembles track was built on"):
+        DataRoot(root).verify_items("test", None, "urmp")

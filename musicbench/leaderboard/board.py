@@ -42,6 +42,9 @@ BOARD_METRICS: tuple[tuple[str, str], ...] = (
     ("ciou", "cIoU"), ("pointing_hit", "Pointing game"),
 )
 DUET_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "Duet NSDR (dB)"), ("si_sdri", "Duet SI-SDRi (dB)"))
+# The real-ensembles (URMP) table: these metrics over its items, mean [95% CI over pieces].
+URMP_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "NSDR (dB)"), ("sdr", "SDR (dB)"), ("sir", "SIR (dB)"),
+                                             ("sar", "SAR (dB)"), ("si_sdri", "SI-SDRi (dB)"))
 # summary.json ``localization``: the named variants pooled over sources (key, column title, flat key).
 LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("ciou_success@0.5", "cIoU success@0.5", "ciou_success_0_5"), ("auc_success", "cIoU AUC", "ciou_auc"),
@@ -108,6 +111,18 @@ class RunProvenance:
 
 
 @dataclass
+class UrmpResult:
+    """A run's real-ensembles (URMP) track: metric blocks (CI: video bootstrap, a piece is the
+    video), items, items scored, the track's version, and whether it went through ``separate_at``."""
+
+    metrics: dict[str, MetricBlock | None]
+    n_items: int | None
+    n_scored: int | None
+    version: str | None
+    separate_at: bool | None
+
+
+@dataclass
 class Row:
     """One run on the board. `metrics` and `duets` map metric names to blocks (None: not scored),
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
@@ -142,6 +157,7 @@ class Row:
     problems: list[str] = field(default_factory=list)
     demo: str | None = None
     demo_note: str = ""
+    urmp: UrmpResult | None = None  # the real-ensembles track, when the run has one (left out of the JSON otherwise)
 
     @property
     def nsdr_mean(self) -> float | None:
@@ -188,8 +204,14 @@ class Board:
         "metric": "nsdr", "track": "mixtures"})
 
     def to_json(self) -> dict[str, Any]:
-        """The board as leaderboard.json holds it: plain dicts and lists, NaN and ±inf as None."""
-        return json_safe(asdict(self))
+        """The board as leaderboard.json holds it: plain dicts and lists, NaN and ±inf as None; a row's
+        ``urmp`` only where it has the real-ensembles track."""
+        doc = json_safe(asdict(self))
+        for table in doc["tables"]:
+            for row in table["rows"]:
+                if row.get("urmp") is None:
+                    row.pop("urmp", None)
+        return doc
 
 
 def json_safe(value: Any) -> Any:
@@ -340,8 +362,20 @@ def row_of(run: Run, seed: int = 1234) -> Row:
         per_instrument=_per_instrument(run), per_instrument_nsdr_ci95=_per_instrument_ci(run, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
         item_videos=item_videos(run.items),
-        provenance=_provenance(run), problems=list(run.problems),
+        provenance=_provenance(run), problems=list(run.problems), urmp=_urmp_result(run),
     )
+
+
+def _urmp_result(run: Run) -> UrmpResult | None:
+    urmp = _dict_of(run.summary, "urmp")
+    if urmp is None:
+        return None
+    stored = _dict_of(urmp, "metrics") or {}
+    count = lambda key: int(urmp[key]) if isinstance(urmp.get(key), int) else None  # noqa: E731
+    version = (run.provenance or {}).get("urmp_version")
+    tracks = run.items["track"] if run.items is not None and "track" in run.items.columns else pd.Series(dtype=str)
+    return UrmpResult({key: _metric_block(stored.get(key)) for key, _ in URMP_METRICS}, count("n_items"), count("n_scored"),
+                      version if isinstance(version, str) else None, bool((tracks == "duets").any()) if len(tracks) else None)
 
 
 # ----------------------------------------------------------------------------- ranking and tests

@@ -6,7 +6,7 @@ import html
 import re
 from typing import Any
 
-from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, Board, Table
+from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, URMP_METRICS, Board, Table
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
 from musicbench.leaderboard.text import comparison_text, device_text, digits, fmt, fmt_block, kind_text
 
@@ -72,6 +72,24 @@ def _provenance(table: Table) -> list[str]:
     return out + [""]
 
 
+def _urmp(table: Table) -> list[str]:
+    """The real-ensembles (URMP) table: rows that have the track, mean [95% CI, pieces resampled]."""
+    rows = [row for row in table.rows if row.urmp is not None]
+    if not rows:
+        return []
+    out = ["Real ensembles (URMP: natural mixtures of 2-5 players, the real stems as references; "
+           "mean [95% CI, a bootstrap over pieces]):", "",
+           "| Method | Query | " + " | ".join(title for _, title in URMP_METRICS) + " | Items scored | Track version |",
+           "|:---|:---|" + "---:|" * len(URMP_METRICS) + "---:|:---|"]
+    for row in rows:
+        urmp = row.urmp
+        query = {True: "separate_at (strip centres)", False: "separate (strip crops)", None: "unknown"}[urmp.separate_at]
+        cells = [md_escape(row.name), query] + [fmt_block(urmp.metrics.get(key)) for key, _ in URMP_METRICS]
+        cells += [md_escape(f"{urmp.n_scored}/{urmp.n_items}"), md_escape(urmp.version or "unknown")]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def render_markdown(board: Board) -> str:
     """leaderboard.md: per table the ranking (mean [95% CI] and median), the per-instrument NSDR and the provenance."""
     out = [f"# {board.title}", ""]
@@ -91,5 +109,5 @@ def render_markdown(board: Board) -> str:
             out += [f"> **Warning:** {md_escape(warning)}", ""]
         if table.baseline:
             out += [f"Baseline of the tests: {md_escape(table.baseline.name)} ({md_escape(table.baseline.why)}).", ""]
-        out += _ranking(table) + _per_instrument(table) + _provenance(table)
+        out += _ranking(table) + _per_instrument(table) + _urmp(table) + _provenance(table)
     return "\n".join(out)

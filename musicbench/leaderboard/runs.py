@@ -201,7 +201,8 @@ TRACK_FIELDS: dict[str, Check] = {
 }
 TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 # summary.json as `musicbench.evaluate.summarize` writes it, with the run's name, version, split and labels flag.
-SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
+SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
+                   "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
                    "benchmark_version": _text, "split": _text, "uses_labels": _flag}, TRACK_REQUIRED)
 # provenance.json as `musicbench.evaluate.provenance` writes it ("created" and "timestamp": dates of older runs).
 PROVENANCE = _record({
@@ -212,7 +213,7 @@ PROVENANCE = _record({
     "uses_labels": _flag, "n_parameters": _optional(_count), "wall_seconds": _optional(_number),
     "confined": _optional(_flag), "confinement": _optional(_text), "interpreter": _optional(_mapping(_optional(_text))),
     "scored_from_files": _optional(_record({"folder": _text, "sha256": _text, "n_files": _count})), "frames_fingerprint": _optional(_text),
-    "date": _optional(_text), "created": _optional(_text), "timestamp": _optional(_text),
+    "date": _optional(_text), "created": _optional(_text), "timestamp": _optional(_text), "urmp_version": _optional(_text),
 })
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-from musicbench.benchmark import MANIFEST_NAME, SYNTH_KINDS, SYNTH_SKIPPED_NAME, DataRoot, synth_relpath
+from musicbench.benchmark import MANIFEST_NAME, SYNTH_KINDS, SYNTH_SKIPPED_NAME, DataRoot, side_by_side_strips, synth_relpath
 from musicbench.concurrency import holds_data_root, worker_pool
 from musicbench.config import AudioConfig, check_fields, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
@@ -202,7 +202,7 @@ def render_frames(
     signals = [motion_signals(dry, config.audio.sample_rate, config.fps, n_frames) for dry in performances]
     boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
     frames = []
-    strips = ensemble_strips(config.width, len(figures)) if spec.kind == "ensemble" else None
+    strips = side_by_side_strips(config.width, len(figures)) if spec.kind == "ensemble" else None
     for i in range(n_frames):
         image = Image.fromarray(background)
         draw = ImageDraw.Draw(image)
@@ -221,13 +221,6 @@ def render_frames(
             boxes[k, i] = [left, box[1], right - left, box[3]]
         frames.append(np.asarray(image))
     return frames, boxes
-
-
-def ensemble_strips(width: int, n_players: int) -> list[tuple[int, int]]:
-    """Pixel columns ``[x0, x1)`` of the N equal vertical strips of a side-by-side ensemble picture
-    (player k in the k-th, from the left): ``x0 = floor(k * width / N)``."""
-    edges = [k * width // n_players for k in range(n_players + 1)]
-    return list(zip(edges[:-1], edges[1:]))
 
 
 def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.PathLike) -> ManifestEntry:
