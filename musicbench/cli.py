@@ -591,6 +591,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     from musicbench.leaderboard.text import fmt, fmt_block
 
     tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
+    tracks += [("real-ensembles track (URMP)", summary["urmp"])] if summary.get("urmp") else []
     for title, track in tracks:
         table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
                             f"{track['n_scored']}/{track['n_items']} items scored")
