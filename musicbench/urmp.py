@@ -42,6 +42,7 @@ from musicbench.benchmark import (
     urmp_processed_relpath,
     urmp_version,
 )
+from musicbench.concurrency import holds_data_root
 from musicbench.config import config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
@@ -203,10 +204,11 @@ def manifest_doc(result: UrmpImport) -> dict[str, Any]:
     }
 
 
+@holds_data_root("urmp import", "data_root")
 def import_urmp(copy: str | os.PathLike, data_root: str | os.PathLike) -> UrmpImport:
     """Scan a URMP copy (`scan_urmp`) and, when it has no problem, write ``<data_root>/urmp/manifest.json``
-    (atomically; an earlier manifest stays untouched otherwise). Returns the scan with
-    ``manifest_path`` set when written."""
+    (atomically; an earlier manifest stays untouched otherwise), holding the data root's lock.
+    Returns the scan with ``manifest_path`` set when written."""
     result = scan_urmp(copy)
     if result.problems:
         return result
@@ -339,6 +341,7 @@ def urmp_clips(piece: dict[str, Any], mixture: np.ndarray, config: UrmpConfig, n
     return clips
 
 
+@holds_data_root("urmp process", "data_root")
 def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpProcessing:
     """Process every imported piece (`read_urmp_manifest`) and draw the real-ensembles items.
 

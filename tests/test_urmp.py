@@ -19,6 +19,7 @@ import soundfile as sf
 import yaml
 
 from musicbench.benchmark import DataRoot, read_clip_frames, side_by_side_strips
+from musicbench.concurrency import hold_data_root
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate, player_crops, run_tracks
 from musicbench.fsutil import sha256_file
@@ -364,3 +365,11 @@ def test_urmp_track_refuses_a_changed_file(bench_with_urmp, tmp_path):
     sf.write(stems, audio * 0.9, rate, format="FLAC", subtype="PCM_24")
     with pytest.raises(MusicbenchError, match="not the file the real-ensembles track was built on"):
         DataRoot(root).verify_items("test", None, "urmp")
+
+
+def test_import_refuses_while_another_stage_writes_the_root(urmp_copy, tmp_path):
+    data = tmp_path / "data"
+    with hold_data_root(data, "process"):
+        result = run_cli("urmp", "import", urmp_copy, "--root", data)
+    assert result.returncode == 2 and "process" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (data / "urmp").exists()
