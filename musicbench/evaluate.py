@@ -395,7 +395,10 @@ def score_run(
     version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
     tracks = ("mixtures", *(track for track in ("duets", URMP_TRACK) if (inference["track"] == track).any()))
     items = data.read_verified_items(split, limit, tracks, annotations)
-    tasks = [(item, status.get(item.item_id), out_dir, cache, version) for item in items]
+    # a URMP item is defined by the real-ensembles track's version, not the MUSIC one: its cache entries carry both
+    urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
+    tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version)
+             for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items)) as advance:
         if jobs <= 1:

@@ -373,3 +373,26 @@ def test_import_refuses_while_another_stage_writes_the_root(urmp_copy, tmp_path)
         result = run_cli("urmp", "import", urmp_copy, "--root", data)
     assert result.returncode == 2 and "process" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (data / "urmp").exists()
+
+
+def test_rescoring_after_new_urmp_clips_never_reuses_old_scores(bench_with_urmp, tmp_path):
+    """The score cache keys a URMP item by the track's version: new clips under the same item ids
+    get their own mixture floor (the mixture oracle's NSDR stays exactly 0)."""
+    root = tmp_path / "data"
+    shutil.copytree(bench_with_urmp, root)
+    cache = tmp_path / "cache"
+    versions = {process_urmp(urmp_params(clips_per_piece=1), root).version}  # one clip per piece: the seed moves it
+    first = evaluate(None, root, tmp_path / "runs" / "a", oracle="mixture", limit=2, cache_dir=cache)
+    for seed in range(1, 6):
+        params = urmp_params(clips_per_piece=1)
+        params["mixtures"] = {**params["mixtures"], "seed": seed}
+        versions.add(process_urmp(params, root).version)
+        if len(versions) > 1:
+            break
+    assert len(versions) > 1
+    second = evaluate(None, root, tmp_path / "runs" / "b", oracle="mixture", limit=2, cache_dir=cache)
+    for summary in (first, second):
+        assert abs(summary["urmp"]["metrics"]["nsdr"]["mean"]) < 1e-6
+    floors = [pd.read_parquet(tmp_path / "runs" / run / "items.parquet").query("track == 'urmp'")["sdr_mix"].tolist()
+              for run in ("a", "b")]
+    assert floors[0] != floors[1]
