@@ -79,6 +79,7 @@ SOLOS_REPORT_RELPATH = f"{SOLOS_DIR}/acquire_report.json"
 URMP_DIR = "urmp"
 URMP_MANIFEST_RELPATH = f"{URMP_DIR}/manifest.json"
 URMP_PROCESSED_KINDS = {"audio": "flac", "stems": "flac", "frames": "tar"}
+_URMP_PROCESSED_EXTENSIONS = {**URMP_PROCESSED_KINDS, "records": "json"}
 URMP_PIECES_NAME, URMP_ITEMS_NAME = "pieces.parquet", "items.parquet"
 URMP_PIECE_COLUMNS: tuple[str, ...] = (
     "piece_id", "instruments", "n_players", "sample_rate", "n_samples", "fps", "n_frames", "frame_width",
@@ -150,8 +151,8 @@ def solos_clip_relpath(clip_id: str) -> str:
 
 def urmp_processed_relpath(kind: str, piece_id: str) -> str:
     """Path of a processed URMP file relative to the data root; `kind` is audio (the mixture, mono),
-    stems (one channel per player, left to right) or frames (the archive)."""
-    return f"{URMP_DIR}/processed/{kind}/{piece_id}.{URMP_PROCESSED_KINDS[kind]}"
+    stems (one channel per player, left to right), frames (the archive) or records (what it was made from)."""
+    return f"{URMP_DIR}/processed/{kind}/{piece_id}.{_URMP_PROCESSED_EXTENSIONS[kind]}"
 
 
 def processed_paths(processed_dir: str | os.PathLike, video_id: str) -> tuple[Path, Path, Path]:

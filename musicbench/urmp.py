@@ -19,11 +19,12 @@ written while there is any. The copy is only read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,12 @@ from musicbench.benchmark import (
     urmp_processed_relpath,
     urmp_version,
 )
-from musicbench.concurrency import holds_data_root
+from musicbench.concurrency import holds_data_root, worker_pool
 from musicbench.config import config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
 from musicbench.instruments import URMP_CODES, canonical_instrument
-from musicbench.process import ProcessConfig, extract_frames
+from musicbench.process import ProcessConfig, extract_frames, ffmpeg_version
 from musicbench.progress import progress_bar
 
 MANIFEST_FORMAT = 1
@@ -288,15 +289,44 @@ def _resampled(path: Path, rate: int) -> np.ndarray:
     return mono if ratio == 1 else signal.resample_poly(mono, ratio.numerator, ratio.denominator)
 
 
-def _process_piece(copy: Path, piece: UrmpPiece, data: DataRoot, config: UrmpConfig) -> dict[str, Any]:
-    """Write one piece's mixture FLAC (mono), stems FLAC (one channel per player) and frame archive;
-    return its row of ``urmp/pieces.parquet``. Raises MusicbenchError (one line) for a bad input."""
+def _piece_fingerprint(copy: Path, piece: UrmpPiece, config: UrmpConfig, ffmpeg_build: str) -> str:
+    """What a piece's processed files depend on: the piece (paths, audio hashes), the video's size and
+    modification time, the processing settings and the ffmpeg build."""
+    video = resolve_in_root(copy, piece.video_path).stat()
+    payload = {"format": MANIFEST_FORMAT, "piece": asdict(piece), "video": [video.st_size, video.st_mtime_ns],
+               "config": config.process.fingerprint_fields(), "ffmpeg": ffmpeg_build}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _finished_row(data: DataRoot, record: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The pieces-table row of a piece processed before with these inputs and settings, if its files are intact."""
+    try:
+        doc = json.loads(record.read_text())
+        row = doc["row"] if doc["fingerprint"] == fingerprint else None
+        if row is not None and all(sha256_file(data.resolve(row[f"{kind}_path"])) == row[f"{kind}_sha256"]
+                                   for kind in URMP_PROCESSED_KINDS):
+            return row
+    except (OSError, KeyError, TypeError, ValueError, MusicbenchError):
+        pass
+    return None
+
+
+def _process_piece(copy: Path, piece: UrmpPiece, root: Path, config: UrmpConfig, ffmpeg_build: str) -> dict[str, Any]:
+    """Write one piece's mixture FLAC (mono), stems FLAC (one channel per player) and frame archive,
+    then its record (``urmp/processed/records/<piece>.json``); return its row of ``urmp/pieces.parquet``.
+    A piece whose record matches its inputs and settings, with intact files, is skipped. Raises
+    MusicbenchError (one line) for a bad input."""
     import soundfile as sf
 
-    rate = config.process.audio.sample_rate
+    data = DataRoot(root)
+    record = data.root / urmp_processed_relpath("records", piece.piece_id)
     for relative, sha in [(piece.mixture_path, piece.mixture_sha256), *((p.stem_path, p.stem_sha256) for p in piece.players)]:
         if sha256_file(resolve_in_root(copy, relative)) != sha:
             raise MusicbenchError(f"{relative}: changed since `musicbench urmp import` (sha256 differs); import the copy again")
+    fingerprint = _piece_fingerprint(copy, piece, config, ffmpeg_build)
+    if (row := _finished_row(data, record, fingerprint)) is not None:
+        return row
+    rate = config.process.audio.sample_rate
     mixture = _resampled(resolve_in_root(copy, piece.mixture_path), rate)
     stems = np.stack([_resampled(resolve_in_root(copy, p.stem_path), rate) for p in piece.players])
     paths = {kind: data.root / urmp_processed_relpath(kind, piece.piece_id) for kind in URMP_PROCESSED_KINDS}
@@ -315,6 +345,8 @@ def _process_piece(copy: Path, piece: UrmpPiece, data: DataRoot, config: UrmpCon
            "n_frames": n_frames, "frame_width": width, "frame_height": height}
     for kind, path in paths.items():
         row[f"{kind}_path"], row[f"{kind}_sha256"] = path.relative_to(data.root).as_posix(), sha256_file(path)
+    ensure_writable_dir(record.parent)
+    atomic_write_text(record, json.dumps({"fingerprint": fingerprint, "row": row}, sort_keys=True, indent=1) + "\n")
     return row
 
 
@@ -347,7 +379,8 @@ def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpPr
 
     Writes, under ``<data_root>/urmp/``: ``processed/{audio,stems,frames}/<piece>.{flac,flac,tar}``
     (mixture and stems at ``audio.sample_rate``, 24-bit; frames at ``frames.fps``, shorter side
-    ``frames.size``, uncropped), ``pieces.parquet`` (URMP_PIECE_COLUMNS), ``items.parquet``
+    ``frames.size``, uncropped; ``process.jobs`` pieces at a time; a piece already processed with the
+    same inputs and settings is skipped, `_process_piece`), ``pieces.parquet`` (URMP_PIECE_COLUMNS), ``items.parquet``
     (URMP_ITEM_COLUMNS: every clip is a test item) and ``benchmark.json`` (the track's version, a hash
     of the items and the recipe). A bad piece is listed in `problems` and the others go on; the
     tables list only the good ones.
@@ -358,10 +391,12 @@ def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpPr
     config = UrmpConfig.from_params(params)
     copy, pieces = read_urmp_manifest(data_root)
     rows, items, problems = [], [], []
-    with progress_bar("URMP pieces", total=len(pieces)) as advance:
-        for piece in pieces:
+    build = ffmpeg_version()
+    with progress_bar("URMP pieces", total=len(pieces)) as advance, worker_pool(max(1, min(config.process.jobs, len(pieces)))) as pool:
+        futures = [pool.submit(_process_piece, copy, piece, data.root, config, build) for piece in pieces]
+        for piece, future in zip(pieces, futures):  # in manifest order, whatever finishes first
             try:
-                rows.append(_process_piece(copy, piece, data, config))
+                rows.append(future.result())
             except MusicbenchError as exc:
                 problems.append(f"{piece.piece_id}: {exc}")
             advance()

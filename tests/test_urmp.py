@@ -396,3 +396,17 @@ def test_rescoring_after_new_urmp_clips_never_reuses_old_scores(bench_with_urmp,
     floors = [pd.read_parquet(tmp_path / "runs" / run / "items.parquet").query("track == 'urmp'")["sdr_mix"].tolist()
               for run in ("a", "b")]
     assert floors[0] != floors[1]
+
+
+def test_processing_again_skips_finished_pieces_and_redoes_a_damaged_one(urmp_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(urmp_root[0], root)
+    processed = root / "urmp" / "processed"
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in processed.rglob("*.*")}
+    again = process_urmp(urmp_params(), root)
+    assert not again.problems and again.version == urmp_root[1].version
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in processed.rglob("*.*")} == before  # nothing rewritten
+    frames = processed / "frames" / "urmp_01_Jupiter.tar"
+    frames.write_bytes(frames.read_bytes()[:1000])
+    redone = process_urmp(urmp_params(), root)
+    assert frames.read_bytes() == before[frames][1] and redone.version == urmp_root[1].version
