@@ -355,6 +355,8 @@ def test_urmp_track_scored_summarized_and_on_the_board(bench_with_urmp, tmp_path
     markdown = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "Real ensembles (URMP" in markdown and "separate (strip crops)" in markdown
     assert DataRoot(root).urmp_version() in markdown
+    page = (tmp_path / "board" / "index.html").read_text()
+    assert "Real ensembles (URMP)" in page and "separate (strip crops)" in page and "separate_at (strip centres)" in page
 
 
 def test_urmp_track_refuses_a_changed_file(bench_with_urmp, tmp_path):

@@ -19,6 +19,7 @@ from musicbench.leaderboard.board import (
     DUET_METRICS,
     KINDS,
     LOCALIZATION_VARIANTS,
+    URMP_METRICS,
     Board,
     Comparison,
     Row,
@@ -78,7 +79,7 @@ def environment() -> Environment:
     env.filters.update(fmt=fmt, p_text=p_text, infinite_note=infinite_note, sort_key=sort_key, device_text=device_text, digits=digits,
                        px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
-    env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS,
+    env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS, urmp_metrics=URMP_METRICS,
                        localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS)
     return env
 
