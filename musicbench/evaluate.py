@@ -523,9 +523,7 @@ def provenance(
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
     data = DataRoot(root)
-    urmp = {"urmp_version": data.urmp_version()} if data.has_urmp_track() else {}
     return {
-        **urmp,
         "name": name, "benchmark_version": data.version(), "frames_fingerprint": data.frames_fingerprint(),
         "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
@@ -615,12 +613,16 @@ def finish_run(
 ) -> dict[str, Any]:
     """The scoring half of a run, shared by `evaluate` and scoring estimate files: score the
     estimates of `work_dir` (`score_run`), write summary.json and provenance.json
-    (``provenance_of(model.json's info)``); return the summary."""
+    (``provenance_of(model.json's info)``, plus ``urmp_version`` when the run has the real-ensembles
+    track); return the summary."""
     items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
     summary = summarize(items, seed)
     info = json.loads((work_dir / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
                     "uses_labels": bool(info.get("uses_labels", False))})
     atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
-    atomic_write_text(work_dir / "provenance.json", json.dumps(provenance_of(info), indent=2, sort_keys=True) + "\n")
+    prov = provenance_of(info)
+    if summary.get(URMP_TRACK):  # the real-ensembles track's own version, only where the run has the track
+        prov["urmp_version"] = DataRoot(root).urmp_version()
+    atomic_write_text(work_dir / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return summary
