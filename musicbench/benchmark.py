@@ -287,6 +287,17 @@ class DataRoot:
                                   "run `musicbench mixtures` (or `dvc repro`)") from None
         return doc
 
+    def train_instruments(self) -> set[str] | None:
+        """The classes of the split file's train videos (None without a split file): what a method
+        trained on this data root has heard."""
+        import csv
+
+        try:
+            rows = list(csv.DictReader(io.StringIO(self.splits_path.read_text(encoding="utf-8"))))
+        except (OSError, UnicodeDecodeError):
+            return None
+        return {name for row in rows if row.get("split") == "train" for name in (row.get("instruments") or "").split()}
+
     def version(self) -> str:
         """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""
         return str(self.definition()["benchmark_version"])

@@ -357,6 +357,13 @@ def test_urmp_track_scored_summarized_and_on_the_board(bench_with_urmp, tmp_path
     assert DataRoot(root).urmp_version() in markdown
     page = (tmp_path / "board" / "index.html").read_text()
     assert "Real ensembles (URMP)" in page and "separate (strip crops)" in page and "separate_at (strip centres)" in page
+    # with the data root, the board names the URMP classes that the training split never had
+    train = DataRoot(root).train_instruments()
+    with_root = build_leaderboard(runs, tmp_path / "board-root", root, demo_items=0)
+    unseen = with_root["tables"][0]["unseen_classes"]
+    assert list(unseen) == ["urmp"] and set(unseen["urmp"]) == set(urmp["instrument"]) - train
+    assert {"double_bass", "oboe", "horn", "trombone"} <= set(unseen["urmp"]) and "violin" not in unseen["urmp"]
+    assert any("urmp track has classes that the training split lacks: " in w for w in with_root["tables"][0]["warnings"])
 
 
 def test_urmp_track_refuses_a_changed_file(bench_with_urmp, tmp_path):

@@ -81,7 +81,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         root = None
     data = None if root is None else DataRoot(root)
     board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
-                       None if data is None else data.frames_fingerprint())
+                       None if data is None else data.frames_fingerprint(), None if data is None else data.train_instruments())
     out = ensure_writable_dir(out_dir)
     _copy_assets(out)
     write_demos(board, runs, root, out, demo_items)

@@ -188,6 +188,7 @@ class Table:
     baseline: BaselineChoice | None
     instruments: list[str]
     rows: list[Row]
+    unseen_classes: dict[str, list[str]] = field(default_factory=dict)  # track → its classes the training split lacks
 
 
 @dataclass
@@ -480,12 +481,27 @@ def _mark_frames(rows: list[Row], expected: str | None) -> list[str]:
     return warnings
 
 
+def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str, list[str]]:
+    """track → the classes its items have (over `runs`' items.parquet) that `train_classes` lacks
+    (empty without `train_classes`, or when every class was in training)."""
+    if train_classes is None:
+        return {}
+    by_track: dict[str, set[str]] = {}
+    for run in runs:
+        if run.items is not None and {"track", "instrument"} <= set(run.items.columns):
+            for track, group in run.items.groupby("track"):
+                by_track.setdefault(str(track), set()).update(map(str, group["instrument"].dropna()))
+    return {track: sorted(classes - train_classes) for track, classes in sorted(by_track.items()) if classes - train_classes}
+
+
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
-               warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None) -> Board:
+               warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None,
+               train_classes: set[str] | None = None) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
     version's first (`current_version`, else the version with most runs); rows ranked by
     `sort_and_rank`, each tested against the baseline of `choose_baseline` (bootstrap `seed`); rows
-    whose frames fingerprint differs from `current_frames` (the data root's) are marked (`_mark_frames`)."""
+    whose frames fingerprint differs from `current_frames` (the data root's) are marked (`_mark_frames`);
+    each table names the classes of its tracks that `train_classes` (the data root's training split) lacks."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -513,12 +529,15 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         for row in rows:
             table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
         table_warnings += _mark_frames(rows, current_frames if version == current_version else None)
+        unseen = unseen_classes(groups[key], train_classes if version == current_version else None)
+        table_warnings += [f"The {track} track has classes that the training split lacks: {', '.join(classes)} "
+                           "(scores on them measure generalization to unheard classes)" for track, classes in unseen.items()]
         chosen, why = choose_baseline(rows, baseline)
         _add_tests(rows, chosen, seed)
         tables.append(Table(
             id=f"table-{number}", benchmark_version=version, split=split, metric_version=metric_version,
             current=version == current_version, warnings=table_warnings,
             baseline=None if chosen is None else BaselineChoice(chosen.name, chosen.folder, why),
-            instruments=sorted({name for row in rows for name in row.per_instrument}), rows=rows,
+            instruments=sorted({name for row in rows for name in row.per_instrument}), rows=rows, unseen_classes=unseen,
         ))
     return Board(current_benchmark_version=current_version, warnings=warnings, tables=tables)
