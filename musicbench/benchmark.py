@@ -111,19 +111,24 @@ INDEX_COLUMNS: tuple[str, ...] = (
     "video_path", "video_sha256", "stems_path", "boxes_path",
 )
 # The mixture and duet tables. ``*_sha256`` hash files (what `verify_items` checks here);
-# ``*_pcm_sha256`` hash decoded samples (`pcm_sha256`): the benchmark version is built from the
-# latter (`FILE_HASH_COLUMNS` left out), so container bytes and frame encodings do not change it.
+# ``*_pcm_sha256`` hash decoded samples exactly (`pcm_sha256`); ``clip_loudness_db`` is the clip's
+# loudness contour (`loudness_contour`). The benchmark version hashes the tables without the first
+# two (`UNVERSIONED_COLUMNS`): container bytes, frame encodings and a decoder's last-bit rounding
+# do not change it, any audible change of a clip does.
 MIXTURE_COLUMNS: tuple[str, ...] = (
     "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
     "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "audio_pcm_sha256",
-    "frames_path", "frames_sha256",
+    "clip_loudness_db", "frames_path", "frames_sha256",
 )
 DUET_COLUMNS: tuple[str, ...] = (
     "item_id", "split", "video_id", "instruments", "start_sample", "n_samples", "start_frame", "n_frames",
-    "audio_path", "audio_sha256", "audio_pcm_sha256", "frames_path", "frames_sha256", "stems_path",
+    "audio_path", "audio_sha256", "audio_pcm_sha256", "clip_loudness_db", "frames_path", "frames_sha256", "stems_path",
     "stems_pcm_sha256", "boxes_path",
 )
 FILE_HASH_COLUMNS = ("audio_sha256", "frames_sha256")
+UNVERSIONED_COLUMNS = (*FILE_HASH_COLUMNS, "audio_pcm_sha256")
+LOUDNESS_WINDOW = 8192  # samples per step of a clip's loudness contour
+LOUDNESS_FLOOR_DB = -100.0
 
 
 # ------------------------------------------------------------------------------------ relative paths
@@ -602,6 +607,23 @@ def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
     digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
     digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
     return "mbu-" + digest.hexdigest()[:16]
+
+
+def loudness_contour(clip: np.ndarray, window: int = LOUDNESS_WINDOW) -> str:
+    """A clip's loudness contour: the RMS level (dBFS, whole dB, floored at −100) of each `window`
+    samples of `clip` ``(n_samples,)``, space-separated (a shorter last window counts too).
+
+    Another decoder's last-bit rounding moves a level by about 1e-7 dB and so practically never
+    changes a whole-dB figure (once in thousands of benchmarks); another clip, another video or an
+    audible change moves several."""
+    clip = np.asarray(clip, dtype=np.float64).reshape(-1)
+    levels = []
+    for start in range(0, max(clip.size, 1), window):
+        part = clip[start:start + window]
+        power = float(np.mean(part * part)) if part.size else 0.0
+        level = 10 * np.log10(power) if power > 0 else LOUDNESS_FLOOR_DB
+        levels.append(str(int(np.floor(max(level, LOUDNESS_FLOOR_DB) + 0.5))))
+    return " ".join(levels)
 
 
 def _content_sha256(path: Path) -> str:

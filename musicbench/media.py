@@ -32,8 +32,9 @@ def ffmpeg_exe() -> str:
 
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     if os.environ.get("IMAGEIO_FFMPEG_EXE"):
-        print(f"note: using the ffmpeg of IMAGEIO_FFMPEG_EXE ({exe}): the benchmark version hashes decoded audio and "
-              "does not depend on the build; frames it encodes may differ (their fingerprint is shown apart)", file=sys.stderr)
+        print(f"note: using the ffmpeg of IMAGEIO_FFMPEG_EXE ({exe}): the benchmark version does not depend on the build "
+              "(it follows what the audio sounds like); frames it encodes may differ (their fingerprint is shown apart)",
+              file=sys.stderr)
     return exe
 
 

@@ -20,14 +20,17 @@ Files (under ``<root>/mixtures/``)::
 
 The benchmark version identifies what the scores are computed on: the items (videos, starts,
 lengths, gains), the processing recipe (`definition_recipe`: sample rate, clip length, fps, frame
-sizes, metric version) and the reference audio by its decoded samples (`pcm_sha256` of every clip's
-audio file, and of the duets' stems), never by container bytes. Two users with the same decoded audio
-get the same version whatever ffmpeg build or FLAC encoder wrote their files; a changed sample
-changes it. The frames, which models see but which do not define the references, get a fingerprint
-of their own (`frames_fingerprint`, over the frame archives' bytes): runs on another encoder's frames
-share the version and the board marks them. `compare_mixtures` (against a published table: which
-clips are missing, have other samples or other frames) and `compare_clips` (against another data
-root: max abs sample difference and frame PSNR per clip) tell an encoder's rounding from another benchmark.
+sizes, metric version) and the reference audio by what it sounds like, never by container bytes:
+each clip's loudness contour (`musicbench.benchmark.loudness_contour`, whole dB per 8192 samples)
+and the duets' stems by their decoded samples (`pcm_sha256`; soundfile writes them, no ffmpeg).
+Another ffmpeg build, another FLAC encoder or another decoder's last-bit rounding leaves it alone;
+another clip or an audible change moves it. The exact decoded-sample hash of every clip's file is
+kept beside it (``audio_pcm_sha256``) to tell "same samples" from "rounding". The frames, which
+models see but which do not define the references, get a fingerprint of their own
+(`frames_fingerprint`, over the frame archives' bytes): runs on another encoder's frames share the
+version and the board marks them. `compare_mixtures` (against a published table) and
+`compare_clips` (against another data root: max abs sample difference and frame PSNR per clip)
+tell an encoder's rounding from another benchmark.
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ from musicbench.benchmark import (
     DEFINITION_NAME,
     DUET_COLUMNS,
     DUETS_NAME,
-    FILE_HASH_COLUMNS,
     MIXTURE_COLUMNS,
     MIXTURES_NAME,
+    UNVERSIONED_COLUMNS,
     DataRoot,
+    loudness_contour,
     pcm_sha256,
     read_clip_frames,
     read_mixtures,
@@ -155,6 +159,11 @@ def build_mixtures(
     """
     root = Path(root)
     pcm = _pcm_hashes(root)
+    decoded = functools.cache(lambda relpath: sf.read(resolve_in_root(root, relpath), dtype="float32")[0])
+
+    def loudness(relpath: str, start: int) -> str:
+        return loudness_contour(decoded(relpath)[start:start + config.audio.clip_samples])
+
     records = []
     for split_code, split in enumerate(EVAL_SPLITS):
         pool = _candidates(index, split_of, split, root, config)
@@ -180,7 +189,7 @@ def build_mixtures(
                     "start_sample": start, "n_samples": config.audio.clip_samples,
                     "start_frame": _start_frame(start, config), "n_frames": config.clip_frames, "gain": float(gain),
                     "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"],
-                    "audio_pcm_sha256": pcm(row["audio_path"]),
+                    "audio_pcm_sha256": pcm(row["audio_path"]), "clip_loudness_db": loudness(row["audio_path"], start),
                     "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"],
                 })
     return pd.DataFrame.from_records(records, columns=list(MIXTURE_COLUMNS))
@@ -207,6 +216,7 @@ def build_duet_items(
             "instruments": row["instruments"], "start_sample": start, "n_samples": config.audio.clip_samples,
             "start_frame": _start_frame(start, config), "n_frames": config.clip_frames,
             "audio_path": row["audio_path"], "audio_sha256": row["audio_sha256"], "audio_pcm_sha256": pcm(row["audio_path"]),
+            "clip_loudness_db": loudness_contour(audio[start:start + config.audio.clip_samples]),
             "frames_path": row["frames_path"], "frames_sha256": row["frames_sha256"], "stems_path": row.get("stems_path") or "",
             "stems_pcm_sha256": pcm(row.get("stems_path") or ""), "boxes_path": row.get("boxes_path") or "",
         })
@@ -233,12 +243,13 @@ def definition_recipe(config: MixturesConfig, index: pd.DataFrame, mixtures: pd.
 
 
 def _version_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
-    return table_to_csv(table, tuple(c for c in columns if c not in FILE_HASH_COLUMNS))
+    return table_to_csv(table, tuple(c for c in columns if c not in UNVERSIONED_COLUMNS))
 
 
 def benchmark_version(mixtures: pd.DataFrame, duets: pd.DataFrame, recipe: dict[str, Any]) -> str:
     """``mb-`` + the first 16 hex digits of the SHA-256 over the canonical mixture and duet tables
-    without their file hashes (`FILE_HASH_COLUMNS`: decoded-sample hashes stand for the audio) and
+    without their exact hashes (`UNVERSIONED_COLUMNS`: each clip's loudness contour stands for its
+    audio, the duets' stems by their decoded samples) and
     the `definition_recipe` as canonical JSON."""
     digest = hashlib.sha256(_version_csv(mixtures, MIXTURE_COLUMNS).encode())
     digest.update(_version_csv(duets, DUET_COLUMNS).encode())
@@ -258,17 +269,24 @@ def compare_mixtures(published: pd.DataFrame, data: DataRoot) -> pd.DataFrame:
     """Clips of a published mixture table that this data root lacks or holds otherwise.
 
     Returns rows (item_id, video_id, problem): ``missing`` (video not processed here), ``audio
-    differs`` (other decoded samples: another benchmark) or ``frames differ`` (same samples, frame
-    archive with other bytes: another JPEG encoder, the same benchmark); empty when they agree.
+    differs`` (another loudness contour: another benchmark), ``samples differ by rounding`` (other
+    decoded samples, same contour: another decoder's last bits, the same benchmark) or ``frames
+    differ`` (same samples, frame archive with other bytes: another JPEG encoder, the same
+    benchmark); empty when they agree.
     """
     local = data.read_index().set_index("video_id")
     pcm = _pcm_hashes(data.root)
+    decoded = functools.cache(lambda relpath: sf.read(data.resolve(relpath), dtype="float32")[0])
     problems = []
     for row in published.itertuples(index=False):
         if row.video_id not in local.index:
             problems.append((row.item_id, row.video_id, "missing"))
-        elif pcm(local.at[row.video_id, "audio_path"]) != row.audio_pcm_sha256:
-            problems.append((row.item_id, row.video_id, "audio differs"))
+            continue
+        audio_path = local.at[row.video_id, "audio_path"]
+        if pcm(audio_path) != row.audio_pcm_sha256:
+            clip = decoded(audio_path)[int(row.start_sample):int(row.start_sample) + int(row.n_samples)]
+            same = loudness_contour(clip) == row.clip_loudness_db
+            problems.append((row.item_id, row.video_id, "samples differ by rounding" if same else "audio differs"))
         elif local.at[row.video_id, "frames_sha256"] != row.frames_sha256:
             problems.append((row.item_id, row.video_id, "frames differ"))
     return pd.DataFrame(problems, columns=["item_id", "video_id", "problem"])
@@ -283,8 +301,10 @@ def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
 def compare_clips(data: DataRoot, other: DataRoot) -> pd.DataFrame:
     """Every clip of this root's mixture table read from both roots: item_id, source_index, video_id,
     ``max_abs_diff`` (largest |sample difference| of the clip, full scale 1), ``frames_psnr_db``
-    (PSNR of the clip's frames, inf when identical) and ``verdict``: ``identical``, ``same samples,
-    frames re-encoded``, ``audio differs`` or ``missing`` (the other root has no such video)."""
+    (PSNR of the clip's frames, inf when identical) and ``verdict``: ``identical``; ``audio differs``
+    (another loudness contour: another benchmark); ``missing`` (the other root has no such video); else
+    the audio (``same samples`` or ``samples differ by rounding``: the same contour) and the frames
+    (``same frames``, ``frames re-encoded`` or ``frames differ in size``), e.g. ``same samples, frames re-encoded``."""
     mixtures = read_mixtures(data.mixtures_path)
     other_index = other.read_index().set_index("video_id")
     records = []
@@ -299,17 +319,19 @@ def compare_clips(data: DataRoot, other: DataRoot) -> pd.DataFrame:
             span = range(int(row.start_frame), int(row.start_frame) + int(row.n_frames))
             ours_frames = read_clip_frames(data.resolve(row.frames_path), span)
             their_frames = read_clip_frames(other.resolve(theirs["frames_path"]), span)
-            if ours_audio.shape != their_audio.shape:
-                record["verdict"] = "audio differs"
-            else:
+            audio = "audio differs"
+            if ours_audio.shape == their_audio.shape:
                 record["max_abs_diff"] = float(np.max(np.abs(ours_audio - their_audio), initial=0.0))
-                record["verdict"] = "audio differs" if record["max_abs_diff"] > 0 else "identical"
+                if record["max_abs_diff"] == 0:
+                    audio = "same samples"
+                elif loudness_contour(ours_audio[:, 0]) == loudness_contour(their_audio[:, 0]):
+                    audio = "samples differ by rounding"
+            frames = "frames differ in size"
             if ours_frames.shape == their_frames.shape:
                 record["frames_psnr_db"] = psnr_db(ours_frames, their_frames)
-                if record["verdict"] == "identical" and record["frames_psnr_db"] != float("inf"):
-                    record["verdict"] = "same samples, frames re-encoded"
-            elif record["verdict"] == "identical":
-                record["verdict"] = "same samples, frames differ in size"
+                frames = "same frames" if record["frames_psnr_db"] == float("inf") else "frames re-encoded"
+            record["verdict"] = audio if audio == "audio differs" else ("identical" if (audio, frames) == (
+                "same samples", "same frames") else f"{audio}, {frames}")
         records.append(record)
     return pd.DataFrame.from_records(records)
 
