@@ -128,7 +128,7 @@ class Row:
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
     `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
     `per_instrument_nsdr_ci95` instrument → the 95% video-bootstrap CI of that mean NSDR.
-    `rank`, `unranked` (why a complete-looking row has no rank: failed or missing items) and `test` are
+    `rank`, `unranked` (why the row has no rank: failed or missing items; "" when ranked) and `test` are
     set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
 
     name: str
