@@ -417,13 +417,21 @@ class DataRoot:
         table = table[table["split"] == split].sort_values("item_id")
         return table.iloc[:None if limit is None else max(limit, 0)]
 
-    def _verify_urmp_items(self, split: str, limit: int | None) -> None:
-        """The URMP items table against its version (urmp/benchmark.json) and every file against its SHA-256."""
-        definition = json.loads(self.urmp_definition_path.read_text()) if self.urmp_definition_path.is_file() else {}
+    def verified_urmp_table(self) -> pd.DataFrame:
+        """The URMP item table, checked against its version (urmp/benchmark.json); MusicbenchError if it disagrees."""
+        try:
+            definition = json.loads(self.urmp_definition_path.read_text()) if self.urmp_definition_path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            definition = {}
         table = read_parquet(self.urmp_items_path, URMP_ITEM_COLUMNS, "URMP item table", "run `musicbench urmp process`")
-        if urmp_version(table, definition.get("recipe", {})) != definition.get("benchmark_version"):
+        if not isinstance(definition, dict) or urmp_version(table, definition.get("recipe", {})) != definition.get("benchmark_version"):
             raise MusicbenchError(f"{str(self.urmp_items_path)!r} does not give the version of "
                                   f"{str(self.urmp_definition_path)!r}; run `musicbench urmp process`")
+        return table
+
+    def _verify_urmp_items(self, split: str, limit: int | None) -> None:
+        """The URMP items table against its version (urmp/benchmark.json) and every file against its SHA-256."""
+        self.verified_urmp_table()
         expected = {}
         for row in self._urmp_rows(split, limit).itertuples(index=False):
             expected.update({row.audio_path: row.audio_sha256, row.stems_path: row.stems_sha256,

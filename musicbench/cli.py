@@ -97,7 +97,7 @@ def validate(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
     index: Path = typer.Option(None, "--index", help="index to check (default: ROOT/processed/videos.parquet)"),
 ) -> None:
-    """Re-check every file the benchmark reads (processed media, mixture tables, stems, boxes); exit 1 on any mismatch."""
+    """Re-check every file the benchmark reads (processed media, mixture tables, stems, boxes, the URMP track); exit 1 on any mismatch."""
     from rich.table import Table
 
     from musicbench.benchmark import DataRoot
@@ -107,9 +107,11 @@ def validate(
     data = root or data_root(load_params(params))
     index_path = index or DataRoot(data).index_path
     problems = validate_index(index_path, data)
+    has_urmp = DataRoot(data).has_urmp_track()
     if not problems:
         benchmark = "; so do the mixture tables and the stems and boxes of their items" if DataRoot(data).has_definition() else ""
-        console.print(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}")
+        urmp = "; so does the real-ensembles (URMP) track" if has_urmp else ""
+        console.print(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}{urmp}")
         return
     table = Table(title=f"{len(problems)} file(s) do not match {index_path}")
     for column in ("video_id", "path", "problem", "detail"):
@@ -118,7 +120,7 @@ def validate(
         table.add_row(problem.video_id, problem.path, problem.problem, problem.detail)
     console.print(table)
     console.print("rerun `musicbench process` to rebuild processed files, `musicbench synth` for stems and boxes, "
-                  "then `musicbench mixtures`")
+                  "then `musicbench mixtures`" + ("; `musicbench urmp process` for the real-ensembles track" if has_urmp else ""))
     raise typer.Exit(code=1)
 
 

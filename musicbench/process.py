@@ -626,11 +626,26 @@ def _benchmark_problems(data: DataRoot, index) -> list[IndexProblem]:
     return problems
 
 
+def _urmp_problems(data: DataRoot) -> list[IndexProblem]:
+    """The real-ensembles item table against urmp/benchmark.json, and every mixture, stems and frames
+    file its items read against the table's SHA-256 (video_id: the piece)."""
+    table_name = data.urmp_items_path.relative_to(data.root).as_posix()
+    try:
+        table = data.verified_urmp_table()
+    except MusicbenchError as exc:
+        return [IndexProblem("", table_name, "stale", str(exc))]
+    files = {getattr(row, f"{kind}_path"): (row.piece_id, getattr(row, f"{kind}_sha256"))
+             for row in table.itertuples(index=False) for kind in ("audio", "stems", "frames")}
+    checked = (_check_file(data.root, piece, path, sha, None, table_name) for path, (piece, sha) in sorted(files.items()))
+    return [problem for problem in checked if problem is not None]
+
+
 def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> list[IndexProblem]:
     """Re-check every file the benchmark reads: the processed audio and frames listed in `index_path`
     (size and sha256) and, once `musicbench mixtures` has run, the mixture tables (against
     benchmark.json and the index) and the MUSIC-Synth stems and boxes their items use (against
-    ``mixtures/ground_truth.json``).
+    ``mixtures/ground_truth.json``); with a real-ensembles track, its item table and every file its
+    items read (`_urmp_problems`).
 
     Paths in the index are relative to the data root `root`. Returns the problems found (empty if
     all files match); raises MusicbenchError if the index itself cannot be read.
@@ -646,4 +661,6 @@ def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> li
     data = DataRoot(root)
     if data.has_definition():
         problems += _benchmark_problems(data, frame)
+    if data.has_urmp_track():
+        problems += _urmp_problems(data)
     return problems

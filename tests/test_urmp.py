@@ -26,6 +26,7 @@ from musicbench.fsutil import sha256_file
 from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CODES, URMP_EXTRA_INSTRUMENTS
 from musicbench.leaderboard import build_leaderboard
 from musicbench.media import probe
+from musicbench.process import validate_index
 from musicbench.synth import SynthConfig, VideoSpec
 from musicbench.synth.generate import render_frames, render_performance, render_stems, video_rng
 from musicbench.synth.urmp_layout import write_urmp_copy
@@ -374,6 +375,15 @@ def test_urmp_track_refuses_a_changed_file(bench_with_urmp, tmp_path):
     sf.write(stems, audio * 0.9, rate, format="FLAC", subtype="PCM_24")
     with pytest.raises(MusicbenchError, match="not the file the real-ensembles track was built on"):
         DataRoot(root).verify_items("test", None, "urmp")
+    # `musicbench validate` covers the track too: the changed stems file, and nothing else
+    data = DataRoot(root)
+    problems = {(p.video_id, p.path, p.problem) for p in validate_index(data.index_path, root)}
+    piece = stems.stem
+    assert problems == {(piece, stems.relative_to(root).as_posix(), "changed")}, problems
+    result = run_cli("validate", "--params", REPO_ROOT / "params.yaml", "--root", root)
+    assert result.returncode == 1 and "`musicbench urmp process` for the real-ensembles track" in " ".join(result.stderr.split())
+    (root / "urmp" / "benchmark.json").write_text("{}")  # a table that no longer gives the track's version
+    assert {p.problem for p in validate_index(data.index_path, root) if p.path.endswith("items.parquet")} == {"stale"}
 
 
 def test_import_refuses_while_another_stage_writes_the_root(urmp_copy, tmp_path):
