@@ -293,15 +293,17 @@ class DataRoot:
         return doc
 
     def train_instruments(self) -> set[str] | None:
-        """The classes of the split file's train videos (None without a split file): what a method
-        trained on this data root has heard."""
-        import csv
+        """The classes of the split file's train videos (None without a readable split file): what a
+        method trained on this data root has heard."""
+        from musicbench.splits import read_splits
 
-        try:
-            rows = list(csv.DictReader(io.StringIO(self.splits_path.read_text(encoding="utf-8"))))
-        except (OSError, UnicodeDecodeError):
+        if not self.splits_path.is_file():
             return None
-        return {name for row in rows if row.get("split") == "train" for name in (row.get("instruments") or "").split()}
+        try:
+            rows = read_splits(self.splits_path)
+        except MusicbenchError:
+            return None
+        return {name for row in rows if row.split == "train" for name in row.instruments.split()}
 
     def version(self) -> str:
         """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""

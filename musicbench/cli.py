@@ -590,7 +590,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     from rich.table import Table
 
     from musicbench.leaderboard.board import MetricBlock
-    from musicbench.leaderboard.text import fmt, fmt_block
+    from musicbench.leaderboard.text import ci_text, fmt, fmt_mean
 
     tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
     tracks += [("real-ensembles track (URMP)", summary["urmp"])] if summary.get("urmp") else []
@@ -601,8 +601,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
             table.add_column(column, justify="right")
         for metric, values in track["metrics"].items():
             block = MetricBlock(**values)
-            low, high = block.ci95
-            table.add_row(metric, fmt_block(block).split(" [")[0], "n/a" if low is None else f"[{fmt(low)}, {fmt(high)}]",
+            table.add_row(metric, fmt_mean(block), ci_text(block.ci95).strip() or "n/a",
                           fmt(block.median), str(block.n))
         report.print(table)
         for reason, count in track["excluded_reasons"].items():

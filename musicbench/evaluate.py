@@ -54,7 +54,6 @@ from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, 
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
-from musicbench.manifest import video_of
 from musicbench.metrics import (
     ITEM_METRICS,
     METRIC_VERSION,
@@ -76,7 +75,7 @@ from musicbench.metrics import (
 )
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 from musicbench.progress import progress_bar
-from musicbench.stats import video_bootstrap_ci
+from musicbench.stats import video_bootstrap_ci, videos_by_item
 from musicbench.stft import hann_window, istft, stft
 
 ITEM_COLUMNS = (
@@ -435,7 +434,7 @@ class _single_blas_thread:
                 os.environ[name] = value
 
 
-def metric_summary(per_item: pd.Series, item_videos: dict[str, tuple[str, ...]], seed: int) -> dict[str, Any]:
+def metric_summary(per_item: pd.Series, item_videos: dict[str, list[str]], seed: int) -> dict[str, Any]:
     """One metric over a track's items (`per_item`: item_id → value; failed items already charged):
     ``mean``, ``median`` and ``ci95`` (video bootstrap, `musicbench.stats`) when every value is
     finite, else None (a mean over the finite values only would hide the rest); ``n`` items,
@@ -457,7 +456,7 @@ def summarize_track(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:
     charged = charge_failures(items)
     per_item = charged.groupby("item_id")[list(ITEM_METRICS)].mean(numeric_only=True)
     # clips of one YouTube video (Solos' segments) are one video to the bootstrap
-    item_videos = {str(item): tuple(map(video_of, group["video_id"])) for item, group in charged.groupby("item_id")}
+    item_videos = videos_by_item(charged)
     excluded = items[items["status"] != "ok"].drop_duplicates("item_id")
     n_items = int(items["item_id"].nunique())
     summary: dict[str, Any] = {

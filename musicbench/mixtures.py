@@ -128,6 +128,14 @@ def _start_frame(start_sample: int, config: MixturesConfig) -> int:
     return int(round(start_sample / config.audio.sample_rate * config.audio.fps))
 
 
+def _decoded_audio(root: Path) -> Callable[[str], np.ndarray]:
+    """The float32 samples ``(n_samples,)`` of a file given by its path relative to `root`, each file decoded once."""
+    @functools.cache
+    def of(relpath: str) -> np.ndarray:
+        return sf.read(resolve_in_root(root, relpath), dtype="float32")[0]
+    return of
+
+
 def _pcm_hashes(root: Path) -> Callable[[str], str]:
     """`pcm_sha256` of a file given by its path relative to `root`, each file decoded once ("" for "")."""
     @functools.cache
@@ -159,7 +167,7 @@ def build_mixtures(
     """
     root = Path(root)
     pcm = _pcm_hashes(root)
-    decoded = functools.cache(lambda relpath: sf.read(resolve_in_root(root, relpath), dtype="float32")[0])
+    decoded = _decoded_audio(root)
 
     def loudness(relpath: str, start: int) -> str:
         return loudness_contour(decoded(relpath)[start:start + config.audio.clip_samples])
@@ -276,7 +284,7 @@ def compare_mixtures(published: pd.DataFrame, data: DataRoot) -> pd.DataFrame:
     """
     local = data.read_index().set_index("video_id")
     pcm = _pcm_hashes(data.root)
-    decoded = functools.cache(lambda relpath: sf.read(data.resolve(relpath), dtype="float32")[0])
+    decoded = _decoded_audio(data.root)
     problems = []
     for row in published.itertuples(index=False):
         if row.video_id not in local.index:

@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
+
+from musicbench.manifest import video_of
 
 CI_LEVEL = 0.95
 CI_RESAMPLES = 2000  # resamples of a confidence interval
@@ -31,6 +34,12 @@ BOOTSTRAP_DESCRIPTION = (
     "95% percentile bootstrap over videos (items share videos: videos are drawn with replacement and "
     "each item weighted by the product of its videos' draw counts, the pigeonhole bootstrap)"
 )
+
+
+def videos_by_item(rows: pd.DataFrame) -> dict[str, list[str]]:
+    """item_id → the distinct videos (sorted) of an items table's rows (``item_id``, ``video_id``): the
+    units the bootstrap resamples. A Solos clip ``<id>.NN`` counts as its YouTube video (`video_of`)."""
+    return {str(item): sorted({video_of(str(video)) for video in group}) for item, group in rows.groupby("item_id")["video_id"]}
 
 
 def video_bootstrap_weights(unit_videos: Sequence[Sequence[str]], n_resamples: int, rng: np.random.Generator) -> np.ndarray:

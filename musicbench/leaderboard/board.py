@@ -30,9 +30,8 @@ from musicbench.leaderboard.stats import (
     paired_test,
     per_item_values,
 )
-from musicbench.manifest import video_of
 from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
-from musicbench.stats import video_bootstrap_ci
+from musicbench.stats import video_bootstrap_ci, videos_by_item
 
 BOARD_SCHEMA = 1
 KINDS = ("main", "labels", "reference")
@@ -274,10 +273,18 @@ def _run_date(run: Run) -> str | None:
     return None
 
 
-def _per_instrument(run: Run) -> dict[str, dict[str, float]]:
+def _charged_mixture_rows(run: Run) -> pd.DataFrame | None:
+    """The run's mixtures-track rows with failures charged (`charge_failures`: a failed source counts
+    −inf, so failing never helps); None when items.parquet lacks what per-instrument figures need."""
     items = run.items
-    if items is not None and "instrument" in items.columns and "status" in items.columns:
-        rows = charge_failures(items[items["track"] == "mixtures"])  # a failed source counts −inf: failing never helps
+    if items is None or not {"instrument", "status"} <= set(items.columns):
+        return None
+    return charge_failures(items[items["track"] == "mixtures"])
+
+
+def _per_instrument(run: Run, rows: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+    """instrument → metric → mean over sources, from the charged `rows`, else from summary.json."""
+    if rows is not None:
         result: dict[str, dict[str, float]] = {}
         for instrument, group in rows.groupby("instrument"):
             means = {}
@@ -322,19 +329,17 @@ def _dict_of(document: dict[str, Any], key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _per_instrument_ci(run: Run, seed: int) -> dict[str, list[float | None]]:
-    """instrument → 95% video-bootstrap CI of its mean NSDR over sources (each source weighted by its
-    item's videos); [None, None] where a failed source makes the mean −inf."""
-    items = run.items
-    if items is None or not {"instrument", "status", "nsdr", "video_id"} <= set(items.columns):
+def _per_instrument_ci(rows: pd.DataFrame | None, seed: int) -> dict[str, list[float | None]]:
+    """instrument → 95% video-bootstrap CI of its mean NSDR over the charged `rows`' sources (each
+    source weighted by its item's videos); [None, None] where a failed source makes the mean −inf."""
+    if rows is None or not {"nsdr", "video_id"} <= set(rows.columns):
         return {}
-    rows = charge_failures(items[items["track"] == "mixtures"])
-    videos = rows.groupby("item_id")["video_id"].agg(lambda v: sorted({video_of(str(video)) for video in v}))
+    videos = videos_by_item(rows)
     result: dict[str, list[float | None]] = {}
     for instrument, group in rows.groupby("instrument"):
         values = pd.to_numeric(group["nsdr"], errors="coerce").dropna()
         if len(values) and np.isfinite(values).all():
-            unit_videos = list(videos.loc[group.loc[values.index, "item_id"]])
+            unit_videos = [videos[str(item)] for item in group.loc[values.index, "item_id"]]
             result[str(instrument)] = list(video_bootstrap_ci(values.to_numpy(), unit_videos, seed))
         else:
             result[str(instrument)] = [None, None]
@@ -348,6 +353,7 @@ def row_of(run: Run, seed: int = 1234) -> Row:
     metrics = _dict_of(summary, "metrics") or {}
     duets = _dict_of(summary, "duets")
     localization = _dict_of(summary, "localization")
+    charged = _charged_mixture_rows(run)
     duet_metrics = None
     if duets is not None:
         stored = _dict_of(duets, "metrics") or {}
@@ -360,7 +366,7 @@ def row_of(run: Run, seed: int = 1234) -> Row:
         duet_items=int(duets["n_items"]) if duets is not None and isinstance(duets.get("n_items"), int) else None,
         n_items=summary.get("n_items"), n_scored=summary.get("n_scored"), n_excluded=summary.get("n_excluded"),
         excluded_reasons=_dict_of(summary, "excluded_reasons") or {},
-        per_instrument=_per_instrument(run), per_instrument_nsdr_ci95=_per_instrument_ci(run, seed),
+        per_instrument=_per_instrument(run, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
         item_videos=item_videos(run.items),
         provenance=_provenance(run), problems=list(run.problems), urmp=_urmp_result(run),

@@ -8,7 +8,7 @@ from typing import Any
 
 from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, URMP_METRICS, Board, Table
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
-from musicbench.leaderboard.text import comparison_text, device_text, digits, fmt, fmt_block, kind_text
+from musicbench.leaderboard.text import ci_text, comparison_text, device_text, digits, fmt, fmt_block, kind_text
 
 
 def md_escape(text: Any) -> str:
@@ -42,10 +42,6 @@ def _ranking(table: Table) -> list[str]:
     return out + [""]
 
 
-def _ci_text(ci: list[float | None] | None) -> str:
-    return f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci and ci[0] is not None and ci[1] is not None else ""
-
-
 def _per_instrument(table: Table) -> list[str]:
     if not table.instruments:
         return []
@@ -53,7 +49,7 @@ def _per_instrument(table: Table) -> list[str]:
            "| Method | " + " | ".join(md_escape(i) for i in table.instruments) + " |",
            "|:---|" + "---:|" * len(table.instruments)]
     for row in table.rows:
-        values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) + _ci_text(row.per_instrument_nsdr_ci95.get(i))
+        values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) + ci_text(row.per_instrument_nsdr_ci95.get(i))
                   for i in table.instruments]
         out.append(f"| {md_escape(row.name)} | " + " | ".join(values) + " |")
     return out + [""]

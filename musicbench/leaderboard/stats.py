@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from musicbench.manifest import video_of
-from musicbench.stats import TEST_RESAMPLES, holm, paired_video_test
+from musicbench.stats import TEST_RESAMPLES, holm, paired_video_test, videos_by_item
 
 __all__ = ["ALPHA", "SIGNIFICANCE_TEST", "PairedTest", "finite_values", "holm", "item_videos", "paired_test", "per_item_values"]
 
@@ -65,8 +64,7 @@ def per_item_values(items: pd.DataFrame | None, metric: str = "nsdr", track: str
 def item_videos(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str, list[str]]:
     """item_id → the videos of its sources (sorted, distinct; a Solos clip counts as its YouTube video,
     `musicbench.manifest.video_of`), for the items of `track` with status ok."""
-    rows = _track_rows(items, "video_id", track)
-    return {str(item): sorted({video_of(str(v)) for v in group["video_id"]}) for item, group in rows.groupby("item_id")}
+    return videos_by_item(_track_rows(items, "video_id", track))
 
 
 def paired_test(method: pd.Series, baseline: pd.Series, videos: dict[str, list[str]], seed: int) -> PairedTest:

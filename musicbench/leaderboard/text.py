@@ -26,16 +26,25 @@ def infinite_note(block: MetricBlock) -> str:
     return ""
 
 
-def fmt_block(block: MetricBlock | None, digits: int = 2) -> str:
-    """``mean [low, high]`` ("n/a" for None; ``−∞ (3 of 100 items failed)`` or ``∞ (83 of 100 items ∞)``
-    for an infinite mean; no CI part when the CI is unknown)."""
+def fmt_mean(block: MetricBlock | None, digits: int = 2) -> str:
+    """A block's mean ("n/a" for None; ``−∞ (3 of 100 items failed)`` or ``∞ (83 of 100 items ∞)`` for an infinite one)."""
     if block is None:
         return "n/a"
     if infinite_note(block):
         return f"{fmt(block.headline, digits)} ({infinite_note(block)})"
-    low, high = block.ci95
-    ci = f" [{fmt(low, digits)}, {fmt(high, digits)}]" if low is not None and high is not None else ""
-    return f"{fmt(block.mean, digits)}{ci}"
+    return fmt(block.mean, digits)
+
+
+def ci_text(ci: list[float | None] | None, digits: int = 2) -> str:
+    """`` [low, high]``, or "" when the interval is unknown."""
+    return f" [{fmt(ci[0], digits)}, {fmt(ci[1], digits)}]" if ci and ci[0] is not None and ci[1] is not None else ""
+
+
+def fmt_block(block: MetricBlock | None, digits: int = 2) -> str:
+    """``mean [low, high]`` (`fmt_mean`; no CI part when the mean is infinite or the CI unknown)."""
+    if block is None or infinite_note(block):
+        return fmt_mean(block, digits)
+    return fmt_mean(block, digits) + ci_text(block.ci95, digits)
 
 
 def digits(key: str) -> int:
