@@ -353,7 +353,7 @@ def test_runs_given_other_frames_are_ranked_together_and_marked(board, tmp_path)
     shutil.copytree(runs / "motion_energy", mine / "reencoded")
     provenance = json.loads((mine / "reencoded" / "provenance.json").read_text())
     assert provenance["frames_fingerprint"] == DataRoot(root).frames_fingerprint() != None  # noqa: E711
-    provenance["frames_fingerprint"] = "fr-0123456789abcdef"
+    provenance["frames_fingerprint"] = "fr-0123456789abcdef<script>alert(5)</script>"  # run folders are untrusted
     (mine / "reencoded" / "provenance.json").write_text(json.dumps(provenance))
     _rewrite_version(mine / "reencoded", DataRoot(root).version(), "motion_energy (other frames)")
     result = build_leaderboard(mine, tmp_path / "board", root, demo_items=0)
@@ -362,7 +362,10 @@ def test_runs_given_other_frames_are_ranked_together_and_marked(board, tmp_path)
     assert rows["motion_energy (other frames)"]["frames_differ"] and not rows["motion_energy"]["frames_differ"]
     assert {row["rank"] for row in rows.values()} == {1}  # the same scores: tied
     assert any("fr-0123456789abcdef" in w and "encoded otherwise" in w for w in result["tables"][0]["warnings"])
-    assert "\\(other frames\\) (other frames) |" in (tmp_path / "board" / "leaderboard.md").read_text()
+    markdown = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "\\(other frames\\) (other frames) |" in markdown and "<script>alert(5)" not in markdown
+    page = (tmp_path / "board" / "index.html").read_text()
+    assert "other frames</span>" in page and "<script>alert(5)" not in page and "&lt;script&gt;alert(5)" in page
 
 
 def test_best_baseline_is_label_free_when_one_exists():
