@@ -6,7 +6,11 @@ Trained by `musicbench train-pixelplayer` (DVC stage ``train_pixelplayer``) into
 
 - ``checkpoint``: the weights to load (default ``models/pixelplayer/best.pt``);
 - ``device``: ``cpu`` or ``cuda`` (the harness passes it);
-- ``threads``: CPU threads for torch (default: torch's choice).
+- ``threads``: CPU threads for torch (default: torch's choice);
+- ``windows``: comma-separated window sides in frame pixels (e.g. ``24,48,96``): pixel-level outputs
+  (``localize``, ``separate_at``) read each pixel's feature from a window around it
+  (`musicbench.pixelplayer.inference`); ``none``: the paper's per-pixel features; default: the
+  checkpoint's profile (``pixelplayer.<profile>.windows``).
 
 The model API (see `baselines/motion_energy.py`): ``separate(mixture, frames, sample_rate)`` →
 ``(n_sources, n_samples)``; ``localize(mixture, frames, sample_rate)`` → per-pixel sound energy
@@ -17,12 +21,13 @@ The implementation is `musicbench.pixelplayer.inference.Separator`.
 
 from __future__ import annotations
 
-from musicbench.pixelplayer.inference import Separator
+from musicbench.pixelplayer.inference import Separator, parse_windows
 
 DEFAULT_CHECKPOINT = "models/pixelplayer/best.pt"
 
 
-def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, **_: str) -> Separator:
+def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, windows: str = "",
+               **_: str) -> Separator:
     import torch
 
     from musicbench.pixelplayer.train import keep_freed_memory
@@ -31,4 +36,4 @@ def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, thread
         keep_freed_memory()  # this process only runs the model: keep large buffers for reuse
     if int(threads) > 0:
         torch.set_num_threads(int(threads))
-    return Separator.from_checkpoint(checkpoint, device=device)
+    return Separator.from_checkpoint(checkpoint, device=device, windows=parse_windows(windows))

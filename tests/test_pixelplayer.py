@@ -24,8 +24,9 @@ import yaml
 
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
+from musicbench.pixelplayer.augment import MOTION_SPAN, moving_box, transplant
 from musicbench.pixelplayer.config import PixelPlayerConfig
-from musicbench.pixelplayer.inference import Separator
+from musicbench.pixelplayer.inference import Separator, parse_windows
 from musicbench.pixelplayer.model import (
     AudioUNet,
     PixelPlayer,
@@ -43,7 +44,8 @@ from musicbench.pixelplayer.train import (
     train_pixelplayer,
     training_dataset,
 )
-from tests.conftest import REPO_PARAMS, REPO_ROOT
+from musicbench.splits import read_stage_splits
+from tests.conftest import AUDIO, REPO_PARAMS, REPO_ROOT
 
 TINY = dict(
     image_size=32, resize=36, visual_widths=[4, 8, 8, 16], unet_widths=[4, 4, 8, 8, 8, 8, 8], channels=4,
@@ -293,6 +295,34 @@ def test_inference_api_shapes(trained):
         separator.separate_at(mixture, frames, [(1, 1)])
 
 
+def test_window_features_see_only_their_window(trained):
+    """With `windows`, a pixel's feature comes from the window around it, not from the whole frame."""
+    _, out, _ = trained
+    plain = Separator.from_checkpoint(out / "best.pt")
+    assert plain.windows == ()  # the tiny profile names none: the paper's per-pixel features
+    windowed = Separator.from_checkpoint(out / "best.pt", windows=(24, 48))
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, size=(2, 47, 112, 112, 3), dtype=np.uint8)
+    changed = frames.copy()
+    changed[:, :, :, 70:] = 255 - changed[:, :, :, 70:]  # far right of the frame: beyond a 24 px window at x = 20
+    point = np.array([[20.0, 50.0]])
+    assert torch.equal(windowed.window_features(frames, 0, point, 24), windowed.window_features(changed, 0, point, 24))
+    assert not torch.equal(windowed.window_features(frames, 0, point, 48 * 3), windowed.window_features(changed, 0, point, 48 * 3))
+    whole = plain.pixel_features(frames, 0)[..., 0, 0]  # the cell over (20, 50) of the whole-frame features
+    assert not torch.equal(whole, plain.pixel_features(changed, 0)[..., 0, 0])  # sees the change through its field
+    mixture = (0.1 * rng.standard_normal(65535)).astype(np.float32)
+    heat = windowed.localize(mixture, frames, 11025)
+    assert heat.shape == (2, 112, 112) and np.isfinite(heat).all()
+    assert heat.min() >= 0 and heat.max() <= 2 + 1e-5  # the sum of two min-max normalised maps
+    sounds = windowed.separate_at(mixture, frames[0], [(10, 20), (100.5, 60)])
+    assert sounds.shape == (2, 65535) and np.isfinite(sounds).all()
+    assert parse_windows(" 24, 48,96") == (24, 48, 96) and parse_windows("none") == () and parse_windows("") is None
+    with pytest.raises(MusicbenchError, match="comma-separated integers"):
+        parse_windows("24;48")
+    with pytest.raises(MusicbenchError, match="at least 2 pixels"):
+        Separator.from_checkpoint(out / "best.pt", windows=(0,))
+
+
 def test_evaluate_runs_pixelplayer_end_to_end(trained, bench_root, tmp_path):
     from musicbench.evaluate import evaluate
 
@@ -375,6 +405,9 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     ({"amp": "yes"}, "pixelplayer.p.amp"),
     ({"n_sources": 5}, "pixelplayer.p.n_sources"),
     ({"batchsize": 4}, "pixelplayer.p.batchsize"),
+    ({"transplant": 1.5}, "pixelplayer.p.transplant"),
+    ({"side_by_side": -0.1}, "pixelplayer.p.side_by_side"),
+    ({"windows": [24, 1]}, "pixelplayer.p.windows"),
 ])
 def test_bad_config_names_the_key(block, key):
     with pytest.raises(MusicbenchError, match=key.replace(".", r"\.")) as info:
@@ -410,3 +443,100 @@ def test_repository_profiles_parse():
         assert config.profile == name and set(params["pixelplayer"][name]) == keys
     gpu = PixelPlayerConfig.from_params(params, profile="gpu")
     assert (gpu.image_size, gpu.channels, gpu.batch_size, gpu.unet_widths[0], max(gpu.unet_widths)) == (224, 32, 20, 64, 512)
+
+
+# ---------------------------------------------------------------------------------------------
+# player transplant (musicbench.pixelplayer.augment)
+
+
+def test_moving_box_holds_what_moves_and_nothing_still():
+    rng = np.random.default_rng(0)
+    backdrop = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)  # a busy but still backdrop
+    frames = np.repeat(backdrop[None], 3, axis=0)
+    for t, left in enumerate((30, 33, 36)):  # a square moving right by 3 px a frame
+        frames[t, 20:35, left:left + 15] = (200, 40, 40)
+    top, bottom, left, right = moving_box(*frames)
+    assert top <= 20 and bottom >= 35 and left <= 30 and right >= 51  # the square in all three places
+    assert top >= 15 and bottom <= 40 and left >= 25 and right <= 56  # and little of the backdrop
+    assert moving_box(backdrop, backdrop, backdrop) is None
+
+
+def test_transplant_covers_the_host_player_and_keeps_the_whole_player():
+    frames = np.full((2, 40, 50, 3), 10, dtype=np.uint8)
+    host = np.full((2, 40, 50, 3), 200, dtype=np.uint8)
+    out = transplant(frames, [(5, 20, 10, 30), None], host, [(15, 35, 25, 45), (0, 10, 0, 10)])
+    assert np.all(out[0, 5:35, 10:45] == 10)  # the union of both boxes comes from the player's frame
+    assert np.all(out[0, 36:] == 200) and np.all(out[0, :, :9] == 200)  # the rest is the host's
+    assert np.array_equal(out[1], frames[1])  # no player found: the frame is kept as it is
+    assert np.all(host == 200)  # the inputs are not modified
+
+
+def test_moving_boxes_of_synth_players_cover_their_annotated_boxes(bench_root):
+    """On real MUSIC-Synth clips (val items) the motion box holds the annotated player box."""
+    root, _, _ = bench_root
+    coverage, area = [], []
+    for item in DataRoot(root).iter_items("val"):
+        for frames, box in zip(item.frames, item.boxes):
+            centre = frames.shape[0] // 2
+            top, bottom, left, right = moving_box(*frames[[centre - MOTION_SPAN, centre, centre + MOTION_SPAN]])
+            truth = np.zeros(frames.shape[1:3], dtype=bool)
+            x, y, w, h = (int(round(v)) for v in box)
+            truth[y:y + h, x:x + w] = True
+            coverage.append(truth[top:bottom, left:right].sum() / truth.sum())
+            area.append((bottom - top) * (right - left) / truth.size)
+    assert np.mean(coverage) > 0.85 and np.mean(area) < 0.6
+
+
+def test_training_items_put_players_on_other_videos_backdrops(bench_root):
+    from musicbench.dataset import MixAndSeparateDataset
+
+    root, _, _ = bench_root
+    index = DataRoot(root).read_index()
+    train = [v for v, s in read_stage_splits(root).items() if s == "train"]
+    make = lambda p: MixAndSeparateDataset(index, root, train, AUDIO, items_per_epoch=4, seed=3, transplant=p)  # noqa: E731
+    plain, moved = make(0.0), make(1.0)
+    for i in range(4):
+        before, after = plain[i], moved[i]
+        # the first source's clip is drawn before any transplant draw: the same clip (its gain is drawn after)
+        assert float(torch.nn.functional.cosine_similarity(before["sources"][0], after["sources"][0], dim=0)) > 0.9999
+        same = (before["frames"][0] == after["frames"][0]).all(dim=-1).numpy()  # (T, H, W)
+        for kept in same:
+            assert 0.1 < kept.mean() < 0.9  # the player's region is kept, the rest is another backdrop
+            rows, columns = np.nonzero(kept)
+            assert kept[rows.min():rows.max() + 1, columns.min():columns.max() + 1].mean() > 0.95  # one rectangle
+    with pytest.raises(MusicbenchError, match="transplant"):
+        make(2.0)
+
+
+def test_side_by_side_pictures_give_each_source_its_own_strip():
+    from musicbench.pixelplayer.train import side_by_side
+
+    frames = torch.randn(6, 2, 3, 3, 96, 96)
+    pictures, regions = side_by_side(frames, 1.0, torch.Generator().manual_seed(4))
+    assert regions.shape == (6, 2, 6, 6)
+    for i in range(6):
+        assert torch.equal(pictures[i, 0], pictures[i, 1])  # one picture for both sources
+        assert torch.equal(regions[i, 0] ^ regions[i, 1], torch.ones(6, 6, dtype=torch.bool))  # strips partition it
+        for source in range(2):
+            columns = torch.nonzero(regions[i, source, 0])[:, 0]
+            assert len(columns) >= 2 and torch.equal(columns, torch.arange(columns[0], columns[-1] + 1))
+            left, right = 16 * int(columns[0]), 16 * (int(columns[-1]) + 1)
+            start = (96 - (right - left)) // 2  # the strip shows the centre of the source's own picture
+            assert torch.equal(pictures[i, source, ..., left:right], frames[i, source, ..., start:start + right - left])
+    kept, whole = side_by_side(frames, 0.0, torch.Generator().manual_seed(4))
+    assert torch.equal(kept, frames) and bool(whole.all())
+
+
+def test_pooling_over_regions_reads_only_each_sources_cells():
+    net = PixelPlayer(tiny_config(image_size=64, resize=64)).eval()
+    log_mag = torch.randn(1, 1, 256, 128)
+    frames = torch.randn(1, 2, 3, 3, 64, 64)
+    everywhere = torch.ones(1, 2, 4, 4, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(net(log_mag, frames), net(log_mag, frames, everywhere))
+        left = everywhere.clone()
+        left[..., 2:] = False
+        maps = net.visual_maps(frames.reshape(2, 3, 3, 64, 64))
+        expected = torch.sigmoid(maps[..., :2].amax(dim=(-2, -1)))
+        logits = net(log_mag, frames, left)
+        assert torch.allclose(logits, net.synthesizer(expected[None], net.audio(log_mag)), atol=1e-5)

@@ -37,6 +37,11 @@ class PixelPlayerConfig:
     horizontal flip); evaluation resizes and centre-crops. ``frame_offsets`` are the 3 frames'
     positions (at the processed 8 fps) around the clip centre. Binary masks are thresholded at
     ``mask_threshold`` for separation when ``hard_masks`` (the reference), else used as soft masks.
+    ``windows`` (frame pixels; empty in the reference) make pixel-level outputs (localization,
+    click-to-hear) read each pixel's feature from a window around it
+    (`musicbench.pixelplayer.inference`). ``transplant`` and ``side_by_side`` are probabilities of
+    two training augmentations aimed at local visual features (`musicbench.pixelplayer.augment`,
+    `musicbench.pixelplayer.train.side_by_side`; 0 in the reference).
     ``unet_init``: ``reference`` initialises the U-Net as the reference code does (convolution
     weights N(0, 0.001), BatchNorm weights N(1, 0.02)), ``torch`` keeps PyTorch's defaults.
     ``train_samples`` is the length of training clips (0: ``audio.clip_samples``, the evaluation
@@ -58,12 +63,15 @@ class PixelPlayerConfig:
     train_samples: int = knob(0, non_negative=True)
     frame_offsets: tuple[int, ...] = knob((-16, 0, 16))
     items_per_epoch: int = knob(40000, positive=True)
+    transplant: float = knob(0.0)
+    side_by_side: float = knob(0.0)
     workers: int = knob(8, non_negative=True)
     # objective
     mask: Literal["binary", "ratio"] = knob("binary")
     weighted_loss: bool = knob(True)
     mask_threshold: float = knob(0.5)
     hard_masks: bool = knob(True)
+    windows: tuple[int, ...] = knob(())
     # optimisation
     optimizer: Literal["sgd", "adam"] = knob("sgd")
     batch_size: int = knob(20, positive=True)
@@ -93,6 +101,11 @@ class PixelPlayerConfig:
         for name in ("momentum", "weight_decay"):
             if not 0 <= getattr(self, name) < 1:
                 raise config_error(f"{where}.{name}", "must be a number in [0, 1)", getattr(self, name))
+        if any(side < 2 for side in self.windows):
+            raise config_error(f"{where}.windows", "must list window sides of at least 2 pixels", list(self.windows))
+        for name in ("transplant", "side_by_side"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise config_error(f"{where}.{name}", "must be a probability in [0, 1]", getattr(self, name))
         if not 0 < self.mask_threshold < 1:
             raise config_error(f"{where}.mask_threshold", "must be within (0, 1)", self.mask_threshold)
         if self.resize < self.image_size:

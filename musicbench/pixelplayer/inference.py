@@ -14,6 +14,15 @@ and implements the harness's model API (`baselines/pixelplayer.py` only forwards
 - ``separate_at(mixture, frames, points)``: the sound of the pixel under each (x, y) point of ONE
   video, from the feature bilinearly sampled at that point (a pixel-sized region of the feature map).
 
+With ``windows`` (square window sides in frame pixels, e.g. ``(24, 48, 96)``; by default the
+checkpoint's ``PixelPlayerConfig.windows``), pixel-level outputs
+read a pixel's feature from a window around it instead: the window is cut from the frame (edges
+replicated), resized to ``image_size`` and given to the visual net as a picture of its own, whose
+clip feature (max over space) becomes the pixel's. A feature computed from the whole frame may
+describe the player from anywhere in it (every output cell of the small net sees the whole frame);
+a window's cannot see beyond the window. `localize` then sums each window size's min-max normalised
+energy map over a grid of one point per output cell; `separate_at` uses ``windows[0]``.
+
 Frames are chosen the way training chooses them: the frame at the audio window's centre (at
 ``fps``) plus ``frame_offsets``, clipped to the available frames. A mixture of exactly
 ``clip_samples`` samples is one window; longer ones are cut into consecutive windows (the
@@ -36,9 +45,26 @@ import torch.nn.functional as F
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.pixelplayer.config import PixelPlayerConfig
-from musicbench.pixelplayer.model import PixelPlayer
+from musicbench.pixelplayer.model import OUTPUT_STRIDE, PixelPlayer
 
 CHECKPOINT_FORMAT = 1
+#: window pictures per visual-net call (bounds the memory of `Separator.window_features`)
+WINDOW_BATCH = 64
+
+
+def parse_windows(text: str) -> tuple[int, ...] | None:
+    """``"24,48,96"`` → ``(24, 48, 96)`` (window sides in frame pixels); ``"none"`` → ``()`` (per-pixel
+    features); empty text → None (the checkpoint's profile decides)."""
+    text = str(text).replace(" ", "")
+    if not text:
+        return None
+    if text.lower() == "none":
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(",") if part)
+    except ValueError:
+        raise MusicbenchError(f"PixelPlayer windows must be comma-separated integers (pixels), e.g. 24,48,96, or none; "
+                              f"got {text!r}") from None
 
 
 def load_error_reason(exc: Exception) -> str:
@@ -68,18 +94,24 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
 class Separator:
     """A PixelPlayer network ready for numpy-in, numpy-out inference (eval mode, no gradients)."""
 
-    def __init__(self, net: PixelPlayer, audio: AudioConfig, *, device: str | torch.device = "cpu"):
+    def __init__(self, net: PixelPlayer, audio: AudioConfig, *, device: str | torch.device = "cpu",
+                 windows: tuple[int, ...] | None = None):
         self.net = net.to(device).eval()
         self.config: PixelPlayerConfig = net.config
         self.sample_rate, self.clip_samples, self.fps = audio.sample_rate, audio.clip_samples, audio.fps
         self.device = torch.device(device)
+        windows = self.config.windows if windows is None else windows
+        if any(int(w) < 2 for w in windows):
+            raise MusicbenchError(f"PixelPlayer windows are square window sides of at least 2 pixels, got {list(windows)}")
+        self.windows = tuple(int(w) for w in windows)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu") -> "Separator":
+    def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu",
+                        windows: tuple[int, ...] | None = None) -> "Separator":
         state = load_checkpoint_file(path, map_location=device)
         net = PixelPlayer(PixelPlayerConfig(**state["config"]))
         net.load_state_dict(state["model"])
-        return cls(net, AudioConfig(**state["audio"]), device=device)
+        return cls(net, AudioConfig(**state["audio"]), device=device, windows=windows)
 
     # ---- frames and windows
     def frame_indices(self, n_frames: int, start_sample: int) -> list[int]:
@@ -88,7 +120,7 @@ class Separator:
         centre = int(np.clip(centre, 0, n_frames - 1))
         return [int(np.clip(centre + o, 0, n_frames - 1)) for o in self.config.frame_offsets]
 
-    def windows(self, n_samples: int) -> list[int]:
+    def audio_windows(self, n_samples: int) -> list[int]:
         """Start samples of the clip-length windows covering `n_samples` samples."""
         return list(range(0, max(n_samples, 1), self.clip_samples))
 
@@ -144,7 +176,7 @@ class Separator:
             raise ValueError(f"frames must be (n_sources, n_frames, H, W, 3), got shape {frames.shape}")
         n_samples = len(mixture)
         pieces = []
-        for start in self.windows(n_samples):
+        for start in self.audio_windows(n_samples):
             chosen = self.select_frames(frames, start)
             pieces.append(self.separate_window(self._window(mixture, start), chosen))
         return torch.cat(pieces, dim=-1)[:, :n_samples].cpu().numpy().astype(np.float32)
@@ -159,6 +191,40 @@ class Separator:
         return torch.sigmoid(self.net.visual_maps(chosen).float())
 
     @torch.no_grad()
+    def window_features(self, frames: np.ndarray, start: int, points: np.ndarray, window: int) -> torch.Tensor:
+        """Features in [0, 1] of `window`-pixel squares around `points` ``(P, 2)`` (x, y in frame pixels).
+
+        frames: videos uint8 ``(M, n_frames, H, W, 3)`` → ``(M, P, K)``: each window, cut from the
+        frames the net sees for the audio window at `start` (edges replicated), resized to
+        ``image_size`` and pooled as a whole picture (max over space and time, sigmoid).
+        """
+        chosen = self.select_frames(frames, start, crop=False)  # (M, T, 3, R, R')
+        m, t, _, rows, columns = chosen.shape
+        scale = rows / frames.shape[2]  # frame pixels → resized pixels
+        side = max(2, int(round(window * scale)))
+        half = side // 2
+        padded = F.pad(chosen.reshape(m * t, 3, rows, columns), (half, side - half) * 2, mode="replicate")
+        size = self.config.image_size
+        crops = []
+        for x, y in np.asarray(points, dtype=np.float64).reshape(-1, 2):
+            # the window's top-left corner in the padded picture: centred on the point's pixel centre
+            left = int(np.clip(round((x + 0.5) * scale - side / 2), -half, columns - side + half)) + half
+            top = int(np.clip(round((y + 0.5) * scale - side / 2), -half, rows - side + half)) + half
+            crops.append(padded[:, :, top:top + side, left:left + side])
+        crops = F.interpolate(torch.stack(crops, dim=1).reshape(-1, 3, side, side), size=(size, size), mode="bilinear",
+                              align_corners=False, antialias=True)  # (M·T·P, 3, S, S), video-major then frame
+        n_points = len(crops) // (m * t)
+        pictures = crops.reshape(m, t, n_points, 3, size, size).transpose(1, 2).reshape(m * n_points, t, 3, size, size)
+        features = torch.cat([torch.sigmoid(self.net.visual_maps(chunk).amax(dim=(-2, -1)).float())
+                              for chunk in pictures.split(WINDOW_BATCH)])
+        return features.reshape(m, n_points, -1)
+
+    def _energy(self, audio: torch.Tensor, mag: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Sound energy sum(|mask · X|²) of the (warped) mixture magnitude `mag` under each feature (P, K) → (P,)."""
+        masks = torch.sigmoid(self.net.pixel_logits(audio, features).float())  # (P, R, T)
+        return (masks * mag).pow(2).sum(dim=(-2, -1))
+
+    @torch.no_grad()
     def localize(self, mixture: np.ndarray, frames: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
         """Per-pixel sound energy of each source video: (n_sources, H, W), float32 (centre window)."""
         mixture = self._check(mixture, sample_rate)
@@ -166,17 +232,32 @@ class Separator:
         start = self._centre_start(len(mixture))
         spectrum = self.net.spectrogram(self._window(mixture, start))
         audio = self.net.audio(spectrum["log_mag"])[0].float()
-        features = self.pixel_features(frames, start)  # (N, K, h, w)
-        n, k, h, w = features.shape
-        maps = []
-        for feature in features:
-            pixels = feature.reshape(k, h * w).T
-            masks = torch.sigmoid(self.net.pixel_logits(audio, pixels).float())  # (P, R, T)
-            maps.append((masks * spectrum["mag"][0]).pow(2).sum(dim=(-2, -1)).reshape(h, w))
-        heat = torch.stack(maps)[:, None]
+        mag = spectrum["mag"][0]
+        if self.windows:
+            heat = self._window_energy(frames, start, audio, mag)
+        else:
+            features = self.pixel_features(frames, start)  # (N, K, h, w)
+            n, k, h, w = features.shape
+            heat = torch.stack([self._energy(audio, mag, feature.reshape(k, h * w).T).reshape(h, w) for feature in features])
         height, width = frames.shape[2:4]
-        heat = F.interpolate(heat, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+        heat = F.interpolate(heat[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
         return heat.cpu().numpy().astype(np.float32)
+
+    def _window_energy(self, frames: np.ndarray, start: int, audio: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
+        """Energy maps (N, h, w) on a grid of one point per output cell of the whole frame, summed over window sizes."""
+        height, width = frames.shape[2:4]
+        rows, columns = (max(1, self.config.resize * side // min(height, width) // OUTPUT_STRIDE) for side in (height, width))
+        ys = (np.arange(rows) + 0.5) * height / rows - 0.5  # cell centres, in pixel index coordinates
+        xs = (np.arange(columns) + 0.5) * width / columns - 0.5
+        points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major (x, y)
+        total = torch.zeros(frames.shape[0], rows, columns, device=self.device)
+        for window in self.windows:
+            features = self.window_features(frames, start, points, window)  # (N, P, K)
+            for n, feature in enumerate(features):
+                energy = self._energy(audio, mag, feature).reshape(rows, columns)
+                span = energy.max() - energy.min()
+                total[n] += (energy - energy.min()) / span if span > 0 else torch.zeros_like(energy)
+        return total
 
     @torch.no_grad()
     def separate_at(self, mixture: np.ndarray, frames: np.ndarray, points) -> np.ndarray:
@@ -194,11 +275,14 @@ class Separator:
         grid = torch.from_numpy(np.stack([(points[:, 0] + 0.5) / width * 2 - 1,
                                           (points[:, 1] + 0.5) / height * 2 - 1], axis=-1)).to(self.device)
         pieces = []
-        for start in self.windows(n_samples):
-            features = self.pixel_features(frames[None], start)  # (1, K, h, w)
-            sampled = F.grid_sample(features, grid.clamp(-1, 1)[None, None], mode="bilinear", padding_mode="border",
-                                    align_corners=False)  # (1, K, 1, P)
-            pixels = sampled[0, :, 0].T
+        for start in self.audio_windows(n_samples):
+            if self.windows:
+                pixels = self.window_features(frames[None], start, points, self.windows[0])[0]
+            else:
+                features = self.pixel_features(frames[None], start)  # (1, K, h, w)
+                sampled = F.grid_sample(features, grid.clamp(-1, 1)[None, None], mode="bilinear", padding_mode="border",
+                                        align_corners=False)  # (1, K, 1, P)
+                pixels = sampled[0, :, 0].T
             spectrum = self.net.spectrogram(self._window(mixture, start))
             audio = self.net.audio(spectrum["log_mag"])[0].float()
             masks = self._masks(self.net.pixel_logits(audio, pixels), threshold=True)

@@ -32,6 +32,8 @@ from musicbench.stft import N_FFT, hann_window, istft, stft
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: pixels of the input frame per cell of the visual net's output maps
+OUTPUT_STRIDE = 16
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,14 +280,18 @@ class PixelPlayer(nn.Module):
         maps = self.visual(self._memory_format(frames.reshape(m * t, *frames.shape[2:])))
         return maps.reshape(m, t, *maps.shape[1:]).amax(dim=1)
 
-    def forward(self, log_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, log_mag: torch.Tensor, frames: torch.Tensor, regions: torch.Tensor | None = None) -> torch.Tensor:
         """log_mag (B, 1, R, T); frames (B, N, T_frames, 3, S, S) normalised → mask logits (B, N, R, T).
 
-        Each video's feature is the sigmoid of its K maps max-pooled over time and space.
+        Each video's feature is the sigmoid of its K maps max-pooled over time and space; with
+        `regions` (bool cell masks (B, N, S/16, S/16)) over those cells only.
         """
         b, n = frames.shape[:2]
         audio = self.audio(self._memory_format(log_mag))
         maps = self.visual_maps(frames.reshape(b * n, *frames.shape[2:]))
+        if regions is not None:
+            outside = ~regions.reshape(b * n, 1, *maps.shape[-2:])
+            maps = maps.masked_fill(outside, torch.finfo(maps.dtype).min)
         visual = torch.sigmoid(maps.amax(dim=(-2, -1))).reshape(b, n, -1)
         return self.synthesizer(visual.to(audio.dtype), audio)
 

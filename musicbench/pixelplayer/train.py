@@ -62,7 +62,7 @@ from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file, load_error_reason
-from musicbench.pixelplayer.model import PixelPlayer, count_parameters
+from musicbench.pixelplayer.model import OUTPUT_STRIDE, PixelPlayer, count_parameters
 from musicbench.progress import cpu_seconds, progress_bar
 
 CHECKPOINT_NAME, BEST_NAME = "checkpoint.pt", "best.pt"
@@ -165,6 +165,9 @@ def batch_loss(model: torch.nn.Module, net: PixelPlayer, batch: dict[str, torch.
     mixture = batch["mixture"].to(device, non_blocking=True)
     sources = batch["sources"].to(device, non_blocking=True)
     frames = net.preprocess_frames(batch["frames"].to(device, non_blocking=True), train=train, generator=generator)
+    regions = None
+    if train and config.side_by_side > 0:
+        frames, regions = side_by_side(frames, config.side_by_side, generator)
     with torch.no_grad():
         spectrum = net.spectrogram(mixture)
         target, weight = targets(net, spectrum["mag"], sources, config)
@@ -172,8 +175,48 @@ def batch_loss(model: torch.nn.Module, net: PixelPlayer, batch: dict[str, torch.
     net.channels_last = channels_last  # the model makes its 4-D inputs channels-last
     autocast = torch.autocast("cuda", dtype=_amp_dtype()) if amp else contextlib.nullcontext()
     with autocast:
-        logits = model(log_mag, frames)
+        logits = model(log_mag, frames, regions)
     return mask_loss(logits, target, weight, config)
+
+
+def side_by_side(frames: torch.Tensor, probability: float, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Show an item's videos side by side in one picture, each source owning its own strip.
+
+    frames: normalised ``(B, N, T, 3, S, S)``. With `probability`, an item's N videos become one
+    picture of N vertical strips (random widths of whole 16 px output cells, at least a 1/(N+1)
+    share each, in random order),
+    strip n the centre of video n; every source of that item then sees this picture. Returns the
+    frames and the cell masks ``(B, N, S/16, S/16)`` of each source's strip (all True for an item
+    left as it was), over which `PixelPlayer.forward` pools that source's feature. A cell near a
+    strip's edge sees the neighbouring player too and must not answer for it: this is what makes
+    the visual features local (`docs/baselines.md`).
+    """
+    b, n, t, c, height, width = frames.shape
+    cells_h, cells_w = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
+    regions = torch.ones(b, n, cells_h, cells_w, dtype=torch.bool, device=frames.device)
+    narrowest = max(1, cells_w // (n + 1))  # 2 of 6 cells for two videos in a 96 px picture
+    if n < 2 or cells_w < n * narrowest:
+        return frames, regions
+    chosen = torch.rand(b, generator=generator) < probability
+    out = frames.clone()
+    for i in torch.nonzero(chosen)[:, 0].tolist():
+        # N - 1 cuts between cells leaving each strip at least `narrowest` cells, and a random order of the videos
+        while True:
+            cuts = sorted(torch.randperm(cells_w - 1, generator=generator)[:n - 1].add(1).tolist())
+            if min(b - a for a, b in zip([0, *cuts], [*cuts, cells_w])) >= narrowest:
+                break
+        order = torch.randperm(n, generator=generator).tolist()
+        edges = [0, *cuts, cells_w]
+        picture = torch.empty_like(frames[i, 0])
+        regions[i] = False
+        for strip, source in enumerate(order):
+            left, right = edges[strip] * OUTPUT_STRIDE, edges[strip + 1] * OUTPUT_STRIDE
+            start = (width - (right - left)) // 2  # the centre of the source's own picture
+            picture[..., left:right] = frames[i, source][..., start:start + right - left]
+            regions[i, source, :, edges[strip]:edges[strip + 1]] = True
+        out[i] = picture
+    return out, regions
 
 
 def _amp_dtype() -> torch.dtype:
@@ -221,7 +264,7 @@ def training_dataset(params: dict[str, Any], root: str | os.PathLike, config: Pi
     return MixAndSeparateDataset(
         index, root, train_ids, replace(audio, clip_samples=config.train_clip_samples(audio.clip_samples)),
         n_sources=config.n_sources, frame_offsets=tuple(config.frame_offsets), items_per_epoch=config.items_per_epoch,
-        seed=config.seed)
+        seed=config.seed, transplant=config.transplant)
 
 
 def step_indices(sampler: DistributedSampler, epoch: int, first_step: int, steps_per_epoch: int, per_step: int) -> list[int]:
