@@ -1,9 +1,10 @@
-"""Player transplant: a label-free augmentation that makes PixelPlayer's visual features local.
+"""Player transplant: a label-free training augmentation aimed at local PixelPlayer visual features.
 
 Trained from scratch on a few videos per instrument, the visual net can tell a video's instrument
 from its backdrop as well as from its player (each video has its own), and its per-pixel maps then
 light the backdrop. Transplanting each training video's player onto another training video's
-backdrop leaves the player as the only part of the picture that goes with the sound.
+backdrop leaves the player as the only part of the picture that goes with the sound (what it did
+on MUSIC-Synth: `docs/baselines.md`, "Localization and click-to-hear").
 
 No labels and no boxes are used: the player's region in a frame is where the video moves around
 that frame (MUSIC players move while they play; the backdrop does not). On MUSIC-Synth's val

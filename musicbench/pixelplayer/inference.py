@@ -15,10 +15,10 @@ and implements the harness's model API (`baselines/pixelplayer.py` only forwards
   video, from the feature bilinearly sampled at that point (a pixel-sized region of the feature map).
 
 With ``windows`` (square window sides in frame pixels, e.g. ``(24, 48, 96)``; by default the
-checkpoint's ``PixelPlayerConfig.windows``), pixel-level outputs
-read a pixel's feature from a window around it instead: the window is cut from the frame (edges
-replicated), resized to ``image_size`` and given to the visual net as a picture of its own, whose
-clip feature (max over space) becomes the pixel's. A feature computed from the whole frame may
+checkpoint's ``PixelPlayerConfig.windows``), pixel-level outputs read a pixel's feature from a
+window around it instead: the window is cut from the frame (edges replicated), resized to
+``image_size`` and given to the visual net as a picture of its own, whose clip feature (max over
+space and time, sigmoid) becomes the pixel's. A feature computed from the whole frame may
 describe the player from anywhere in it (every output cell of the small net sees the whole frame);
 a window's cannot see beyond the window. `localize` then sums each window size's min-max normalised
 energy map over a grid of one point per output cell; `separate_at` uses ``windows[0]``.

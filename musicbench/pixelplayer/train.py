@@ -180,19 +180,18 @@ def batch_loss(model: torch.nn.Module, net: PixelPlayer, batch: dict[str, torch.
 
 
 def side_by_side(frames: torch.Tensor, probability: float, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Show an item's videos side by side in one picture, each source owning its own strip.
 
     frames: normalised ``(B, N, T, 3, S, S)``. With `probability`, an item's N videos become one
-    picture of N vertical strips (random widths of whole 16 px output cells, at least a 1/(N+1)
-    share each, in random order),
-    strip n the centre of video n; every source of that item then sees this picture. Returns the
-    frames and the cell masks ``(B, N, S/16, S/16)`` of each source's strip (all True for an item
-    left as it was), over which `PixelPlayer.forward` pools that source's feature. A cell near a
-    strip's edge sees the neighbouring player too and must not answer for it: this is what makes
-    the visual features local (`docs/baselines.md`).
+    picture of N vertical strips (random widths of whole 16 px output cells, each at least a
+    1/(N+1) share, in random order), strip n showing the centre of video n; every source of that
+    item then sees this picture. Returns the frames and the cell masks ``(B, N, S/16, S/16)`` of
+    each source's strip (all True for an item left as it was), over which `PixelPlayer.forward`
+    pools that source's feature. A cell near a strip's edge sees the neighbouring player too and must
+    not answer for it, which pushes the visual features to be local (measured: `docs/baselines.md`).
     """
-    b, n, t, c, height, width = frames.shape
+    b, n, height, width = frames.shape[0], frames.shape[1], frames.shape[-2], frames.shape[-1]
     cells_h, cells_w = height // OUTPUT_STRIDE, width // OUTPUT_STRIDE
     regions = torch.ones(b, n, cells_h, cells_w, dtype=torch.bool, device=frames.device)
     narrowest = max(1, cells_w // (n + 1))  # 2 of 6 cells for two videos in a 96 px picture
@@ -204,7 +203,7 @@ def side_by_side(frames: torch.Tensor, probability: float, generator: torch.Gene
         # N - 1 cuts between cells leaving each strip at least `narrowest` cells, and a random order of the videos
         while True:
             cuts = sorted(torch.randperm(cells_w - 1, generator=generator)[:n - 1].add(1).tolist())
-            if min(b - a for a, b in zip([0, *cuts], [*cuts, cells_w])) >= narrowest:
+            if min(right - left for left, right in zip([0, *cuts], [*cuts, cells_w])) >= narrowest:
                 break
         order = torch.randperm(n, generator=generator).tolist()
         edges = [0, *cuts, cells_w]
