@@ -4,7 +4,9 @@ range (NSDR, median NSDR, cIoU, pointing game, click-to-hear duet NSDR, best val
 
 Needs a data root that `dvc repro` (or synth → process → splits → mixtures) has built. Each seed
 trains for the profile's full ``steps`` (minutes on 2 cores), so this is a bench, not a test.
-Writes ``OUT/seed-<seed>/`` (checkpoints, run folder) and ``OUT/seeds.json``.
+Writes ``OUT/models/seed-<seed>/`` (checkpoints; a completed one is reused), ``OUT/runs/seed-<seed>/``
+(run folders: kept apart from the models, since the model under evaluation cannot see its runs
+folder) and ``OUT/seeds.json``. Run it from the repository root (it evaluates baselines/pixelplayer.py).
 Usage: python bench/bench_pixelplayer_seeds.py [--root data] [--seeds 1234,1235,1236] [--out bench_out/seeds]
 """
 
@@ -15,7 +17,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,25 +30,23 @@ FIGURES = ("nsdr", "median_nsdr", "ciou", "pointing", "duet_nsdr", "best_val_nsd
 
 
 def run_seed(params: dict, root: Path, seed: int, out: Path) -> dict[str, float]:
-    """Train the profile with `seed` under out/, evaluate its best.pt on test; the seed's figures."""
+    """Train the profile with `seed` (or reuse its completed checkpoint), evaluate best.pt on test; its figures."""
     seeded = copy.deepcopy(params)
     seeded["pixelplayer"]["seed"] = seed
-    params_path = out / "params.yaml"
-    out.mkdir(parents=True, exist_ok=True)
+    model, run = out / "models" / f"seed-{seed}", out / "runs" / f"seed-{seed}"
+    model.mkdir(parents=True, exist_ok=True)
+    params_path = model / "params.yaml"
     params_path.write_text(yaml.safe_dump(seeded))
-    started = time.perf_counter()
-    summary = train_pixelplayer(seeded, root, out / "model", device="cpu", resume=False, progress=False)
-    train_seconds = time.perf_counter() - started
-    run = out / "run"
+    summary = train_pixelplayer(seeded, root, model, device="cpu", resume=True, progress=False)
     subprocess.run([sys.executable, "-m", "musicbench", "evaluate", "baselines/pixelplayer.py", "--params", str(params_path),
                     "--root", str(root), "--out", str(run), "--overwrite", "--device", "cpu", "--jobs", "2",
-                    "--option", f"checkpoint={out / 'model' / 'best.pt'}", "--name", f"pixelplayer-seed-{seed}"],
+                    "--option", f"checkpoint={(model / 'best.pt').resolve()}", "--name", f"pixelplayer-seed-{seed}"],
                    check=True, stdout=subprocess.DEVNULL)
     result = json.loads((run / "summary.json").read_text())
     nsdr = result["metrics"]["nsdr"]
     return {"nsdr": nsdr["mean"], "median_nsdr": nsdr["median"], "ciou": result["localization"]["ciou_mean"],
             "pointing": result["localization"]["pointing_game"], "duet_nsdr": result["duets"]["metrics"]["nsdr"]["mean"],
-            "best_val_nsdr": summary["best_val_nsdr"], "train_seconds": train_seconds}
+            "best_val_nsdr": summary["best_val_nsdr"], "train_seconds": summary["train_seconds"]}
 
 
 def main() -> None:
@@ -59,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     params = yaml.safe_load(args.params.read_text())
     seeds = [int(s) for s in args.seeds.split(",")]
-    results = {seed: run_seed(params, args.root, seed, args.out / f"seed-{seed}") for seed in seeds}
+    results = {seed: run_seed(params, args.root, seed, args.out) for seed in seeds}
     table = Table(title=f"PixelPlayer, profile {params['pixelplayer']['profile']}, test items, by training seed")
     table.add_column("seed")
     for name in FIGURES:
