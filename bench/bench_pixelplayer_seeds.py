@@ -69,7 +69,7 @@ def main() -> None:
     values = {name: np.array([figures[name] for figures in results.values()]) for name in FIGURES}
     table.add_row("mean", *(f"{values[name].mean():.3f}" for name in FIGURES))
     table.add_row("range", *(f"{values[name].min():.2f} .. {values[name].max():.2f}" for name in FIGURES))
-    Console().print(table)
+    Console(width=160).print(table)
     (args.out / "seeds.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=2) + "\n")
 
 
