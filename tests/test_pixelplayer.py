@@ -24,6 +24,7 @@ import yaml
 
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
+from musicbench.metrics.localization import boxes_to_mask
 from musicbench.pixelplayer.augment import MOTION_SPAN, moving_box, transplant
 from musicbench.pixelplayer.config import PixelPlayerConfig
 from musicbench.pixelplayer.inference import Separator, parse_windows
@@ -479,9 +480,7 @@ def test_moving_boxes_of_synth_players_cover_their_annotated_boxes(bench_root):
         for frames, box in zip(item.frames, item.boxes):
             centre = frames.shape[0] // 2
             top, bottom, left, right = moving_box(*frames[[centre - MOTION_SPAN, centre, centre + MOTION_SPAN]])
-            truth = np.zeros(frames.shape[1:3], dtype=bool)
-            x, y, w, h = (int(round(v)) for v in box)
-            truth[y:y + h, x:x + w] = True
+            truth = boxes_to_mask(box, *frames.shape[1:3])
             coverage.append(truth[top:bottom, left:right].sum() / truth.sum())
             area.append((bottom - top) * (right - left) / truth.size)
     assert np.mean(coverage) > 0.85 and np.mean(area) < 0.6

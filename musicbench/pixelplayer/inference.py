@@ -198,9 +198,12 @@ class Separator:
         frames the net sees for the audio window at `start` (edges replicated), resized to
         ``image_size`` and pooled as a whole picture (max over space and time, sigmoid).
         """
-        chosen = self.select_frames(frames, start, crop=False)  # (M, T, 3, R, R')
+        return self._window_features(self.select_frames(frames, start, crop=False), frames.shape[2], points, window)
+
+    def _window_features(self, chosen: torch.Tensor, frame_height: int, points: np.ndarray, window: int) -> torch.Tensor:
+        """`window_features` from the frames already chosen and resized, ``(M, T, 3, R, R')``."""
         m, t, _, rows, columns = chosen.shape
-        scale = rows / frames.shape[2]  # frame pixels → resized pixels
+        scale = rows / frame_height  # frame pixels → resized pixels
         side = max(2, int(round(window * scale)))
         half = side // 2
         padded = F.pad(chosen.reshape(m * t, 3, rows, columns), (half, side - half) * 2, mode="replicate")
@@ -246,13 +249,15 @@ class Separator:
     def _window_energy(self, frames: np.ndarray, start: int, audio: torch.Tensor, mag: torch.Tensor) -> torch.Tensor:
         """Energy maps (N, h, w) on a grid of one point per output cell of the whole frame, summed over window sizes."""
         height, width = frames.shape[2:4]
-        rows, columns = (max(1, self.config.resize * side // min(height, width) // OUTPUT_STRIDE) for side in (height, width))
+        chosen = self.select_frames(frames, start, crop=False)  # chosen and resized once for every window size
+        # the whole frame's output cells: each stride-2 stage rounds up
+        rows, columns = (-(-side // OUTPUT_STRIDE) for side in chosen.shape[-2:])
         ys = (np.arange(rows) + 0.5) * height / rows - 0.5  # cell centres, in pixel index coordinates
         xs = (np.arange(columns) + 0.5) * width / columns - 0.5
         points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)  # row-major (x, y)
         total = torch.zeros(frames.shape[0], rows, columns, device=self.device)
         for window in self.windows:
-            features = self.window_features(frames, start, points, window)  # (N, P, K)
+            features = self._window_features(chosen, height, points, window)  # (N, P, K)
             for n, feature in enumerate(features):
                 energy = self._energy(audio, mag, feature).reshape(rows, columns)
                 span = energy.max() - energy.min()
