@@ -39,7 +39,7 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -368,7 +368,19 @@ def score_run(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
     limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
-    """Score the estimates under `out_dir` (from `run_inference`); write items.parquet; return it.
+    """Score the estimates under `out_dir` (`score_items`); write items.parquet; return it."""
+    table = score_items(out_dir, root, split=split, cache_dir=cache_dir, limit=limit, jobs=jobs, boxes_file=boxes_file)
+    write_parquet(table, Path(out_dir) / "items.parquet")
+    return table
+
+
+def score_items(
+    out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
+    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
+    items: Sequence[EvalItem] | None = None, show_progress: bool = True,
+) -> pd.DataFrame:
+    """The items.parquet table of the run folder `out_dir` (from `run_inference`), scored from its
+    estimate files against the data root (nothing is written but score cache entries).
 
     `boxes_file`: localization ground truth for videos without boxes of their own (real MUSIC),
     in DSOL's format (`musicbench.annotations.load_dsol_boxes`); its hash joins the cache key.
@@ -379,7 +391,9 @@ def score_run(
     ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item, benchmark
     version, metric version, `metric_code_hash`); mixture floors by (item, benchmark version, metric
     version, metric code hash).
-    `jobs` > 1 scores items in that many processes (one BLAS thread each).
+    `jobs` > 1 scores items in that many processes (one BLAS thread each). `items`: the split's
+    items already built and verified (`DataRoot.read_verified_items`, e.g. shared by every run the
+    leaderboard re-scores); those of the run's tracks are scored.
     """
     out_dir, root = Path(out_dir), Path(root)
     data = DataRoot(root)
@@ -393,13 +407,16 @@ def score_run(
     annotations = load_dsol_boxes(boxes_file) if boxes_file else None
     version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
     tracks = ("mixtures", *(track for track in ("duets", URMP_TRACK) if (inference["track"] == track).any()))
-    items = data.read_verified_items(split, limit, tracks, annotations)
+    if items is None:
+        items = data.read_verified_items(split, limit, tracks, annotations)
+    else:
+        items = [item for item in items if item.track in tracks]
     # a URMP item is defined by the real-ensembles track's version, not the MUSIC one: its cache entries carry both
     urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
     tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version)
              for item in items]
     records = []
-    with progress_bar(f"scoring ({split})", total=len(items)) as advance:
+    with progress_bar(f"scoring ({split})", total=len(items), show=show_progress) as advance:
         if jobs <= 1:
             for task in tasks:
                 records += _score_rows(*task)
@@ -412,9 +429,7 @@ def score_run(
                 for rows in pool.map(_score_rows, *zip(*tasks)):
                     records += rows
                     advance()
-    table = pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
-    write_parquet(table, out_dir / "items.parquet")
-    return table
+    return pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
 
 
 class _single_blas_thread:

@@ -1,13 +1,26 @@
-"""Rich progress bars for long stages, drawn on stderr, and the CPU time that long work reports."""
+"""Rich progress bars for long stages, drawn on stderr, the CPU time that long work reports, and
+untrusted text made safe to show (`plain`)."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+# C0 and C1 control characters (ESC starts terminal sequences) and Unicode's bidirectional formatting
+# characters (e.g. U+202E RIGHT-TO-LEFT OVERRIDE reverses how the rest of a line reads)
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(text: object) -> str:
+    """Untrusted text (a run name, a model's error message) as one line that shows what it says:
+    every control or bidirectional formatting character becomes U+FFFD, so none can move the cursor,
+    colour a terminal or reorder the text around it."""
+    return _UNSHOWABLE.sub("\ufffd", str(text))
 
 
 @contextlib.contextmanager
