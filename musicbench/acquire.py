@@ -537,10 +537,13 @@ def _process(job: _Job, root: Path, config: DownloadConfig, pacer: _Pacer, stop:
     run must stop (offline, rate-limited), the message saying why.
     """
     entry = job.entry
-    raw_path = resolve_in_root(root, raw_relpath(entry.video_id))
-    video_path = resolve_in_root(root, music_video_relpath(entry.video_id))  # from the id, never the manifest
-    parts_dir = resolve_in_root(root, MUSIC_PARTS_DIR)
     base_attempts = job.previous.attempts if job.previous else 0
+    try:
+        raw_path = resolve_in_root(root, raw_relpath(entry.video_id))
+        video_path = resolve_in_root(root, music_video_relpath(entry.video_id))  # from the id, never the manifest
+        parts_dir = resolve_in_root(root, MUSIC_PARTS_DIR)
+    except MusicbenchError as exc:  # e.g. a symlink loop where the video goes: this video fails, the others go on
+        return _row(job, "failed", reason=str(exc), attempts=base_attempts), ""
     attempts = 0
     if job.raw_state == "corrupt":
         raw_path.unlink()  # differs from the recorded checksum: fetch it again
@@ -664,7 +667,14 @@ def download_videos(
             if previous is not None and previous.status == "unavailable" and not config.retry_unavailable:
                 summary.skipped_unavailable += 1
                 continue
-            raw_state = _raw_state(resolve_in_root(root, raw_relpath(entry.video_id)), previous)
+            try:
+                raw_state = _raw_state(resolve_in_root(root, raw_relpath(entry.video_id)), previous)
+            except MusicbenchError as exc:  # e.g. music/raw/<id>.mp4 is a symlink loop: this video fails, the others go on
+                row = _row(_Job(entry, subsets, previous, "missing"), "failed", reason=str(exc),
+                           attempts=previous.attempts if previous else 0)
+                summary.rows[row.video_id] = report[row.video_id] = row
+                summary.counts[row.status] += 1
+                continue
             if raw_state != "verified":
                 if config.limit and to_fetch >= config.limit:
                     continue  # the limit counts videos still to fetch

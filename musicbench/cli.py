@@ -1,6 +1,10 @@
 """The `musicbench` command line: argument parsing only; every command calls a package function.
 
-Each command turns a MusicbenchError into one line on stderr and exit code 2.
+Each command turns a MusicbenchError into one line on stderr and exit code 2. Everything printed is
+text: the consoles read no Rich markup and no emoji codes, and every string that may carry untrusted
+text (a model's reason, a run, file or video name, a path, a problem found in a manifest, a copy or
+a run folder) goes through `musicbench.progress.plain`, so no control character (ESC) or
+bidirectional override reaches the terminal.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import typer
 from rich.console import Console
 
 from musicbench.errors import MusicbenchError
+from musicbench.progress import plain
 
 app = typer.Typer(
     help="musicbench: reproducible audio-visual music separation benchmark (MUSIC / Sound of Pixels).",
@@ -24,8 +29,8 @@ app = typer.Typer(
 manifest_app = typer.Typer(help="Inspect canonical manifests.", no_args_is_help=True)
 app.add_typer(manifest_app, name="manifest")
 
-console = Console(stderr=True)  # progress and notes
-report = Console(width=None if sys.stdout.isatty() else 160)  # result tables (stdout); wide in logs
+console = Console(stderr=True, markup=False, emoji=False)  # progress and notes
+report = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)  # result tables (stdout); wide in logs
 F = TypeVar("F", bound=Callable)
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")
@@ -41,7 +46,7 @@ def user_errors(func: F) -> F:
         except MusicbenchError as exc:
             # one line even where a message quotes a library's multi-line text
             message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-            print(f"error: {message}", file=sys.stderr)
+            print(f"error: {plain(message)}", file=sys.stderr)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -84,10 +89,10 @@ def process(
         manifest or default_manifest(loaded, data), data, ProcessConfig.from_params(loaded), out, jobs=jobs, progress=True
     )
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(summary.reasons.items()))
-    console.print(
+    console.print(plain(
         f"processed {summary.processed}, skipped {summary.skipped} (already done), rejected {summary.rejected}"
         + (f" ({reasons})" if reasons else "") + f"; index {summary.index_path}, rejects {summary.rejects_path}"
-    )
+    ))
 
 
 @app.command()
@@ -111,13 +116,13 @@ def validate(
     if not problems:
         benchmark = "; so do the mixture tables and the stems and boxes of their items" if DataRoot(data).has_definition() else ""
         urmp = "; so does the real-ensembles (URMP) track" if has_urmp else ""
-        console.print(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}{urmp}")
+        console.print(plain(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}{urmp}"))
         return
-    table = Table(title=f"{len(problems)} file(s) do not match {index_path}")
+    table = Table(title=plain(f"{len(problems)} file(s) do not match {index_path}"))
     for column in ("video_id", "path", "problem", "detail"):
         table.add_column(column)
     for problem in problems:
-        table.add_row(problem.video_id, problem.path, problem.problem, problem.detail)
+        table.add_row(plain(problem.video_id), plain(problem.path), plain(problem.problem), plain(problem.detail))
     console.print(table)
     console.print("rerun `musicbench process` to rebuild processed files, `musicbench synth` for stems and boxes, "
                   "then `musicbench mixtures`" + ("; `musicbench urmp process` for the real-ensembles track" if has_urmp else ""))
@@ -134,7 +139,7 @@ def manifest_build(
     from musicbench.music_lists import build_music_manifests
 
     for path in build_music_manifests(lists, out):
-        print(path)
+        print(plain(path))
 
 
 @manifest_app.command("build-solos")
@@ -147,7 +152,7 @@ def manifest_build_solos(
     """Convert the Solos lists into manifests/solos.csv: one trimmed clip per listed segment."""
     from musicbench.solos import build_solos_manifest
 
-    print(build_solos_manifest(lists, out))
+    print(plain(build_solos_manifest(lists, out)))
 
 
 @manifest_app.command("stats")
@@ -207,7 +212,7 @@ def acquire(params: Path = PARAMS_OPTION, quiet: bool = typer.Option(False, "--q
     from musicbench.acquire import acquire_music
     from musicbench.config import load_params
 
-    print(acquire_music(load_params(params), show_progress=not quiet))
+    print(plain(acquire_music(load_params(params), show_progress=not quiet)))
 
 
 urmp_app = typer.Typer(help="URMP (real ensembles with real stems) from your local copy.", no_args_is_help=True)
@@ -228,11 +233,11 @@ def urmp_import(
     result = import_urmp(copy, root or data_root(load_params(params)))
     if result.problems:
         for problem in result.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        console.print(f"{len(result.problems)} problem(s) in {copy}: no manifest written")
+            print(f"error: {plain(problem)}", file=sys.stderr)
+        console.print(plain(f"{len(result.problems)} problem(s) in {copy}: no manifest written"))
         raise typer.Exit(code=1)
     players = sum(len(piece.players) for piece in result.pieces)
-    print(f"{len(result.pieces)} pieces, {players} players: {result.manifest_path}")
+    print(plain(f"{len(result.pieces)} pieces, {players} players: {result.manifest_path}"))
 
 
 @urmp_app.command("process")
@@ -248,8 +253,8 @@ def urmp_process(
     loaded = load_params(params)
     result = process_urmp(loaded, root or data_root(loaded))
     for problem in result.problems:
-        print(f"error: {problem}", file=sys.stderr)
-    print(f"{len(result.pieces)} pieces, {len(result.items)} items, real-ensembles track {result.version}")
+        print(f"error: {plain(problem)}", file=sys.stderr)
+    print(plain(f"{len(result.pieces)} pieces, {len(result.items)} items, real-ensembles track {result.version}"))
     if result.problems:
         raise typer.Exit(code=1)
 
@@ -269,7 +274,7 @@ def splits_build(
     from musicbench.splits import make_splits
 
     loaded = load_params(params)
-    console.print(f"splits written to {make_splits(loaded, root or data_root(loaded))}")
+    console.print(plain(f"splits written to {make_splits(loaded, root or data_root(loaded))}"))
 
 
 @splits_app.command("published")
@@ -287,7 +292,7 @@ def splits_published(
     target = out or Path("manifests/splits") / f"published_{name}.csv"
     write_splits(rows, target)
     _print_leakage(name, find_leakage(rows))
-    console.print(f"{len(rows)} rows written to {target}")
+    console.print(plain(f"{len(rows)} rows written to {target}"))
 
 
 @splits_app.command("check")
@@ -309,13 +314,13 @@ def _print_leakage(name: str, leaks: dict[str, tuple[str, ...]]) -> None:
     from rich.table import Table
 
     if not leaks:
-        console.print(f"{name}: no video in two splits")
+        console.print(plain(f"{name}: no video in two splits"))
         return
-    table = Table(title=f"{name}: {len(leaks)} video(s) in more than one split")
+    table = Table(title=plain(f"{name}: {len(leaks)} video(s) in more than one split"))
     table.add_column("video_id")
     table.add_column("splits")
     for video_id, splits in leaks.items():
-        table.add_row(video_id, " + ".join(splits))
+        table.add_row(plain(video_id), plain(" + ".join(splits)))
     console.print(table)
 
 
@@ -335,8 +340,8 @@ def mixtures(
     loaded = load_params(params)
     data = DataRoot(root or data_root(loaded))
     summary = make_mixtures(loaded, data.root)
-    console.print(f"benchmark version {summary['benchmark_version']} (frames {summary['frames_fingerprint']}): "
-                  f"items {summary['items']}, duet items {summary['duet_items']}")
+    console.print(plain(f"benchmark version {summary['benchmark_version']} (frames {summary['frames_fingerprint']}): "
+                        f"items {summary['items']}, duet items {summary['duet_items']}"))
     if compare is None:
         return
     if compare.is_dir():
@@ -346,7 +351,7 @@ def mixtures(
     if len(problems):
         console.print(f"{problems['item_id'].nunique()} published item(s) differ here:")
         for row in problems.itertuples(index=False):
-            console.print(f"  {row.item_id}: clip {row.video_id} {row.problem}")
+            console.print(plain(f"  {row.item_id}: clip {row.video_id} {row.problem}"))
     else:
         console.print("the published definition is fully available here")
 
@@ -355,17 +360,17 @@ def _print_clip_comparison(clips, other: Path) -> None:
     from rich.table import Table
 
     counts = clips["verdict"].value_counts()
-    table = Table(title=f"clips of this benchmark against {other} ({len(clips)} clips)")
+    table = Table(title=plain(f"clips of this benchmark against {other} ({len(clips)} clips)"))
     for column in ("item", "source", "video", "max |Δ sample|", "frames PSNR (dB)", "verdict"):
         table.add_column(column, justify="right" if column in ("source", "max |Δ sample|", "frames PSNR (dB)") else "left")
     for row in clips[clips["verdict"] != "identical"].itertuples(index=False):
-        table.add_row(row.item_id, str(row.source_index), row.video_id,
+        table.add_row(plain(row.item_id), str(row.source_index), plain(row.video_id),
                       "n/a" if row.max_abs_diff is None or row.max_abs_diff != row.max_abs_diff else f"{row.max_abs_diff:.3g}",
                       "n/a" if row.frames_psnr_db is None or row.frames_psnr_db != row.frames_psnr_db else f"{row.frames_psnr_db:.1f}",
-                      row.verdict)
+                      plain(row.verdict))
     if table.row_count:
         report.print(table)
-    report.print(", ".join(f"{count} {verdict}" for verdict, count in counts.items()))
+    report.print(plain(", ".join(f"{count} {verdict}" for verdict, count in counts.items())))
 
 
 def _parse_options(pairs: list[str]) -> dict[str, str]:
@@ -439,8 +444,8 @@ def export(
     table = export_items(root or data_root(load_params(params)), out, split=split, limit=limit, protected=(runs,),
                          overwrite=overwrite)
     counts = table["track"].value_counts()
-    report.print(f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items in {out}/ "
-                 f"(see {out / 'README.txt'})")
+    report.print(plain(f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items in {out}/ "
+                       f"(see {out / 'README.txt'})"))
 
 
 @app.command()
@@ -485,6 +490,7 @@ def validate_model_command(
 ) -> None:
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
+    from rich.text import Text
 
     from musicbench.config import AudioConfig, data_root, load_params
     from musicbench.model_check import validate_model
@@ -493,12 +499,12 @@ def validate_model_command(
     checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
                                     _parse_options(option), timeout, load_timeout, confine=not no_confine,
                                     python=python)
-    table = Table(title=f"validate-model {model.name} on {source}")
+    table = Table(title=plain(f"validate-model {model.name} on {source}"))
     for column in ("check", "result", "detail"):
         table.add_column(column)
     colours = {"pass": "green", "warn": "yellow", "fail": "red"}
     for check in checks:
-        table.add_row(check.name, f"[{colours[check.status]}]{check.status}[/]", check.detail)
+        table.add_row(plain(check.name), Text(plain(check.status), style=colours.get(check.status, "")), plain(check.detail))
     report.print(table)
     failed = [c for c in checks if c.status == "fail"]
     if failed:
@@ -522,8 +528,8 @@ def train_nmf(
     loaded = load_params(params)
     stats = run_training(loaded, root or data_root(loaded), out, progress=not quiet)
     frames = sum(stats["train_frames"].values())
-    console.print(f"NMF: {len(stats['instruments'])} instrument dictionaries from {frames} STFT frames "
-                  f"in {stats['seconds']:.1f} s: {out}")
+    console.print(plain(f"NMF: {len(stats['instruments'])} instrument dictionaries from {frames} STFT frames "
+                        f"in {stats['seconds']:.1f} s: {out}"))
 
 
 @app.command("train-pixelplayer")
@@ -556,8 +562,8 @@ def train_pixelplayer(
     if int(os.environ.get("RANK", "0")) == 0:
         keys = ("profile", "device", "world_size", "steps", "train_seconds", "first_loss", "last_loss",
                 "best_val_nsdr", "best_step")
-        console.print("PixelPlayer: " + ", ".join(f"{k} {summary[k]:.4g}" if isinstance(summary.get(k), float)
-                                                  else f"{k} {summary.get(k)}" for k in keys) + f": {out}")
+        console.print(plain("PixelPlayer: " + ", ".join(f"{k} {summary[k]:.4g}" if isinstance(summary.get(k), float)
+                                                        else f"{k} {summary.get(k)}" for k in keys) + f": {out}"))
 
 
 @app.command()
@@ -580,10 +586,10 @@ def leaderboard(
     board = build_leaderboard(runs, out, root or data_root(loaded), demo_items=demo_items, baseline=baseline,
                               seed=statistics_seed(loaded))
     for warning in board["warnings"]:
-        console.print(f"warning: {warning}")
+        console.print(plain(f"warning: {warning}"))
     n_runs = sum(len(table["rows"]) for table in board["tables"])
-    console.print(f"{n_runs} run(s) in {len(board['tables'])} table(s): open {out / 'index.html'}; "
-                  f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics/, plots/")
+    console.print(plain(f"{n_runs} run(s) in {len(board['tables'])} table(s): open {out / 'index.html'}; "
+                        f"also {out / 'leaderboard.md'}, leaderboard.json, leaderboard.parquet, metrics/, plots/"))
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
@@ -595,20 +601,20 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
     tracks += [("real-ensembles track (URMP)", summary["urmp"])] if summary.get("urmp") else []
     for title, track in tracks:
-        table = Table(title=f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
-                            f"{track['n_scored']}/{track['n_items']} items scored")
+        table = Table(title=plain(f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
+                                  f"{track['n_scored']}/{track['n_items']} items scored"))
         for column in ("metric", "mean", "95% CI", "median", "n"):
             table.add_column(column, justify="right")
         for metric, values in track["metrics"].items():
             block = MetricBlock(**values)
-            table.add_row(metric, fmt_mean(block), ci_text(block.ci95).strip() or "n/a",
+            table.add_row(plain(metric), fmt_mean(block), ci_text(block.ci95).strip() or "n/a",
                           fmt(block.median), str(block.n))
         report.print(table)
         for reason, count in track["excluded_reasons"].items():
-            report.print(f"{title}: excluded {count}: {reason}")
+            report.print(plain(f"{title}: excluded {count}: {reason}"))
     if not summary.get("duets"):
         report.print("duet track: n/a (the model has no separate_at, or the benchmark has no duet items with stems)")
-    report.print(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)")
+    report.print(plain(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)"))
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

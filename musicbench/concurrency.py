@@ -1,4 +1,5 @@
-"""One writing stage at a time per data root, and worker processes that die with their parent.
+"""One writing stage at a time per data root, worker processes that die with their parent, and
+nothing left behind by a killed run.
 
 The writing stages (synth, acquire/download, process, splits, mixtures) hold the data root's lock
 (`hold_data_root`): an exclusive ``flock`` on ``<root>/.musicbench.lock`` (`DataRoot.lock_path`),
@@ -11,6 +12,12 @@ closes its copy of the lock file at once, so no worker or orphan can keep a root
 
 `worker_pool` is a ProcessPoolExecutor whose workers get SIGKILL when the process that started
 them dies (Linux ``prctl(PR_SET_PDEATHSIG)``), so killing a stage leaves no worker running.
+
+A killed run leaves no folder behind either: `remove_if_killed` hands a path to the process's
+janitor, a small process of its own (its own session, so ^C and a signal to the harness's group do
+not reach it) that waits on a pipe from the harness and, once the harness is gone however it died
+(SIGKILL included), removes every path still handed to it (`keep` takes one back).
+`exit_on_sigterm` turns SIGTERM into SystemExit, so that a terminated run cleans up as on ^C.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import os
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -164,3 +172,80 @@ def _die_with_parent(parent_pid: int) -> None:
 def worker_pool(max_workers: int) -> ProcessPoolExecutor:
     """A process pool whose workers die with the process that starts them (see the module docstring)."""
     return ProcessPoolExecutor(max_workers=max_workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+
+
+# Runs in the janitor (python -I -S): reads "tree PATH" / "empty PATH" / "keep PATH" lines from the harness
+# until end of file (the harness is gone), then removes what it still holds: a tree, or a folder only if empty.
+_JANITOR_CODE = """
+import os, shutil, signal, sys
+for name in ("SIGINT", "SIGHUP", "SIGTERM"):
+    signal.signal(getattr(signal, name), signal.SIG_IGN)
+held = {}
+for line in sys.stdin.buffer:
+    kind, _, path = line.rstrip(b"\\n").partition(b" ")
+    if kind == b"keep":
+        held.pop(path, None)
+    else:
+        held[path] = kind
+for path, kind in held.items():
+    try:
+        if kind == b"empty":
+            os.rmdir(path)
+        else:
+            shutil.rmtree(path)
+    except OSError:
+        pass
+"""
+
+
+class _Janitor:
+    """The janitor process of this process (see the module docstring), started on first use."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-I", "-S", "-c", _JANITOR_CODE], stdin=subprocess.PIPE,
+                                        stdout=subprocess.DEVNULL, start_new_session=True)
+
+    def tell(self, kind: str, path: str | os.PathLike) -> None:
+        self.process.stdin.write(kind.encode() + b" " + os.fsencode(os.path.abspath(path)) + b"\n")
+        self.process.stdin.flush()
+
+
+_janitors: dict[int, _Janitor] = {}  # pid -> this process's janitor (a forked child starts its own)
+
+
+def _janitor() -> _Janitor:
+    with _guard:
+        if os.getpid() not in _janitors:
+            _janitors.clear()
+            _janitors[os.getpid()] = _Janitor()
+        return _janitors[os.getpid()]
+
+
+def remove_if_killed(path: str | os.PathLike, empty_only: bool = False) -> None:
+    """Have `path` removed should this process die before it calls `keep(path)`: the whole tree, or
+    with `empty_only` the folder only if it is empty (what this process created and did not fill)."""
+    _janitor().tell("empty" if empty_only else "tree", path)
+
+
+def keep(path: str | os.PathLike) -> None:
+    """Take back a path handed to `remove_if_killed` (done with it, or it now holds a result)."""
+    if os.getpid() in _janitors:
+        _janitor().tell("keep", path)
+
+
+@contextlib.contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """While the block runs (in the main thread, where SIGTERM has its default action), SIGTERM raises
+    SystemExit(143), so ``finally`` blocks clean up as they do on ^C; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

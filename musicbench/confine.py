@@ -7,8 +7,12 @@ where the kernel allows user namespaces (detected at run time), :func:`confine`:
   every mount private, so nothing done here reaches the harness (a process that already runs threads,
   e.g. numpy's BLAS threads, first forks a single-threaded copy: the kernel refuses threads a user namespace);
 - hides each ``hidden`` path: an empty read-only tmpfs over a folder, an empty read-only file over a file;
-- makes every other mount read-only except ``scratch`` (bind-mounted on itself, writable) and a fresh
-  private ``/dev/shm``; device nodes such as ``/dev/null`` stay usable;
+  and each path's other names where its filesystem is mounted more than once (a bind mount of the
+  data root's disk elsewhere reaches the same files);
+- makes every other mount read-only except ``scratch`` and ``/dev/shm``, each a fresh private tmpfs
+  of at most ``scratch_bytes`` (so whatever the model writes stays in memory, within that cap, and
+  vanishes with it; the harness's scratch folder stays empty); device nodes such as ``/dev/null``
+  stay usable;
 - forks: the caller's process stays behind only to wait and exit with the model's status, while the model
   runs as pid 1 of the new pid namespace with a fresh ``/proc`` (it cannot see or signal any process
   outside) and is killed if that waiting process dies;
@@ -44,6 +48,7 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 KEPT_MOUNT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC  # statvfs's ST_* bits equal these MS_* bits
+SCRATCH_BYTES = 2 << 30  # default size of the model's scratch folder, and of its /dev/shm
 
 
 @dataclass(frozen=True)
@@ -84,11 +89,38 @@ def _enter_user_namespace(libc: ctypes.CDLL, flags: int) -> None:
             f.write(text)
 
 
-def _mount_points() -> list[str]:
-    """Mount points of this mount namespace, parents before children (octal escapes decoded)."""
+def _mounts() -> list[tuple[str, str, str]]:
+    """(device major:minor, root inside the filesystem, mount point) of each mount, in mount order."""
+    def decode(field: bytes) -> str:
+        return os.fsdecode(field.decode("unicode_escape").encode("latin-1"))
+
     with open("/proc/self/mountinfo", "rb") as f:
-        fields = [line.split()[4] for line in f]
-    return [os.fsdecode(field.decode("unicode_escape").encode("latin-1")) for field in fields]
+        return [(fields[2].decode(), decode(fields[3]), decode(fields[4])) for fields in (line.split() for line in f)]
+
+
+def _inside(path: str, folder: str) -> str | None:
+    """`path` relative to `folder` ("" for the folder itself), or None when it lies elsewhere."""
+    if path == folder:
+        return ""
+    prefix = folder.rstrip("/") + "/"
+    return path[len(prefix):] if path.startswith(prefix) else None
+
+
+def other_mount_names(path: str, mounts: list[tuple[str, str, str]]) -> list[str]:
+    """The other names of the real path `path` through every other mount of its filesystem (bind mounts)."""
+    holding = [m for m in mounts if _inside(path, m[2]) is not None]
+    if not holding:
+        return []
+    device, root, point = max(reversed(holding), key=lambda m: len(m[2]))  # the last, deepest mount holding it
+    in_filesystem = os.path.join(root, _inside(path, point)).rstrip("/") or "/"
+    names = []
+    for other_device, other_root, other_point in mounts:
+        rest = _inside(in_filesystem, other_root) if other_device == device else None
+        if rest is not None and other_point != point:
+            name = os.path.join(other_point, rest).rstrip("/") or "/"
+            if os.path.lexists(name) and os.path.realpath(name) == name:
+                names.append(name)
+    return names
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -112,7 +144,7 @@ def _make_read_only(libc: ctypes.CDLL, scratch: str) -> None:
     A mount point this process cannot reach (another user's FUSE mount, a folder it may not enter) is
     left alone: the model, with the same credentials, cannot reach it either.
     """
-    for point in _mount_points():
+    for _, _, point in _mounts():
         if _is_under(point, "/proc") or point == scratch:
             continue
         try:
@@ -144,19 +176,22 @@ def _continue_in_child() -> None:
     try:  # never return here: this process only waits, and must not run the caller's code or cleanup
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the model gets ^C itself and exits; we follow
         code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-        if code < 0:  # killed by a signal: die of the same one
-            signal.signal(-code, signal.SIG_DFL)
+        if code < 0:  # killed by a signal: die of the same one (SIGKILL's handler cannot be set, nor need be)
+            if -code not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(-code, signal.SIG_DFL)
             os.kill(os.getpid(), -code)
             code = 128 - code
     finally:
         os._exit(code)
 
 
-def _confine_linux(hidden: Sequence[Path], scratch: Path) -> Confinement:
+def _confine_linux(hidden: Sequence[Path], scratch: Path, scratch_bytes: int) -> Confinement:
     scratch_dir = os.path.realpath(scratch)
     if not os.path.isdir(scratch_dir):
         return Confinement(False, f"unconfined: scratch folder {scratch_dir} does not exist")
-    targets = sorted({os.path.realpath(p) for p in hidden if os.path.lexists(p)})
+    targets = {os.path.realpath(p) for p in hidden if os.path.lexists(p)}
+    mounts = _mounts()
+    targets = sorted(targets | {name for target in targets for name in other_mount_names(target, mounts)})
     if any(_is_under(scratch_dir, t) for t in targets):
         return Confinement(False, f"unconfined: scratch folder {scratch_dir} lies inside a hidden path")
     libc = _libc()
@@ -171,12 +206,13 @@ def _confine_linux(hidden: Sequence[Path], scratch: Path) -> Confinement:
         files = [t for t in targets if not os.path.isdir(t)]
         if files:
             _hide_files(libc, files, scratch_dir)
-        _mount(libc, scratch_dir, scratch_dir, None, MS_BIND)
+        writable = f"size={scratch_bytes},mode=1777"
+        _mount(libc, "tmpfs", scratch_dir, "tmpfs", MS_NOSUID | MS_NODEV, writable)
         _make_read_only(libc, scratch_dir)
         for folder in (t for t in targets if os.path.isdir(t)):
             _mount(libc, "tmpfs", folder, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
         if os.path.isdir("/dev/shm"):
-            _mount(libc, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+            _mount(libc, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, writable)
         _continue_in_child()  # as pid 1 of the new pid namespace
         _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         _enter_user_namespace(libc, CLONE_NEWNS)  # locks every mount above against unmount and remount
@@ -186,12 +222,14 @@ def _confine_linux(hidden: Sequence[Path], scratch: Path) -> Confinement:
     os.environ["TMPDIR"] = os.environ["HOME"] = scratch_dir
     return Confinement(
         True,
-        f"confined (Linux user, mount and pid namespaces): {len(targets)} paths hidden, writable only {scratch_dir}",
+        f"confined (Linux user, mount and pid namespaces): {len(targets)} paths hidden, writable only {scratch_dir} "
+        f"and /dev/shm ({scratch_bytes >> 20} MiB each, in memory)",
     )
 
 
-def confine(hidden: Sequence[Path], scratch: Path, enabled: bool = True) -> Confinement:
-    """Confine this process: hide ``hidden`` paths, leave only ``scratch`` writable (see the module docstring).
+def confine(hidden: Sequence[Path], scratch: Path, enabled: bool = True, scratch_bytes: int | None = None) -> Confinement:
+    """Confine this process: hide ``hidden`` paths, leave only ``scratch`` (and ``/dev/shm``, each a tmpfs of
+    `scratch_bytes`, default `SCRATCH_BYTES`) writable (see the module docstring).
 
     Call it first in the model's process, before the model file is imported. On success the caller goes on
     in a forked child (pid 1 of its own pid namespace) whose exit status the original process mirrors.
@@ -201,6 +239,6 @@ def confine(hidden: Sequence[Path], scratch: Path, enabled: bool = True) -> Conf
     if not sys.platform.startswith("linux"):
         return Confinement(False, f"unconfined: confinement needs Linux namespaces (this is {sys.platform})")
     try:
-        return _confine_linux(hidden, scratch)
+        return _confine_linux(hidden, scratch, SCRATCH_BYTES if scratch_bytes is None else int(scratch_bytes))
     except Exception as exc:  # never raise: an unexpected failure is reported, the run goes on unconfined
         return Confinement(False, f"unconfined: {type(exc).__name__}: {exc}")

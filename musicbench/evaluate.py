@@ -35,12 +35,10 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -51,9 +49,21 @@ import pandas as pd
 
 from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem, side_by_side_strips
+from musicbench.concurrency import exit_on_sigterm
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, read_parquet, sha256_file, write_parquet
+from musicbench.fsutil import (
+    NpyError,
+    atomic_path,
+    atomic_write_text,
+    ensure_writable_dir,
+    read_npy,
+    read_parquet,
+    read_regular_file,
+    sha256_file,
+    write_parquet,
+)
+from musicbench.hidden import check_other_names, hidden_paths, register_copy
 from musicbench.metrics import (
     ITEM_METRICS,
     METRIC_VERSION,
@@ -75,6 +85,7 @@ from musicbench.metrics import (
 )
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 from musicbench.progress import progress_bar
+from musicbench.run_folder import claim_run_folder, staged_folder
 from musicbench.stats import video_bootstrap_ci, videos_by_item
 from musicbench.stft import hann_window, istft, stft
 
@@ -84,6 +95,7 @@ ITEM_COLUMNS = (
 )
 ORACLES = ("ibm", "irm", "mixture")
 INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
+MAX_HEATMAP_BYTES = 64 << 20  # of one source's heatmap in a run folder or an estimate folder
 
 
 def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.ndarray | None, str]:
@@ -160,10 +172,12 @@ def run_inference(
     (seconds; the model process is killed after either). Returns the inference table: item_id,
     track, status (ok | failed), reason, seconds, localized.
 
-    The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or `out_dir`
-    alone when the model file lies in that parent) and the `hide` paths, and writes only to a scratch
-    folder (`musicbench.confine`); `confine=False` (``--no-confine``) runs it unconfined. model.json
-    records ``confined`` and ``confinement`` (what was done, or why not). `python` (``--python``) runs
+    The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or
+    `out_dir` alone when the model file lies in that parent), DVC's cache, the registered copies of
+    the references and the `hide` paths, nor any other name of a file in them
+    (`musicbench.hidden`), and writes only to its scratch space (`musicbench.confine`);
+    `confine=False` (``--no-confine``) runs it unconfined, else confinement that cannot be had stops
+    the run (MusicbenchError). model.json records ``confined`` and ``confinement``. `python` (``--python``) runs
     the model process under another interpreter that has numpy (e.g. the method's own environment);
     model.json's ``interpreter`` names the one used and its python, numpy and torch versions.
     """
@@ -173,9 +187,12 @@ def run_inference(
     records, info = [], {"uses_labels": False, "has_separate": True, "has_localize": False,
                          "has_separate_at": True, "n_parameters": None, "confined": None,
                          "confinement": "oracle: no model code runs"}
-    runner = None if oracle else ModelRunner(model_path, options, timeout, load_timeout,
-                                             hide_paths=_hidden_from_model(model_path, root, out_dir, hide),
-                                             confine=confine, python=python)
+    runner = None
+    if oracle is None:
+        hidden = hidden_paths(root, model_path=model_path, run_dir=out_dir, extra=hide)
+        if confine:
+            check_other_names(hidden)
+        runner = ModelRunner(model_path, options, timeout, load_timeout, hide_paths=hidden, confine=confine, python=python)
     try:
         if runner is not None:
             if runner.load_error:
@@ -231,27 +248,20 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
         estimates, reason = check_estimates(result.value, n_sources, n_samples) if result.ok else (None, result.reason)
     if estimates is None:
         return {**record, "status": "failed", "reason": reason, "seconds": seconds}
-    _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
+    heatmaps = None
     if oracle == "mixture" and item.track == "mixtures":  # the floor localizes with the centre prior
         height, width = item.frames.shape[2:4]
-        _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", np.repeat(centre_prior(height, width)[None], n_sources, axis=0))
-        record["localized"] = True
+        heatmaps = np.repeat(centre_prior(height, width)[None], n_sources, axis=0)
     if runner is not None and info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
-        heatmaps, _ = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)
-        if heatmaps is not None:
-            _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
-            record["localized"] = True
+        heatmaps, reason = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)
+        if heatmaps is None:  # a model that localizes is charged for an item it does not localize, as for separate
+            return {**record, "status": "failed", "reason": f"localize: {reason}", "seconds": seconds}
+    _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
+    if heatmaps is not None:
+        _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
+        record["localized"] = True
     return {**record, "status": "ok", "reason": "", "seconds": seconds}
-
-
-def _hidden_from_model(model_path: str | os.PathLike, root: str | os.PathLike, out_dir: Path,
-                       extra: tuple[str | os.PathLike, ...]) -> list[Path]:
-    """What the model process must not see: the data root's folders, the runs folder (or the run folder
-    alone when the model file lies in the runs folder) and `extra` (e.g. a score cache elsewhere)."""
-    model_dir, runs_dir = Path(model_path).resolve().parent, out_dir.resolve().parent
-    runs = out_dir.resolve() if runs_dir == model_dir or runs_dir in model_dir.parents else runs_dir
-    return [*DataRoot(root).layout_paths(), runs, *map(Path, extra)]
 
 
 def _cache_key(*parts: str) -> str:
@@ -294,6 +304,12 @@ class ScoreCache:
                 tmp.unlink()
         return cls(directory, key_path.read_bytes().strip())
 
+    @staticmethod
+    def renew_secret(directory: str | os.PathLike) -> None:
+        """Forget the cache's key, so that every entry signed so far is recomputed (a new key is made
+        by the next `open`): after a model ran unconfined, it may have read the key."""
+        (Path(directory) / SCORE_CACHE_SECRET_NAME).unlink(missing_ok=True)
+
     def _signature(self, key: str, value: Any) -> str:
         return hmac.new(self.secret, json.dumps([key, value], sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
@@ -333,25 +349,31 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
     return scores
 
 
-def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str) -> list[dict[str, Any]]:
-    """The items.parquet rows (one per source) of one item; uses and fills the score cache."""
+def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str,
+                localizes: bool = False) -> list[dict[str, Any]]:
+    """The items.parquet rows (one per source) of one item; uses and fills the score cache. In a run
+    that `localizes`, a mixture item without heatmaps is excluded like one without estimates."""
     base = {"item_id": item.item_id, "track": item.track, "split": item.split}
+    estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
+    heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
     if status is None or status["status"] != "ok":
         scores, state = {}, "excluded"
         reason = "no inference record" if status is None else status["reason"]
+    elif localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
+        scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
     else:
-        estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
-        heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
-        heat_hash = sha256_file(heatmaps_path) if heatmaps_path.is_file() else "-"
         code = metric_code_hash()
         floor = cache.get(_cache_key("floor", version, item.item_id, METRIC_VERSION, code),
                           lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
-        key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, sha256_file(estimates_path), heat_hash)
         try:
-            scores = cache.get(key, lambda: score_item(
-                item, np.load(estimates_path), np.load(heatmaps_path) if heatmaps_path.is_file() else None,
-                np.array(floor["sdr_mix"])))
+            estimates, heatmaps = _run_outputs(item, estimates_path, heatmaps_path)
+            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, estimates[0],
+                             "-" if heatmaps is None else heatmaps[0])
+            scores = cache.get(key, lambda: score_item(item, estimates[1], None if heatmaps is None else heatmaps[1],
+                                                       np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
+        except NpyError as exc:
+            scores, state, reason = {}, "excluded", str(exc)
         except MetricInputError as exc:
             scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
     seconds = None if status is None else float(status["seconds"])
@@ -362,6 +384,39 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
         row.update({name: values[k] for name, values in scores.items()})
         rows.append(row)
     return rows
+
+
+def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
+                 ) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray] | None]:
+    """(SHA-256, array) of a run folder's estimates of `item` and of its heatmaps (None without a
+    file), each file read once and checked (`read_regular_file`, `read_npy`, `check_estimates`,
+    `check_heatmaps`) before it is allocated or scored: run folders are untrusted. NpyError says why not."""
+    n_sources, n_samples = item.references.shape
+    data = read_regular_file(estimates_path, max_bytes=n_sources * n_samples * 8 + (1 << 16),
+                             name=f"estimates/{item.item_id}.npy")
+    estimates, reason = check_estimates(read_npy(data, max_bytes=len(data), kinds="f", ndim=2,
+                                                 name=f"estimates/{item.item_id}.npy"), n_sources, n_samples)
+    if estimates is None:
+        raise NpyError(f"estimates/{item.item_id}.npy: {reason}")
+    found = (hashlib.sha256(data).hexdigest(), estimates)
+    if not os.path.lexists(heatmaps_path):
+        return found, None
+    data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=f"heatmaps/{item.item_id}.npy")
+    heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3,
+                                               name=f"heatmaps/{item.item_id}.npy"), n_sources)
+    if heatmaps is None:
+        raise NpyError(f"heatmaps/{item.item_id}.npy: {reason}")
+    return found, (hashlib.sha256(data).hexdigest(), heatmaps)
+
+
+def _run_localizes(out_dir: Path) -> bool:
+    """Whether the run folder's model localizes: model.json says so, or any heatmaps file is there."""
+    try:
+        if json.loads((out_dir / "model.json").read_text()).get("has_localize") is True:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    return (out_dir / "heatmaps").is_dir() and any((out_dir / "heatmaps").iterdir())
 
 
 def score_run(
@@ -413,8 +468,9 @@ def score_items(
         items = [item for item in items if item.track in tracks]
     # a URMP item is defined by the real-ensembles track's version, not the MUSIC one: its cache entries carry both
     urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
-    tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version)
-             for item in items]
+    localizes = _run_localizes(out_dir)
+    tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version,
+              localizes) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items), show=show_progress) as advance:
         if jobs <= 1:
@@ -555,46 +611,13 @@ def run_name(model_path: str | os.PathLike | None, oracle: str | None) -> str:
     return f"oracle-{oracle}" if oracle else Path(model_path).stem
 
 
-def check_run_folder(out_dir: str | os.PathLike, overwrite: bool) -> Path:
-    """`out_dir` as an absolute path; raises MusicbenchError if it holds anything (an earlier run)
-    and `overwrite` is False, or if it is not a folder."""
-    out_dir = Path(os.path.abspath(out_dir))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise MusicbenchError(f"run folder {str(out_dir)!r} exists and is not a folder; choose another --out")
-    if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
-        raise MusicbenchError(f"run folder {str(out_dir)!r} already holds a run; pass --overwrite to replace it "
-                              "(the old run is kept until the new one is complete) or choose another --out")
-    return out_dir
-
-
-@contextmanager
-def staged_run_folder(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty temporary folder beside `out_dir`, ``.<name>.tmp-<pid>`` (the board skips
-    dot-folders); on success rename it onto `out_dir`, replacing what was there only then; on
-    failure delete it and leave `out_dir` as it was."""
-    ensure_writable_dir(out_dir.parent)
-    work_dir = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(work_dir, ignore_errors=True)  # left by a killed run that had this process id
-    work_dir.mkdir()
-    try:
-        yield work_dir
-    except BaseException:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise
-    old_dir = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-    if out_dir.exists():
-        os.rename(out_dir, old_dir)
-    os.rename(work_dir, out_dir)
-    shutil.rmtree(old_dir, ignore_errors=True)
-
-
 def evaluate(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     device: str = "auto", options: dict[str, Any] | None = None, timeout: float = 60.0, seed: int = 1234,
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
     load_timeout: float = LOAD_TIMEOUT, overwrite: bool = False, confine: bool = True,
-    python: str | os.PathLike | None = None,
+    python: str | os.PathLike | None = None, hide: tuple[str | os.PathLike, ...] = (),
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
@@ -602,18 +625,27 @@ def evaluate(
     (``--no-confine``; provenance says so); `python` runs it under another interpreter (``--python``,
     see `run_inference`; provenance's ``interpreter`` says which).
 
-    The run is written under a temporary folder beside `out_dir` (`staged_run_folder`) and renamed
-    onto it when complete. An existing run at `out_dir` is refused unless `overwrite`; with it, the
-    old run (estimates, heatmaps, everything) is replaced only once the new one is complete."""
+    `out_dir` is this run's alone while it runs, and may not lie inside or hold the data root
+    (`musicbench.run_folder.claim_run_folder`). The run is written under a temporary folder beside
+    it and swapped in when complete (`staged_folder`); a killed run leaves nothing behind. An
+    existing run at `out_dir` is refused unless `overwrite`; with it, the old run (estimates,
+    heatmaps, everything) is replaced only once the new one is complete, and a folder holding
+    anything but a run is never replaced. `hide`: more paths the model must not see. After an
+    unconfined model ran, the score cache's key is renewed (the model could have read it and signed
+    entries of its own). The run folder is registered as a copy of the references
+    (`musicbench.hidden.register_copy`), hidden from every later model."""
     start = time.perf_counter()
-    out_dir = check_run_folder(out_dir, overwrite)
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
-    with staged_run_folder(out_dir) as work_dir:
+    hide = (*hide, *(() if cache_dir is None else (cache_dir,)))
+    with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
+            staged_folder(out_dir) as work_dir:
         run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,
-                      oracle=oracle, load_timeout=load_timeout, confine=confine, python=python,
-                      hide=() if cache_dir is None else (cache_dir,))
+                      oracle=oracle, load_timeout=load_timeout, confine=confine, python=python, hide=hide)
+        if oracle is None and not confine:
+            ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)
+        register_copy(root, out_dir, "run")
         return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
                           boxes_file=boxes_file, provenance_of=lambda info: provenance(
                               root, model_path, name=name, split=split, seed=seed, device=device, options=options,

@@ -19,10 +19,11 @@ them gives the estimates it would give inside `musicbench evaluate`.
 `score_estimates` reads an estimate folder of that layout, ``EST_DIR/<item>/source<k>.wav``
 (source k of a mixture, or the sound at point k of a duet; float or PCM WAV/FLAC, mono, exactly
 11025 Hz and the item's length) and optional ``EST_DIR/<item>/heatmap<k>.npy`` (float ``(h, w)``,
-read with ``allow_pickle=False``), and writes a run folder exactly as `musicbench.evaluate.evaluate`
-does, through the same scoring (`musicbench.evaluate.finish_run`). Estimate files are untrusted:
-symlinks, special files and files over a size cap are refused, and any file that is not what the
-item needs fails that item with a one-line reason; the other items are scored.
+read by `musicbench.fsutil.read_npy`: no pickles, the header checked before anything is allocated),
+and writes a run folder exactly as `musicbench.evaluate.evaluate` does, through the same scoring
+(`musicbench.evaluate.finish_run`). Estimate files are untrusted: symlinks, special files and files
+over a size cap are refused, and any file that is not what the item needs fails that item with a
+one-line reason; the other items are scored.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,24 +40,25 @@ import numpy as np
 import pandas as pd
 
 from musicbench.benchmark import TRACKS, DataRoot, EvalItem
+from musicbench.concurrency import exit_on_sigterm
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import (
     INFERENCE_COLUMNS,
+    MAX_HEATMAP_BYTES,
     _save_npy,
     check_estimates,
     check_heatmaps,
-    check_run_folder,
     finish_run,
     provenance,
-    staged_run_folder,
 )
-from musicbench.fsutil import atomic_write_bytes, atomic_write_text, write_parquet
+from musicbench.fsutil import NpyError, atomic_write_bytes, atomic_write_text, read_npy, read_regular_file, write_parquet
+from musicbench.hidden import register_copy
+from musicbench.run_folder import check_apart, claim_run_folder, staged_folder
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
 RUNNER_NAME = "run_model.py"
 DUET_FRAMES_DIR = "frames"
 EXPORT_ITEM_COLUMNS = ("item_id", "track", "n_sources", "n_samples", "n_frames", "sample_rate", "fps")
-MAX_HEATMAP_BYTES = 64 << 20  # of one heatmap<k>.npy
 SCORED_FROM_FILES = "scored from files: inference ran outside the harness"
 
 
@@ -109,15 +110,6 @@ that item with a reason; the other items are scored. Then, where the benchmark d
 # ------------------------------------------------------------------------------------------ export
 
 
-def _check_apart(out_dir: Path, protected: list[Path]) -> None:
-    """Refuse an export folder inside, or holding, the data root or a runs folder."""
-    for path in protected:
-        path = Path(os.path.realpath(path))
-        if out_dir == path or path in out_dir.parents or out_dir in path.parents:
-            raise MusicbenchError(f"export folder {str(out_dir)!r} overlaps {str(path)!r} (the data root or a runs "
-                                  "folder); choose a folder outside both")
-
-
 def export_items(
     root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test", limit: int | None = None,
     protected: tuple[str | os.PathLike, ...] = (), overwrite: bool = False,
@@ -131,7 +123,7 @@ def export_items(
     """
     data = DataRoot(root)
     out_dir = Path(os.path.realpath(out_dir))
-    _check_apart(out_dir, [data.root, *map(Path, protected)])
+    check_apart(out_dir, [data.root, *protected], "export folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise MusicbenchError(f"export folder {str(out_dir)!r} exists and is not a folder; choose another")
     if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
@@ -139,7 +131,7 @@ def export_items(
     version = data.version()
     fps = data.read_index().set_index("video_id")["fps"]
     records, labels = [], []
-    with staged_run_folder(out_dir) as work_dir:
+    with staged_folder(out_dir) as work_dir:
         for track in TRACKS:
             data.verify_items(split, limit, track)
             for item, (item_id, frame_files) in zip(data.iter_items(split, limit, track), data.iter_frame_files(split, limit, track)):
@@ -197,21 +189,9 @@ class ItemEstimates:
 def _open_regular(path: Path, max_bytes: int) -> tuple[bytes | None, str]:
     """The bytes of `path` if it is a regular file (not a symlink) of at most `max_bytes`, else (None, why)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None, f"{path.name} is missing"
-    except OSError as exc:
-        return None, f"{path.name} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})"
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            return None, f"{path.name} is not a regular file"
-        if info.st_size > max_bytes:
-            return None, f"{path.name} has {info.st_size} bytes, over the {max_bytes} an estimate may have"
-        data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        return None, f"{path.name} grew past {max_bytes} bytes while being read"
-    return data, ""
+        return read_regular_file(path, max_bytes=max_bytes, name=path.name), ""
+    except NpyError as exc:
+        return None, str(exc)
 
 
 def _read_wav(data: bytes, name: str, sample_rate: int, n_samples: int) -> tuple[np.ndarray | None, str]:
@@ -233,15 +213,12 @@ def _read_wav(data: bytes, name: str, sample_rate: int, n_samples: int) -> tuple
 
 
 def _read_heatmap(data: bytes, name: str) -> tuple[np.ndarray | None, str]:
-    import io
-
+    """A heatmap ``(h, w)`` of numbers from the bytes of a ``heatmap<k>.npy`` (`read_npy`: its header is
+    checked against its length before anything is allocated), or (None, why)."""
     try:
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        return None, f"{name} is not a numpy .npy array without pickles ({' '.join(str(exc).split())[:120]})"
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf" or array.ndim != 2:
-        return None, f"{name} holds {getattr(array, 'dtype', '?')} {getattr(array, 'shape', '')}, not a float array (h, w)"
-    return array, ""
+        return read_npy(data, max_bytes=MAX_HEATMAP_BYTES, kinds="biuf", ndim=2, name=name), ""
+    except NpyError as exc:
+        return None, str(exc)
 
 
 def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
@@ -309,7 +286,6 @@ def score_estimates(
     est_dir = Path(os.path.realpath(est_dir))
     if not est_dir.is_dir():
         raise MusicbenchError(f"estimate folder {str(est_dir)!r} does not exist; give the folder holding <item>/source<k>.wav")
-    out_dir = check_run_folder(out_dir, overwrite)
     data = DataRoot(root)
     if not any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit)):
         raise MusicbenchError(f"estimate folder {str(est_dir)!r} holds no folder of a {split!r} mixture item "
@@ -317,7 +293,9 @@ def score_estimates(
     has_duets = any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit, "duets"))
     items = data.read_verified_items(split, limit, TRACKS if has_duets else ("mixtures",))
     records, files, localized = [], {}, False
-    with staged_run_folder(out_dir) as work_dir:
+    with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
+            staged_folder(out_dir) as work_dir:
+        register_copy(root, out_dir, "run")
         for item in items:
             found = read_item_estimates(est_dir, item)
             files.update(found.files)

@@ -1,10 +1,15 @@
-"""Filesystem helpers: atomic writes, Parquet tables and paths that never leave the data root."""
+"""Filesystem helpers: atomic writes, Parquet tables, paths that never leave the data root and
+untrusted ``.npy`` arrays read without trusting their header (`read_npy`)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
+import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -13,6 +18,7 @@ from typing import TYPE_CHECKING
 from musicbench.errors import MusicbenchError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
@@ -73,19 +79,51 @@ def ensure_writable_dir(directory: str | os.PathLike) -> Path:
     return directory
 
 
+class SymlinkLoopError(MusicbenchError):
+    """A path whose symlinks lead back to each other (ELOOP), named by `resolve_in_root`."""
+
+
+def _loop_error(relative: str | os.PathLike, root: str | os.PathLike) -> SymlinkLoopError:
+    return SymlinkLoopError(f"path {os.fspath(relative)!r} under {os.fspath(root)!r} is a symlink loop (its links lead "
+                            "back to each other); replace the link with the real file")
+
+
+def _is_loop(exc: BaseException) -> bool:
+    # Path.resolve raises RuntimeError("Symlink loop ...") up to Python 3.12, OSError ELOOP from os.stat
+    return isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+
+
 def resolve_in_root(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
     """Resolve `relative` under `root`, refusing any path that would leave `root`.
 
     Absolute paths, `..` components and symlinks pointing outside are all rejected with
-    a MusicbenchError, since manifest paths are untrusted input.
+    a MusicbenchError, since manifest paths are untrusted input; a symlink loop on the way is a
+    `SymlinkLoopError` (a MusicbenchError) naming the path, whatever Python's version.
     """
-    root_resolved = Path(root).resolve()
     rel = Path(relative)
     if rel.is_absolute() or any(part == ".." for part in rel.parts) or str(relative) == "":
         raise MusicbenchError(
             f"path {str(relative)!r} must be relative to the data root {str(root)!r} without '..'"
         )
-    candidate = (root_resolved / rel).resolve()
+    try:
+        root_resolved = Path(root).resolve()
+    except (RuntimeError, OSError) as exc:
+        if _is_loop(exc):
+            raise SymlinkLoopError(f"folder {os.fspath(root)!r} is a symlink loop (its links lead back to each other); "
+                                  "point it at a real folder") from None
+        raise MusicbenchError(f"folder {os.fspath(root)!r} cannot be resolved ({exc}); check that it exists") from None
+    try:
+        candidate = (root_resolved / rel).resolve()
+    except (RuntimeError, OSError) as exc:
+        if _is_loop(exc):
+            raise _loop_error(relative, root) from None
+        raise MusicbenchError(f"path {str(relative)!r} under {os.fspath(root)!r} cannot be resolved ({exc})") from None
+    try:
+        os.stat(candidate)  # Python 3.13 resolves a loop without raising: ELOOP shows here
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _loop_error(relative, root) from None
+        # missing (a file still to be written) or unreadable: the caller's own open says which
     if candidate != root_resolved and root_resolved not in candidate.parents:
         raise MusicbenchError(f"path {str(relative)!r} escapes the data root {str(root)!r}")
     return candidate
@@ -140,3 +178,132 @@ def read_parquet(path: str | os.PathLike, columns: Sequence[str], what: str, hin
     if missing:
         raise MusicbenchError(f"{what} {os.fspath(path)!r} lacks column(s) {', '.join(missing)}; {hint}")
     return frame
+
+
+# ------------------------------------------------------------------------------------------ .npy arrays
+
+_KIND_NAMES = {"b": "bool", "i": "integer", "u": "unsigned integer", "f": "float", "c": "complex"}
+
+
+class NpyError(MusicbenchError, ValueError):
+    """An untrusted ``.npy`` file or buffer that `read_npy` refuses: the message is one line naming it
+    and saying what is wrong (missing, a symlink, not a regular file, not .npy, Python objects, a
+    dtype or number of dimensions not asked for, a header that disagrees with the bytes after it,
+    more than the bytes allowed)."""
+
+
+def read_regular_file(path: str | os.PathLike, *, max_bytes: int, name: str | None = None) -> bytes:
+    """The bytes of an untrusted file, read once: opened with O_NOFOLLOW, it must be a regular file
+    (not a symlink, FIFO or device) of at most `max_bytes`; else `NpyError` naming it (`name`, default
+    the path) with the reason."""
+    label = name or os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NpyError(f"{label} is missing") from None
+    except OSError as exc:
+        raise NpyError(f"{label} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NpyError(f"{label} is not a regular file")
+        if info.st_size > max_bytes:
+            raise NpyError(f"{label} has {info.st_size} bytes, over the {max_bytes} allowed")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise NpyError(f"{label} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise NpyError(f"{label} grew past {max_bytes} bytes while being read")
+    return data
+
+
+def read_npy(
+    source: str | os.PathLike | bytes, *, max_bytes: int, kinds: str = "biuf", ndim: int | None = None,
+    name: str | None = None,
+) -> np.ndarray:
+    """The array of an untrusted ``.npy`` file (a path) or of its bytes, allocated only once its
+    header has been checked against what follows it; raises `NpyError` (a MusicbenchError and a
+    ValueError) with a one-line reason.
+
+    A path is opened with O_NOFOLLOW and must be a regular file (a symlink, a FIFO or a device is
+    refused). Only the header is parsed first (format 1.0 or 2.0): the dtype must be of one of
+    `kinds` (numpy kind letters; ``"biuf"``: bool, integer, unsigned, float; never Python objects,
+    so never a pickle), the shape must have `ndim` dimensions when given, and
+    ``prod(shape) * itemsize`` must equal the bytes that follow the header exactly and be at most
+    `max_bytes`. Only then are that many bytes read. Fortran-ordered arrays are returned as
+    `numpy.load` returns them. `name` names the source in reasons (default: the path, or
+    "the .npy data"). The array is writable.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        handle = io.BytesIO(data)
+        return _npy_array(handle, len(data), name or "the .npy data", max_bytes, kinds, ndim)
+    label = name or os.fspath(source)
+    try:
+        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NpyError(f"{label} is missing") from None
+    except OSError as exc:
+        why = "it is a symlink" if os.path.islink(source) else exc.strerror
+        raise NpyError(f"{label} cannot be opened ({why}); write a regular file") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NpyError(f"{label} is not a regular file; write the array with numpy.save")
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return _npy_array(handle, info.st_size, label, max_bytes, kinds, ndim)
+        except OSError as exc:  # an I/O error while reading
+            raise NpyError(f"{label} cannot be read ({exc.strerror or exc}); write it again") from None
+
+
+def _npy_array(handle, size: int, label: str, max_bytes: int, kinds: str, ndim: int | None) -> np.ndarray:
+    """`read_npy` on an open binary stream of `size` bytes, positioned at its start."""
+    import numpy as np
+
+    npy = np.lib.format
+    try:
+        version = npy.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran_order, dtype = npy.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = npy.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]}, not 1.0 or 2.0")
+    except (ValueError, TypeError, SyntaxError, RecursionError, OverflowError, EOFError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise NpyError(f"{label} is not a numpy .npy array ({reason}); write it with numpy.save") from None
+    if dtype.hasobject:
+        raise NpyError(f"{label} holds Python objects (a pickle), not numbers; save a numeric array with "
+                       "numpy.save(..., allow_pickle=False)")
+    if dtype.kind not in kinds or dtype.subdtype is not None or dtype.names is not None:
+        names = [_KIND_NAMES.get(kind, repr(kind)) for kind in kinds]
+        allowed = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        raise NpyError(f"{label} holds {dtype} values, not {allowed} numbers")
+    if any(n < 0 for n in shape):
+        raise NpyError(f"{label} has a header with an impossible shape {shape}")
+    if ndim is not None and len(shape) != ndim:
+        raise NpyError(f"{label} has shape {shape}: {len(shape)} dimension(s), not {ndim}")
+    expected = math.prod(shape) * dtype.itemsize
+    following = size - handle.tell()
+    if expected != following:
+        raise NpyError(f"{label} has a header that claims shape {shape} of {dtype} ({expected} bytes) but "
+                       f"{following} bytes follow it; the file is damaged or forged, write it again with numpy.save")
+    if expected > max_bytes:
+        raise NpyError(f"{label} holds shape {shape} of {dtype}: {expected} bytes, over the {max_bytes} allowed")
+    buffer = bytearray(expected)
+    view, got = memoryview(buffer), 0
+    while got < expected:
+        n = handle.readinto(view[got:])
+        if not n:
+            raise NpyError(f"{label} ended after {got} of its {expected} data bytes while being read; write it again")
+        got += n
+    count = math.prod(shape)
+    array = np.frombuffer(buffer, dtype=dtype, count=count) if count else np.empty(0, dtype=dtype)
+    if fortran_order:
+        return array.reshape(shape[::-1]).transpose()
+    return array.reshape(shape)

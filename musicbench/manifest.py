@@ -362,7 +362,8 @@ def read_manifests(
 
 
 def entry_path(root: str | os.PathLike, entry: ManifestEntry, column: str) -> Path:
-    """Absolute path of an entry's `column` (video_path, stems_path, boxes_path), kept inside `root`."""
+    """Absolute path of an entry's `column` (video_path, stems_path, boxes_path), kept inside `root`;
+    a MusicbenchError (one line) for an empty, escaping or symlink-looping path (`resolve_in_root`)."""
     value = getattr(entry, column)
     if not value:
         raise MusicbenchError(f"video {entry.video_id}: manifest has no {column}")

@@ -19,7 +19,8 @@ import numpy as np
 from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import check_estimates, check_heatmaps
+from musicbench.evaluate import ScoreCache, check_estimates, check_heatmaps
+from musicbench.hidden import hidden_paths
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 
 FRAME_SIZE = 112  # pixels, the side of the generated items' frames
@@ -92,7 +93,9 @@ def validate_model(
         raise MusicbenchError(f"model file {str(path)!r} does not exist")
     items, source = check_items(root, audio)
     checks: list[Check] = []
-    hidden = [] if root is None else DataRoot(root).layout_paths()  # the model sees nothing of the benchmark
+    hidden = [] if root is None else hidden_paths(root, model_path=path)  # the model sees nothing of the benchmark
+    if root is not None and not confine:  # an unconfined model could read the score cache's key: renew it
+        ScoreCache.renew_secret(DataRoot(root).score_cache_dir)
     with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout, load_timeout, hide_paths=hidden,
                      confine=confine, python=python) as runner:
         if runner.load_error:

@@ -3,20 +3,23 @@
 The model file defines ``load_model(**options)`` returning an object with
 ``separate(mixture, frames, sample_rate)`` and optionally ``localize(...)`` and
 ``separate_at(mixture, frames, points)`` (see the README's model API). `ModelRunner` starts
-``python path/to/musicbench/model_child.py``, which confines itself and, with ``--python``, goes on
-under another interpreter that has numpy (exec, after confinement), and talks to it over a socket
-that carries JSON and raw array bytes only, never pickles (the protocol is in
-`musicbench.model_child`'s docstring): whatever the
-model returns, nothing of it runs in the harness. Every call either returns a float32 or float64
-array or a one-line reason: the model raised, returned something else, exceeded the per-call
-timeout (the process is killed and restarted for the next call), or the process died (crash,
-``sys.exit``, out of memory). The harness never crashes because of a model.
+``python -I path/to/musicbench/model_child.py`` with a minimal environment (`model_environment`),
+which dies with the harness, confines itself and, with ``--python``, goes on under another
+interpreter that has numpy (exec, after confinement), and talks to it over a socket that carries
+JSON and raw array bytes only, never pickles (the protocol is in `musicbench.model_child`'s
+docstring): whatever the model returns, nothing of it runs in the harness. Confinement that cannot
+be had is a load error, unless the runner was asked to run unconfined. Every call either returns a
+float32 or float64 array or a one-line reason: the model raised, returned something else, exceeded
+the per-call timeout (the process is killed and restarted for the next call), sent an answer the
+harness refuses (restarted too), or the process died (crash, ``sys.exit``, killed, out of memory).
+The harness never crashes because of a model.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,16 +33,25 @@ from typing import Any
 
 import numpy as np
 
+from musicbench.concurrency import keep, remove_if_killed
+from musicbench.confine import SCRATCH_BYTES
 from musicbench.errors import MusicbenchError
+from musicbench.model_child import RESULT_DTYPES, array_from_frame, recv_message, send_message
 from musicbench.model_child import __file__ as MODEL_CHILD_FILE
-from musicbench.model_child import array_from_frame, recv_message, send_message
 
 LOAD_TIMEOUT = 300.0  # default seconds to import the file and call load_model (--load-timeout)
-RESULT_DTYPES = ("<f4", "<f8")  # float32, float64: what a model may return
 MAX_HEADER_BYTES = 1 << 20  # of the child's JSON answer
 MAX_ARRAY_BYTES = 1 << 28  # of the child's result array
+MAX_PARAMETERS = 1 << 53  # a parameter count at or above this is not believed (nor exact in JSON)
 INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at")
 RUNTIME_KEYS = ("executable", "python", "numpy", "torch")
+# What the model process inherits of the harness's environment: locale, search path and the choice of
+# devices and threads; never tokens, credentials or anything else (HOME and TMPDIR: its scratch folder).
+MODEL_ENVIRONMENT = re.compile(r"PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|LD_LIBRARY_PATH|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|"
+                               r"HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|OMP_NUM_THREADS|MKL_NUM_THREADS|"
+                               r"OPENBLAS_NUM_THREADS|NUMEXPR_NUM_THREADS")
+NOT_CONFINED = ("the model process could not be confined ({detail}); evaluating it unconfined would let it read the "
+                "references: fix the cause, or pass --no-confine to run it unconfined on purpose")
 
 
 @dataclass
@@ -60,13 +72,34 @@ def _one_line(text: Any) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
+def model_environment(scratch: str) -> dict[str, str]:
+    """The model process's environment: the harness's variables that `MODEL_ENVIRONMENT` names, with
+    HOME and TMPDIR set to its scratch folder."""
+    kept = {name: value for name, value in os.environ.items() if MODEL_ENVIRONMENT.fullmatch(name)}
+    return {**kept, "HOME": scratch, "TMPDIR": scratch}
+
+
+def describe_exit(code: int | None) -> str:
+    """How the model process ended, from its exit status (negative: the signal that killed it)."""
+    if code is None:
+        return "it did not exit"
+    signum = -code if code < 0 else code - 128 if 128 < code < 160 else None
+    if signum is None:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    return f"killed by {name}" + (" (out of memory?)" if signum == signal.SIGKILL else "")
+
+
 def _checked_info(info: Any) -> dict[str, Any]:
     """The model's description from the child, with exactly the expected keys and types."""
     if not isinstance(info, dict) or any(type(info.get(flag)) is not bool for flag in INFO_FLAGS):
         raise ValueError("the model description is malformed")
     n_parameters = info.get("n_parameters")
-    if n_parameters is not None and type(n_parameters) is not int:
-        raise ValueError("the model's parameter count is not an integer")
+    if n_parameters is not None and (type(n_parameters) is not int or not 0 <= n_parameters < MAX_PARAMETERS):
+        raise ValueError(f"the model's parameter count is not an integer from 0 to 2**53 ({str(n_parameters)[:30]})")
     return {**{flag: info[flag] for flag in INFO_FLAGS}, "n_parameters": n_parameters}
 
 
@@ -100,19 +133,19 @@ def python_interpreter(python: str | os.PathLike | None) -> str:
     return os.path.abspath(found)
 
 
-def _result_array(method: str, frames: list) -> np.ndarray:
-    """The one array of a call's answer, float32 or float64; ValueError with the reason otherwise."""
-    if len(frames) != 1:
-        raise ValueError(f"{method} answered with {len(frames)} arrays instead of one")
-    entry, payload = frames[0]
-    dtype = entry.get("dtype") if isinstance(entry, dict) else None
-    if dtype not in RESULT_DTYPES:
-        try:
-            name = np.dtype(dtype).name if isinstance(dtype, str) and len(dtype) < 8 else repr(dtype)
-        except Exception:  # not a dtype numpy knows
-            name = repr(dtype)
-        raise ValueError(f"{method} returned {name} values: return floats (float32 or float64)")
-    return array_from_frame(entry, payload, RESULT_DTYPES).copy()
+def scratch_folder(hidden: Sequence[str | os.PathLike]) -> str:
+    """A new empty folder for the model's scratch space, under the first of the temporary folder,
+    /var/tmp and the home folder that lies outside every `hidden` path (a hidden path is covered
+    in the model's view, and its scratch folder with it); MusicbenchError if none does."""
+    hidden_real = [os.path.realpath(path) for path in hidden]
+    candidates = [tempfile.gettempdir(), "/var/tmp", os.path.expanduser("~")]
+    for base in candidates:
+        real = os.path.realpath(base)
+        if os.path.isdir(real) and os.access(real, os.W_OK) and not any(
+                real == h or real.startswith(h.rstrip("/") + "/") for h in hidden_real):
+            return tempfile.mkdtemp(prefix="musicbench-model-", dir=real)
+    raise MusicbenchError(f"no folder for the model's scratch space outside what it must not see (tried "
+                          f"{', '.join(candidates)}); set TMPDIR to a writable folder outside the data root and the runs folder")
 
 
 class ModelRunner:
@@ -121,16 +154,17 @@ class ModelRunner:
     Use as a context manager. `info` describes the model (see `musicbench.model_child.describe_model`)
     and how its process was confined (``confined``, ``confinement``: `musicbench.confine`); if loading
     failed, `load_error` holds the reason and every call fails with it. The model process sees nothing
-    of `hide_paths` and may write only to `scratch_dir` (default: a private temporary folder, removed by
-    `close`); `confine=False` runs it unconfined (``--no-confine``, recorded as such). `python` runs it
-    under another interpreter (`python_interpreter`; it needs numpy only); `info`'s ``interpreter`` says
-    which, with its python, numpy and torch versions.
+    of `hide_paths` and may write only to its scratch space: confined, a tmpfs of `scratch_bytes`
+    (and as much /dev/shm) over a new empty folder outside `hide_paths` (`scratch_folder`, removed by
+    `close`, or by the janitor if the harness is killed); `confine=False` runs it unconfined
+    (``--no-confine``, recorded as such), else confinement that cannot be had is a load error.
+    `python` runs it under another interpreter (`python_interpreter`; it needs numpy only); `info`'s
+    ``interpreter`` says which, with its python, numpy and torch versions.
     """
 
     def __init__(self, path: str | os.PathLike, options: dict[str, Any] | None = None, timeout: float = 60.0,
                  load_timeout: float = LOAD_TIMEOUT, hide_paths: Sequence[str | os.PathLike] = (),
-                 scratch_dir: str | os.PathLike | None = None, confine: bool = True,
-                 python: str | os.PathLike | None = None):
+                 confine: bool = True, python: str | os.PathLike | None = None, scratch_bytes: int = SCRATCH_BYTES):
         self.path, self.options = os.fspath(path), dict(options or {})
         self.python = python_interpreter(python)
         self.timeout, self.load_timeout = float(timeout), float(load_timeout)
@@ -139,13 +173,16 @@ class ModelRunner:
         except (TypeError, ValueError) as exc:
             raise MusicbenchError(f"model options must be strings or numbers: {exc}") from None
         self.path = os.path.abspath(self.path)  # the model process starts in its scratch folder
-        self.own_scratch = None if scratch_dir is not None else tempfile.mkdtemp(prefix="musicbench-model-")
-        scratch = os.fspath(scratch_dir) if scratch_dir is not None else self.own_scratch
+        self.confine = confine
+        self.scratch = scratch_folder(hide_paths)
+        remove_if_killed(self.scratch)
         self.arguments = [arg for hidden in hide_paths for arg in ("--hide", os.path.abspath(hidden))]
-        self.arguments += ["--scratch", scratch, "--cwd", os.getcwd()] + ([] if confine else ["--no-confine"])
+        self.arguments += ["--scratch", self.scratch, "--scratch-bytes", str(int(scratch_bytes)), "--cwd", os.getcwd()]
+        self.arguments += [] if confine else ["--no-confine"]
         self.arguments += [] if self.python == sys.executable else ["--python", self.python]
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
+        self._request_id = 0
         self.info: dict[str, Any] = {}
         self.load_error = ""
         self._start()
@@ -154,8 +191,10 @@ class ModelRunner:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with child:
             self._process = subprocess.Popen(
-                [sys.executable, MODEL_CHILD_FILE, "--fd", str(child.fileno()), *self.arguments],
-                stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True)
+                [sys.executable, "-I", MODEL_CHILD_FILE, "--fd", str(child.fileno()), "--parent-pid", str(os.getpid()),
+                 *self.arguments],
+                stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True, cwd=self.scratch,
+                env=model_environment(self.scratch))
         self._sock = parent
         deadline = time.monotonic() + self.load_timeout
         late = f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)"
@@ -165,6 +204,8 @@ class ModelRunner:
                 confinement = _checked_confinement(value)
             except ValueError as exc:
                 status, value = "error", f"the model process sent a malformed answer: {exc}"
+        if status == "ok" and self.confine and not confinement["confined"]:
+            status, value = "error", NOT_CONFINED.format(detail=confinement["confinement"])
         if status == "ok":
             status, value = self._exchange(None, None, deadline, late, "starting the interpreter")
             if status == "error" and self.python != sys.executable and "died" in value:
@@ -187,20 +228,28 @@ class ModelRunner:
         self._stop()
 
     def _exchange(self, request: dict[str, Any] | None, arrays: dict[str, np.ndarray] | None, deadline: float,
-                  late: str, what: str) -> tuple[str, Any]:
-        """Send a request (None: nothing), receive the answer: ("ok", header with its "frames") or
-        ("error", one-line reason)."""
+                  late: str, what: str, max_arrays: int = 0) -> tuple[str, Any]:
+        """Send a request (None: nothing), receive the answer, which must repeat the request's id and
+        carry at most `max_arrays` float arrays: ("ok", header with its "frames") or ("error", one-line
+        reason). Any answer refused here stops the process (restarted by the next call)."""
+        request_id = None
+        if request is not None:
+            self._request_id += 1
+            request_id = request["id"] = self._request_id
         try:
             if request is not None:
                 send_message(self._sock, request, arrays, deadline)
-            header, frames = recv_message(self._sock, MAX_HEADER_BYTES, MAX_ARRAY_BYTES, deadline)
+            header, frames = recv_message(self._sock, MAX_HEADER_BYTES, MAX_ARRAY_BYTES, deadline,
+                                          dtypes=RESULT_DTYPES, max_arrays=max_arrays)
+            if header.get("id") != request_id:
+                raise ValueError(f"an answer to request {str(header.get('id'))[:20]}, not to request {request_id}")
         except TimeoutError:
             self._stop()
             return "error", f"timeout: {late}"
         except (EOFError, ConnectionError, OSError):
             code = self._wait_exit()
             self._stop()
-            return "error", f"the model process died while {what} (exit code {code})"
+            return "error", f"the model process died while {what} ({describe_exit(code)})"
         except (ValueError, RecursionError) as exc:  # a malformed frame or JSON header
             self._stop()
             return "error", f"the model process sent a malformed answer while {what}: {_one_line(str(exc))}"
@@ -239,14 +288,15 @@ class ModelRunner:
         start = time.perf_counter()
         status, value = self._exchange({"call": method, "kwargs": plain}, arrays, time.monotonic() + self.timeout,
                                        f"running {method} took longer than {self.timeout:g} s (--timeout)",
-                                       f"running {method}")
+                                       f"running {method}", max_arrays=1)
         seconds = time.perf_counter() - start
         if status != "ok":
             return CallResult(False, reason=value, seconds=seconds)
-        try:
-            return CallResult(True, _result_array(method, value["frames"]), seconds=seconds)
-        except ValueError as exc:
-            return CallResult(False, reason=_one_line(str(exc)), seconds=seconds)
+        if len(value["frames"]) != 1:
+            self._stop()
+            return CallResult(False, reason=f"the model process answered {method} with no array", seconds=seconds)
+        entry, payload = value["frames"][0]
+        return CallResult(True, array_from_frame(entry, payload), seconds=seconds)
 
     def close(self) -> None:
         """Ask the subprocess to stop, then make sure it has."""
@@ -258,9 +308,10 @@ class ModelRunner:
             if self._process is not None:
                 self._wait_exit()
         self._stop()
-        if self.own_scratch is not None:
-            shutil.rmtree(self.own_scratch, ignore_errors=True)
-            self.own_scratch = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            keep(self.scratch)
+            self.scratch = None
 
     def __enter__(self) -> "ModelRunner":
         return self

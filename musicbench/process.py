@@ -78,7 +78,15 @@ from musicbench.benchmark import (
 from musicbench.concurrency import hold_data_root, worker_pool
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, jobs_option, knob
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
+from musicbench.fsutil import (
+    SymlinkLoopError,
+    atomic_path,
+    atomic_write_text,
+    ensure_writable_dir,
+    resolve_in_root,
+    sha256_file,
+    write_parquet,
+)
 from musicbench.manifest import BadRow, ManifestEntry, entry_path, scan_manifests
 from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
 from musicbench.progress import progress_bar
@@ -88,7 +96,7 @@ PROCESS_FORMAT_VERSION = 1
 
 REJECT_REASONS: dict[str, str] = {
     "bad_row": "the manifest row is malformed: not UTF-8, a short or long row, a NUL byte, a bad or repeated field",
-    "bad_path": "the manifest's video_path is empty or leaves the data root",
+    "bad_path": "the manifest's video_path is empty, leaves the data root or is a symlink loop",
     "missing_video": "the video file does not exist",
     "unreadable": "ffmpeg cannot open the file (not a media file, or a corrupt container)",
     "no_audio": "the file has no audio stream",
@@ -363,6 +371,9 @@ def _process_video(entry: ManifestEntry, root: Path, out_dir: Path, config: Proc
     try:
         try:
             video = entry_path(root, entry, "video_path")
+        except SymlinkLoopError:  # the detail names no folder: same bytes wherever the root is
+            raise _Rejected("bad_path", f"{entry.video_path!r} is a symlink loop (its links lead back to each other); "
+                                        "replace the link with the video file") from None
         except MusicbenchError as exc:
             raise _Rejected("bad_path", str(exc)) from None
         if not video.is_file():

@@ -29,24 +29,28 @@ def progress_bar(
 ) -> Iterator[Callable[..., None]]:
     """Show a progress bar on stderr; yield `advance(n=1, status=None)` to call as items complete.
 
+    `description` and every `status` are shown as text (`plain`; never read as Rich markup).
+
     With `with_status`, a text column after the count shows the latest `status` string passed to
     `advance` (e.g. counts per outcome). With ``show=False`` nothing is drawn and `advance` does
     nothing (quiet runs, non-main ranks)."""
     if not show:
         yield lambda n=1, status=None: None
         return
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+    # the description may name a model file: shown as text (no Rich markup, no control characters)
+    columns = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn()]
     if with_status:
-        columns.append(TextColumn("{task.fields[status]}"))
+        columns.append(TextColumn("{task.fields[status]}", markup=False))
     progress = Progress(
-        *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+        *columns, TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True, markup=False, emoji=False),
+        transient=False,
     )
     with progress:
-        task = progress.add_task(description, total=total, status="")
+        task = progress.add_task(plain(description), total=total, status="")
 
         def advance(n: int = 1, status: str | None = None) -> None:
             if status is not None:
-                progress.update(task, status=status)
+                progress.update(task, status=plain(status))
             progress.advance(task, n)
 
         yield advance

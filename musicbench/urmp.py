@@ -13,12 +13,13 @@ per piece its id (``urmp_<NN>_<Piece>``), players in order with their URMP code 
 (`musicbench.instruments.canonical_instrument`), the video, the mixture and every stem (paths
 relative to the copy, with the audio's SHA-256), sample rate and length. Problems (a missing stem,
 video or mixture, stems of other lengths or rates, an unknown instrument code, a path that leaves
-the copy through a symlink) are collected over the whole copy, one line each, and nothing is
+the copy through a symlink, a symlink loop) are collected over the whole copy, one line each, and nothing is
 written while there is any. The copy is only read.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -46,7 +47,15 @@ from musicbench.benchmark import (
 from musicbench.concurrency import holds_data_root, worker_pool
 from musicbench.config import config_from_params, knob
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir, resolve_in_root, sha256_file, write_parquet
+from musicbench.fsutil import (
+    SymlinkLoopError,
+    atomic_path,
+    atomic_write_text,
+    ensure_writable_dir,
+    resolve_in_root,
+    sha256_file,
+    write_parquet,
+)
 from musicbench.instruments import URMP_CODES, canonical_instrument
 from musicbench.process import ProcessConfig, extract_frames, ffmpeg_version
 from musicbench.progress import progress_bar
@@ -126,6 +135,10 @@ def _piece(copy: Path, folder: Path) -> tuple[UrmpPiece | None, list[str]]:
     def existing(relative: str, what: str) -> Path | None:
         try:
             path = resolve_in_root(copy, relative)
+        except SymlinkLoopError:
+            problems.append(f"{relative}: {what} is a symlink loop (its links lead back to each other); "
+                            "replace the link with the real file from the URMP archive")
+            return None
         except MusicbenchError:
             problems.append(f"{relative}: {what} leaves the URMP copy {str(copy)!r} (a symlink?); "
                             "put the real file inside the copy")
@@ -167,6 +180,14 @@ def _piece(copy: Path, folder: Path) -> tuple[UrmpPiece | None, list[str]]:
                      mixture.relative_to(root).as_posix(), sha256_file(mixture), rate, n_samples), []
 
 
+def _is_symlink_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def scan_urmp(copy: str | os.PathLike) -> UrmpImport:
     """Check every piece folder of a URMP copy (folders beginning with two digits); never raises
     for a bad piece: its problems are listed and the other pieces are still checked."""
@@ -175,8 +196,13 @@ def scan_urmp(copy: str | os.PathLike) -> UrmpImport:
         raise MusicbenchError(f"URMP copy {str(copy)!r} is not a folder; pass the folder that holds "
                               "01_Jupiter_vn_vc/ and the other pieces")
     result = UrmpImport(copy)
-    folders = sorted(p for p in copy.iterdir() if p.is_dir() and re.match(r"[0-9]{2}_", p.name))
-    if not folders:
+    named = sorted(p for p in copy.iterdir() if re.match(r"[0-9]{2}_", p.name))
+    for path in named:
+        if path.is_symlink() and _is_symlink_loop(path):
+            result.problems.append(f"{path.name}: the piece folder is a symlink loop (its links lead back to each other); "
+                                   "replace the link with the piece's folder from the URMP archive")
+    folders = [p for p in named if p.is_dir()]
+    if not folders and not result.problems:
         result.problems.append(f"{copy}: no piece folders (NN_Piece_codes/); is this the unpacked URMP archive?")
     numbers: dict[str, str] = {}
     for folder in folders:
@@ -243,7 +269,10 @@ def read_urmp_manifest(data_root: str | os.PathLike) -> tuple[Path, list[UrmpPie
         raise MusicbenchError(f"URMP manifest {str(path)!r} is malformed ({exc}); {hint}") from None
     for piece in pieces:
         for relative in (piece.video_path, piece.mixture_path, *(p.stem_path for p in piece.players)):
-            resolve_in_root(copy, relative)
+            try:
+                resolve_in_root(copy, relative)
+            except SymlinkLoopError:
+                pass  # the copy, not the manifest, is damaged: processing lists that piece and goes on
     return copy, pieces
 
 

@@ -185,6 +185,29 @@ def test_download_success_unavailable_and_rerun(host, clips, tmp_path):
     assert read_availability(root / "music" / "availability.parquet")[GONE].attempts == 2
 
 
+def test_symlink_loops_where_videos_go_fail_those_videos_and_the_rest_download(host, clips, tmp_path):
+    """Path.resolve raised RuntimeError("Symlink loop"): a traceback, the other videos never fetched."""
+    root = tmp_path / "data"
+    (root / "music" / "raw").mkdir(parents=True)
+    (root / "music" / "videos").mkdir(parents=True)
+    (root / "music" / "raw" / f"{DASH}.mp4").symlink_to("other.mp4")  # a -> b -> a
+    (root / "music" / "raw" / "other.mp4").symlink_to(f"{DASH}.mp4")
+    (root / "music" / "videos" / f"{FLAKY}.mp4").symlink_to(f"{FLAKY}.mp4")  # a link to itself
+    summary = download_videos([entry(GOOD), entry(DASH), entry(FLAKY)], root, config(host), show_progress=False)
+    assert dict(summary.counts) == {"downloaded": 1, "failed": 2}
+    rows = read_availability(root / "music" / "availability.parquet")
+    assert rows[GOOD].status == "downloaded" and (root / "music" / "videos" / f"{GOOD}.mp4").read_bytes() == clips["a"]
+    for video_id, where in ((DASH, "raw"), (FLAKY, "videos")):
+        assert rows[video_id].status == "failed" and host.requests[video_id] == 0
+        assert rows[video_id].reason == (f"path 'music/{where}/{video_id}.mp4' under {str(root.resolve())!r} is a symlink "
+                                         "loop (its links lead back to each other); replace the link with the real file")
+    # the links removed, the next run fetches both
+    for link in (f"raw/{DASH}.mp4", "raw/other.mp4", f"videos/{FLAKY}.mp4"):
+        (root / "music" / link).unlink()
+    summary = download_videos([entry(GOOD), entry(DASH), entry(FLAKY)], root, config(host), show_progress=False)
+    assert dict(summary.counts) == {"downloaded": 3}
+
+
 def test_corrupted_raw_file_is_fetched_again(host, clips, tmp_path):
     root = tmp_path / "data"
     download_videos([entry(GOOD)], root, config(host), show_progress=False)

@@ -132,7 +132,7 @@ def test_a_hostile_model_cannot_read_or_change_the_benchmark_or_other_runs(bench
     assert report["write_scratch"][0] and report["tmpdir_home"] == [True, [scratch, scratch, scratch]]
     assert report["model_files"] == [True, [1.0, 2.0]]
     assert report["numpy"] == [True, 6.0]
-    assert snapshot(bench["root"]) == {**before, "scratch/state.bin": b"hostile"}
+    assert snapshot(bench["root"]) == before  # the scratch folder was a tmpfs: what the model wrote died with it
     assert not (REPO / "hostile.txt").exists() and not Path("/tmp/musicbench-hostile.txt").exists()
 
 

@@ -19,23 +19,25 @@ from tests.conftest import REPO_ROOT, run_cli
 
 EXAMPLE_MODEL = REPO_ROOT / "baselines" / "motion_energy.py"
 
-# A model whose behaviour on the n-th call is FAILURES[n % len]; the call count lives in a file,
-# so it survives the restarts of the model process after a hang or a crash.
+# A model whose behaviour on the n-th item is MODES[n]: it tells the items apart by their mixtures
+# (`order`), since nothing it writes survives the restarts of its process after a hang or a crash.
+# Two items of the small benchmark share a mixture (the 3rd and the 6th): they come in one process,
+# before anything restarts it, and are told apart by how often that mixture came.
 FLAKY_MODEL = textwrap.dedent('''
     import os, sys, time
-    from pathlib import Path
     import numpy as np
 
-    MODES = ["ok", "raise", "hang", "exit", "sysexit", "nan", "shape", "silent", "ok"]
+    MODES = ["ok", "shape", "raise", "silent", "sysexit", "nan", "hang", "exit", "ok"]
 
     class Flaky:
-        def __init__(self, counter):
-            self.counter = Path(os.environ.get("TMPDIR", "/tmp")) / counter
+        def __init__(self, order):
+            self.order, self.seen = order.split(","), []
 
         def separate(self, mixture, frames, sample_rate):
-            n = int(self.counter.read_text()) if self.counter.exists() else 0
-            self.counter.write_text(str(n + 1))
-            mode = MODES[n % len(MODES)]
+            key = f"{float(mixture.sum()):.6f}"
+            positions = [n for n, other in enumerate(self.order) if other == key]
+            mode = MODES[positions[self.seen.count(key)]]
+            self.seen.append(key)
             estimates = np.stack([mixture / len(frames)] * len(frames)).astype(np.float32)
             if mode == "raise":
                 raise RuntimeError("the model broke")
@@ -53,11 +55,11 @@ FLAKY_MODEL = textwrap.dedent('''
                 estimates[1] = 0.0
             return estimates
 
-    def load_model(counter, device="cpu"):
-        return Flaky(counter)
+    def load_model(order, device="cpu"):
+        return Flaky(order)
 ''')
-EXPECTED_REASONS = ["", "RuntimeError: the model broke", "timeout", "died", "SystemExit: bye", "NaN or inf",
-                    "shape (2, 65534)", "silent", ""]
+EXPECTED_REASONS = ["", "shape (2, 65534)", "RuntimeError: the model broke", "silent", "SystemExit: bye", "NaN or inf",
+                    "timeout", "died", ""]
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +125,8 @@ def test_every_model_failure_is_recorded_and_the_run_goes_on(bench_root, tmp_pat
     model = tmp_path / "flaky.py"
     model.write_text(FLAKY_MODEL)
     out = tmp_path / "run"
-    # the counter lives in the model's scratch folder (its TMPDIR, kept across restarts): the one
-    # place a confined model may write
-    summary = evaluate(model, root, out, device="cpu", options={"counter": "calls"}, timeout=3.0,
+    order = ",".join(f"{float(item.mixture.sum()):.6f}" for item in DataRoot(root).iter_items("test", len(EXPECTED_REASONS)))
+    summary = evaluate(model, root, out, device="cpu", options={"order": order}, timeout=3.0,
                        limit=len(EXPECTED_REASONS))
     inference = pd.read_parquet(out / "inference.parquet")
     assert list(inference["status"]) == ["ok" if not r else "failed" for r in EXPECTED_REASONS]
@@ -298,7 +299,26 @@ def test_a_rerun_into_an_existing_run_is_refused_and_overwrite_replaces_it_whole
     assert [p.name for p in out.parent.iterdir()] == ["mine"]  # no temporary folder left
 
 
-def test_a_killed_or_failed_run_keeps_the_old_run_and_the_board_skips_the_half_run(bench_root, tmp_path):
+def _processes_naming(text: str) -> list[str]:
+    """Command lines of the running processes whose arguments mention `text`."""
+    import os
+
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in command and int(pid) != os.getpid():
+            found.append(command)
+    return found
+
+
+@pytest.mark.parametrize("signum", ["SIGKILL", "SIGTERM"])
+def test_a_killed_or_failed_run_keeps_the_old_run_and_leaves_nothing_behind(bench_root, tmp_path, signum):
+    """Killing evaluate while the model hung left 3 model processes per run (reparented to PID 1), a
+    scratch folder and a half-written run folder."""
     import os
     import signal
     import subprocess
@@ -313,19 +333,29 @@ def test_a_killed_or_failed_run_keeps_the_old_run_and_the_board_skips_the_half_r
     before = _tree(runs / "mine")
     model = tmp_path / "hangs.py"
     model.write_text(HANGS_AFTER_ONE_MODEL)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     process = subprocess.Popen(
         [sys.executable, "-m", "musicbench", "evaluate", str(model), "--root", str(root), "--out", str(runs / "mine"),
          "--device", "cpu", "--overwrite", "--timeout", "600"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env={**os.environ, "TMPDIR": str(scratch)})
     try:
         deadline = time.monotonic() + 300
         while not list(runs.glob(".mine.tmp-*/estimates/*.npy")):
             assert process.poll() is None and time.monotonic() < deadline, "the hanging run never wrote an estimate"
             time.sleep(0.5)
+        assert _processes_naming(str(runs)), "no model process is running"
+        assert [p.name for p in runs.glob(".mine.tmp-*")] == [f".mine.tmp-{process.pid}"]  # the half-run
+        assert [p.name for p in scratch.iterdir()][0].startswith("musicbench-model-")  # the model's scratch folder
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the harness and its model process
-        process.wait()
-    assert [p.name for p in runs.glob(".mine.tmp-*")] == [f".mine.tmp-{process.pid}"]  # the half-run
+        process.send_signal(getattr(signal, signum))  # the harness alone: its model process must follow it
+        code = process.wait(timeout=60)
+    assert code == (-9 if signum == "SIGKILL" else 143)
+    deadline = time.monotonic() + 20
+    while (_processes_naming(str(runs)) or list(runs.glob(".*")) or list(scratch.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_naming(str(runs)) == []
+    assert sorted(p.name for p in runs.iterdir()) == ["mine"] and list(scratch.iterdir()) == []
     assert _tree(runs / "mine") == before
     found, warnings = find_runs(runs)
     assert [run.folder for run in found] == ["mine"] and found[0].oracle == "mixture" and warnings == []
@@ -335,4 +365,4 @@ def test_a_killed_or_failed_run_keeps_the_old_run_and_the_board_skips_the_half_r
     with pytest.raises(MusicbenchError, match="loading failed"):
         evaluate(broken, root, runs / "mine", device="cpu", limit=3, overwrite=True)
     assert _tree(runs / "mine") == before
-    assert sorted(p.name for p in runs.iterdir()) == [f".mine.tmp-{process.pid}", "mine"]  # its own folder removed
+    assert sorted(p.name for p in runs.iterdir()) == ["mine"]  # its own folder removed

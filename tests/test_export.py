@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import io
 import json
 import os
 import platform
@@ -59,9 +60,10 @@ def isolated_python(base: Path, packages: dict[str, str]) -> Path:
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], check=True,
                           capture_output=True, text=True).stdout.strip()
     (Path(site) / "linked.pth").write_text(f"{linked}\n")
-    # code that an environment runs at startup, before any model file: it says what it can see of MB_PROBE
-    (Path(site) / "probe.pth").write_text('import os, sys; os.environ.get("MB_PROBE") and sys.stderr.write('
-                                          '"probe sees %r\\n" % sorted(os.listdir(os.environ["MB_PROBE"])))\n')
+    # code that an environment runs at startup, before any model file: it says what it can see of the folder
+    # named in <venv>/probe_target (a file, not the environment: the model process gets a minimal one)
+    (Path(site) / "probe.pth").write_text('import os, sys; t = os.path.join(sys.prefix, "probe_target"); os.path.exists(t) '
+                                          'and sys.stderr.write("probe sees %r\\n" % sorted(os.listdir(open(t).read())))\n')
     return python
 
 
@@ -164,10 +166,13 @@ def test_the_same_number_in_and_out_of_the_harness(exported, numpy_only_python, 
     wrapped.write_text(WRAPPED_MODEL.format(model=str(EXAMPLE_MODEL)))
     monkeypatch.chdir(tmp_path)  # the model process has the harness's working directory on its path, as with -m
     monkeypatch.delenv("PYTHONPATH", raising=False)
-    monkeypatch.setenv("MB_PROBE", str(root / "mixtures"))
-    other = evaluate(wrapped, root, runs / "other-python", device="cpu", limit=LIMIT, name="other-python",
-                     python=numpy_only_python)
-    monkeypatch.delenv("MB_PROBE")
+    probe_target = numpy_only_python.parent.parent / "probe_target"
+    probe_target.write_text(str(root / "mixtures"))
+    try:
+        other = evaluate(wrapped, root, runs / "other-python", device="cpu", limit=LIMIT, name="other-python",
+                         python=numpy_only_python)
+    finally:
+        probe_target.unlink()
     # the other environment's own startup code ran confined: the benchmark's folders are empty to it
     probes = [line for line in capfd.readouterr().err.splitlines() if line.startswith("probe sees")]
     assert probes and set(probes) == {"probe sees []"}, probes
@@ -248,7 +253,7 @@ def test_bad_estimate_files_fail_their_item_with_a_reason(exported, tmp_path):
     items = pd.read_parquet(tmp_path / "runs" / "bad" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
     assert items.loc[ids[0], "status"] == "ok"  # 16-bit PCM, scored
     assert "source1.wav has 65534 samples, not the item's 65535" in items.loc[ids[1], "reason"]
-    assert "heatmap0.npy is not a numpy .npy array without pickles" in items.loc[ids[2], "reason"]
+    assert "heatmap0.npy holds Python objects (a pickle)" in items.loc[ids[2], "reason"]
     _write(est / ids[2] / "source0.wav", nan)
     (est / ids[2] / "heatmap0.npy").unlink()
     score_estimates(est, root, tmp_path / "runs" / "bad", name="bad", limit=LIMIT, overwrite=True)
@@ -261,6 +266,35 @@ def test_bad_estimate_files_fail_their_item_with_a_reason(exported, tmp_path):
     result = run_cli("score", tmp_path / "runs", "--name", "wrong", "--root", root, "--split", "val", cwd=REPO_ROOT)
     assert result.returncode == 2 and "holds no folder of a 'val' mixture item" in result.stderr
     assert not (REPO_ROOT / "runs" / "wrong").exists()
+
+
+def lying_npy(path: Path, shape: tuple[int, ...] = (10**7, 10**7)) -> None:
+    """A 192-byte .npy file whose header claims `shape` of float64 (800 TB for the default)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    path.unlink(missing_ok=True)
+    path.write_bytes(header.getvalue().ljust(192, b"\0"))
+
+
+def test_a_heatmap_whose_header_lies_fails_its_item_only(exported, tmp_path):
+    """np.load believed a heatmap's header and tried to allocate 728 TiB: MemoryError ended `musicbench score`."""
+    root, _, estimates = exported
+    est = tmp_path / "est"
+    shutil.copytree(estimates, est)
+    ids = DataRoot(root).item_ids("test", LIMIT)
+    assert (est / ids[1] / "heatmap0.npy").is_file()  # the example model localizes
+    lying_npy(est / ids[1] / "heatmap0.npy")
+    assert (est / ids[1] / "heatmap0.npy").stat().st_size == 192
+    result = run_cli("score", est, "--name", "liar", "--root", root, "--limit", LIMIT, "--out", tmp_path / "runs" / "liar",
+                     "--params", REPO_ROOT / "params.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    items = pd.read_parquet(tmp_path / "runs" / "liar" / "items.parquet").drop_duplicates("item_id").set_index("item_id")
+    assert items.loc[ids[1], "status"] == "excluded"
+    assert items.loc[ids[1], "reason"] == (
+        f"{ids[1]}/heatmap0.npy has a header that claims shape (10000000, 10000000) of float64 (800000000000000 bytes) "
+        "but 64 bytes follow it; the file is damaged or forged, write it again with numpy.save")
+    assert (items.drop(index=ids[1])["status"] == "ok").all() and len(items) > LIMIT  # every other item, duets too
+    assert "heatmap0.npy has a header that claims shape" in result.stdout  # the excluded reason, printed
 
 
 LABELLED_MODEL = textwrap.dedent('''

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from typer.testing import CliRunner
 
 from musicbench.cli import app
 from musicbench.errors import MusicbenchError
-from musicbench.manifest import MANIFEST_COLUMNS, ManifestEntry, manifest_to_csv, read_manifest, scan_manifest
+from musicbench.fsutil import SymlinkLoopError
+from musicbench.manifest import MANIFEST_COLUMNS, ManifestEntry, entry_path, manifest_to_csv, read_manifest, scan_manifest
 
 HEADER = ",".join(MANIFEST_COLUMNS) + "\n"
 GOOD = [
@@ -97,3 +100,22 @@ def test_cli_reports_a_latin1_manifest_in_one_line(tmp_path):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and f"{path}:3" in lines[0] and "instruments" in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_a_symlink_loop_in_a_manifests_data_is_one_line_and_the_other_rows_resolve(tmp_path):
+    """Path.resolve raised RuntimeError("Symlink loop from ...") (Python 3.11), not a MusicbenchError."""
+    videos = tmp_path / "music" / "videos"
+    videos.mkdir(parents=True)
+    (videos / "AAAAAAAAAAA.mp4").write_bytes(b"video")
+    os.symlink("-BBBBBBBBBB.mp4", videos / "-BBBBBBBBBB.mp4")  # a link to itself
+    (tmp_path / "manifest.csv").write_text(manifest_to_csv(GOOD))
+    entries = read_manifest(tmp_path / "manifest.csv")
+    assert entry_path(tmp_path, entries[0], "video_path") == (videos / "AAAAAAAAAAA.mp4").resolve()
+    with pytest.raises(SymlinkLoopError) as caught:
+        entry_path(tmp_path, entries[1], "video_path")
+    assert str(caught.value) == (f"path 'music/videos/-BBBBBBBBBB.mp4' under {str(tmp_path)!r} is a symlink loop (its "
+                                 "links lead back to each other); replace the link with the real file")
+    assert isinstance(caught.value, MusicbenchError)
+    os.symlink("loop", tmp_path / "music" / "loop")  # a loop on the way to the file
+    with pytest.raises(SymlinkLoopError, match="^path 'music/loop/x.mp4' under .* is a symlink loop"):
+        entry_path(tmp_path, replace(GOOD[0], video_path="music/loop/x.mp4"), "video_path")

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate
 from tests.conftest import run_cli
@@ -49,9 +51,19 @@ FORGING_MODEL = textwrap.dedent('''
             self.mode = mode
 
         def separate(self, mixture, frames, sample_rate):
+            if self.mode == "malformed" and abs(float(mixture.sum()) - FORGE_ON) > 1e-3:
+                return [mixture / len(frames)] * len(frames)
             sock = socket.socket(fileno=int(sys.argv[sys.argv.index("--fd") + 1]))
             if self.mode == "huge":
                 sock.sendall(struct.pack(">Q", 1 << 60))
+            elif self.mode == "many":  # 16 arrays of 256 MiB announced: nothing of them may be buffered
+                entry = {"name": "result", "dtype": "<f4", "shape": [1 << 26]}
+                header = json.dumps({"status": "ok", "arrays": [entry] * 16}).encode()
+                sock.sendall(struct.pack(">Q", len(header)) + header)
+            elif self.mode == "malformed":  # "ok" with an array whose bytes disagree with its shape, on one item only
+                header = json.dumps({"status": "ok", "arrays": [{"name": "result", "dtype": "<f4", "shape": [2, 10]}]})
+                for frame in (header.encode(), bytes(12)):
+                    sock.sendall(struct.pack(">Q", len(frame)) + frame)
             else:
                 body = pickle.dumps(Gadget())
                 header = json.dumps({"status": "ok", "arrays": [{"name": "result", "dtype": "|O", "shape": []}]})
@@ -111,13 +123,24 @@ def test_forged_answers_on_the_protocol_socket_are_refused(bench_root, tmp_path)
     root, _, _ = bench_root
     model = tmp_path / "forging.py"
     marker = tmp_path / "marker"
-    model.write_text(f"MARKER = {str(marker)!r}\n" + FORGING_MODEL)
-    for mode, reason in (("object", "separate returned object values: return floats"), ("huge", "over the limit")):
+    first = next(DataRoot(root).iter_items("test", 1))
+    model.write_text(f"MARKER = {str(marker)!r}\nFORGE_ON = {float(first.mixture.sum())!r}\n" + FORGING_MODEL)
+    for mode, reason in (("object", "an array of dtype '|O', not one of <f4, <f8"), ("huge", "over the limit"),
+                         ("many", "16 arrays in one message, over the limit of 1")):
         out = tmp_path / mode
         evaluate(model, root, out, device="cpu", options={"mode": mode}, timeout=20, limit=1)
         inference = _inference(out)
         assert (inference["status"] == "failed").all() and reason in inference["reason"].iloc[0], inference["reason"]
     assert not marker.exists()
+
+    # a malformed "ok" answer on the first item: the process is restarted at once, so the next items neither
+    # wait out the --timeout behind the model (still asleep in the first call) nor receive a stale answer
+    start = time.monotonic()
+    evaluate(model, root, tmp_path / "malformed", device="cpu", options={"mode": "malformed"}, timeout=20, limit=3)
+    inference = _inference(tmp_path / "malformed")
+    assert list(inference["status"]) == ["failed", "ok", "ok"], inference["reason"]
+    assert "a frame of 12 bytes where its header announced 80" in inference["reason"].iloc[0]
+    assert time.monotonic() - start < 20
 
 
 def test_integer_estimates_are_refused_and_float64_scores_like_float32(bench_root, tmp_path):

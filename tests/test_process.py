@@ -382,3 +382,32 @@ def test_hostile_manifest_rows_are_rejects_and_the_rest_is_processed(tmp_path, v
         assert "\0" not in detail and "\n" not in detail and str(tmp_path) not in detail
     assert "out of range" in rejects.loc["syn_cello_04", "detail"]
     assert validate_index(summary.index_path, tmp_path) == []
+
+
+def test_symlink_loops_in_a_manifests_data_are_rejects_and_the_rest_is_processed(tmp_path, videos):
+    """Path.resolve raised RuntimeError("Symlink loop") in a worker: a traceback, and every good row lost."""
+    import pandas as pd
+
+    entries = [_entry("syn_violin_00", "good0"), _entry("syn_violin_01", "good1"), _entry("syn_cello_00", "loop_a"),
+               ManifestEntry("syn_cello_01", "solo", ("cello",), "MUSIC-Synth", "synth", video_path="videos/ring/x.mp4")]
+    manifest = _make_root(tmp_path, videos, entries)
+    os.symlink("loop_b.mp4", tmp_path / "videos" / "loop_a.mp4")  # a -> b -> a
+    os.symlink("loop_a.mp4", tmp_path / "videos" / "loop_b.mp4")
+    os.symlink("ring", tmp_path / "videos" / "ring")  # a folder that is a link to itself
+    summary = process_manifest(manifest, tmp_path, CONFIG)
+    assert (summary.processed, summary.rejected) == (2, 2)
+    assert sorted(read_index(summary.index_path)["video_id"]) == ["syn_violin_00", "syn_violin_01"]
+    rejects = pd.read_parquet(summary.rejects_path).set_index("video_id")
+    assert rejects["reason"].to_dict() == {"syn_cello_00": "bad_path", "syn_cello_01": "bad_path"}
+    assert rejects.loc["syn_cello_00", "detail"] == ("'videos/loop_a.mp4' is a symlink loop (its links lead back to each "
+                                                    "other); replace the link with the video file")
+    assert rejects.loc["syn_cello_01", "detail"].startswith("'videos/ring/x.mp4' is a symlink loop")
+
+    # a processed file replaced by a loop afterwards: validate names it, and the other files are checked
+    audio = tmp_path / "processed" / "audio" / "syn_violin_01.flac"
+    audio.unlink()
+    os.symlink("syn_violin_01.flac", audio)
+    problems = validate_index(summary.index_path, tmp_path)
+    assert [(p.video_id, p.path, p.problem) for p in problems] == [
+        ("syn_violin_01", "processed/audio/syn_violin_01.flac", "missing")]
+    assert "is a symlink loop" in problems[0].detail and "\n" not in problems[0].detail

@@ -287,6 +287,49 @@ def test_processing_lists_a_changed_stem_and_goes_on(urmp_copy, tmp_path):
     assert list(pd.read_parquet(DataRoot(root).urmp_items_path)["piece_id"].unique()) == ["urmp_02_Pavane"]
 
 
+def test_symlink_loops_in_a_copy_are_problems_and_the_other_pieces_go_on(urmp_copy, tmp_path):
+    """Path.resolve raised RuntimeError("Symlink loop"): a traceback from `urmp import` and `urmp process`."""
+    copy = tmp_path / "URMP"
+    shutil.copytree(urmp_copy, copy)
+    jupiter = copy / "01_Jupiter_vn_vc"
+    stem = jupiter / "AuSep_2_vc_01_Jupiter.wav"
+    stem.rename(tmp_path / "kept.wav")
+    stem.symlink_to("AuSep_2_vc_01_Jupiter.wav")                              # a link to itself
+    (copy / "03_Bolero_vn_vc").symlink_to("04_Bolero_vn_vc")                  # a -> b -> a
+    (copy / "04_Bolero_vn_vc").symlink_to("03_Bolero_vn_vc")
+    data = tmp_path / "data"
+    result = run_cli("urmp", "import", copy, "--root", data)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: 03_Bolero_vn_vc: the piece folder is a symlink loop (its links lead back to each other); "
+        "replace the link with the piece's folder from the URMP archive",
+        "error: 04_Bolero_vn_vc: the piece folder is a symlink loop (its links lead back to each other); "
+        "replace the link with the piece's folder from the URMP archive",
+        "error: 01_Jupiter_vn_vc/AuSep_2_vc_01_Jupiter.wav: stem of player 2 (vc) is a symlink loop (its links lead "
+        "back to each other); replace the link with the real file from the URMP archive"]
+    scan = import_urmp(copy, data)
+    assert [piece.piece_id for piece in scan.pieces] == ["urmp_02_Pavane"]  # the good piece is kept
+    assert not (data / "urmp").exists()
+
+    # imported, then a stem becomes a loop: that piece is listed, the other processed
+    stem.unlink()
+    (tmp_path / "kept.wav").rename(stem)
+    for link in ("03_Bolero_vn_vc", "04_Bolero_vn_vc"):
+        (copy / link).unlink()
+    assert not import_urmp(copy, data).problems
+    stem.rename(tmp_path / "kept.wav")
+    stem.symlink_to("AuSep_2_vc_01_Jupiter.wav")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(urmp_params()))
+    result = run_cli("urmp", "process", "--root", data, "--params", params)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [f"error: urmp_01_Jupiter: path '01_Jupiter_vn_vc/AuSep_2_vc_01_Jupiter.wav' under {str(copy)!r} "
+                      "is a symlink loop (its links lead back to each other); replace the link with the real file"]
+    assert list(pd.read_parquet(DataRoot(data).urmp_items_path)["piece_id"].unique()) == ["urmp_02_Pavane"]
+
+
 # A model with `separate` only: it checks the crops it is given (one per source, each a strip) and
 # weights each source by its crop's own picture, so another crop would give other estimates.
 CROPS_MODEL = textwrap.dedent('''

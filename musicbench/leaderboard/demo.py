@@ -17,7 +17,8 @@ import numpy as np
 
 from musicbench.benchmark import TRACKS, DataRoot, EvalItem
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_path, atomic_write_text
+from musicbench.evaluate import MAX_HEATMAP_BYTES
+from musicbench.fsutil import NpyError, atomic_path, atomic_write_text, read_npy
 from musicbench.leaderboard.board import Board, Row
 from musicbench.leaderboard.pages import render_demo
 from musicbench.leaderboard.runs import Run
@@ -90,22 +91,25 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 def load_outputs(run: Run, item: EvalItem) -> tuple[np.ndarray, np.ndarray | None] | None:
     """A run's estimates ``(n_sources, n_samples)`` of `item` and its heatmaps ``(n_sources, h, w)``
-    (None when missing or unusable); None when the estimates are missing or unusable."""
-    try:
-        estimates = np.load(run.path / "estimates" / f"{item.item_id}.npy", allow_pickle=False)
-    except (OSError, ValueError):
-        return None
+    (None when missing or unusable); None when the estimates are missing or unusable.
+
+    Run folders are untrusted: both files are read by `read_npy` (regular files only, the header
+    checked against the file's length and a size cap before anything is allocated)."""
     n_sources, n_samples = item.references.shape
+    try:
+        estimates = read_npy(run.path / "estimates" / f"{item.item_id}.npy", max_bytes=n_sources * n_samples * 8, ndim=2)
+    except NpyError:
+        return None
     if estimates.shape != (n_sources, n_samples) or not np.all(np.isfinite(estimates)):
         return None
     heat_path = run.path / "heatmaps" / f"{item.item_id}.npy"
-    if not heat_path.is_file():
+    if not os.path.lexists(heat_path):
         return estimates, None
     try:
-        heatmaps = np.load(heat_path, allow_pickle=False)
-    except (OSError, ValueError):
+        heatmaps = read_npy(heat_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, ndim=3)
+    except NpyError:
         return estimates, None
-    if heatmaps.ndim != 3 or heatmaps.shape[0] != n_sources or not np.all(np.isfinite(heatmaps)):
+    if heatmaps.shape[0] != n_sources or not np.all(np.isfinite(heatmaps)):
         return estimates, None
     return estimates, heatmaps
 

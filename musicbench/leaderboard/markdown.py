@@ -9,11 +9,13 @@ from typing import Any
 from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, URMP_METRICS, Board, Table
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
 from musicbench.leaderboard.text import ci_text, comparison_text, device_text, digits, fmt, fmt_block, kind_text
+from musicbench.progress import plain
 
 
 def md_escape(text: Any) -> str:
-    """Escape an untrusted string for a Markdown table cell: Markdown syntax and HTML both inert."""
-    text = str(text).replace("\r", " ").replace("\n", " ")
+    """Escape an untrusted string for a Markdown table cell: Markdown syntax and HTML both inert, and
+    every other control or bidirectional formatting character (ESC, U+202E) shown as U+FFFD (`plain`)."""
+    text = plain(str(text).replace("\r", " ").replace("\n", " "))
     text = re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
     return html.escape(text, quote=False)
 

@@ -1,0 +1,174 @@
+"""What a model under test must not see, by content rather than by path.
+
+The references a model could cheat with live in the data root, but not only there: DVC's cache
+holds the same files (hardlinks or copies; ``dvc.lock`` says which is which), and so do its local
+remotes; every run folder holds estimates (an oracle's are the references, nearly); the
+leaderboard publishes estimates as demo audio; and any file may have more names (hardlinks). So
+`hidden_paths` hides, for one run:
+
+- the data root's folders (`DataRoot.layout_paths`);
+- the runs folder (or only the run folder, when the model file lies in the runs folder);
+- the whole ``.dvc`` folder of every DVC project holding the data root, the runs folder, the
+  working folder or the model file, and the cache folder and local remotes its config names;
+- every folder registered as holding a copy of the data root's content (`register_copy`, beside
+  the score cache: every run folder written from it, every leaderboard built from it);
+- whatever else the caller names (``--hide``, a score cache kept elsewhere).
+
+`check_other_names` then makes sure no file under those paths has a name outside them (a hardlink
+made by hand, a backup made with ``cp -al``): the run stops, naming one, rather than leave it
+readable. Other names of a whole filesystem (bind mounts) are covered by `musicbench.confine`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from musicbench.benchmark import DataRoot
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import ensure_writable_dir
+
+COPIES_NAME = "copies.jsonl"  # in the score cache folder: one JSON line per folder holding a copy of the content
+
+
+def _is_under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _local_path(value: str, base: Path) -> Path | None:
+    """A DVC config value naming a local folder (absolute, relative to `base`, or file://), else None."""
+    value = value.strip().strip("'\"")
+    if value.startswith("file://"):
+        value = value[len("file://"):]
+    elif "://" in value or not value:
+        return None
+    path = Path(os.path.expanduser(value))
+    return path if path.is_absolute() else base / path
+
+
+def dvc_stores(start: str | os.PathLike) -> list[Path]:
+    """The ``.dvc`` folder of the DVC project holding `start` (the nearest parent with one), and the
+    cache folder and local remotes named by its ``config`` and ``config.local``; [] outside a project."""
+    for folder in (Path(os.path.realpath(start)), *Path(os.path.realpath(start)).parents):
+        dvc_dir = folder / ".dvc"
+        if dvc_dir.is_dir():
+            break
+    else:
+        return []
+    stores, section = [dvc_dir], ""
+    for config in (dvc_dir / "config", dvc_dir / "config.local"):
+        try:
+            lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip().strip("'\"")
+                continue
+            key, sep, value = line.partition("=")
+            key = key.strip()
+            if sep and ((section == "cache" and key == "dir") or (section.startswith("remote") and key == "url")):
+                path = _local_path(value, dvc_dir)
+                if path is not None:
+                    stores.append(path)
+    return stores
+
+
+def copies_path(root: str | os.PathLike) -> Path:
+    """The data root's registry of folders that hold copies of its content (beside its score cache:
+    the harness's own records, hidden from every model)."""
+    return DataRoot(root).score_cache_dir / COPIES_NAME
+
+
+def register_copy(root: str | os.PathLike, folder: str | os.PathLike, what: str) -> None:
+    """Record that `folder` holds content derived from the data root's references (`what`: "run",
+    "leaderboard"), so that every later model run hides it. Appends one line, once per folder."""
+    folder = os.path.realpath(folder)
+    if folder in registered_copies(root):
+        return
+    line = json.dumps({"path": folder, "what": what}) + "\n"
+    ensure_writable_dir(copies_path(root).parent)
+    with open(copies_path(root), "a", encoding="utf-8") as handle:
+        handle.write(line)
+
+
+def registered_copies(root: str | os.PathLike) -> list[str]:
+    """The folders `register_copy` recorded for the data root (damaged lines skipped)."""
+    try:
+        lines = copies_path(root).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    folders = []
+    for line in lines:
+        try:
+            path = json.loads(line)["path"]
+        except (ValueError, TypeError, KeyError):
+            continue
+        if isinstance(path, str) and os.path.isabs(path) and path not in folders:
+            folders.append(path)
+    return folders
+
+
+def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | None = None,
+                 run_dir: str | os.PathLike | None = None, extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """Every path the model process must not see for a run into `run_dir` (see the module docstring),
+    existing ones only, none inside another. MusicbenchError if the model file lies inside one."""
+    data = DataRoot(root)
+    paths = [*data.layout_paths(), *map(Path, registered_copies(root)), *map(Path, extra)]
+    starts = [data.root, Path.cwd()]
+    model = None if model_path is None else Path(os.path.realpath(model_path))
+    if model is not None:
+        starts.append(model.parent)
+    if run_dir is not None:
+        run_dir = Path(os.path.realpath(run_dir))
+        runs_dir = run_dir.parent
+        in_runs = model is not None and _is_under(model.parent, runs_dir)
+        paths.append(run_dir if in_runs else runs_dir)
+        starts.append(runs_dir)
+    for start in starts:
+        paths += dvc_stores(start)
+    real = sorted({Path(os.path.realpath(path)) for path in paths if os.path.lexists(path)})
+    outermost = [path for path in real if not any(other != path and _is_under(path, other) for other in real)]
+    if model is not None:
+        for path in outermost:
+            if _is_under(model, path):
+                raise MusicbenchError(f"model file {str(model_path)!r} lies inside {str(path)!r}, which the model must "
+                                      "not see (the data root, a runs folder, DVC's cache or a copy of the references); "
+                                      "move it elsewhere")
+    return outermost
+
+
+def check_other_names(paths: Iterable[str | os.PathLike]) -> None:
+    """MusicbenchError if a file under `paths` has a name outside them (more hardlinks than found
+    under `paths`), naming one such file; symlinks are not followed."""
+    names: dict[tuple[int, int], list] = {}  # (device, inode) -> [links, names found, one name]
+
+    def count(path: str, info: os.stat_result) -> None:
+        if info.st_nlink > 1:
+            entry = names.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, path])
+            entry[1] += 1
+
+    for top in map(os.fspath, paths):
+        try:
+            info = os.lstat(top)
+        except OSError:
+            continue
+        if not os.path.isdir(top) or os.path.islink(top):
+            count(top, info)
+            continue
+        for folder, _, files in os.walk(top, onerror=None):
+            for name in files:
+                path = os.path.join(folder, name)
+                try:
+                    count(path, os.lstat(path))
+                except OSError:
+                    continue
+    leaks = [(path, links - found) for links, found, path in names.values() if found < links]
+    if leaks:
+        path, more = leaks[0]
+        raise MusicbenchError(
+            f"{len(leaks)} file(s) the model must not see have other names elsewhere (hardlinks), e.g. {path!r} "
+            f"({more} more name(s)); remove those links, or pass --hide with the folder that holds them")
