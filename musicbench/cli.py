@@ -407,6 +407,10 @@ def evaluate(
                                     "provenance and the board say so)"),
     python: Path = typer.Option(None, "--python", help="run the model under this interpreter (the method's own "
                                 "environment; it needs only numpy)"),
+    hide: list[Path] = typer.Option(None, "--hide", help="a folder or file the model must not see either (repeatable), "
+                                    "e.g. one holding hardlinks or copies of the data"),
+    scratch_mb: int = typer.Option(2048, "--scratch-mb", help="MiB the confined model may write (to its TMPDIR, in "
+                                   "memory; as much again to /dev/shm)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.config import data_root, load_params, statistics_seed
@@ -421,8 +425,8 @@ def evaluate(
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
-                             confine=not no_confine, python=python,
-                             seed=statistics_seed(loaded))
+                             confine=not no_confine, python=python, hide=tuple(hide or ()),
+                             scratch_bytes=scratch_mb << 20, seed=statistics_seed(loaded))
     _print_summary(summary, out_dir)
 
 
@@ -487,6 +491,7 @@ def validate_model_command(
                                        "and load_model"),
     no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging)"),
     python: Path = typer.Option(None, "--python", help="run the model under this interpreter (it needs only numpy)"),
+    hide: list[Path] = typer.Option(None, "--hide", help="a folder or file the model must not see either (repeatable)"),
 ) -> None:
     """Run a model file on two tiny items; check shapes, dtypes, finiteness and time per item."""
     from rich.table import Table
@@ -498,7 +503,7 @@ def validate_model_command(
     loaded = load_params(params)
     checks, source = validate_model(model, AudioConfig.from_params(loaded), root or data_root(loaded),
                                     _parse_options(option), timeout, load_timeout, confine=not no_confine,
-                                    python=python)
+                                    python=python, hide=tuple(hide or ()))
     table = Table(title=plain(f"validate-model {model.name} on {source}"))
     for column in ("check", "result", "detail"):
         table.add_column(column)

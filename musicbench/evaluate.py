@@ -50,6 +50,7 @@ import pandas as pd
 from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem, side_by_side_strips
 from musicbench.concurrency import exit_on_sigterm
+from musicbench.confine import SCRATCH_BYTES
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
@@ -161,7 +162,7 @@ def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
     load_timeout: float = LOAD_TIMEOUT, confine: bool = True, hide: tuple[str | os.PathLike, ...] = (),
-    python: str | os.PathLike | None = None,
+    python: str | os.PathLike | None = None, scratch_bytes: int = SCRATCH_BYTES,
 ) -> pd.DataFrame:
     """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
 
@@ -177,7 +178,8 @@ def run_inference(
     the references and the `hide` paths, nor any other name of a file in them
     (`musicbench.hidden`), and writes only to its scratch space (`musicbench.confine`);
     `confine=False` (``--no-confine``) runs it unconfined, else confinement that cannot be had stops
-    the run (MusicbenchError). model.json records ``confined`` and ``confinement``. `python` (``--python``) runs
+    the run (MusicbenchError); it may write `scratch_bytes` (and as much to /dev/shm), in memory.
+    model.json records ``confined`` and ``confinement``. `python` (``--python``) runs
     the model process under another interpreter that has numpy (e.g. the method's own environment);
     model.json's ``interpreter`` names the one used and its python, numpy and torch versions.
     """
@@ -192,7 +194,8 @@ def run_inference(
         hidden = hidden_paths(root, model_path=model_path, run_dir=out_dir, extra=hide)
         if confine:
             check_other_names(hidden)
-        runner = ModelRunner(model_path, options, timeout, load_timeout, hide_paths=hidden, confine=confine, python=python)
+        runner = ModelRunner(model_path, options, timeout, load_timeout, hide_paths=hidden, confine=confine, python=python,
+                             scratch_bytes=scratch_bytes)
     try:
         if runner is not None:
             if runner.load_error:
@@ -617,7 +620,7 @@ def evaluate(
     limit: int | None = None, oracle: str | None = None, name: str | None = None, jobs: int = 1,
     cache_dir: str | os.PathLike | None = None, boxes_file: str | os.PathLike | None = None,
     load_timeout: float = LOAD_TIMEOUT, overwrite: bool = False, confine: bool = True,
-    python: str | os.PathLike | None = None, hide: tuple[str | os.PathLike, ...] = (),
+    python: str | os.PathLike | None = None, hide: tuple[str | os.PathLike, ...] = (), scratch_bytes: int = SCRATCH_BYTES,
 ) -> dict[str, Any]:
     """Inference then scoring (`jobs` processes; score cache `cache_dir`, default
     ``<root>/score_cache``) then summary: writes everything under `out_dir` (see the module
@@ -642,7 +645,8 @@ def evaluate(
     with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
             staged_folder(out_dir) as work_dir:
         run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,
-                      oracle=oracle, load_timeout=load_timeout, confine=confine, python=python, hide=hide)
+                      oracle=oracle, load_timeout=load_timeout, confine=confine, python=python, hide=hide,
+                      scratch_bytes=scratch_bytes)
         if oracle is None and not confine:
             ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)
         register_copy(root, out_dir, "run")

@@ -20,7 +20,7 @@ from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import ScoreCache, check_estimates, check_heatmaps
-from musicbench.hidden import hidden_paths
+from musicbench.hidden import check_other_names, hidden_paths
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 
 FRAME_SIZE = 112  # pixels, the side of the generated items' frames
@@ -78,13 +78,14 @@ def check_items(root: str | os.PathLike | None, audio: AudioConfig) -> tuple[lis
 def validate_model(
     model_path: str | os.PathLike, audio: AudioConfig, root: str | os.PathLike | None = None,
     options: dict[str, Any] | None = None, timeout: float = 60.0, load_timeout: float = LOAD_TIMEOUT,
-    confine: bool = True, python: str | os.PathLike | None = None,
+    confine: bool = True, python: str | os.PathLike | None = None, hide: tuple[str | os.PathLike, ...] = (),
 ) -> tuple[list[Check], str]:
     """Load the model in a subprocess and call each of its methods on two items (the benchmark's
     under `root`, else generated ones with `audio`'s sample rate, clip length and frame rate).
 
     Returns the checks and a line saying which items were used. A failing check means
-    `musicbench evaluate` would record the items as failed (or refuse the model).
+    `musicbench evaluate` would record the items as failed (or refuse the model). The model process
+    is confined as in `musicbench evaluate` (`musicbench.hidden`; `hide`: more paths it must not see).
     """
     from musicbench.model_runner import ModelRunner
 
@@ -93,7 +94,10 @@ def validate_model(
         raise MusicbenchError(f"model file {str(path)!r} does not exist")
     items, source = check_items(root, audio)
     checks: list[Check] = []
-    hidden = [] if root is None else hidden_paths(root, model_path=path)  # the model sees nothing of the benchmark
+    # the model sees nothing of the benchmark, as in `musicbench evaluate`
+    hidden = list(map(Path, hide)) if root is None else hidden_paths(root, model_path=path, extra=hide)
+    if root is not None and confine:
+        check_other_names(hidden)
     if root is not None and not confine:  # an unconfined model could read the score cache's key: renew it
         ScoreCache.renew_secret(DataRoot(root).score_cache_dir)
     with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout, load_timeout, hide_paths=hidden,
