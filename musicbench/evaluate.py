@@ -55,6 +55,7 @@ from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
     NpyError,
+    UntrustedFileError,
     atomic_path,
     atomic_write_text,
     ensure_writable_dir,
@@ -375,7 +376,7 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
             scores = cache.get(key, lambda: score_item(item, estimates[1], None if heatmaps is None else heatmaps[1],
                                                        np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
-        except NpyError as exc:
+        except UntrustedFileError as exc:
             scores, state, reason = {}, "excluded", str(exc)
         except MetricInputError as exc:
             scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
@@ -393,7 +394,8 @@ def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
                  ) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray] | None]:
     """(SHA-256, array) of a run folder's estimates of `item` and of its heatmaps (None without a
     file), each file read once and checked (`read_regular_file`, `read_npy`, `check_estimates`,
-    `check_heatmaps`) before it is allocated or scored: run folders are untrusted. NpyError says why not."""
+    `check_heatmaps`) before it is allocated or scored: run folders are untrusted. UntrustedFileError
+    (or NpyError, one) says why not."""
     n_sources, n_samples = item.references.shape
     data = read_regular_file(estimates_path, max_bytes=n_sources * n_samples * 8 + (1 << 16),
                              name=f"estimates/{item.item_id}.npy")

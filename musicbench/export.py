@@ -51,7 +51,15 @@ from musicbench.evaluate import (
     finish_run,
     provenance,
 )
-from musicbench.fsutil import NpyError, atomic_write_bytes, atomic_write_text, read_npy, read_regular_file, write_parquet
+from musicbench.fsutil import (
+    NpyError,
+    UntrustedFileError,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_npy,
+    read_regular_file,
+    write_parquet,
+)
 from musicbench.hidden import register_copy
 from musicbench.run_folder import check_apart, claim_run_folder, staged_folder
 
@@ -190,7 +198,7 @@ def _open_regular(path: Path, max_bytes: int) -> tuple[bytes | None, str]:
     """The bytes of `path` if it is a regular file (not a symlink) of at most `max_bytes`, else (None, why)."""
     try:
         return read_regular_file(path, max_bytes=max_bytes, name=path.name), ""
-    except NpyError as exc:
+    except UntrustedFileError as exc:
         return None, str(exc)
 
 

@@ -185,7 +185,16 @@ def read_parquet(path: str | os.PathLike, columns: Sequence[str], what: str, hin
 _KIND_NAMES = {"b": "bool", "i": "integer", "u": "unsigned integer", "f": "float", "c": "complex"}
 
 
-class NpyError(MusicbenchError, ValueError):
+class UntrustedFileError(MusicbenchError, ValueError):
+    """An untrusted file that `read_regular_file` refuses: the message is one line naming it and saying
+    why (a symlink, not a regular file, over its size cap, unreadable)."""
+
+
+class MissingFileError(UntrustedFileError):
+    """The untrusted file is not there at all."""
+
+
+class NpyError(UntrustedFileError):
     """An untrusted ``.npy`` file or buffer that `read_npy` refuses: the message is one line naming it
     and saying what is wrong (missing, a symlink, not a regular file, not .npy, Python objects, a
     dtype or number of dimensions not asked for, a header that disagrees with the bytes after it,
@@ -193,28 +202,28 @@ class NpyError(MusicbenchError, ValueError):
 
 
 def read_regular_file(path: str | os.PathLike, *, max_bytes: int, name: str | None = None) -> bytes:
-    """The bytes of an untrusted file, read once: opened with O_NOFOLLOW, it must be a regular file
-    (not a symlink, FIFO or device) of at most `max_bytes`; else `NpyError` naming it (`name`, default
-    the path) with the reason."""
+    """The bytes of an untrusted file, read once: opened with O_NOFOLLOW and without blocking, it must
+    be a regular file (not a symlink, FIFO or device) of at most `max_bytes`; else `UntrustedFileError`
+    (`MissingFileError` when it is absent) naming it (`name`, default the path) with the reason."""
     label = name or os.fspath(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise NpyError(f"{label} is missing") from None
+        raise MissingFileError(f"{label} is missing") from None
     except OSError as exc:
-        raise NpyError(f"{label} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})") from None
+        raise UntrustedFileError(f"{label} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})") from None
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise NpyError(f"{label} is not a regular file")
+            raise UntrustedFileError(f"{label} is not a regular file")
         if info.st_size > max_bytes:
-            raise NpyError(f"{label} has {info.st_size} bytes, over the {max_bytes} allowed")
+            raise UntrustedFileError(f"{label} has {info.st_size} bytes, over the {max_bytes} allowed")
         try:
             data = handle.read(max_bytes + 1)
         except OSError as exc:
-            raise NpyError(f"{label} cannot be read ({exc.strerror or exc})") from None
+            raise UntrustedFileError(f"{label} cannot be read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:
-        raise NpyError(f"{label} grew past {max_bytes} bytes while being read")
+        raise UntrustedFileError(f"{label} grew past {max_bytes} bytes while being read")
     return data
 
 

@@ -6,6 +6,7 @@ built from them, DVC reading its metrics and plots, and its pages driven in head
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -32,7 +33,9 @@ from tests.conftest import REPO_ROOT
 XSS = "<script>alert(1)</script>"
 XSS_FOLDER = "<img src=x onerror=alert(2)>"
 OLD_VERSION = "mb-0000000000000000"
-LIMIT = 8
+# The small benchmark's test items (conftest.bench_params): runs score all of them, since a run made
+# with --limit is never complete (the data root says how many items a complete run has).
+N_TEST = 12
 INSTALL_HINT = (
     "the leaderboard test drives real headless Chromium: install Debian's browser and driver with "
     "`apt-get install -y chromium chromium-driver` and selenium with `pip install selenium` (.ci/run does both)"
@@ -94,10 +97,10 @@ def board(bench_root, tmp_path_factory):
     root, _, _ = bench_root
     work = tmp_path_factory.mktemp("leaderboard")
     runs = work / "runs"
-    evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "motion_energy", device="cpu", limit=LIMIT,
+    evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "motion_energy", device="cpu",
              name="motion_energy")
     for oracle in ("ibm", "irm", "mixture"):
-        evaluate(None, root, runs / f"oracle-{oracle}", device="cpu", limit=LIMIT, oracle=oracle)
+        evaluate(None, root, runs / f"oracle-{oracle}", device="cpu", oracle=oracle)
     model = work / "band_split.py"
     model.write_text(LABEL_MODEL)
     evaluate(model, root, runs / XSS_FOLDER, device="cpu", limit=4, name=XSS,
@@ -134,7 +137,7 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     assert rows["motion_energy"]["kind"] == "main" and rows["motion_energy"]["rank"] == 1
     # scored on 4 of the 11 items (--limit): a chosen subset is never ranked against complete runs
     assert rows[XSS]["kind"] == "labels" and rows[XSS]["uses_labels"] and rows[XSS]["rank"] is None
-    assert rows[XSS]["unranked"] == f"incomplete: scored 4 of the {LIMIT} items"
+    assert rows[XSS]["unranked"] == f"incomplete: scored 4 of the {N_TEST} items"
     assert rows[XSS]["folder"] == XSS_FOLDER
 
     # the numbers are the runs' own, with CI and median
@@ -157,7 +160,7 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     assert written["tables"][0]["baseline"]["name"] == "motion_energy"
     assert rows["motion_energy"]["test"]["verdict"] == "baseline"
     ibm = rows["oracle-ibm"]["test"]
-    assert ibm["n"] == LIMIT and ibm["verdict"] == "better" and ibm["p_holm"] < 0.05 and ibm["median_diff"] > 10
+    assert ibm["n"] == N_TEST and ibm["verdict"] == "better" and ibm["p_holm"] < 0.05 and ibm["median_diff"] > 10
     assert ibm["n_videos"] == len({v for videos in rows["oracle-ibm"]["item_videos"].values() for v in videos}) > 2
     assert ibm["ci95"][0] <= ibm["mean_diff"] <= ibm["ci95"][1] and ibm["ci95"][0] > 0
     assert rows[XSS]["test"]["p"] is not None
@@ -313,12 +316,14 @@ def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
     model = tmp_path / "split.py"
     model.write_text(SLY_MODEL)
     runs = tmp_path / "runs"
-    evaluate(model, root, runs / "honest", device="cpu", limit=LIMIT, name="honest")
+    evaluate(model, root, runs / "honest", device="cpu", name="honest")
     items = pd.read_parquet(runs / "honest" / "items.parquet")
-    worst = items.groupby("item_id")["nsdr"].mean().nsmallest(3).index
-    mixtures = {item.item_id: item.mixture for item in DataRoot(root).iter_items("test", LIMIT)}
-    fail = ",".join(hashlib.sha256(np.asarray(mixtures[i], dtype=np.float32).tobytes()).hexdigest()[:16] for i in worst)
-    evaluate(model, root, runs / "sly", device="cpu", limit=LIMIT, name="sly", options={"fail": fail})
+    mixtures = {item.item_id: item.mixture for item in DataRoot(root).iter_items("test")}
+    hashes = {i: hashlib.sha256(np.asarray(m, dtype=np.float32).tobytes()).hexdigest()[:16] for i, m in mixtures.items()}
+    unique = [i for i in hashes if list(hashes.values()).count(hashes[i]) == 1]  # two items may share a mixture
+    worst = items[items["item_id"].isin(unique)].groupby("item_id")["nsdr"].mean().nsmallest(3).index
+    fail = ",".join(hashes[i] for i in worst)
+    evaluate(model, root, runs / "sly", device="cpu", name="sly", options={"fail": fail})
 
     sly_items = pd.read_parquet(runs / "sly" / "items.parquet")
     failed = sly_items.loc[sly_items["status"] != "ok", "item_id"].unique()
@@ -338,10 +343,10 @@ def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
     rows = [row for row in board["tables"][0]["rows"]]
     assert [row["name"] for row in rows] == ["honest", "sly"]
     assert rows[0]["rank"] == 1 and rows[1]["rank"] is None
-    assert rows[1]["unranked"] == f"incomplete: 3 of {LIMIT} items failed"
-    assert rows[1]["test"]["n"] == LIMIT - 3  # the paired test uses the items both runs scored, and says how many
+    assert rows[1]["unranked"] == f"incomplete: 3 of {N_TEST} items failed"
+    assert rows[1]["test"]["n"] == N_TEST - 3  # the paired test uses the items both runs scored, and says how many
     text = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert f"−∞ (3 of {LIMIT} items failed)" in text and "| unranked | sly |" in text
+    assert f"−∞ (3 of {N_TEST} items failed)" in text and "| unranked | sly |" in text
 
 
 def test_runs_given_other_frames_are_ranked_together_and_marked(board, tmp_path):
@@ -384,9 +389,10 @@ META = '<meta http-equiv="refresh" content="0;url=https://example.com/">'
 
 
 def _tamper(run_dir: Path, file_name: str, change) -> None:
-    """Apply `change` to the run's JSON document; the string "__INF__" is written as 1e999 (inf once parsed)."""
+    """Apply `change` to the run's JSON document; the string "__INF__" is written as 1e999 (inf once parsed),
+    "__HUGE__" as an integer of 5,000 digits."""
     document = change(json.loads((run_dir / file_name).read_text()))
-    (run_dir / file_name).write_text(json.dumps(document).replace('"__INF__"', "1e999"))
+    (run_dir / file_name).write_text(json.dumps(document).replace('"__INF__"', "1e999").replace('"__HUGE__"', "9" * 5000))
 
 
 def _set(path: str, value):
@@ -414,6 +420,12 @@ HOSTILE_RUNS = {
                         "provenance.json: n_parameters must be an integer ≥ 0, not a string"),
     "provenance_option_inf": ("provenance.json", _set("options.lr", "__INF__"),
                               "provenance.json: options.lr must be a finite number, not non-finite inf"),
+    # 2**63 parameters overflowed leaderboard.parquet's int64 column and crashed `musicbench leaderboard`
+    "parameters_2_63": ("provenance.json", _set("n_parameters", 2**63),
+                        "provenance.json: n_parameters must be below 2**53, not an integer of 19 digits"),
+    "items_2_63": ("summary.json", _set("n_items", 2**63), "summary.json: n_items must be below 2**53, not an integer of 19 digits"),
+    # an integer of 5,000 digits made json.loads raise ValueError, which crashed the build
+    "huge_integer": ("provenance.json", _set("n_parameters", "__HUGE__"), "provenance.json is unreadable (ValueError)"),
 }
 
 
@@ -455,6 +467,289 @@ def test_run_text_reaches_markdown_and_html_only_escaped(tmp_path):
     templates = REPO_ROOT / "musicbench" / "leaderboard" / "templates"
     for template in templates.iterdir():
         assert not re.search(r"\|\s*safe|autoescape\s+false|Markup", template.read_text()), template.name
+
+
+def _lying_npy(path: Path, shape: tuple[int, ...]) -> None:
+    """A 192-byte .npy file whose header claims `shape` of float64."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    path.unlink(missing_ok=True)
+    path.write_bytes(header.getvalue().ljust(192, b"\0"))
+
+
+def test_npy_files_whose_header_lies_leave_the_demo_pages_working(bench_root, tmp_path):
+    """np.load believed the header of a run's estimates or heatmaps file and tried to allocate 728 TiB:
+    MemoryError ended the whole leaderboard build. Now the item is left off its demo page (the
+    estimates) or shown without heatmaps."""
+    from musicbench.leaderboard.demo import load_outputs
+    from musicbench.leaderboard.runs import load_run
+
+    root, _, _ = bench_root
+    runs = tmp_path / "runs"
+    evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "forged", device="cpu", limit=3, name="forged")
+    items = list(DataRoot(root).iter_items("test", 3))
+    first, second, third = (item.item_id for item in items)
+    assert (runs / "forged" / "heatmaps" / f"{second}.npy").is_file()
+    _lying_npy(runs / "forged" / "estimates" / f"{first}.npy", (10**7, 10**7))
+    _lying_npy(runs / "forged" / "heatmaps" / f"{second}.npy", (2, 10**7, 10**7))
+    (runs / "forged" / "heatmaps" / f"{third}.npy").unlink()  # a symlink to a good file is refused too
+    os.symlink(runs / "forged" / "heatmaps" / f"{items[0].item_id}.npy", runs / "forged" / "heatmaps" / f"{third}.npy")
+
+    run = load_run(runs / "forged")
+    assert load_outputs(run, items[0]) is None
+    for item in items[1:]:
+        estimates, heatmaps = load_outputs(run, item)
+        assert estimates.shape == item.references.shape and heatmaps is None
+
+    result = build_leaderboard(runs, tmp_path / "board", root, demo_items=2)
+    demo = _rows(result)["forged"]["demo"]
+    assert demo is not None
+    media = (tmp_path / "board" / demo).with_suffix("")
+    shown = {p.name for p in media.iterdir()}
+    assert safe_slug(first) not in shown and {safe_slug(second), safe_slug(third)} <= shown
+    for item in items[1:]:
+        assert sorted(p.name for p in (media / safe_slug(item.item_id)).iterdir() if p.suffix == ".wav") == [
+            "mixture.wav", *(f"source-{k}.wav" for k in range(item.references.shape[0]))]
+        assert not list((media / safe_slug(item.item_id)).glob("heat-*.png"))
+
+
+# ------------------------------------------------------------- the board believes the run's files, not summary.json
+
+
+def _copy_run(runs: Path, target: Path, name: str, *, estimates: bool = True, source: str = "motion_energy") -> Path:
+    """A copy of an honest run folder of the `board` fixture under another name (with or without its estimates)."""
+    shutil.copytree(runs / source, target, ignore=None if estimates else shutil.ignore_patterns("estimates", "heatmaps"))
+    for file_name in ("summary.json", "provenance.json"):
+        _tamper(target, file_name, _set("name", name))
+    return target
+
+
+def _one_table(result: dict) -> dict[str, dict]:
+    assert len(result["tables"]) == 1
+    return _rows(result)
+
+
+def _assert_row_is_summary(row: dict, summary: dict) -> None:
+    """Every figure of an honest row, recomputed from its items, is summary.json's."""
+    assert (row["n_items"], row["n_scored"], row["n_excluded"]) == (summary["n_items"], summary["n_scored"], summary["n_excluded"])
+    assert row["excluded_reasons"] == summary["excluded_reasons"]
+    assert {k: v for k, v in row["metrics"].items() if v is not None} == summary["metrics"]
+    assert row["localization"] == summary["localization"]
+    assert row["per_instrument"] == summary["per_instrument"]
+    if summary["duets"] is None:
+        assert row["duets"] is None and row["duet_items"] is None
+    else:
+        assert {k: v for k, v in row["duets"].items() if v is not None} == {
+            k: v for k, v in summary["duets"]["metrics"].items() if k in row["duets"]}
+        assert row["duet_items"] == summary["duets"]["n_items"]
+
+
+def test_honest_rows_are_their_summaries_re_scored(board):
+    """The board recomputes every figure from items.parquet (re-scored from the estimates where the
+    data root has the run's version): for the honest runs it is exactly what summary.json says."""
+    out, result, runs, root = board
+    folders = {row["folder"]: row for table in result["tables"] for row in table["rows"]}
+    assert set(folders) == {"motion_energy", "oracle-ibm", "oracle-irm", "oracle-mixture", XSS_FOLDER, "motion-old"}
+    for folder, row in folders.items():
+        _assert_row_is_summary(row, json.loads((runs / folder / "summary.json").read_text()))
+        assert row["untrusted"] == "" and row["problems"] == [], folder
+        assert row["rescored"] is (folder != "motion-old"), folder  # the old version's items are not under the data root
+
+
+def test_a_summary_claiming_a_million_items_unranks_no_one(board, tmp_path):
+    """n_items 1,000,000 in one summary.json made every honest run "incomplete: scored 12 of the 1000000 items"."""
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "motion_energy", "motion_energy")
+    _tamper(_copy_run(runs, mine / "million", "million"), "summary.json", _set("n_items", 1_000_000))
+    for data_root in (root, None):  # the data root's item count, or else the most items an items.parquet has
+        rows = _one_table(build_leaderboard(mine, tmp_path / f"board-{data_root is None}", data_root, demo_items=0))
+        assert rows["motion_energy"]["rank"] == 1 and rows["motion_energy"]["unranked"] == ""
+        assert rows["million"]["rank"] is None and rows["million"]["n_items"] == N_TEST
+        assert rows["million"]["unranked"] == f"summary.json disagrees with items.parquet: n_items 1000000, items.parquet has {N_TEST}"
+
+
+def test_a_summary_hiding_failed_items_is_unranked(board, tmp_path):
+    """A summary.json that claims no failure (n_excluded 0, complete, a better mean) over an items.parquet
+    with failed items ranked first."""
+    from musicbench.evaluate import score_run
+
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "motion_energy", "motion_energy")
+    hiding = _copy_run(runs, mine / "hiding", "hiding")
+    inference = pd.read_parquet(hiding / "inference.parquet")
+    failed = sorted(inference.loc[inference["track"] == "mixtures", "item_id"])[:3]
+    inference.loc[inference["item_id"].isin(failed), ["status", "reason"]] = ["failed", "model raised ValueError"]
+    inference.to_parquet(hiding / "inference.parquet", index=False)
+    for item_id in failed:
+        (hiding / "estimates" / f"{item_id}.npy").unlink()
+    score_run(hiding, root)  # items.parquet as evaluate writes it: 3 items failed
+    summary = json.loads((hiding / "summary.json").read_text())
+    assert summary["n_excluded"] == 0 and summary["complete"] is True  # still the honest run's claims
+    _tamper(hiding, "summary.json", _set("metrics.nsdr.mean", summary["metrics"]["nsdr"]["mean"] + 1.0))
+    rows = _one_table(build_leaderboard(mine, tmp_path / "board", root, demo_items=0))
+    assert rows["motion_energy"]["rank"] == 1
+    assert rows["hiding"]["rank"] is None and rows["hiding"]["rescored"]
+    assert rows["hiding"]["unranked"] == "summary.json disagrees with items.parquet: n_excluded 0, items.parquet has 3"
+    assert rows["hiding"]["n_excluded"] == 3 and rows["hiding"]["metrics"]["nsdr"]["n_failed"] == 3
+    assert rows["hiding"]["metrics"]["nsdr"]["mean"] is None  # −∞: failing never pays
+
+
+def test_a_forged_plus_inf_count_is_unranked(board, tmp_path):
+    """n_plus_inf 1 in summary.json made the headline +∞: the run ranked first."""
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "motion_energy", "motion_energy")
+    forged = _copy_run(runs, mine / "infinite", "infinite")
+    _tamper(forged, "summary.json", _set("metrics.nsdr", {"mean": None, "median": None, "ci95": [None, None], "n": N_TEST,
+                                                          "n_failed": 0, "n_plus_inf": 1}))
+    rows = _one_table(build_leaderboard(mine, tmp_path / "board", root, demo_items=0))
+    assert rows["motion_energy"]["rank"] == 1
+    assert rows["infinite"]["rank"] is None
+    assert rows["infinite"]["unranked"].startswith("summary.json disagrees with items.parquet: metrics.nsdr.mean null, ")
+    assert rows["infinite"]["metrics"]["nsdr"] == rows["motion_energy"]["metrics"]["nsdr"]  # the items' numbers
+    assert rows["infinite"]["metrics"]["nsdr"]["n_plus_inf"] == 0
+
+
+def test_a_forged_items_table_is_re_scored_from_its_estimates(board, tmp_path):
+    """Every NSDR of items.parquet set to 99 dB (and summary.json made to agree with it) ranked first:
+    re-scored from the estimates, the row gets the estimates' numbers and no rank. Without estimates
+    there is nothing to check the table against: unranked too."""
+    from musicbench.evaluate import summarize
+
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "motion_energy", "motion_energy")
+    inflated = _copy_run(runs, mine / "inflated", "inflated")
+    items = pd.read_parquet(inflated / "items.parquet")
+    items["nsdr"] = 99.0
+    items.to_parquet(inflated / "items.parquet", index=False)
+    summary = {**summarize(items, 1234), **{k: v for k, v in json.loads((inflated / "summary.json").read_text()).items()
+                                             if k in ("name", "benchmark_version", "split", "uses_labels")}}
+    (inflated / "summary.json").write_text(json.dumps(summary))
+    _copy_run(runs, mine / "bare", "bare", estimates=False)
+    located = _copy_run(runs, mine / "located", "located", source="oracle-ibm")  # no heatmaps: no cIoU to claim
+    items_ibm = pd.read_parquet(located / "items.parquet")
+    items_ibm[["ciou", "pointing_hit"]] = [0.9, 1.0]
+    items_ibm.to_parquet(located / "items.parquet", index=False)
+    _tamper(located, "summary.json", lambda document: {**document, **summarize(items_ibm, 1234)})
+    rows = _one_table(build_leaderboard(mine, tmp_path / "board", root, demo_items=0))
+    assert rows["located"]["unranked"].startswith("items.parquet disagrees with its estimates (re-scored): mixtures item ")
+    assert "ciou 0.9 in items.parquet, nan re-scored" in rows["located"]["unranked"]
+    assert rows["located"]["metrics"]["ciou"] is None and rows["located"]["localization"] is None
+    assert rows["motion_energy"]["rank"] == 1
+    first = sorted(items.loc[items["track"] == "mixtures", "item_id"])[0]
+    assert rows["inflated"]["rank"] is None and rows["inflated"]["unranked"].startswith(
+        f"items.parquet disagrees with its estimates (re-scored): mixtures item '{first}' source 0: nsdr 99 in items.parquet, ")
+    for key in ("metrics", "duets", "per_instrument", "per_item_nsdr", "n_items"):
+        assert rows["inflated"][key] == rows["motion_energy"][key], key  # the re-scored numbers
+    assert rows["bare"]["rank"] is None and rows["bare"]["unranked"] == "not re-scored: no estimates"
+    # without the data root nothing can be re-scored: the numbers are items.parquet's
+    no_root = _one_table(build_leaderboard(mine, tmp_path / "no-root", demo_items=0))
+    assert no_root["inflated"]["metrics"]["nsdr"]["mean"] == 99.0 and not no_root["inflated"]["rescored"]
+    assert no_root["bare"]["unranked"] == "" and no_root["bare"]["rank"] == 2
+
+
+def test_confinement_must_agree_with_its_own_description(board, tmp_path):
+    """``confined: true`` beside a confinement text saying "unconfined: ..." was shown as confined."""
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    liar = _copy_run(runs, mine / "liar", "liar", estimates=False)
+    _tamper(liar, "provenance.json", _set("confined", True))
+    _tamper(liar, "provenance.json", _set("confinement", "unconfined: --no-confine"))
+    confined = _copy_run(runs, mine / "confined", "confined", estimates=False)
+    _tamper(confined, "provenance.json", _set("confined", True))
+    _tamper(confined, "provenance.json", _set("confinement", "confined (Linux user, mount and pid namespaces)"))
+    rows = _one_table(build_leaderboard(mine, tmp_path / "board", demo_items=0))
+    assert rows["liar"]["provenance"]["confined"] is False and rows["confined"]["provenance"]["confined"] is True
+    assert rows["liar"]["problems"] == ["provenance.json says confined, but its confinement says "
+                                        "'unconfined: --no-confine': shown unconfined"]
+    assert rows["liar"]["rank"] == rows["confined"]["rank"] == 1  # its numbers are the items': still ranked
+    markdown = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "provenance.json says confined, but its confinement says" in markdown
+    assert [line for line in markdown.splitlines() if line.startswith("| liar | mb-")][0].count("unconfined") == 1
+
+
+def test_a_baseline_is_the_repositorys_own_file(board, tmp_path, monkeypatch):
+    """Any model file in a folder named baselines/ was a baseline of the tests: now only a run whose
+    model file has the SHA-256 of the file of that name in the repository's baselines/."""
+    from musicbench.evaluate import summarize
+    from musicbench.leaderboard import runs as runs_module
+    from musicbench.leaderboard.board import make_board
+    from musicbench.leaderboard.runs import find_runs
+
+    _, _, runs, _ = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "motion_energy", "motion_energy", estimates=False)
+    for folder, model_file in (("mine", "/home/me/baselines/mine.py"), ("renamed", "/home/me/baselines/motion_energy.py")):
+        impostor = _copy_run(runs, mine / folder, folder, estimates=False)
+        _tamper(impostor, "provenance.json", _set("model_file", model_file))
+        _tamper(impostor, "provenance.json", _set("model_sha256", hashlib.sha256(b"my own model").hexdigest()))
+        summary = json.loads((impostor / "summary.json").read_text())
+        items = pd.read_parquet(impostor / "items.parquet")  # a better method than the baseline, all else equal
+        items["nsdr"] += 1.0
+        items.to_parquet(impostor / "items.parquet", index=False)
+        (impostor / "summary.json").write_text(json.dumps({**summary, **summarize(items, 1234)}))
+    copied = _copy_run(runs, mine / "copied", "copied", estimates=False)  # the baseline's file, byte for byte, elsewhere
+    _tamper(copied, "provenance.json", _set("model_file", str(tmp_path / "motion_energy.py")))
+    result = build_leaderboard(mine, tmp_path / "board", demo_items=0)
+    rows = _one_table(result)
+    assert [name for name, row in rows.items() if row["baseline"]] == ["copied", "motion_energy"]
+    assert rows["mine"]["rank"] == 1 and rows["mine"]["test"]["verdict"] != "baseline"
+    assert result["tables"][0]["baseline"]["name"] in ("copied", "motion_energy")
+
+    monkeypatch.setattr(runs_module, "BASELINES_DIR", tmp_path / "no-baselines")  # an install without the repository
+    found, _ = find_runs(mine)
+    board_without = make_board(found)
+    assert not any(row.baseline for row in board_without.tables[0].rows)
+    assert board_without.tables[0].baseline.why.startswith("no musicbench baseline in this table")
+    assert board_without.tables[0].baseline.name in ("mine", "renamed")
+
+
+def test_symlinks_out_of_a_run_folder_are_not_followed(board, tmp_path):
+    """A symlinked run folder, or a symlinked summary.json, provenance.json or items.parquet, was
+    followed wherever it pointed. A FIFO is not read either."""
+    _, _, runs, _ = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "honest", "honest", estimates=False)
+    outside = _copy_run(runs, tmp_path / "elsewhere", "followed", estimates=False)
+    os.symlink(outside, mine / "linked")
+    for file_name in ("summary.json", "provenance.json", "items.parquet"):
+        folder = _copy_run(runs, mine / f"link-{file_name.split('.')[0]}", "followed", estimates=False)
+        (folder / file_name).unlink()
+        os.symlink(outside / file_name, folder / file_name)
+    fifo = _copy_run(runs, mine / "fifo", "followed", estimates=False)
+    (fifo / "items.parquet").unlink()
+    os.mkfifo(fifo / "items.parquet")
+    result = build_leaderboard(mine, tmp_path / "board", demo_items=0)
+    assert [row["name"] for table in result["tables"] for row in table["rows"]] == ["honest"]
+    expected = {
+        "linked: skipped, the run folder is a symlink (run folders must lie in the runs folder)",
+        "link-summary: skipped, summary.json cannot be opened (a symlink)",
+        "link-provenance: skipped, provenance.json cannot be opened (a symlink)",
+        "link-items: skipped, items.parquet cannot be opened (a symlink)", "fifo: skipped, items.parquet is not a regular file",
+    }
+    assert expected <= set(result["warnings"])
+
+
+def test_run_names_and_folders_reach_no_output_with_control_characters(board, tmp_path):
+    """U+202E (right-to-left override) and ESC in a run's name or folder name reached every output."""
+    _, _, runs, _ = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "evil\u202ecod.exe\x1b[2J", "name\u202e\x1b]0;pwned\x07", estimates=False)
+    (mine / "skipped\u202e").mkdir()
+    out = tmp_path / "board"
+    result = build_leaderboard(mine, out, demo_items=0)
+    (row,) = [row for table in result["tables"] for row in table["rows"]]
+    assert row["name"] == "name\ufffd\ufffd]0;pwned\ufffd" and row["folder"] == "evil\ufffdcod.exe\ufffd[2J"
+    assert "skipped\ufffd: skipped, no summary.json (an unfinished run?)" in result["warnings"]
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".md", ".html", ".csv"):
+            text = path.read_text()
+            assert "\u202e" not in text and "\x1b" not in text and "\x07" not in text, path.name
+    frame = pd.read_parquet(out / "leaderboard.parquet")
+    assert not frame["name"].str.contains("\u202e|\x1b").any() and not frame["folder"].str.contains("\u202e|\x1b").any()
 
 
 # --------------------------------------------------------------------------------- in real Chromium

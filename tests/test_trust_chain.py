@@ -172,6 +172,21 @@ def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, t
 
 
 @needs_namespaces
+def test_the_leaderboards_published_demos_are_hidden(bench_root, tmp_path):
+    """The leaderboard's demo WAVs (the oracle runs' estimates) were readable by a model."""
+    from musicbench.leaderboard import build_leaderboard
+
+    root = copy_root(bench_root, tmp_path / "data")
+    evaluate(None, root, tmp_path / "runs" / "oracle-ibm", oracle="ibm", device="cpu")
+    build_leaderboard(tmp_path / "runs", tmp_path / "site", root, demo_items=1)
+    demos = sorted((tmp_path / "site" / "demo").rglob("*.wav"))
+    assert demos
+    model, options = snooping(tmp_path, [tmp_path / "site"])
+    evaluate(model, root, tmp_path / "elsewhere" / "snoop", device="cpu", options=options, limit=1)
+    assert_nothing_reached(tmp_path / "elsewhere" / "snoop")
+
+
+@needs_namespaces
 def test_a_hardlink_outside_the_hidden_folders_stops_the_run(bench_root, tmp_path):
     root = copy_root(bench_root, tmp_path / "data")
     backup = tmp_path / "backup"

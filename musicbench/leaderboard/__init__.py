@@ -20,7 +20,15 @@ Honesty rules:
 - Reference rows (runs whose ``provenance.oracle`` is set: the mixture floor, the IBM/IRM ceilings)
   are shown but never ranked. Label-free methods form the main track; methods that read the
   instrument labels (``uses_labels``) are marked and ranked in their own track.
-- Every mean carries its 95% bootstrap CI (from the run's summary) and its median.
+- Run folders are untrusted: the board believes none of summary.json's numbers. Every count, flag and
+  figure of a row (items, failures, completeness, means, medians, CIs, localization, per-instrument,
+  duet and URMP blocks) is recomputed from the run's items.parquet with `musicbench.evaluate.summarize`
+  (the run's own seed); with the data root (`root`) of the run's benchmark version, items.parquet is
+  first re-scored from the run's estimates (`board.Rescorer`, through the signed score cache). A folder
+  that disagrees with its own files, or that cannot be re-scored, is listed unranked with the first
+  disagreement; a complete run has the data root's item count (else the most items a run of its table
+  has). Symlinked run folders and run files are never followed (`runs.find_runs`, `runs.load_run`).
+- Every mean carries its 95% bootstrap CI (recomputed from the run's items) and its median.
 - Each method is compared with the table's best baseline by `stats.SIGNIFICANCE_TEST` (`stats.paired_test`).
 
 Every string that comes from a run (names, folder names, options, reasons) is untrusted: it is
@@ -39,7 +47,8 @@ from typing import Any
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir, write_parquet
-from musicbench.leaderboard.board import json_text, make_board
+from musicbench.hidden import register_copy
+from musicbench.leaderboard.board import Rescorer, json_text, make_board
 from musicbench.leaderboard.demo import write_demos
 from musicbench.leaderboard.markdown import render_markdown
 from musicbench.leaderboard.pages import render_index
@@ -66,7 +75,11 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
                       *, demo_items: int = 3, baseline: str | None = None, seed: int = 1234) -> dict[str, Any]:
     """Gather every run under `runs_dir` and write the leaderboard under `out_dir` (see the module
     docstring for the files). `root` is the data root: it names the current benchmark version and
-    provides the items' audio and frames for the demo pages (without it: no demo pages).
+    provides the items' audio and frames for the demo pages (without it: no demo pages; with it, the
+    output folder is registered as a copy of the references, hidden from every later model:
+    `musicbench.hidden.register_copy`), and the items
+    that runs of its benchmark version are re-scored on (`board.Rescorer`; without it: no re-scoring,
+    every row's numbers come from its items.parquet).
     `demo_items` test mixtures (and as many duets) per demo page; `baseline` names the run that the
     significance tests compare against (default: the best musicbench baseline of each table); `seed`
     seeds their bootstrap (params.yaml ``evaluate.seed``).
@@ -81,8 +94,11 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         root = None
     data = None if root is None else DataRoot(root)
     board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
-                       None if data is None else data.frames_fingerprint(), None if data is None else data.train_instruments())
+                       None if data is None else data.frames_fingerprint(), None if data is None else data.train_instruments(),
+                       rescorer=None if root is None else Rescorer(root))
     out = ensure_writable_dir(out_dir)
+    if root is not None:  # its demo pages publish estimates (an oracle's are the references, nearly)
+        register_copy(root, out, "leaderboard")
     _copy_assets(out)
     write_demos(board, runs, root, out, demo_items)
     atomic_write_text(out / "leaderboard.json", json_text(board.to_json()))

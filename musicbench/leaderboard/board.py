@@ -3,24 +3,37 @@
 Runs are ranked together only when they share the benchmark version, the split and the metric version:
 each such group is a `Table`. Reference rows (oracles) are shown, never ranked; methods that read the
 instrument labels are ranked in their own track. Only complete runs are ranked: a run with a failed
-item, or one that scored fewer items than the table's others (``--limit``), is listed below the ranked
+item, or one that scored fewer items than the benchmark has (``--limit``), is listed below the ranked
 rows with what is missing, so that failing on chosen items can never raise a rank. Every row is
 compared with its table's baseline by `musicbench.leaderboard.stats.paired_test` (a video bootstrap),
 the p-values Holm-adjusted per table.
+
+A run folder is untrusted, so the board believes none of summary.json's numbers (`check_run`): every
+count, flag and figure of a row is recomputed from the run's items.parquet with
+`musicbench.evaluate.summarize`, the function that wrote summary.json; with the data root of the run's
+benchmark version, items.parquet is first re-scored from the run's estimates (`Rescorer`, through the
+signed score cache). A folder whose files disagree (`summary_difference`, `table_difference`), or that
+cannot be re-scored, is listed unranked with the first disagreement (``Row.untrusted``).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import os
+import stat
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from musicbench.leaderboard.runs import Run
+from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import score_items, summarize
+from musicbench.leaderboard.runs import ITEM_KEY, MAX_ITEMS_BYTES, Run
 from musicbench.leaderboard.stats import (
     ALPHA,
     SIGNIFICANCE_TEST,
@@ -30,7 +43,8 @@ from musicbench.leaderboard.stats import (
     paired_test,
     per_item_values,
 )
-from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
+from musicbench.metrics import ITEM_METRICS, METRIC_VERSION, PER_INSTRUMENT_METRICS, charge_failures, finite_or_none
+from musicbench.progress import plain
 from musicbench.stats import video_bootstrap_ci, videos_by_item
 
 BOARD_SCHEMA = 1
@@ -127,8 +141,12 @@ class Row:
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
     `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
     `per_instrument_nsdr_ci95` instrument → the 95% video-bootstrap CI of that mean NSDR.
-    `rank`, `unranked` (why the row has no rank: failed or missing items; "" when ranked) and `test` are
-    set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
+    Every count and figure is recomputed from the run's items (`check_run`), never read from summary.json:
+    `untrusted` is why they cannot be trusted ("" when they can: the run folder disagrees with its own
+    files, or could not be re-scored), and such a row is unranked; `rescored` says whether its
+    items.parquet was checked against its estimates.
+    `rank`, `unranked` (why the row has no rank: untrusted numbers, failed or missing items; "" when
+    ranked) and `test` are set by `make_board`, `demo` (page path) or `demo_note` (why none) by the demo writer."""
 
     name: str
     folder: str
@@ -150,6 +168,8 @@ class Row:
     per_item_nsdr: dict[str, float] = field(default_factory=dict)
     item_videos: dict[str, list[str]] = field(default_factory=dict)
     unranked: str = ""
+    untrusted: str = ""
+    rescored: bool = False
     frames_differ: bool = False
     test: Comparison | None = None
     provenance: RunProvenance = field(default_factory=RunProvenance)
@@ -232,6 +252,409 @@ def json_text(value: Any) -> str:
     return json.dumps(json_safe(value), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=False, default=str) + "\n"
 
 
+# ------------------------------------------------------------------------------ checking a run folder
+
+# summary.json's figures that the board compares with the summary it recomputes (`summary_difference`)
+SUMMARY_COUNTS = ("n_items", "n_excluded", "n_scored", "complete")
+SUMMARY_BLOCK_FIELDS = ("mean", "median", "n", "n_failed", "n_plus_inf")
+SUMMARY_TOLERANCE = 1e-9  # relative
+# items.parquet's columns that re-scoring must give again (`table_difference`)
+RESCORED_TEXT = ("status", "video_id", "instrument")
+RESCORED_SCORES = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit")
+LOCALIZATION_SCORES = ("ciou", "pointing_hit")
+RESCORE_TOLERANCE = 1e-6  # absolute
+MAX_ESTIMATE_BYTES = 1 << 30  # an estimate or heatmap file larger than this is not read
+
+
+def _shown(value: Any) -> str:
+    """A summary value as a disagreement names it: JSON's spelling, numbers to 6 significant digits."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return f"a track of {value['n_items']} items" if isinstance(value.get("n_items"), int) else "an object"
+    return plain(value)[:60]
+
+
+def _same(claimed: Any, computed: Any) -> bool:
+    """Whether a value of summary.json equals the recomputed one (numbers within `SUMMARY_TOLERANCE`, relative)."""
+    if isinstance(claimed, bool) or isinstance(computed, bool) or claimed is None or computed is None:
+        return type(claimed) is type(computed) and claimed == computed
+    if isinstance(claimed, (int, float)) and isinstance(computed, (int, float)):
+        a, b = float(claimed), float(computed)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b or math.isclose(a, b, rel_tol=SUMMARY_TOLERANCE, abs_tol=1e-12)
+    return claimed == computed
+
+
+def _first_difference(claimed: dict[str, Any], computed: dict[str, Any], prefix: str = "") -> tuple[str, Any, Any] | None:
+    """(where, summary.json's value, the recomputed value) of the first figure of one track's summary
+    that summary.json states and gets wrong, else None. What summary.json leaves out is not compared
+    (the board never reads it)."""
+    for key in SUMMARY_COUNTS:
+        if key in claimed and not _same(claimed[key], computed.get(key)):
+            return prefix + key, claimed[key], computed.get(key)
+    if "excluded_reasons" in claimed:
+        stated, actual = claimed["excluded_reasons"] or {}, computed.get("excluded_reasons") or {}
+        for reason in sorted(set(stated) | set(actual)):
+            if stated.get(reason, 0) != actual.get(reason, 0):
+                return f"{prefix}excluded_reasons[{plain(reason)[:40]!r}]", stated.get(reason, 0), actual.get(reason, 0)
+    stated_metrics, actual_metrics = claimed.get("metrics") or {}, computed.get("metrics") or {}
+    for name in sorted(stated_metrics):
+        block, actual = stated_metrics[name], actual_metrics.get(name)
+        if actual is None:
+            return f"{prefix}metrics.{name}.n", block.get("n", "a block"), "no such metric"
+        for key in SUMMARY_BLOCK_FIELDS:
+            if key in block and not _same(block[key], actual.get(key)):
+                return f"{prefix}metrics.{name}.{key}", block[key], actual.get(key)
+    if "localization" in claimed:
+        stated, actual = claimed["localization"], computed.get("localization")
+        if (stated is None) != (actual is None):
+            return prefix + "localization", stated, actual
+        for key, value in (stated or {}).items():
+            if not _same(value, (actual or {}).get(key)):
+                return f"{prefix}localization.{key}", value, (actual or {}).get(key)
+    if "per_instrument" in claimed:
+        stated, actual = claimed["per_instrument"] or {}, computed.get("per_instrument") or {}
+        for instrument in sorted(stated):
+            if instrument not in actual:
+                return f"{prefix}per_instrument.{plain(instrument)[:40]}", "an instrument", "none"
+            for metric, value in stated[instrument].items():
+                if not _same(value, actual[instrument].get(metric)):
+                    return f"{prefix}per_instrument.{plain(instrument)[:40]}.{metric}", value, actual[instrument].get(metric)
+    return None
+
+
+def summary_difference(claimed: dict[str, Any], computed: dict[str, Any], source: str = "items.parquet") -> str:
+    """The first figure summary.json (`claimed`) states and gets wrong against `computed` (the summary
+    recomputed from `source`), e.g. ``n_excluded 0, items.parquet has 30``; "" when they agree. Counts,
+    ``complete``, failure reasons, every metric block's mean, median, n, n_failed and n_plus_inf, the
+    localization variants and the per-instrument means of each track (mixtures, duets, urmp)."""
+    found = _first_difference(claimed, computed)
+    for track in ("duets", URMP_TRACK):
+        if found is None and track in claimed:
+            stated, actual = claimed[track], computed.get(track)
+            if (stated is None) != (actual is None):
+                found = track, stated, actual
+            elif stated is not None:
+                found = _first_difference(stated, actual, f"{track}.")
+    if found is None:
+        return ""
+    where, stated, actual = found
+    return f"{where} {_shown(stated)}, {source} has {_shown(actual)}"
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _keyed(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame`'s compared columns, indexed by (track, item, source) and sorted."""
+    keyed = pd.DataFrame({"track": frame["track"].astype(str).to_numpy(), "item_id": frame["item_id"].astype(str).to_numpy(),
+                          "source_index": pd.to_numeric(frame["source_index"]).to_numpy(dtype=np.int64)})
+    for column in RESCORED_TEXT:
+        keyed[column] = frame[column].astype(str).to_numpy()
+    for column in RESCORED_SCORES:
+        keyed[column] = _numeric(frame, column)
+    keyed = keyed.set_index(list(ITEM_KEY)).sort_index()
+    tracks = [track for track in ALL_TRACKS if track in keyed.index.get_level_values(0)]  # mixtures first
+    return pd.concat([keyed.xs(track, level=0, drop_level=False) for track in tracks]) if tracks else keyed
+
+
+def _unscorable_localization(claimed: pd.DataFrame, items: list[EvalItem]) -> set[str]:
+    """The tracks whose localization the data root cannot score, since none of their `items` has a
+    box (real MUSIC, whose boxes `evaluate --boxes` takes from a file that the run does not record),
+    while items.parquet has cIoU or pointing values for them: those are kept, not compared."""
+    tracks = set()
+    for track in {item.track for item in items}:
+        if any(box is not None and np.size(box) > 0 for item in items if item.track == track for box in item.boxes):
+            continue
+        theirs = claimed[claimed["track"] == track]
+        if any(not np.isnan(_numeric(theirs, column)).all() for column in LOCALIZATION_SCORES):
+            tracks.add(str(track))
+    return tracks
+
+
+def table_difference(claimed: pd.DataFrame, rescored: pd.DataFrame, skip_localization: set[str] = frozenset()) -> str:
+    """The first place where items.parquet (`claimed`) disagrees with the table re-scored from the run's
+    estimates, "" when they agree: the same item ids per track and the same sources, the same status,
+    video and instrument, every score within `RESCORE_TOLERANCE` (absolute; infinities equal, missing
+    values on both sides). cIoU and pointing game are not compared on the `skip_localization` tracks."""
+    ours, theirs = _keyed(rescored), _keyed(claimed)
+    for track in ALL_TRACKS:
+        stated = set(theirs.xs(track, level=0).index.get_level_values(0)) if track in theirs.index.get_level_values(0) else set()
+        actual = set(ours.xs(track, level=0).index.get_level_values(0)) if track in ours.index.get_level_values(0) else set()
+        if stated - actual:
+            return f"it lists {track} item {plain(sorted(stated - actual)[0])[:60]!r}, which re-scoring does not give"
+        if actual - stated:
+            return f"it lacks {track} item {plain(sorted(actual - stated)[0])[:60]!r}"
+    if not ours.index.equals(theirs.index):
+        extra = theirs.index.difference(ours.index)
+        track, item, source = (extra if len(extra) else ours.index.difference(theirs.index))[0]
+        return f"{track} item {plain(item)[:60]!r} source {source}: the sources differ"
+    mismatch = pd.DataFrame(False, index=ours.index, columns=[*RESCORED_TEXT, *RESCORED_SCORES])
+    for column in RESCORED_TEXT:
+        mismatch[column] = ours[column].to_numpy() != theirs[column].to_numpy()
+    skipped = ours.index.get_level_values(0).isin(list(skip_localization))
+    for column in RESCORED_SCORES:
+        a, b = theirs[column].to_numpy(), ours[column].to_numpy()
+        with np.errstate(invalid="ignore"):
+            same = (np.isnan(a) & np.isnan(b)) | (a == b) | (np.abs(a - b) <= RESCORE_TOLERANCE)
+        mismatch[column] = ~same & ~(skipped & (column in LOCALIZATION_SCORES))
+    rows = mismatch.any(axis=1)
+    if not rows.any():
+        return ""
+    key = rows[rows].index[0]
+    column = next(c for c in mismatch.columns if mismatch.at[key, c])
+    stated, actual = theirs.at[key, column], ours.at[key, column]
+    if column in RESCORED_TEXT:
+        stated, actual = repr(plain(stated)[:40]), repr(plain(actual)[:40])
+    else:
+        stated, actual = f"{stated:.6g}", f"{actual:.6g}"
+    track, item, source = key
+    return f"{track} item {plain(item)[:60]!r} source {source}: {column} {stated} in items.parquet, {actual} re-scored"
+
+
+def _regular_file(path: Path, max_bytes: int) -> str:
+    """"" when `path` is a regular file (not a symlink) of at most `max_bytes`, else what it is."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return f"no {path.name}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{plain(path.name)[:60]} is a symlink"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{plain(path.name)[:60]} is not a regular file"
+    return f"{plain(path.name)[:60]} is too large" if info.st_size > max_bytes else ""
+
+
+def estimates_problem(run_dir: Path) -> str:
+    """Why the run folder cannot be re-scored ("" if it can): no inference.parquet or no estimates/
+    ("no estimates"), or an inference.parquet, estimates/, heatmaps/ or file in them that is a
+    symlink, not a regular file, or too large (nothing is followed out of the run folder)."""
+    for name in ("inference.parquet", "estimates", "heatmaps"):
+        if (run_dir / name).is_symlink():
+            return f"{name} is a symlink"
+    if not (run_dir / "inference.parquet").exists() or not (run_dir / "estimates").is_dir():
+        return "no estimates"
+    problem = _regular_file(run_dir / "inference.parquet", MAX_ITEMS_BYTES)
+    if problem:
+        return problem
+    for name in ("estimates", "heatmaps"):
+        folder = run_dir / name
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            return f"{name} is not a folder"
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                problem = _regular_file(Path(entry.path), MAX_ESTIMATE_BYTES)
+                if problem:
+                    return f"{name}/{problem}"
+    return ""
+
+
+@dataclass
+class Rescored:
+    """What `Rescorer.rescore` made of a run: the re-scored items table (None when there is none, with
+    the reason in `problem`), notes (tracks it could not re-score), and the tracks whose localization
+    the data root cannot score (`_unscorable_localization`)."""
+
+    table: pd.DataFrame | None
+    problem: str = ""
+    notes: list[str] = field(default_factory=list)
+    skip_localization: set[str] = field(default_factory=set)
+
+
+class Rescorer:
+    """Re-scores run folders of the data root's benchmark version (`musicbench.evaluate.score_items`,
+    no progress bar): each split's items are built and checked once for the whole board
+    (`DataRoot.read_verified_items`, per track, as many as the runs need), and scores come from the
+    data root's signed score cache, so re-scoring an honest run costs a cache lookup per item."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.data = DataRoot(self.root)
+        self.version = self.data.version()
+        # (split, track) → (the limit they were built with, None: all; the items), or the error building them
+        self._items: dict[tuple[str, str], tuple[int | None, list[EvalItem]] | MusicbenchError] = {}
+
+    def covers(self, run: Run) -> bool:
+        """Whether `run` can be re-scored here: the data root's benchmark version, scored by this
+        musicbench's metric version (another metric version's numbers cannot be reproduced)."""
+        return run.benchmark_version == self.version and run.metric_version == METRIC_VERSION and run.items is not None
+
+    def reserve(self, runs: list[Run]) -> None:
+        """Build, once, as many items of each split and track as the largest run of this version needs."""
+        needed: dict[tuple[str, str], int] = {}
+        for run in runs:
+            if self.covers(run) and not estimates_problem(run.path):
+                for track, count in run.items.groupby("track")["item_id"].nunique().items():
+                    needed[(run.split, str(track))] = max(needed.get((run.split, str(track)), 0), int(count))
+        for (split, track), count in sorted(needed.items()):
+            try:
+                self._track_items(split, track, count)
+            except MusicbenchError:
+                pass  # kept, and reported by every run that needs these items
+
+    def item_count(self, split: str) -> int | None:
+        """The number of mixture items of `split` in the data root (None when it has none): what a
+        complete run of the current version has."""
+        try:
+            return len(self.data.item_ids(split))
+        except (MusicbenchError, OSError):
+            return None
+
+    def _track_items(self, split: str, track: str, count: int) -> list[EvalItem]:
+        """The first `count` items of `split` and `track`, built (and their files checked) at most once
+        unless a later run needs more than were built."""
+        built = self._items.get((split, track))
+        if built is None or (not isinstance(built, MusicbenchError) and built[0] is not None and built[0] < count):
+            try:
+                self._items[(split, track)] = (count, self.data.read_verified_items(split, count, (track,)))
+            except (MusicbenchError, OSError) as exc:
+                self._items[(split, track)] = MusicbenchError(str(exc))
+        built = self._items[(split, track)]
+        if isinstance(built, MusicbenchError):
+            raise built
+        return built[1][:count]
+
+    def _urmp_problem(self, run: Run) -> str:
+        """Why the run's real-ensembles track cannot be re-scored against this data root ("" if it can)."""
+        try:
+            version = self.data.urmp_version()
+        except MusicbenchError as exc:
+            return str(exc)
+        if version is None:
+            return "the data root has no real-ensembles track"
+        claimed = run.provenance.get("urmp_version")
+        return "" if claimed == version else f"the run's real-ensembles version is {plain(claimed)[:40]}, the data root's {version}"
+
+    def rescore(self, run: Run) -> Rescored:
+        """The run's items table re-scored from its estimates: of each track, the first N items of the
+        benchmark, N the number of that track's items in its items.parquet (a run made with ``--limit``
+        scored the first N of each track)."""
+        problem = estimates_problem(run.path)
+        if problem:
+            return Rescored(None, f"not re-scored: {problem}")
+        claimed = run.items
+        counts = claimed.groupby("track")["item_id"].nunique().to_dict() if claimed is not None else {}
+        items: list[EvalItem] = []
+        kept, notes = [], []
+        for track in ALL_TRACKS:
+            if not counts.get(track):
+                continue
+            if track == URMP_TRACK:
+                problem = self._urmp_problem(run)
+                if problem:
+                    kept.append(track)
+                    notes.append(f"the {track} track is not re-scored ({problem}): its figures are items.parquet's")
+                    continue
+            try:
+                items += self._track_items(run.split, track, int(counts[track]))
+            except MusicbenchError as exc:
+                return Rescored(None, plain(f"not re-scored: {exc}"))
+        try:
+            table = score_items(run.path, self.root, split=run.split, items=items, show_progress=False)
+        except Exception as exc:  # an untrusted folder: whatever its files make the scorer raise is this row's problem
+            return Rescored(None, plain(f"not re-scored: {type(exc).__name__}: {exc}")[:300])
+        if kept:
+            table = pd.concat([table, claimed[claimed["track"].isin(kept)].reindex(columns=table.columns)], ignore_index=True)
+        skip = _unscorable_localization(claimed, items)
+        if skip:
+            notes.append(f"cIoU and pointing game of the {', '.join(sorted(skip))} track(s) are not re-scored (the data "
+                         "root has no boxes for their items; `evaluate --boxes` files are not recorded): items.parquet's")
+        return Rescored(table, "", notes, skip)
+
+
+def _with_localization_of(table: pd.DataFrame, claimed: pd.DataFrame, tracks: set[str]) -> pd.DataFrame:
+    """`table` with the cIoU and pointing game of `tracks` taken from `claimed` (matched by item and source)."""
+    if not tracks:
+        return table
+    table = table.copy()
+    keys = list(ITEM_KEY)
+    stated = claimed.set_index(keys)
+    index = pd.MultiIndex.from_frame(table[keys].astype({"source_index": "int64"}))
+    chosen = table["track"].isin(list(tracks)).to_numpy()
+    for column in LOCALIZATION_SCORES:
+        values = _numeric(table, column)
+        if column in stated.columns:
+            values = np.where(chosen, stated[column].reindex(index).to_numpy(dtype=np.float64, na_value=np.nan), values)
+        table[column] = values
+    return table
+
+
+@dataclass
+class CheckedRun:
+    """A run as the board trusts it (`check_run`): `run` with the items table its numbers come from
+    (items.parquet, or the re-scored table where they disagree) and its problems, `summary` recomputed
+    from that table (`musicbench.evaluate.summarize`), `untrusted` the first reason its numbers cannot
+    be trusted ("" if none), `rescored` whether items.parquet was checked against the estimates."""
+
+    run: Run
+    summary: dict[str, Any]
+    untrusted: str = ""
+    rescored: bool = False
+
+
+def _confinement(prov: dict[str, Any]) -> tuple[bool | None, str]:
+    """(whether the model process was confined as the board shows it, the problem when provenance
+    contradicts itself): True only when ``confined`` is true and ``confinement`` starts with "confined"."""
+    confined, text = prov.get("confined"), prov.get("confinement")
+    says_confined = isinstance(text, str) and text.startswith("confined")
+    if confined is True and not says_confined:
+        return False, f"provenance.json says confined, but its confinement says {plain(text)[:80]!r}: shown unconfined"
+    if confined is False and says_confined:
+        return False, f"provenance.json says unconfined, but its confinement says {plain(text)[:80]!r}: shown unconfined"
+    return (confined if isinstance(confined, bool) else None), ""
+
+
+def check_run(run: Run, seed: int = 1234, rescorer: Rescorer | None = None) -> CheckedRun:
+    """The board's view of a run: re-score items.parquet from the estimates when `rescorer`'s data root
+    has the run's benchmark version and metric version (`Rescorer.covers`; a disagreement: the problem "items.parquet disagrees with its
+    estimates (re-scored): ...", and the re-scored table is used; no estimates: "not re-scored: ..."),
+    summarize the table with the run's own seed (else `seed`), compare summary.json with that summary
+    ("summary.json disagrees with ...: ..."), and check provenance's confinement. Any of these but the
+    last makes the row untrusted, so unranked."""
+    problems, items, untrusted, rescored, source = list(run.problems), run.items, "", False, "items.parquet"
+    if rescorer is not None and rescorer.covers(run):
+        outcome = rescorer.rescore(run)
+        problems += outcome.notes
+        if outcome.table is None:
+            problems.append(outcome.problem)
+            untrusted = outcome.problem
+        else:
+            rescored = True
+            difference = table_difference(items, outcome.table, outcome.skip_localization)
+            if difference:
+                untrusted = f"items.parquet disagrees with its estimates (re-scored): {difference}"
+                problems.append(untrusted)
+                items = _with_localization_of(outcome.table, items, outcome.skip_localization)
+                source = "its estimates (re-scored)"
+    summary: dict[str, Any] = {}
+    if items is not None:
+        try:
+            summary = summarize(items, run.seed if run.seed is not None else seed)
+        except Exception as exc:  # an untrusted table that passed its schema and still cannot be summarized
+            problem = plain(f"items.parquet cannot be summarized ({type(exc).__name__}: {exc})")[:300]
+            problems.append(problem)
+            untrusted, summary = untrusted or problem, {}
+        difference = summary_difference(run.summary, summary, source) if summary else ""
+        if difference:
+            problems.append(f"summary.json disagrees with {source}: {difference}")
+            untrusted = untrusted or problems[-1]
+    _, confinement_problem = _confinement(run.provenance)
+    if confinement_problem:
+        problems.append(confinement_problem)
+    return CheckedRun(replace(run, items=items, problems=problems), summary, untrusted, rescored)
+
+
 # ------------------------------------------------------------------------------------------- rows
 
 
@@ -248,14 +671,14 @@ def _metric_block(values: Any) -> MetricBlock | None:
                        n_failed=n_failed, n_plus_inf=n_plus_inf)
 
 
-def _seconds_per_item(run: Run) -> float | None:
+def _seconds_per_item(run: Run, summary: dict[str, Any]) -> float | None:
     items = run.items
     if items is not None and "seconds" in items.columns:
         rows = items[(items["track"] == "mixtures") & (items["status"] == "ok")].drop_duplicates("item_id")
         seconds = pd.to_numeric(rows["seconds"], errors="coerce").dropna()
         if len(seconds):
             return float(seconds.mean())
-    wall, n = finite_or_none(run.provenance.get("wall_seconds")), run.summary.get("n_items")
+    wall, n = finite_or_none(run.provenance.get("wall_seconds")), summary.get("n_items")
     return wall / n if wall is not None and isinstance(n, int) and n > 0 else None
 
 
@@ -263,10 +686,10 @@ def _run_date(run: Run) -> str | None:
     for key in ("date", "created", "timestamp"):
         value = run.provenance.get(key)
         if isinstance(value, str) and value:
-            return value
+            return plain(value)
     for name in ("provenance.json", "summary.json"):
         try:
-            mtime = (run.path / name).stat().st_mtime
+            mtime = (run.path / name).lstat().st_mtime
         except OSError:
             continue
         return datetime.fromtimestamp(mtime, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -282,42 +705,40 @@ def _charged_mixture_rows(run: Run) -> pd.DataFrame | None:
     return charge_failures(items[items["track"] == "mixtures"])
 
 
-def _per_instrument(run: Run, rows: pd.DataFrame | None) -> dict[str, dict[str, float]]:
-    """instrument → metric → mean over sources, from the charged `rows`, else from summary.json."""
-    if rows is not None:
-        result: dict[str, dict[str, float]] = {}
-        for instrument, group in rows.groupby("instrument"):
-            means = {}
-            for metric in PER_INSTRUMENT_METRICS:
-                if metric in group.columns:
-                    values = pd.to_numeric(group[metric], errors="coerce").dropna()
-                    if len(values):
-                        means[metric] = float(values.mean())
-            result[str(instrument)] = means
-        return result
-    stored = run.summary.get("per_instrument")
-    if not isinstance(stored, dict):
-        return {}
-    return {str(k): {m: float(v[m]) for m in PER_INSTRUMENT_METRICS
-                     if isinstance(v, dict) and finite_or_none(v.get(m)) is not None}
-            for k, v in stored.items()}
+def _per_instrument(summary: dict[str, Any], rows: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+    """instrument → metric → mean over sources: `summary`'s (``per_instrument``, from `summarize`), with
+    the infinite means it stores as null (a failed source: −∞) taken again from the charged `rows`."""
+    result: dict[str, dict[str, float]] = {}
+    for instrument, stated in (summary.get("per_instrument") or {}).items():
+        means = {}
+        for metric, value in stated.items():
+            if value is None and rows is not None and metric in rows.columns:
+                values = pd.to_numeric(rows.loc[rows["instrument"] == instrument, metric], errors="coerce").dropna()
+                value = float(values.mean()) if len(values) else None
+            if value is not None and not math.isnan(value):
+                means[metric] = value
+        result[plain(instrument)] = means
+    return result
 
 
-def _provenance(run: Run) -> RunProvenance:
+def _text_or_none(value: Any) -> str | None:
+    return plain(value) if value else None
+
+
+def _provenance(run: Run, summary: dict[str, Any]) -> RunProvenance:
     prov = run.provenance
-    n_parameters, revision = prov.get("n_parameters"), prov.get("git_revision")
+    n_parameters = prov.get("n_parameters")
+    confined, _ = _confinement(prov)
     return RunProvenance(
-        benchmark_version=run.benchmark_version, metric_version=run.metric_version, split=run.split,
-        git_revision=str(revision) if revision else None, date=_run_date(run),
-        device=str(prov["device"]) if prov.get("device") else None,
-        n_parameters=int(n_parameters) if isinstance(n_parameters, (int, float)) and not isinstance(n_parameters, bool) else None,
-        seconds_per_item=_seconds_per_item(run), wall_seconds=finite_or_none(prov.get("wall_seconds")),
-        model_file=str(prov["model_file"]) if prov.get("model_file") else None,
-        model_sha256=str(prov["model_sha256"]) if prov.get("model_sha256") else None,
+        benchmark_version=plain(run.benchmark_version), metric_version=plain(run.metric_version), split=plain(run.split),
+        git_revision=_text_or_none(prov.get("git_revision")), date=_run_date(run),
+        device=_text_or_none(prov.get("device")),
+        n_parameters=n_parameters if type(n_parameters) is int else None,
+        seconds_per_item=_seconds_per_item(run, summary), wall_seconds=finite_or_none(prov.get("wall_seconds")),
+        model_file=_text_or_none(prov.get("model_file")), model_sha256=_text_or_none(prov.get("model_sha256")),
         options=prov.get("options") if isinstance(prov.get("options"), dict) else {},
-        confined=prov["confined"] if isinstance(prov.get("confined"), bool) else None,
-        confinement=str(prov["confinement"]) if prov.get("confinement") else None,
-        frames_fingerprint=str(prov["frames_fingerprint"]) if prov.get("frames_fingerprint") else None,
+        confined=confined, confinement=_text_or_none(prov.get("confinement")),
+        frames_fingerprint=_text_or_none(prov.get("frames_fingerprint")),
         interpreter=_dict_of(prov, "interpreter"), scored_from_files=_dict_of(prov, "scored_from_files"),
         package_versions=prov.get("package_versions") if isinstance(prov.get("package_versions"), dict) else {},
         seed=prov.get("seed"),
@@ -340,16 +761,18 @@ def _per_instrument_ci(rows: pd.DataFrame | None, seed: int) -> dict[str, list[f
         values = pd.to_numeric(group["nsdr"], errors="coerce").dropna()
         if len(values) and np.isfinite(values).all():
             unit_videos = [videos[str(item)] for item in group.loc[values.index, "item_id"]]
-            result[str(instrument)] = list(video_bootstrap_ci(values.to_numpy(), unit_videos, seed))
+            result[plain(instrument)] = list(video_bootstrap_ci(values.to_numpy(), unit_videos, seed))
         else:
-            result[str(instrument)] = [None, None]
+            result[plain(instrument)] = [None, None]
     return result
 
 
-def row_of(run: Run, seed: int = 1234) -> Row:
+def row_of(run: Run | CheckedRun, seed: int = 1234) -> Row:
     """A run's row, unranked and untested: every metric's block, duet blocks, localization variants,
-    per-instrument means, per-item NSDR and provenance."""
-    summary = run.summary
+    per-instrument means, per-item NSDR and provenance, all from the run's items (`check_run`; a bare
+    `Run` is checked without re-scoring), none from summary.json."""
+    checked = run if isinstance(run, CheckedRun) else check_run(run, seed)
+    run, summary = checked.run, checked.summary
     metrics = _dict_of(summary, "metrics") or {}
     duets = _dict_of(summary, "duets")
     localization = _dict_of(summary, "localization")
@@ -359,22 +782,22 @@ def row_of(run: Run, seed: int = 1234) -> Row:
         stored = _dict_of(duets, "metrics") or {}
         duet_metrics = {key: _metric_block(stored.get(key)) for key in PER_INSTRUMENT_METRICS}
     return Row(
-        name=run.name, folder=run.folder, kind=run.kind, oracle=run.oracle, uses_labels=run.uses_labels,
+        name=run.name, folder=run.folder, kind=run.kind, oracle=_text_or_none(run.oracle), uses_labels=run.uses_labels,
         baseline=run.is_baseline, metrics={key: _metric_block(metrics.get(key)) for key in ITEM_METRICS},
         localization=None if localization is None else {str(k): finite_or_none(v) for k, v in localization.items()},
         duets=duet_metrics,
         duet_items=int(duets["n_items"]) if duets is not None and isinstance(duets.get("n_items"), int) else None,
         n_items=summary.get("n_items"), n_scored=summary.get("n_scored"), n_excluded=summary.get("n_excluded"),
-        excluded_reasons=_dict_of(summary, "excluded_reasons") or {},
-        per_instrument=_per_instrument(run, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
+        excluded_reasons={plain(k): v for k, v in (_dict_of(summary, "excluded_reasons") or {}).items()},
+        per_instrument=_per_instrument(summary, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
-        item_videos=item_videos(run.items),
-        provenance=_provenance(run), problems=list(run.problems), urmp=_urmp_result(run),
+        item_videos=item_videos(run.items), untrusted=checked.untrusted, rescored=checked.rescored,
+        provenance=_provenance(run, summary), problems=list(run.problems), urmp=_urmp_result(run, summary),
     )
 
 
-def _urmp_result(run: Run) -> UrmpResult | None:
-    urmp = _dict_of(run.summary, "urmp")
+def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
+    urmp = _dict_of(summary, URMP_TRACK)
     if urmp is None:
         return None
     stored = _dict_of(urmp, "metrics") or {}
@@ -382,14 +805,17 @@ def _urmp_result(run: Run) -> UrmpResult | None:
     version = (run.provenance or {}).get("urmp_version")
     tracks = run.items["track"] if run.items is not None and "track" in run.items.columns else pd.Series(dtype=str)
     return UrmpResult({key: _metric_block(stored.get(key)) for key, _ in URMP_METRICS}, count("n_items"), count("n_scored"),
-                      version if isinstance(version, str) else None, bool((tracks == "duets").any()) if len(tracks) else None)
+                      plain(version) if isinstance(version, str) else None, bool((tracks == "duets").any()) if len(tracks) else None)
 
 
 # ----------------------------------------------------------------------------- ranking and tests
 
 
 def _unranked_reason(row: Row, n_items: int) -> str:
-    """Why `row` gets no rank ("" if it is complete): failed items, or fewer items than the table's runs."""
+    """Why `row` gets no rank ("" if it is complete): numbers the board cannot trust (``Row.untrusted``),
+    failed items, or fewer items than `n_items`."""
+    if row.untrusted:
+        return row.untrusted
     failed = row.n_excluded if isinstance(row.n_excluded, int) else 0
     scored = row.n_items if isinstance(row.n_items, int) else 0
     if failed:
@@ -401,12 +827,14 @@ def _unranked_reason(row: Row, n_items: int) -> str:
     return ""
 
 
-def sort_and_rank(rows: list[Row]) -> list[Row]:
+def sort_and_rank(rows: list[Row], n_items: int | None = None) -> list[Row]:
     """Rows ordered main track, labels track, references. Within each, the complete rows first by
     mean NSDR (descending), with competition ranks (ties share a rank) in the main and labels
-    tracks; then the incomplete ones (a failed item, or fewer items than the table's most: see
-    `_unranked_reason`), unranked, fewest failures first. Failing can only move a row down."""
-    n_items = max((row.n_items for row in rows if isinstance(row.n_items, int)), default=0)
+    tracks; then the unranked ones (untrusted numbers, a failed item, or fewer items than `n_items`,
+    by default the most any row has: see `_unranked_reason`), fewest failures first. Failing can only
+    move a row down. Rows' counts are their items' (`check_run`), never summary.json's."""
+    if n_items is None:
+        n_items = max((row.n_items for row in rows if isinstance(row.n_items, int)), default=0)
     ordered = []
     for kind in KINDS:
         group = [r for r in rows if r.kind == kind]
@@ -488,7 +916,7 @@ def _mark_frames(rows: list[Row], expected: str | None) -> list[str]:
 
 
 def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str, list[str]]:
-    """track → the classes its items have (over `runs`' items.parquet) that `train_classes` lacks
+    """track → the classes its items have (over `runs`' items: `check_run`'s) that `train_classes` lacks
     (empty without `train_classes`, or when every class was in training)."""
     if train_classes is None:
         return {}
@@ -496,18 +924,21 @@ def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str,
     for run in runs:
         if run.items is not None and {"track", "instrument"} <= set(run.items.columns):
             for track, group in run.items.groupby("track"):
-                by_track.setdefault(str(track), set()).update(map(str, group["instrument"].dropna()))
+                by_track.setdefault(str(track), set()).update(map(plain, group["instrument"].dropna()))
     return {track: sorted(classes - train_classes) for track, classes in sorted(by_track.items()) if classes - train_classes}
 
 
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
                warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None,
-               train_classes: set[str] | None = None) -> Board:
+               train_classes: set[str] | None = None, rescorer: Rescorer | None = None) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
-    version's first (`current_version`, else the version with most runs); rows ranked by
-    `sort_and_rank`, each tested against the baseline of `choose_baseline` (bootstrap `seed`); rows
-    whose frames fingerprint differs from `current_frames` (the data root's) are marked (`_mark_frames`);
-    each table names the classes of its tracks that `train_classes` (the data root's training split) lacks."""
+    version's first (`current_version`, else the version with most runs); every run checked by
+    `check_run` (re-scored by `rescorer`, the data root's, where it has the run's benchmark version);
+    rows ranked by `sort_and_rank` against the split's item count in the data root (tables of
+    `rescorer`'s version; else the most items a row has), each tested against the baseline of
+    `choose_baseline` (bootstrap `seed`); rows whose frames fingerprint differs from `current_frames`
+    (the data root's) are marked (`_mark_frames`); each table names the classes of its tracks that
+    `train_classes` (the data root's training split) lacks."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -527,7 +958,11 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
     keys = sorted(groups, key=lambda k: (k[0] != current_version, k[1] != "test", -counts[k[0]], k))
     for number, key in enumerate(keys, start=1):
         version, split, metric_version = key
-        rows = sort_and_rank([row_of(run, seed) for run in groups[key]])
+        if rescorer is not None and version == rescorer.version:
+            rescorer.reserve(groups[key])
+        checked = [check_run(run, seed, rescorer) for run in groups[key]]
+        expected = rescorer.item_count(split) if rescorer is not None and version == rescorer.version else None
+        rows = sort_and_rank([row_of(run, seed) for run in checked], expected)
         table_warnings = []
         if version != current_version:
             table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "
@@ -535,7 +970,7 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         for row in rows:
             table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
         table_warnings += _mark_frames(rows, current_frames if version == current_version else None)
-        unseen = unseen_classes(groups[key], train_classes if version == current_version else None)
+        unseen = unseen_classes([run.run for run in checked], train_classes if version == current_version else None)
         table_warnings += [f"The {track} track has classes that the training split lacks: {', '.join(classes)} "
                            "(scores on them measure generalization to unheard classes)" for track, classes in unseen.items()]
         chosen, why = choose_baseline(rows, baseline)

@@ -1,16 +1,25 @@
 """Run folders as the leaderboard reads them: `load_run` one folder, `find_runs` every folder under ``runs/``.
 
 A run folder is written by `musicbench.evaluate.evaluate`: ``summary.json``, ``provenance.json``,
-``items.parquet``, ``estimates/<item_id>.npy`` and, for methods that localize, ``heatmaps/<item_id>.npy``.
-Everything read from it is untrusted: summary.json and provenance.json pass their schema (`SUMMARY`,
-`PROVENANCE`: types, finite numbers, known keys only) before the board reads them, or the folder is skipped.
+``items.parquet``, ``inference.parquet``, ``estimates/<item_id>.npy`` and, for methods that localize,
+``heatmaps/<item_id>.npy``. Everything read from it is untrusted: a run folder that is a symlink is not
+followed; summary.json, provenance.json and items.parquet are opened without following symlinks, must be
+regular files of bounded size, and pass their schema (`SUMMARY`, `PROVENANCE`: types, finite numbers,
+counts below 2**53, known keys only; `check_items` for items.parquet) before the board reads them, or the
+folder is skipped with a warning. The board (`musicbench.leaderboard.board`) then takes every count and
+flag it ranks by from items.parquet (re-scored from the estimates where it can), never from summary.json.
+Names and folder names pass `musicbench.progress.plain`: no control or bidi-override character reaches
+any output.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -18,7 +27,20 @@ from typing import Any
 
 import pandas as pd
 
+import musicbench
+from musicbench.benchmark import ALL_TRACKS
 from musicbench.errors import MusicbenchError
+from musicbench.fsutil import MissingFileError, UntrustedFileError, read_regular_file, sha256_file
+from musicbench.progress import plain
+
+# The repository's own baselines: a run is a musicbench baseline when its model file is one of these,
+# byte for byte (`Run.is_baseline`). Absent (an installed package without the repository): no baseline.
+BASELINES_DIR = Path(musicbench.__file__).resolve().parents[1] / "baselines"
+# Counts in run files must stay below 2**53: exact as a JSON number anywhere, and within Parquet's int64.
+MAX_COUNT = 2**53
+MAX_JSON_BYTES = 16 << 20  # summary.json / provenance.json larger than this are refused
+MAX_ITEMS_BYTES = 256 << 20  # items.parquet larger than this is refused
+MAX_ITEM_ROWS = 1_000_000  # items.parquet rows (one per item and source)
 
 
 @dataclass
@@ -34,26 +56,30 @@ class Run:
     problems: list[str] = field(default_factory=list)
     invalid: str = ""
 
+    def __post_init__(self) -> None:
+        self.folder = plain(self.folder)  # shown on every output: no control or bidi-override character
+
     @property
     def name(self) -> str:
-        """The leaderboard name: summary ``name``, else provenance ``name``, else the folder name."""
+        """The leaderboard name: summary ``name``, else provenance ``name``, else the folder name
+        (`plain`: control and bidi-override characters shown as U+FFFD)."""
         for source in (self.summary, self.provenance):
             value = source.get("name")
             if isinstance(value, str) and value:
-                return value
+                return plain(value)
         return self.folder
 
     @property
     def benchmark_version(self) -> str:
-        return str(self.summary.get("benchmark_version") or self.provenance.get("benchmark_version") or "unknown")
+        return plain(self.summary.get("benchmark_version") or self.provenance.get("benchmark_version") or "unknown")
 
     @property
     def split(self) -> str:
-        return str(self.summary.get("split") or self.provenance.get("split") or "unknown")
+        return plain(self.summary.get("split") or self.provenance.get("split") or "unknown")
 
     @property
     def metric_version(self) -> str:
-        return str(self.provenance.get("metric_version") or "unknown")
+        return plain(self.provenance.get("metric_version") or "unknown")
 
     @property
     def oracle(self) -> str | None:
@@ -72,13 +98,45 @@ class Run:
         return "labels" if self.uses_labels else "main"
 
     @property
+    def seed(self) -> int | None:
+        """The bootstrap seed the run was summarized with (provenance ``seed``), None when absent or unusable."""
+        value = self.provenance.get("seed")
+        return value if type(value) is int and 0 <= value < 2**64 else None
+
+    @property
     def is_baseline(self) -> bool:
-        """Whether this is one of musicbench's reference methods: its model file lies in a
-        ``baselines/`` folder (oracles are references, not baselines)."""
-        model_file = self.provenance.get("model_file")
-        if self.oracle or not isinstance(model_file, str):
+        """Whether this is one of musicbench's reference methods: provenance ``model_sha256`` is the
+        SHA-256 of the file of the same name in the repository's own ``baselines/`` folder
+        (`BASELINES_DIR`). A model file in any other folder named ``baselines/`` is not one, and
+        oracles are references, not baselines."""
+        model_file, claimed = self.provenance.get("model_file"), self.provenance.get("model_sha256")
+        if self.oracle or not isinstance(model_file, str) or not isinstance(claimed, str):
             return False
-        return "baselines" in PurePath(model_file.replace("\\", "/")).parts[:-1]
+        file_name = PurePath(model_file.replace("\\", "/")).name
+        if file_name in ("", ".", ".."):
+            return False
+        digest = _baseline_sha256(BASELINES_DIR / file_name)
+        return digest is not None and digest == claimed.lower()
+
+
+def _baseline_sha256(path: Path) -> str | None:
+    """The SHA-256 of a regular file (not a symlink) in the baselines folder, None if there is none;
+    cached while its size and modification time stay the same."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return _sha256_of(path, info.st_size, info.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------ schema
@@ -130,9 +188,11 @@ def _integer(value: Any, where: str) -> int:
 
 
 def _count(value: Any, where: str) -> int:
-    """An integer ≥ 0."""
+    """An integer ≥ 0 and below 2**53 (`MAX_COUNT`: exact in JSON, and within Parquet's int64)."""
     if type(value) is not int or value < 0:
         raise _fail(where, "an integer ≥ 0", value)
+    if value >= MAX_COUNT:
+        raise SchemaError(f"{where or 'the document'} must be below 2**53, not an integer of {len(str(value))} digits")
     return value
 
 
@@ -220,61 +280,165 @@ PROVENANCE = _record({
 def _read_json(path: Path, schema: Check, problems: list[str]) -> tuple[dict[str, Any], str]:
     """(the validated document, "") or ({}, its first problem); a missing file is only listed in `problems`."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+        value = json.loads(read_regular_file(path, max_bytes=MAX_JSON_BYTES, name=path.name).decode("utf-8"))
+    except MissingFileError:
         problems.append(f"no {path.name}")
         return {}, ""
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UntrustedFileError as exc:
+        return {}, str(exc)
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, an integer of > 4300 digits
         return {}, f"{path.name} is unreadable ({type(exc).__name__})"
     try:
         return schema(value, ""), ""
     except SchemaError as exc:
-        return {}, f"{path.name}: {exc}"
+        return {}, plain(f"{path.name}: {exc}")
+    except RecursionError:
+        return {}, f"{path.name} is nested too deeply"
+
+
+# items.parquet (`musicbench.evaluate.ITEM_COLUMNS`): the columns the board reads, and what they must hold.
+ITEM_TEXT_COLUMNS = ("item_id", "track", "split", "video_id", "instrument", "status", "reason")
+ITEM_REQUIRED_COLUMNS = ("item_id", "source_index", "video_id", "instrument", "status")
+ITEM_NUMBER_COLUMNS = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds")
+ITEM_FRACTION_COLUMNS = ("ciou", "pointing_hit")  # in [0, 1]
+ITEM_KEY = ("track", "item_id", "source_index")  # one row per item of a track and source
+
+
+def check_items(frame: pd.DataFrame) -> pd.DataFrame:
+    """items.parquet as the board reads it, or SchemaError naming the first problem: the columns of
+    `ITEM_REQUIRED_COLUMNS` present (``track`` defaults to "mixtures", ``reason`` to ""), text columns
+    holding strings, ``track`` one of the benchmark's tracks, ``source_index`` integers ≥ 0, the
+    scores numbers (float64; NaN where absent, ±inf allowed for the dB scores, cIoU and pointing in
+    [0, 1], seconds finite ≥ 0), one row per (track, item, source), at most `MAX_ITEM_ROWS` rows.
+    Other columns are dropped."""
+    if len(frame) > MAX_ITEM_ROWS:
+        raise SchemaError(f"items.parquet has {len(frame)} rows, at most {MAX_ITEM_ROWS}")
+    missing = [column for column in ITEM_REQUIRED_COLUMNS if column not in frame.columns]
+    if missing:
+        raise SchemaError(f"items.parquet has no {missing[0]!r} column")
+    checked = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    defaults = {"track": "mixtures", "reason": "", "split": ""}
+    for column in ITEM_TEXT_COLUMNS:
+        values = pd.Series(frame[column].to_numpy(dtype=object) if column in frame.columns else [defaults[column]] * len(frame),
+                           index=checked.index, dtype=object)
+        text = values.map(lambda value: isinstance(value, str))
+        if not text.all():
+            bad = values[~text].iloc[0]
+            raise SchemaError(f"items.parquet: {column} must hold strings, not "
+                              f"{'a missing value' if bad is None or bad is pd.NA else _describe(bad)}")
+        checked[column] = values.astype(str)
+    unknown = sorted(set(checked["track"]) - set(ALL_TRACKS))
+    if unknown:
+        raise SchemaError(f"items.parquet: track must be one of {', '.join(ALL_TRACKS)}, not {unknown[0][:40]!r}")
+    index = frame["source_index"]
+    if not pd.api.types.is_integer_dtype(index) or pd.api.types.is_bool_dtype(index) or index.isna().any():
+        raise SchemaError(f"items.parquet: source_index must hold integers, not {index.dtype}")
+    if len(index) and (index.min() < 0 or index.max() >= 2**31):
+        raise SchemaError("items.parquet: source_index must lie in [0, 2**31)")
+    checked["source_index"] = index.to_numpy(dtype="int64")
+    for column in ITEM_NUMBER_COLUMNS:
+        if column not in frame.columns:
+            continue
+        numbers = _numbers(frame[column], column)
+        present = numbers.dropna()
+        if column in ITEM_FRACTION_COLUMNS and not present.between(0.0, 1.0).all():
+            raise SchemaError(f"items.parquet: {column} must lie in [0, 1]")
+        if column == "seconds" and not (present.between(0.0, float("inf"), inclusive="left")).all():
+            raise SchemaError("items.parquet: seconds must be finite and ≥ 0")
+        checked[column] = numbers
+    repeated = checked.duplicated(list(ITEM_KEY))
+    if repeated.any():
+        row = checked[repeated].iloc[0]
+        raise SchemaError(plain(f"items.parquet: {row['track']} item {row['item_id'][:60]!r} source {row['source_index']} "
+                                "has more than one row"))
+    return checked
+
+
+def _numbers(values: pd.Series, column: str) -> pd.Series:
+    """A score column as float64 (NaN where absent), or SchemaError: numbers only, no booleans or text
+    (a column with no value at all is stored as nulls)."""
+    if pd.api.types.is_bool_dtype(values):
+        raise SchemaError(f"items.parquet: {column} must hold numbers, not {values.dtype}")
+    if pd.api.types.is_numeric_dtype(values):
+        return pd.Series(values.to_numpy(dtype="float64", na_value=float("nan")), index=pd.RangeIndex(len(values)))
+    objects = values.to_numpy(dtype=object)
+    for value in objects:
+        if not (value is None or value is pd.NA or (isinstance(value, (int, float)) and not isinstance(value, bool))):
+            raise SchemaError(f"items.parquet: {column} must hold numbers, not {_describe(value)}")
+    return pd.Series([float("nan") if value is None or value is pd.NA else float(value) for value in objects],
+                     index=pd.RangeIndex(len(values)), dtype="float64")
+
+
+def _read_items(path: Path) -> tuple[pd.DataFrame | None, str]:
+    """(items.parquet checked by `check_items`, "") or (None, its first problem)."""
+    try:
+        data = read_regular_file(path, max_bytes=MAX_ITEMS_BYTES, name=path.name)
+    except MissingFileError:
+        return None, "no items.parquet"
+    except UntrustedFileError as exc:
+        return None, str(exc)
+    try:
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        if rows > MAX_ITEM_ROWS:
+            return None, f"items.parquet has {rows} rows, at most {MAX_ITEM_ROWS}"
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        return None, f"items.parquet is unreadable ({type(exc).__name__})"
+    try:
+        return check_items(frame), ""
+    except SchemaError as exc:
+        return None, plain(str(exc))
 
 
 def load_run(path: str | os.PathLike) -> Run:
     """Read one run folder. summary.json and provenance.json are checked against `SUMMARY` and
-    `PROVENANCE`: the first problem goes to ``Run.invalid``. Missing or damaged files are listed in
-    ``Run.problems``; nothing is raised.
+    `PROVENANCE`, items.parquet by `check_items`: the first problem goes to ``Run.invalid``, and so
+    does a run folder that is a symlink, and a summary.json, provenance.json or items.parquet that is
+    a symlink, not a regular file or too large (`musicbench.fsutil.read_regular_file`), and a missing items.parquet. A
+    missing provenance.json is listed in ``Run.problems``; nothing is raised.
 
     items.parquet gets a ``track`` column ("mixtures") when it has none (runs made before duets).
     """
     path = Path(path)
+    if path.is_symlink():
+        return Run(path.name, path, {}, {}, None, [], "the run folder is a symlink (run folders must lie in the runs folder)")
     problems: list[str] = []
     summary, summary_problem = _read_json(path / "summary.json", SUMMARY, problems)
     provenance, provenance_problem = _read_json(path / "provenance.json", PROVENANCE, problems)
-    items = None
-    if (path / "items.parquet").is_file():
-        try:
-            items = pd.read_parquet(path / "items.parquet")
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            problems.append(f"items.parquet is unreadable ({type(exc).__name__})")
-        else:
-            if "track" not in items.columns:
-                items["track"] = "mixtures"
-    else:
-        problems.append("no items.parquet")
+    items, items_problem = (None, "") if summary_problem or provenance_problem else _read_items(path / "items.parquet")
     if summary and provenance and summary.get("benchmark_version") != provenance.get("benchmark_version"):
         problems.append("summary.json and provenance.json name different benchmark versions (summary.json used)")
-    return Run(path.name, path, summary, provenance, items, problems, summary_problem or provenance_problem)
+    return Run(path.name, path, summary, provenance, items, problems, summary_problem or provenance_problem or items_problem)
 
 
 def find_runs(runs_dir: str | os.PathLike) -> tuple[list[Run], list[str]]:
     """Every run folder directly under `runs_dir` (a folder with a valid summary.json), sorted by folder
-    name, and a warning for each folder skipped: no summary.json, or a summary.json or provenance.json
-    that is unreadable or fails its schema (the warning names the first problem). Folders whose name
-    starts with a dot are not runs: ``.<name>.tmp-<pid>`` is a run being written (`musicbench.evaluate`)."""
+    name, and a warning for each folder skipped: a symlink (never followed), no summary.json, or a
+    summary.json, provenance.json or items.parquet that is unreadable, not a regular file, or fails its
+    schema (the warning names the first problem; see `load_run`). Folders whose name starts with a dot
+    are not runs: ``.<name>.tmp-<pid>`` is a run being written (`musicbench.evaluate`). Folder names
+    are shown `plain`, made unique where that maps two names to one."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise MusicbenchError(f"no runs folder at {str(runs_dir)!r}; run `musicbench evaluate` first")
-    runs, warnings = [], []
-    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (path / "summary.json").is_file():
-            warnings.append(f"{path.name}: skipped, no summary.json (an unfinished run?)")
+    runs, warnings, shown = [], [], set()
+    for path in sorted(p for p in runs_dir.iterdir() if (p.is_symlink() or p.is_dir()) and not p.name.startswith(".")):
+        folder = plain(path.name)
+        if path.is_symlink():
+            warnings.append(f"{folder}: skipped, the run folder is a symlink (run folders must lie in the runs folder)")
+            continue
+        summary = path / "summary.json"
+        if not summary.is_symlink() and not summary.exists():
+            warnings.append(f"{folder}: skipped, no summary.json (an unfinished run?)")
             continue
         run = load_run(path)
         if run.invalid:
-            warnings.append(f"{path.name}: skipped, {run.invalid}")
+            warnings.append(f"{folder}: skipped, {run.invalid}")
             continue
+        while run.folder in shown:  # two names that differ only in unshowable characters
+            run.folder += "\ufffd"
+        shown.add(run.folder)
         runs.append(run)
     return runs, warnings
