@@ -293,19 +293,22 @@ def test_two_runs_cannot_claim_one_run_folder(bench_root, tmp_path):
     """Two runs started 1 s apart into one --out both exited 0, and the second silently replaced the first."""
     root = bench_root[0]
     model = tmp_path / "slow.py"
-    model.write_text(textwrap.dedent('''
-        import time
+    release = tmp_path / "release"  # the first run's model waits for it: the second run starts while the first runs
+    model.write_text(textwrap.dedent(f'''
+        import os, time
 
         class Model:
             def separate(self, mixture, frames, sample_rate):
-                time.sleep(2)
+                deadline = time.monotonic() + 120
+                while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
+                    time.sleep(0.1)
                 return [mixture / len(frames)] * len(frames)
 
         def load_model(device="cpu"):
             return Model()
     '''))
     out = tmp_path / "runs" / "shared"
-    first = threading.Thread(target=evaluate, args=(model, root, out), kwargs={"device": "cpu", "limit": 2})
+    first = threading.Thread(target=evaluate, args=(model, root, out), kwargs={"device": "cpu", "limit": 1, "timeout": 150})
     first.start()
     try:
         deadline = time.monotonic() + 60
@@ -313,6 +316,7 @@ def test_two_runs_cannot_claim_one_run_folder(bench_root, tmp_path):
             time.sleep(0.1)
         result = run_cli("evaluate", "--oracle", "mixture", "--root", root, "--out", out, "--limit", "1", "--overwrite")
     finally:
+        release.write_text("go")
         first.join()
     assert result.returncode == 2 and "is being written by another run" in result.stderr, result.stderr
     assert json.loads((out / "provenance.json").read_text())["oracle"] is None  # the first run's, whole
