@@ -13,7 +13,7 @@ import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from musicbench.errors import MusicbenchError
 
@@ -201,27 +201,37 @@ class NpyError(UntrustedFileError):
     more than the bytes allowed)."""
 
 
+@contextlib.contextmanager
+def _open_regular(path: str | os.PathLike, label: str, error: type[UntrustedFileError] = UntrustedFileError,
+                  missing: type[UntrustedFileError] = MissingFileError) -> Iterator[tuple[Any, os.stat_result]]:
+    """An untrusted file opened for reading with O_NOFOLLOW and without blocking, and its stat: it must
+    be a regular file (not a symlink, FIFO or device); else `error` (`missing` when it is absent)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise missing(f"{label} is missing") from None
+    except OSError as exc:
+        raise error(f"{label} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise error(f"{label} is not a regular file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            yield handle, info
+        except OSError as exc:  # an I/O error while reading
+            raise error(f"{label} cannot be read ({exc.strerror or exc})") from None
+
+
 def read_regular_file(path: str | os.PathLike, *, max_bytes: int, name: str | None = None) -> bytes:
     """The bytes of an untrusted file, read once: opened with O_NOFOLLOW and without blocking, it must
     be a regular file (not a symlink, FIFO or device) of at most `max_bytes`; else `UntrustedFileError`
     (`MissingFileError` when it is absent) naming it (`name`, default the path) with the reason."""
     label = name or os.fspath(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise MissingFileError(f"{label} is missing") from None
-    except OSError as exc:
-        raise UntrustedFileError(f"{label} cannot be opened ({'a symlink' if os.path.islink(path) else exc.strerror})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UntrustedFileError(f"{label} is not a regular file")
+    with _open_regular(path, label) as (handle, info):
         if info.st_size > max_bytes:
             raise UntrustedFileError(f"{label} has {info.st_size} bytes, over the {max_bytes} allowed")
-        try:
-            data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise UntrustedFileError(f"{label} cannot be read ({exc.strerror or exc})") from None
+        data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UntrustedFileError(f"{label} grew past {max_bytes} bytes while being read")
     return data
@@ -249,25 +259,8 @@ def read_npy(
         handle = io.BytesIO(data)
         return _npy_array(handle, len(data), name or "the .npy data", max_bytes, kinds, ndim)
     label = name or os.fspath(source)
-    try:
-        fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise NpyError(f"{label} is missing") from None
-    except OSError as exc:
-        why = "it is a symlink" if os.path.islink(source) else exc.strerror
-        raise NpyError(f"{label} cannot be opened ({why}); write a regular file") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise NpyError(f"{label} is not a regular file; write the array with numpy.save")
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            return _npy_array(handle, info.st_size, label, max_bytes, kinds, ndim)
-        except OSError as exc:  # an I/O error while reading
-            raise NpyError(f"{label} cannot be read ({exc.strerror or exc}); write it again") from None
+    with _open_regular(source, label, NpyError, NpyError) as (handle, info):
+        return _npy_array(handle, info.st_size, label, max_bytes, kinds, ndim)
 
 
 def _npy_array(handle, size: int, label: str, max_bytes: int, kinds: str, ndim: int | None) -> np.ndarray:
