@@ -195,7 +195,7 @@ def run_inference(
         hidden = hidden_paths(root, model_path=model_path, run_dir=out_dir, extra=hide)
         if confine:
             check_other_names(hidden)
-        runner = ModelRunner(model_path, options, timeout, load_timeout, hide_paths=hidden, confine=confine, python=python,
+        runner = ModelRunner(model_path, options, timeout, load_timeout, hide_paths=hidden.paths, confine=confine, python=python,
                              scratch_bytes=scratch_bytes)
     try:
         if runner is not None:

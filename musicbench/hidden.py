@@ -14,16 +14,18 @@ leaderboard publishes estimates as demo audio; and any file may have more names 
   the score cache: every run folder written from it, every leaderboard built from it);
 - whatever else the caller names (``--hide``, a score cache kept elsewhere).
 
-`check_other_names` then makes sure no file under those paths has a name outside them (a hardlink
-made by hand, a backup made with ``cp -al``): the run stops, naming one, rather than leave it
-readable. Other names of a whole filesystem (bind mounts) are covered by `musicbench.confine`.
+`check_other_names` then makes sure no file of the references or their copies (all but DVC's
+stores, which also hold what models read) has a name outside the hidden paths (a hardlink made by
+hand, a backup made with ``cp -al``): the run stops, naming one, rather than leave it readable.
+Other names of a whole filesystem (bind mounts) are covered by `musicbench.confine`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from musicbench.benchmark import DataRoot
@@ -112,12 +114,28 @@ def registered_copies(root: str | os.PathLike) -> list[str]:
     return folders
 
 
+@dataclass(frozen=True)
+class HiddenPaths:
+    """What a model run must not see: `paths`, every hidden path (existing ones, none inside another),
+    and `content`, those of them that hold the references and copies of them (all but DVC's stores,
+    which also hold what models read, such as their checkpoints)."""
+
+    paths: list[Path]
+    content: list[Path]
+
+
+def _outermost(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The existing `paths` as real paths, none inside another, sorted."""
+    real = sorted({Path(os.path.realpath(path)) for path in paths if os.path.lexists(path)})
+    return [path for path in real if not any(other != path and _is_under(path, other) for other in real)]
+
+
 def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | None = None,
-                 run_dir: str | os.PathLike | None = None, extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
-    """Every path the model process must not see for a run into `run_dir` (see the module docstring),
-    existing ones only, none inside another. MusicbenchError if the model file lies inside one."""
+                 run_dir: str | os.PathLike | None = None, extra: Iterable[str | os.PathLike] = ()) -> HiddenPaths:
+    """Every path the model process must not see for a run into `run_dir` (see the module docstring).
+    MusicbenchError if the model file lies inside one."""
     data = DataRoot(root)
-    paths = [*data.layout_paths(), *map(Path, registered_copies(root)), *map(Path, extra)]
+    content = [*data.layout_paths(), *map(Path, registered_copies(root)), *map(Path, extra)]
     starts = [data.root, Path.cwd()]
     model = None if model_path is None else Path(os.path.realpath(model_path))
     if model is not None:
@@ -126,46 +144,53 @@ def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | Non
         run_dir = Path(os.path.realpath(run_dir))
         runs_dir = run_dir.parent
         in_runs = model is not None and _is_under(model.parent, runs_dir)
-        paths.append(run_dir if in_runs else runs_dir)
+        content.append(run_dir if in_runs else runs_dir)
         starts.append(runs_dir)
-    for start in starts:
-        paths += dvc_stores(start)
-    real = sorted({Path(os.path.realpath(path)) for path in paths if os.path.lexists(path)})
-    outermost = [path for path in real if not any(other != path and _is_under(path, other) for other in real)]
+    stores = [store for start in starts for store in dvc_stores(start)]
+    hidden = HiddenPaths(_outermost([*content, *stores]), _outermost(content))
     if model is not None:
-        for path in outermost:
+        for path in hidden.paths:
             if _is_under(model, path):
                 raise MusicbenchError(f"model file {str(model_path)!r} lies inside {str(path)!r}, which the model must "
                                       "not see (the data root, a runs folder, DVC's cache or a copy of the references); "
                                       "move it elsewhere")
-    return outermost
+    return hidden
 
 
-def check_other_names(paths: Iterable[str | os.PathLike]) -> None:
-    """MusicbenchError if a file under `paths` has a name outside them (more hardlinks than found
-    under `paths`), naming one such file; symlinks are not followed."""
+def _files(top: str) -> Iterator[tuple[str, os.stat_result]]:
+    """Every file under `top` (or `top` itself) with its lstat; symlinks are not followed."""
+    try:
+        info = os.lstat(top)
+    except OSError:
+        return
+    if not os.path.isdir(top) or os.path.islink(top):
+        yield top, info
+        return
+    for folder, _, files in os.walk(top):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                yield path, os.lstat(path)
+            except OSError:
+                continue
+
+
+def check_other_names(hidden: HiddenPaths) -> None:
+    """MusicbenchError if a file of `hidden.content` has a name that no hidden path holds (more
+    hardlinks than `hidden.paths` hold), naming one such file. DVC's stores are searched for names
+    only when a content file has more than one."""
     names: dict[tuple[int, int], list] = {}  # (device, inode) -> [links, names found, one name]
-
-    def count(path: str, info: os.stat_result) -> None:
-        if info.st_nlink > 1:
-            entry = names.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, path])
-            entry[1] += 1
-
-    for top in map(os.fspath, paths):
-        try:
-            info = os.lstat(top)
-        except OSError:
-            continue
-        if not os.path.isdir(top) or os.path.islink(top):
-            count(top, info)
-            continue
-        for folder, _, files in os.walk(top, onerror=None):
-            for name in files:
-                path = os.path.join(folder, name)
-                try:
-                    count(path, os.lstat(path))
-                except OSError:
-                    continue
+    for top in map(os.fspath, hidden.content):
+        for path, info in _files(top):
+            if info.st_nlink > 1:
+                names.setdefault((info.st_dev, info.st_ino), [info.st_nlink, 0, path])[1] += 1
+    if not names:
+        return
+    for top in (path for path in hidden.paths if path not in hidden.content):
+        for _, info in _files(os.fspath(top)):
+            entry = names.get((info.st_dev, info.st_ino))
+            if entry is not None:
+                entry[1] += 1
     leaks = [(path, links - found) for links, found, path in names.values() if found < links]
     if leaks:
         path, more = leaks[0]

@@ -95,9 +95,12 @@ def validate_model(
     items, source = check_items(root, audio)
     checks: list[Check] = []
     # the model sees nothing of the benchmark, as in `musicbench evaluate`
-    hidden = list(map(Path, hide)) if root is None else hidden_paths(root, model_path=path, extra=hide)
-    if root is not None and confine:
-        check_other_names(hidden)
+    hidden = list(map(Path, hide))
+    if root is not None:
+        found = hidden_paths(root, model_path=path, extra=hide)
+        if confine:
+            check_other_names(found)
+        hidden = found.paths
     if root is not None and not confine:  # an unconfined model could read the score cache's key: renew it
         ScoreCache.renew_secret(DataRoot(root).score_cache_dir)
     with ModelRunner(path, {"device": "cpu", **(options or {})}, timeout, load_timeout, hide_paths=hidden,

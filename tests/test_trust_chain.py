@@ -146,6 +146,7 @@ def dvc_project(bench_root, tmp_path: Path) -> tuple[Path, Path]:
         target = cache / f"{number:02x}" / "0123456789abcdef"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.link(path, target)
+    (cache / "ff").mkdir()
     return project, root
 
 
@@ -162,6 +163,9 @@ def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, t
     evaluate(None, root, tmp_path / "elsewhere" / "ibm", oracle="ibm", device="cpu", limit=2)
     targets = [project / ".dvc", remote, tmp_path / "elsewhere" / "ibm" / "estimates", audio_files(root)[0]]
     (project / "models").mkdir()
+    weights = project / "models" / "weights.bin"  # a model's own DVC output: in the cache too, and readable to it
+    weights.write_bytes(b"weights")
+    os.link(weights, project / ".dvc" / "cache" / "files" / "md5" / "ff" / "0123456789abcdef")
     model, options = snooping(project / "models", targets)
     evaluate(model, root, project / "runs" / "snoop", device="cpu", options=options, limit=2)
     assert_nothing_reached(project / "runs" / "snoop")
