@@ -169,23 +169,28 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def worker_pool(max_workers: int) -> ProcessPoolExecutor:
-    """A process pool whose workers die with the process that starts them (see the module docstring)."""
-    return ProcessPoolExecutor(max_workers=max_workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+def worker_pool(max_workers: int, mp_context=None) -> ProcessPoolExecutor:
+    """A process pool whose workers die with the process that starts them (see the module docstring);
+    `mp_context`: a multiprocessing context (e.g. spawn), default the platform's."""
+    return ProcessPoolExecutor(max_workers=max_workers, mp_context=mp_context, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
 
 
-# Runs in the janitor (python -I -S): reads "tree PATH" / "empty PATH" / "keep PATH" lines from the harness
-# until end of file (the harness is gone), then removes what it still holds: a tree, or a folder only if empty.
+# Runs in the janitor (python -I -S): reads records "tree\0PATH\0", "empty\0PATH\0", "keep\0PATH\0" from the
+# harness until end of file (the harness is gone), then removes what it still holds: a tree, or a folder only if
+# empty. NUL cannot occur in a path, so no path (a run named with a newline, say) can forge a record.
 _JANITOR_CODE = """
 import os, shutil, signal, sys
 for name in ("SIGINT", "SIGHUP", "SIGTERM"):
     signal.signal(getattr(signal, name), signal.SIG_IGN)
+fields = sys.stdin.buffer.read().split(b"\\0")
 held = {}
-for line in sys.stdin.buffer:
-    kind, _, path = line.rstrip(b"\\n").partition(b" ")
+for kind, path in zip(fields[0::2], fields[1::2]):
+    if not os.path.isabs(path):
+        continue
     if kind == b"keep":
         held.pop(path, None)
-    else:
+    elif kind in (b"tree", b"empty"):
         held[path] = kind
 for path, kind in held.items():
     try:
@@ -206,7 +211,7 @@ class _Janitor:
                                         stdout=subprocess.DEVNULL, start_new_session=True)
 
     def tell(self, kind: str, path: str | os.PathLike) -> None:
-        self.process.stdin.write(kind.encode() + b" " + os.fsencode(os.path.abspath(path)) + b"\n")
+        self.process.stdin.write(kind.encode() + b"\0" + os.fsencode(os.path.abspath(path)) + b"\0")
         self.process.stdin.flush()
 
 

@@ -3,7 +3,8 @@
 Called first thing in the model's child process, before the untrusted model file is imported. On Linux,
 where the kernel allows user namespaces (detected at run time), :func:`confine`:
 
-- enters new user, mount and pid namespaces, mapping the process's own uid/gid onto themselves, and makes
+- enters new user, mount, pid and IPC namespaces (System V shared memory and message queues are
+  private, and die with the model), mapping the process's own uid/gid onto themselves, and makes
   every mount private, so nothing done here reaches the harness (a process that already runs threads,
   e.g. numpy's BLAS threads, first forks a single-threaded copy: the kernel refuses threads a user namespace);
 - hides each ``hidden`` path: an empty read-only tmpfs over a folder, an empty read-only file over a file;
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -198,7 +200,7 @@ def _confine_linux(hidden: Sequence[Path], scratch: Path, scratch_bytes: int) ->
     if len(os.listdir("/proc/self/task")) > 1:  # e.g. numpy's BLAS threads, started by the caller's imports
         _continue_in_child()  # the kernel gives a new user namespace only to a single-threaded process
     try:
-        _enter_user_namespace(libc, CLONE_NEWNS | CLONE_NEWPID)
+        _enter_user_namespace(libc, CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC)
     except (_Refused, OSError) as exc:
         return Confinement(False, f"unconfined: the kernel refuses user namespaces here ({exc})")
     try:
@@ -222,7 +224,7 @@ def _confine_linux(hidden: Sequence[Path], scratch: Path, scratch_bytes: int) ->
     os.environ["TMPDIR"] = os.environ["HOME"] = scratch_dir
     return Confinement(
         True,
-        f"confined (Linux user, mount and pid namespaces): {len(targets)} paths hidden, writable only {scratch_dir} "
+        f"confined (Linux user, mount, pid and IPC namespaces): {len(targets)} paths hidden, writable only {scratch_dir} "
         f"and /dev/shm ({scratch_bytes >> 20} MiB each, in memory)",
     )
 

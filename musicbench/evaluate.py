@@ -49,7 +49,7 @@ import pandas as pd
 
 from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem, side_by_side_strips
-from musicbench.concurrency import exit_on_sigterm
+from musicbench.concurrency import exit_on_sigterm, worker_pool
 from musicbench.confine import SCRATCH_BYTES
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
@@ -116,14 +116,22 @@ def check_estimates(estimates: Any, n_sources: int, n_samples: int) -> tuple[np.
     return array, ""
 
 
-def check_heatmaps(heatmaps: Any, n_sources: int) -> tuple[np.ndarray | None, str]:
-    """Validate localization output ``(n_sources, h, w)``: (float32 array, "") or (None, reason)."""
+HEATMAP_SCALE = 4  # a heatmap may be at most this many times the frame's height and width
+
+
+def check_heatmaps(heatmaps: Any, n_sources: int, frame_size: tuple[int, int]) -> tuple[np.ndarray | None, str]:
+    """Validate localization output ``(n_sources, h, w)`` for frames of `frame_size` (height, width):
+    h and w at most `HEATMAP_SCALE` times the frame's (scoring resizes a heatmap to the frame):
+    (float32 array, "") or (None, reason)."""
     try:
         array = np.asarray(heatmaps, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         return None, f"heatmaps are not a numeric array ({exc})"
     if array.ndim != 3 or array.shape[0] != n_sources or min(array.shape[1:]) < 1:
         return None, f"heatmaps have shape {array.shape}, expected ({n_sources}, h, w)"
+    if array.shape[1] > HEATMAP_SCALE * frame_size[0] or array.shape[2] > HEATMAP_SCALE * frame_size[1]:
+        return None, (f"heatmaps have shape {array.shape}: more than {HEATMAP_SCALE} times the frames' "
+                      f"{frame_size[0]}x{frame_size[1]} pixels")
     if not np.all(np.isfinite(array)):
         return None, "heatmaps contain NaN or inf"
     return array, ""
@@ -258,7 +266,7 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
         heatmaps = np.repeat(centre_prior(height, width)[None], n_sources, axis=0)
     if runner is not None and info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
-        heatmaps, reason = check_heatmaps(result.value, n_sources) if result.ok else (None, result.reason)
+        heatmaps, reason = check_heatmaps(result.value, n_sources, item.frames.shape[2:4]) if result.ok else (None, result.reason)
         if heatmaps is None:  # a model that localizes is charged for an item it does not localize, as for separate
             return {**record, "status": "failed", "reason": f"localize: {reason}", "seconds": seconds}
     _save_npy(out_dir / "estimates" / f"{item.item_id}.npy", estimates)
@@ -408,7 +416,7 @@ def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
         return found, None
     data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=f"heatmaps/{item.item_id}.npy")
     heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3,
-                                               name=f"heatmaps/{item.item_id}.npy"), n_sources)
+                                               name=f"heatmaps/{item.item_id}.npy"), n_sources, item.frames.shape[2:4])
     if heatmaps is None:
         raise NpyError(f"heatmaps/{item.item_id}.npy: {reason}")
     return found, (hashlib.sha256(data).hexdigest(), heatmaps)
@@ -484,9 +492,8 @@ def score_items(
                 advance()
         else:
             import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
 
-            with _single_blas_thread(), ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            with _single_blas_thread(), worker_pool(jobs, multiprocessing.get_context("spawn")) as pool:
                 for rows in pool.map(_score_rows, *zip(*tasks)):
                     records += rows
                     advance()
@@ -635,7 +642,8 @@ def evaluate(
     it and swapped in when complete (`staged_folder`); a killed run leaves nothing behind. An
     existing run at `out_dir` is refused unless `overwrite`; with it, the old run (estimates,
     heatmaps, everything) is replaced only once the new one is complete, and a folder holding
-    anything but a run is never replaced. `hide`: more paths the model must not see. After an
+    anything but a run is never replaced. `hide`: more paths the model must not see (the score cache
+    and the `boxes_file` are hidden too). After an
     unconfined model ran, the score cache's key is renewed (the model could have read it and signed
     entries of its own). The run folder is registered as a copy of the references
     (`musicbench.hidden.register_copy`), hidden from every later model."""
@@ -643,7 +651,7 @@ def evaluate(
     device = resolve_device(device)
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
-    hide = (*hide, *(() if cache_dir is None else (cache_dir,)))
+    hide = (*hide, *(() if cache_dir is None else (cache_dir,)), *(() if boxes_file is None else (boxes_file,)))
     with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
             staged_folder(out_dir) as work_dir:
         run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,

@@ -118,6 +118,15 @@ that item with a reason; the other items are scored. Then, where the benchmark d
 # ------------------------------------------------------------------------------------------ export
 
 
+def _written_by_export(entry: Path) -> bool:
+    """Whether a folder entry is one an export writes: its top-level files, or an item folder."""
+    if entry.is_symlink():
+        return False
+    if entry.is_dir():
+        return (entry / MIXTURE_NAME).is_file()
+    return entry.name in (README_NAME, RUNNER_NAME, LABELS_NAME, "items.csv", "items.parquet")
+
+
 def export_items(
     root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test", limit: int | None = None,
     protected: tuple[str | os.PathLike, ...] = (), overwrite: bool = False,
@@ -126,8 +135,10 @@ def export_items(
     `out_dir` (layout in the module docstring); return the items table.
 
     `out_dir` may not lie inside or hold the data root or any `protected` folder (the runs folder);
-    an existing non-empty `out_dir` is refused unless `overwrite`. The export is written beside it
-    and renamed onto it when complete. Every benchmark file is checked first (`DataRoot.verify_items`).
+    an existing non-empty `out_dir` is refused unless `overwrite`, and with it unless it holds only
+    what an export writes. The export is written beside it and renamed onto it when complete. Every
+    benchmark file is checked first (`DataRoot.verify_items`). The folder is registered as a copy of
+    the benchmark (`musicbench.hidden.register_copy`): its labels.csv is hidden from every model.
     """
     data = DataRoot(root)
     out_dir = Path(os.path.realpath(out_dir))
@@ -136,6 +147,13 @@ def export_items(
         raise MusicbenchError(f"export folder {str(out_dir)!r} exists and is not a folder; choose another")
     if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
         raise MusicbenchError(f"export folder {str(out_dir)!r} is not empty; choose an empty folder or pass --overwrite")
+    strangers = [] if not out_dir.is_dir() else [entry.name for entry in sorted(out_dir.iterdir(), key=lambda p: p.name)
+                                                  if not _written_by_export(entry)]
+    if strangers:
+        shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        raise MusicbenchError(f"export folder {str(out_dir)!r} holds {shown}, which no export writes: --overwrite "
+                              "replaces only an export; choose another folder")
+    register_copy(root, out_dir, "export")  # labels.csv: hidden from label-free models
     version = data.version()
     fps = data.read_index().set_index("video_id")["fps"]
     records, labels = [], []
@@ -266,7 +284,7 @@ def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
         maps.append(heatmap)
     if len({m.shape for m in maps}) != 1:
         return ItemEstimates(None, None, f"{item.item_id}/ heatmaps differ in shape: {sorted({m.shape for m in maps})}", files)
-    heatmaps, reason = check_heatmaps(np.stack(maps), n_sources)
+    heatmaps, reason = check_heatmaps(np.stack(maps), n_sources, item.frames.shape[2:4])
     return ItemEstimates(estimates if heatmaps is not None else None, heatmaps, reason, files)
 
 

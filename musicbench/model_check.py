@@ -143,7 +143,7 @@ def _check_call(runner: ModelRunner, item: EvalItem, method: str, info: dict[str
         elif method == "separate":
             checked = check_estimates(result.value, n_sources, n_samples)
         else:
-            checked = check_heatmaps(result.value, n_sources)
+            checked = check_heatmaps(result.value, n_sources, item.frames.shape[2:4])
     array, reason = checked
     if array is None:
         return Check(name, "fail", reason)

@@ -17,6 +17,7 @@ The harness never crashes because of a model.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,10 +40,12 @@ from musicbench.confine import SCRATCH_BYTES
 from musicbench.errors import MusicbenchError
 from musicbench.model_child import RESULT_DTYPES, array_from_frame, recv_message, send_message
 from musicbench.model_child import __file__ as MODEL_CHILD_FILE
+from musicbench.progress import plain
 
 LOAD_TIMEOUT = 300.0  # default seconds to import the file and call load_model (--load-timeout)
 MAX_HEADER_BYTES = 1 << 20  # of the child's JSON answer
 MAX_ARRAY_BYTES = 1 << 28  # of the child's result array
+MAX_MODEL_OUTPUT = 1 << 20  # bytes of the model's prints shown on the harness's stderr, per runner
 MAX_PARAMETERS = 1 << 53  # a parameter count at or above this is not believed (nor exact in JSON)
 INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at")
 RUNTIME_KEYS = ("executable", "python", "numpy", "torch")
@@ -183,6 +187,7 @@ class ModelRunner:
         self._process: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._request_id = 0
+        self._output_left = MAX_MODEL_OUTPUT
         self.info: dict[str, Any] = {}
         self.load_error = ""
         self._start()
@@ -193,8 +198,9 @@ class ModelRunner:
             self._process = subprocess.Popen(
                 [sys.executable, "-I", MODEL_CHILD_FILE, "--fd", str(child.fileno()), "--parent-pid", str(os.getpid()),
                  *self.arguments],
-                stdin=subprocess.DEVNULL, pass_fds=[child.fileno()], start_new_session=True, cwd=self.scratch,
-                env=model_environment(self.scratch))
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=[child.fileno()],
+                start_new_session=True, cwd=self.scratch, env=model_environment(self.scratch))
+        threading.Thread(target=self._relay_output, args=(self._process.stderr,), daemon=True).start()
         self._sock = parent
         deadline = time.monotonic() + self.load_timeout
         late = f"loading the model took longer than {self.load_timeout:g} s (--load-timeout)"
@@ -256,6 +262,26 @@ class ModelRunner:
         if header.get("status") == "ok":
             return "ok", {**header, "frames": frames}
         return "error", _one_line(header.get("reason"))
+
+    def _relay_output(self, pipe) -> None:
+        """Show what the model prints (its stdout and stderr, one pipe) on the harness's stderr, as text
+        (`plain` but for line breaks and tabs), at most `MAX_MODEL_OUTPUT` bytes per runner: the model
+        never holds the harness's own stderr (a log file it could read or truncate)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        with pipe:
+            while chunk := pipe.read1(1 << 16):
+                if self._output_left <= 0:
+                    continue  # drained, so the model never blocks on a full pipe
+                text = decoder.decode(chunk[:self._output_left])
+                self._output_left -= len(chunk)
+                shown = "\n".join("\t".join(map(plain, line.split("\t"))) for line in text.split("\n"))
+                if self._output_left <= 0:
+                    shown += f"\n(the model's output is cut here, after {MAX_MODEL_OUTPUT >> 20} MiB)\n"
+                try:
+                    sys.stderr.write(shown)
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # the harness's stderr is closed
+                    pass
 
     def _wait_exit(self) -> int | None:
         try:

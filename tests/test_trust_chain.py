@@ -131,6 +131,44 @@ def test_the_model_gets_a_minimal_environment(bench_root, tmp_path, monkeypatch)
     assert_nothing_reached(tmp_path / "run")
 
 
+@needs_namespaces
+def test_the_model_never_holds_the_harness_stderr(bench_root, tmp_path):
+    """The model inherited the harness's stderr: with stderr going to a log file, it reopened
+    /proc/self/fd/2 read-write, read the earlier log, truncated it and rewrote it."""
+    model = tmp_path / "logger.py"
+    model.write_text(textwrap.dedent('''
+        import sys
+
+        class Model:
+            def separate(self, mixture, frames, sample_rate):
+                print("printed \\x1b[31mby the model")
+                try:
+                    with open("/proc/self/fd/2", "r+b") as log:
+                        seen = log.read()
+                        log.seek(0)
+                        log.truncate()
+                except OSError:
+                    seen = b""
+                if b"written before" in seen:
+                    raise RuntimeError("read the harness's log")
+                return [mixture / len(frames)] * len(frames)
+
+        def load_model(device="cpu"):
+            return Model()
+    '''))
+    log = tmp_path / "evaluate.log"
+    with open(log, "w") as handle:
+        handle.write("written before the run\n")
+        handle.flush()
+        result = subprocess.run([MUSICBENCH, "evaluate", model, "--params", REPO_ROOT / "params.yaml", "--root", bench_root[0],
+                                 "--out", tmp_path / "runs" / "logger", "--device", "cpu", "--limit", "1"],
+                                stdout=subprocess.DEVNULL, stderr=handle, timeout=300)
+    assert result.returncode == 0
+    text = log.read_text()
+    assert text.startswith("written before the run\n") and "printed \ufffd[31mby the model" in text and "\x1b" not in text
+    assert_nothing_reached(tmp_path / "runs" / "logger")
+
+
 # ------------------------------------------------------------------------ the references under another name
 
 
@@ -188,6 +226,57 @@ def test_the_leaderboards_published_demos_are_hidden(bench_root, tmp_path):
     model, options = snooping(tmp_path, [tmp_path / "site"])
     evaluate(model, root, tmp_path / "elsewhere" / "snoop", device="cpu", options=options, limit=1)
     assert_nothing_reached(tmp_path / "elsewhere" / "snoop")
+
+
+@needs_namespaces
+def test_exports_and_the_boxes_file_are_hidden(bench_root, tmp_path):
+    """An export folder's labels.csv was readable by a label-free model (ranked in the main track), and
+    so was the localization ground truth given with --boxes."""
+    from musicbench.export import export_items
+
+    root = copy_root(bench_root, tmp_path / "data")
+    export_items(root, tmp_path / "items", limit=1)
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"abcdefghijk_0_1/frame_001/00008.jpg": {
+        "bbox": [{"box": [1, 2, 3, 4], "category_id": 0}], "wdith": 112, "height": 112}}))
+    model, options = snooping(tmp_path, [tmp_path / "items" / "labels.csv", boxes])
+    evaluate(model, root, tmp_path / "runs" / "snoop", device="cpu", options=options, limit=1, boxes_file=boxes)
+    assert_nothing_reached(tmp_path / "runs" / "snoop")
+
+
+def test_export_overwrite_replaces_only_an_export(bench_root, tmp_path):
+    """`musicbench export project --overwrite` replaced a project's own files with the export."""
+    from musicbench.export import export_items
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "thesis.tex").write_text("years of work")
+    with pytest.raises(MusicbenchError, match="holds 'thesis.tex', which no export writes"):
+        export_items(bench_root[0], project, limit=1, overwrite=True)
+    assert (project / "thesis.tex").read_text() == "years of work"
+    export_items(bench_root[0], tmp_path / "items", limit=1)
+    export_items(bench_root[0], tmp_path / "items", limit=1, overwrite=True)  # an export replaces an export
+
+
+def test_heatmaps_far_larger_than_the_frames_are_refused(bench_root, tmp_path):
+    """`localize` returning (n, 1, 2_000_000) heatmaps took the harness from 0.4 to 2.2 GB while scoring."""
+    model = tmp_path / "wide.py"
+    model.write_text(textwrap.dedent('''
+        import numpy as np
+
+        class Model:
+            def separate(self, mixture, frames, sample_rate):
+                return [mixture / len(frames)] * len(frames)
+
+            def localize(self, mixture, frames, sample_rate):
+                return np.ones((len(frames), 1, 2_000_000), np.float32)
+
+        def load_model(device="cpu"):
+            return Model()
+    '''))
+    summary = evaluate(model, bench_root[0], tmp_path / "run", device="cpu", limit=1)
+    assert summary["n_excluded"] == 1
+    assert list(summary["excluded_reasons"])[0].startswith("localize: heatmaps have shape (2, 1, 2000000): more than 4 times")
 
 
 @needs_namespaces
@@ -270,6 +359,23 @@ def test_an_unconfined_model_cannot_sign_score_cache_entries(bench_root, tmp_pat
 
 
 # ------------------------------------------------------------------------ run folders
+
+
+def test_a_path_with_a_newline_cannot_forge_a_janitor_record(tmp_path):
+    """A model file named "sep<newline>tree ..py" made the janitor remove the harness's working folder."""
+    victim = tmp_path / "work"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+    code = textwrap.dedent(f'''
+        import os
+        from musicbench.concurrency import remove_if_killed
+        remove_if_killed({str(tmp_path / "runs" / "sep")!r} + "\\ntree " + {str(victim)!r})
+        os.kill(os.getpid(), 9)
+    ''')
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, timeout=60)
+    time.sleep(1)
+    assert (victim / "precious.txt").read_text() == "mine"
+
 
 
 def test_overwrite_replaces_only_a_run_folder(bench_root, tmp_path):
