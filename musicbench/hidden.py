@@ -12,7 +12,8 @@ leaderboard publishes estimates as demo audio; and any file may have more names 
   working folder or the model file, and the cache folder and local remotes its config names;
 - every folder registered as holding a copy of the data root's content (`register_copy`, beside
   the score cache: every run folder written from it, every leaderboard built from it);
-- whatever else the caller names (``--hide``, a score cache kept elsewhere).
+- whatever else the caller names (``--hide``, a score cache kept elsewhere);
+- where any symlink under those leads (a data root folder that is a link to another disk).
 
 `check_other_names` then makes sure no file of the references or their copies (all but DVC's
 stores, which also hold what models read) has a name outside the hidden paths (a hardlink made by
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,21 +52,37 @@ def _local_path(value: str, base: Path) -> Path | None:
     return path if path.is_absolute() else base / path
 
 
+def _dvc_config_files(dvc_dir: Path) -> list[Path]:
+    """DVC's config files at every level that applies to a project: system, global (user), the
+    project's ``config`` and ``config.local`` (where DVC itself looks on Linux and macOS)."""
+    home = Path.home()
+    if sys.platform == "darwin":
+        system, user = Path("/Library/Application Support/dvc"), home / "Library" / "Application Support" / "dvc"
+    else:
+        system = Path((os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")[0]) / "dvc"
+        user = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "dvc"
+    system = Path(os.environ.get("DVC_SYSTEM_CONFIG_DIR") or system)
+    user = Path(os.environ.get("DVC_GLOBAL_CONFIG_DIR") or user)
+    return [system / "config", user / "config", dvc_dir / "config", dvc_dir / "config.local"]
+
+
 def dvc_stores(start: str | os.PathLike) -> list[Path]:
     """The ``.dvc`` folder of the DVC project holding `start` (the nearest parent with one), and the
-    cache folder and local remotes named by its ``config`` and ``config.local``; [] outside a project."""
+    cache folders and local remotes named by DVC's config at every level (system, global, the
+    project's ``config`` and ``config.local``); [] outside a project."""
     for folder in (Path(os.path.realpath(start)), *Path(os.path.realpath(start)).parents):
         dvc_dir = folder / ".dvc"
         if dvc_dir.is_dir():
             break
     else:
         return []
-    stores, section = [dvc_dir], ""
-    for config in (dvc_dir / "config", dvc_dir / "config.local"):
+    stores = [dvc_dir]
+    for config in _dvc_config_files(dvc_dir):
         try:
             lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             continue
+        section = ""
         for line in lines:
             line = line.strip()
             if line.startswith("[") and line.endswith("]"):
@@ -73,7 +91,7 @@ def dvc_stores(start: str | os.PathLike) -> list[Path]:
             key, sep, value = line.partition("=")
             key = key.strip()
             if sep and ((section == "cache" and key == "dir") or (section.startswith("remote") and key == "url")):
-                path = _local_path(value, dvc_dir)
+                path = _local_path(value, config.parent)
                 if path is not None:
                     stores.append(path)
     return stores
@@ -146,15 +164,38 @@ def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | Non
         in_runs = model is not None and _is_under(model.parent, runs_dir)
         content.append(run_dir if in_runs else runs_dir)
         starts.append(runs_dir)
+    content = _with_link_targets(_outermost(content))
     stores = [store for start in starts for store in dvc_stores(start)]
-    hidden = HiddenPaths(_outermost([*content, *stores]), _outermost(content))
-    if model is not None:
-        for path in hidden.paths:
-            if _is_under(model, path):
-                raise MusicbenchError(f"model file {str(model_path)!r} lies inside {str(path)!r}, which the model must "
-                                      "not see (the data root, a runs folder, DVC's cache or a copy of the references); "
-                                      "move it elsewhere")
+    hidden = HiddenPaths(_outermost([*content, *stores]), content)
+    needed = {"model file": model, "Python installation": Path(os.path.realpath(sys.base_prefix)),
+              "Python environment": Path(os.path.realpath(sys.prefix))}
+    for path in hidden.paths:
+        for what, place in needed.items():
+            if place is not None and _is_under(place, path):
+                raise MusicbenchError(f"the {what} {str(place)!r} lies inside {str(path)!r}, which the model must not "
+                                      "see (the data root or a link in it, a runs folder, DVC's cache or a copy of the "
+                                      "references); move it elsewhere")
     return hidden
+
+
+def _with_link_targets(content: list[Path]) -> list[Path]:
+    """`content` and the real path of every symlink found under it that leads outside it (a data root
+    whose ``synth/stems`` is a link to another disk: hiding the link alone leaves the files readable
+    where they are), and of the links under those, outermost only."""
+    todo = list(content)
+    while todo:
+        targets = []
+        for top in todo:
+            for folder, folders, files in os.walk(top):
+                for name in (*folders, *files):
+                    path = os.path.join(folder, name)
+                    if os.path.islink(path) and os.path.exists(path):
+                        target = Path(os.path.realpath(path))
+                        if not any(_is_under(target, hidden) for hidden in content):
+                            targets.append(target)
+        content = _outermost([*content, *targets])
+        todo = [target for target in _outermost(targets) if target in content]
+    return content
 
 
 def _files(top: str) -> Iterator[tuple[str, os.stat_result]]:

@@ -189,17 +189,24 @@ def dvc_project(bench_root, tmp_path: Path) -> tuple[Path, Path]:
 
 
 @needs_namespaces
-def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, tmp_path):
+def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, tmp_path, monkeypatch):
     """DVC's cache holds the references under other names (hardlinks; dvc.lock says which is which):
     a model reading them scored NSDR inf on 97 of 100 items and ranked first. Run folders written
-    elsewhere (an oracle's estimates are the references, nearly) were readable too."""
+    elsewhere (an oracle's estimates are the references, nearly) were readable too, and so was a
+    cache folder set in DVC's global config."""
     project, root = dvc_project(bench_root, tmp_path)
     remote = tmp_path / "remote"  # a local DVC remote named in config.local: pushed copies of the cache
     remote.mkdir()
     (remote / "clip.flac").write_bytes(audio_files(root)[0].read_bytes())
     (project / ".dvc" / "config.local").write_text(f"['remote \"storage\"']\n    url = {remote}\n")
+    shared_cache, global_config = tmp_path / "shared_cache", tmp_path / "dvc_global"  # `dvc config --global cache.dir`
+    shared_cache.mkdir()
+    global_config.mkdir()
+    (shared_cache / "clip.flac").write_bytes(audio_files(root)[1].read_bytes())
+    (global_config / "config").write_text(f"[cache]\n    dir = {shared_cache}\n")
+    monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(global_config))
     evaluate(None, root, tmp_path / "elsewhere" / "ibm", oracle="ibm", device="cpu", limit=2)
-    targets = [project / ".dvc", remote, tmp_path / "elsewhere" / "ibm" / "estimates", audio_files(root)[0]]
+    targets = [project / ".dvc", remote, shared_cache, tmp_path / "elsewhere" / "ibm" / "estimates", audio_files(root)[0]]
     (project / "models").mkdir()
     weights = project / "models" / "weights.bin"  # a model's own DVC output: in the cache too, and readable to it
     weights.write_bytes(b"weights")
@@ -277,6 +284,20 @@ def test_heatmaps_far_larger_than_the_frames_are_refused(bench_root, tmp_path):
     summary = evaluate(model, bench_root[0], tmp_path / "run", device="cpu", limit=1)
     assert summary["n_excluded"] == 1
     assert list(summary["excluded_reasons"])[0].startswith("localize: heatmaps have shape (2, 1, 2000000): more than 4 times")
+
+
+@needs_namespaces
+def test_a_data_root_folder_that_is_a_symlink_is_hidden_where_it_leads(bench_root, tmp_path):
+    """With data/synth/stems a symlink to another disk, only data/synth was hidden: the model read every
+    stem at the link's target."""
+    root = copy_root(bench_root, tmp_path / "data")
+    disk = tmp_path / "bigdisk"
+    disk.mkdir()
+    shutil.move(root / "synth" / "stems", disk / "stems")
+    os.symlink(disk / "stems", root / "synth" / "stems")
+    model, options = snooping(tmp_path, [disk / "stems"])
+    evaluate(model, root, tmp_path / "runs" / "snoop", device="cpu", options=options, limit=1)
+    assert_nothing_reached(tmp_path / "runs" / "snoop")
 
 
 @needs_namespaces
