@@ -60,8 +60,8 @@ from musicbench.fsutil import (
     atomic_write_text,
     ensure_writable_dir,
     read_npy,
-    read_parquet,
     read_regular_file,
+    read_untrusted_parquet,
     sha256_file,
     write_parquet,
 )
@@ -467,8 +467,16 @@ def score_items(
     data = DataRoot(root)
     cache = ScoreCache.open(cache_dir or data.score_cache_dir)
     version = data.version()
-    inference = read_parquet(out_dir / "inference.parquet", ("item_id", "status", "reason", "seconds"), "inference table",
-                             "run the model first (`musicbench evaluate`)")
+    try:  # a run folder is untrusted (the leaderboard re-scores folders it did not write)
+        inference = read_untrusted_parquet(out_dir / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
+                                           max_rows=1_000_000, max_memory=1 << 30, name="inference.parquet")
+    except UntrustedFileError as exc:
+        raise MusicbenchError(f"cannot read the inference table of {str(out_dir)!r}: {exc}; run the model first "
+                              "(`musicbench evaluate`)") from None
+    missing = [column for column in ("item_id", "status", "reason", "seconds") if column not in inference.columns]
+    if missing:
+        raise MusicbenchError(f"the inference table of {str(out_dir)!r} lacks column(s) {', '.join(missing)}; run the model "
+                              "again (`musicbench evaluate`)")
     if "track" not in inference.columns:
         inference["track"] = "mixtures"
     status = {row["item_id"]: row for row in inference.to_dict("records")}

@@ -180,6 +180,35 @@ def read_parquet(path: str | os.PathLike, columns: Sequence[str], what: str, hin
     return frame
 
 
+def read_untrusted_parquet(path: str | os.PathLike, columns: Sequence[str], *, max_bytes: int, max_rows: int,
+                           max_memory: int, name: str | None = None) -> pd.DataFrame:
+    """The `columns` of an untrusted Parquet file that it has (no other column is read), or
+    `UntrustedFileError` (`MissingFileError` when absent) naming it: read once as a regular file of at
+    most `max_bytes` (`read_regular_file`), and refused before any column is decoded when its metadata
+    claims more than `max_rows` rows or more than `max_memory` bytes for those columns decoded."""
+    import pyarrow.parquet as pq
+
+    label = name or os.fspath(path)
+    data = read_regular_file(path, max_bytes=max_bytes, name=label)
+    try:
+        table = pq.ParquetFile(io.BytesIO(data))
+        meta = table.metadata
+        present = [column for column in columns if column in table.schema_arrow.names]
+        chosen = {index for index in range(meta.num_columns) if meta.schema.column(index).path.split(".")[0] in present}
+        decoded = sum(meta.row_group(group).column(index).total_uncompressed_size
+                      for group in range(meta.num_row_groups) for index in chosen)
+    except Exception as exc:  # pyarrow raises several types for a damaged or foreign file
+        raise UntrustedFileError(f"{label} is not a readable Parquet file ({type(exc).__name__})") from None
+    if meta.num_rows > max_rows:
+        raise UntrustedFileError(f"{label} has {meta.num_rows} rows, at most {max_rows}")
+    if decoded > max_memory:
+        raise UntrustedFileError(f"{label} would take {decoded} bytes decoded, over the {max_memory} allowed")
+    try:
+        return table.read(columns=present).to_pandas()
+    except Exception as exc:
+        raise UntrustedFileError(f"{label} is not a readable Parquet file ({type(exc).__name__})") from None
+
+
 # ------------------------------------------------------------------------------------------ .npy arrays
 
 _KIND_NAMES = {"b": "bool", "i": "integer", "u": "unsigned integer", "f": "float", "c": "complex"}
