@@ -18,10 +18,13 @@ Two steps, each a plain function:
 Both steps check every benchmark file the items are built from before reading it
 (`DataRoot.verify_items`): a changed or truncated one stops the run.
 
-Oracles (`oracle_estimates`): the ideal binary and ratio masks on the Sound of Pixels STFT
-(window 1022, hop 256) are produced like any model's estimates: the ceilings of the board. The
-mixture oracle is the floor: the mixture as every estimate (NSDR 0) and the centre prior
-(`musicbench.metrics.centre_prior`) as every heatmap, the localization score of knowing nothing.
+Oracles (`oracle_outputs`): the ideal binary and ratio masks on the Sound of Pixels STFT
+(window 1022, hop 256) are the ceilings of the board. The mixture oracle is the floor: the
+mixture as every estimate (NSDR 0) and the centre prior (`musicbench.metrics.centre_prior`) as
+every heatmap, the localization score of knowing nothing. An oracle's estimates are computed from
+the references, so they are the references, nearly: an oracle run writes none (no copy of the
+references ever leaves the data root); its items are scored, and re-scored by the board, from
+estimates computed again from the data root.
 """
 
 from __future__ import annotations
@@ -167,6 +170,27 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
     return estimates.numpy().astype(np.float32)
 
 
+def oracle_outputs(item: EvalItem, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """An oracle's estimates (`oracle_estimates`) of `item` and its heatmaps: the centre prior
+    ``(n_sources, h, w)`` for the mixture oracle on the mixtures track, else None."""
+    estimates = oracle_estimates(item, kind)
+    if kind != "mixture" or item.track != "mixtures":
+        return estimates, None
+    height, width = item.frames.shape[2:4]
+    return estimates, np.repeat(centre_prior(height, width)[None], item.references.shape[0], axis=0)
+
+
+@functools.cache
+def oracle_code_hash() -> str:
+    """Hex SHA-256 of the code that computes an oracle's outputs (they join its score cache key)."""
+    from musicbench import stft as stft_module
+
+    digest = hashlib.sha256(Path(stft_module.__file__).read_bytes())
+    for function in (oracle_estimates, oracle_outputs):
+        digest.update(inspect.getsource(function).encode())
+    return digest.hexdigest()
+
+
 def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
@@ -243,10 +267,13 @@ def player_crops(frames: np.ndarray, n_players: int) -> np.ndarray:
 def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path) -> dict[str, Any]:
     n_sources, n_samples = item.references.shape
     record = {"item_id": item.item_id, "track": item.track, "localized": False}
-    if oracle:
+    if oracle:  # computed to check and time it, never written: scoring computes it again from the data root
         start = time.perf_counter()
-        estimates, reason = check_estimates(oracle_estimates(item, oracle), n_sources, n_samples)
+        estimates, heatmaps = oracle_outputs(item, oracle)
+        estimates, reason = check_estimates(estimates, n_sources, n_samples)
         seconds = time.perf_counter() - start
+        status = {"status": "ok", "reason": ""} if estimates is not None else {"status": "failed", "reason": reason}
+        return {**record, **status, "localized": heatmaps is not None, "seconds": seconds}
     else:
         if item.track == "duets" or (item.track == URMP_TRACK and info.get("has_separate_at")):
             result = runner.call("separate_at", mixture=item.mixture, frames=item.frames[0], points=list(item.points))
@@ -261,10 +288,7 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
     if estimates is None:
         return {**record, "status": "failed", "reason": reason, "seconds": seconds}
     heatmaps = None
-    if oracle == "mixture" and item.track == "mixtures":  # the floor localizes with the centre prior
-        height, width = item.frames.shape[2:4]
-        heatmaps = np.repeat(centre_prior(height, width)[None], n_sources, axis=0)
-    if runner is not None and info.get("has_localize") and item.track == "mixtures":
+    if info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
         heatmaps, reason = check_heatmaps(result.value, n_sources, item.frames.shape[2:4]) if result.ok else (None, result.reason)
         if heatmaps is None:  # a model that localizes is charged for an item it does not localize, as for separate
@@ -362,27 +386,30 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
 
 
 def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str,
-                localizes: bool = False) -> list[dict[str, Any]]:
+                localizes: bool = False, oracle: str | None = None) -> list[dict[str, Any]]:
     """The items.parquet rows (one per source) of one item; uses and fills the score cache. In a run
-    that `localizes`, a mixture item without heatmaps is excluded like one without estimates."""
+    that `localizes`, a mixture item without heatmaps is excluded like one without estimates. An
+    `oracle` run's outputs are computed from the item (`oracle_outputs`), not read."""
     base = {"item_id": item.item_id, "track": item.track, "split": item.split}
     estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
     heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
     if status is None or status["status"] != "ok":
         scores, state = {}, "excluded"
         reason = "no inference record" if status is None else status["reason"]
-    elif localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
+    elif oracle is None and localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
         scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
     else:
         code = metric_code_hash()
         floor = cache.get(_cache_key("floor", version, item.item_id, METRIC_VERSION, code),
                           lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
         try:
-            estimates, heatmaps = _run_outputs(item, estimates_path, heatmaps_path)
-            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, estimates[0],
-                             "-" if heatmaps is None else heatmaps[0])
-            scores = cache.get(key, lambda: score_item(item, estimates[1], None if heatmaps is None else heatmaps[1],
-                                                       np.array(floor["sdr_mix"])))
+            if oracle is not None:  # computed again from the item only when its scores are not cached
+                key_parts, outputs = (f"oracle:{oracle}", oracle_code_hash()), functools.partial(oracle_outputs, item, oracle)
+            else:
+                key_parts, arrays = _run_outputs(item, estimates_path, heatmaps_path)
+                outputs = functools.partial(tuple, arrays)
+            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, *key_parts)
+            scores = cache.get(key, lambda: score_item(item, *outputs(), np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
         except UntrustedFileError as exc:
             scores, state, reason = {}, "excluded", str(exc)
@@ -399,27 +426,27 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
 
 
 def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
-                 ) -> tuple[tuple[str, np.ndarray], tuple[str, np.ndarray] | None]:
-    """(SHA-256, array) of a run folder's estimates of `item` and of its heatmaps (None without a
-    file), each file read once and checked (`read_regular_file`, `read_npy`, `check_estimates`,
-    `check_heatmaps`) before it is allocated or scored: run folders are untrusted. UntrustedFileError
-    (or NpyError, one) says why not."""
+                 ) -> tuple[tuple[str, str], tuple[np.ndarray, np.ndarray | None]]:
+    """A run folder's estimates of `item` and its heatmaps (None without a file), each file read once
+    and checked (`read_regular_file`, `read_npy`, `check_estimates`, `check_heatmaps`) before it is
+    allocated or scored (run folders are untrusted), with their SHA-256s ("-" without heatmaps):
+    ((estimates hash, heatmaps hash), (estimates, heatmaps)). UntrustedFileError says why not."""
     n_sources, n_samples = item.references.shape
-    data = read_regular_file(estimates_path, max_bytes=n_sources * n_samples * 8 + (1 << 16),
-                             name=f"estimates/{item.item_id}.npy")
-    estimates, reason = check_estimates(read_npy(data, max_bytes=len(data), kinds="f", ndim=2,
-                                                 name=f"estimates/{item.item_id}.npy"), n_sources, n_samples)
+    name = f"estimates/{item.item_id}.npy"
+    data = read_regular_file(estimates_path, max_bytes=n_sources * n_samples * 8 + (1 << 16), name=name)
+    estimates, reason = check_estimates(read_npy(data, max_bytes=len(data), kinds="f", ndim=2, name=name), n_sources, n_samples)
     if estimates is None:
-        raise NpyError(f"estimates/{item.item_id}.npy: {reason}")
-    found = (hashlib.sha256(data).hexdigest(), estimates)
+        raise NpyError(f"{name}: {reason}")
+    hashes = (hashlib.sha256(data).hexdigest(), "-")
     if not os.path.lexists(heatmaps_path):
-        return found, None
-    data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=f"heatmaps/{item.item_id}.npy")
-    heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3,
-                                               name=f"heatmaps/{item.item_id}.npy"), n_sources, item.frames.shape[2:4])
+        return hashes, (estimates, None)
+    name = f"heatmaps/{item.item_id}.npy"
+    data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=name)
+    heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3, name=name), n_sources,
+                                      item.frames.shape[2:4])
     if heatmaps is None:
-        raise NpyError(f"heatmaps/{item.item_id}.npy: {reason}")
-    return found, (hashlib.sha256(data).hexdigest(), heatmaps)
+        raise NpyError(f"{name}: {reason}")
+    return (hashes[0], hashlib.sha256(data).hexdigest()), (estimates, heatmaps)
 
 
 def _run_localizes(out_dir: Path) -> bool:
@@ -434,10 +461,11 @@ def _run_localizes(out_dir: Path) -> bool:
 
 def score_run(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
-    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
+    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None, oracle: str | None = None,
 ) -> pd.DataFrame:
     """Score the estimates under `out_dir` (`score_items`); write items.parquet; return it."""
-    table = score_items(out_dir, root, split=split, cache_dir=cache_dir, limit=limit, jobs=jobs, boxes_file=boxes_file)
+    table = score_items(out_dir, root, split=split, cache_dir=cache_dir, limit=limit, jobs=jobs, boxes_file=boxes_file,
+                        oracle=oracle)
     write_parquet(table, Path(out_dir) / "items.parquet")
     return table
 
@@ -445,7 +473,7 @@ def score_run(
 def score_items(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
     limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
-    items: Sequence[EvalItem] | None = None, show_progress: bool = True,
+    items: Sequence[EvalItem] | None = None, show_progress: bool = True, oracle: str | None = None,
 ) -> pd.DataFrame:
     """The items.parquet table of the run folder `out_dir` (from `run_inference`), scored from its
     estimate files against the data root (nothing is written but score cache entries).
@@ -461,7 +489,8 @@ def score_items(
     version, metric code hash).
     `jobs` > 1 scores items in that many processes (one BLAS thread each). `items`: the split's
     items already built and verified (`DataRoot.read_verified_items`, e.g. shared by every run the
-    leaderboard re-scores); those of the run's tracks are scored.
+    leaderboard re-scores); those of the run's tracks are scored. An `oracle` run has no estimate
+    files: its outputs are computed again from the items (`oracle_outputs`).
     """
     out_dir, root = Path(out_dir), Path(root)
     data = DataRoot(root)
@@ -491,7 +520,7 @@ def score_items(
     urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
     localizes = _run_localizes(out_dir)
     tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version,
-              localizes) for item in items]
+              localizes, oracle) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items), show=show_progress) as advance:
         if jobs <= 1:
@@ -669,7 +698,7 @@ def evaluate(
             ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)
         register_copy(root, out_dir, "run")
         return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
-                          boxes_file=boxes_file, provenance_of=lambda info: provenance(
+                          boxes_file=boxes_file, oracle=oracle, provenance_of=lambda info: provenance(
                               root, model_path, name=name, split=split, seed=seed, device=device, options=options,
                               info=info, wall_seconds=time.perf_counter() - start, oracle=oracle))
 
@@ -677,13 +706,14 @@ def evaluate(
 def finish_run(
     work_dir: Path, root: str | os.PathLike, *, name: str, split: str, seed: int, limit: int | None, jobs: int,
     cache_dir: str | os.PathLike | None, boxes_file: str | os.PathLike | None,
-    provenance_of: Callable[[dict[str, Any]], dict[str, Any]],
+    provenance_of: Callable[[dict[str, Any]], dict[str, Any]], oracle: str | None = None,
 ) -> dict[str, Any]:
     """The scoring half of a run, shared by `evaluate` and scoring estimate files: score the
     estimates of `work_dir` (`score_run`), write summary.json and provenance.json
     (``provenance_of(model.json's info)``, plus ``urmp_version`` when the run has the real-ensembles
     track); return the summary."""
-    items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file)
+    items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file,
+                      oracle=oracle)
     summary = summarize(items, seed)
     info = json.loads((work_dir / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,

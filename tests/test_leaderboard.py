@@ -891,7 +891,7 @@ def test_index_page_in_chromium(board, browser):
 
     # every demo link of the page opens a page that exists
     links = browser.execute_script("return Array.from(document.querySelectorAll('a.demo-link')).map(a => a.href)")
-    assert len(links) == len([r for t in result["tables"] for r in t["rows"] if r["demo"]]) >= 4
+    assert len(links) == len([r for t in result["tables"] for r in t["rows"] if r["demo"]]) >= 2  # oracles publish no demo
     assert all(Path(link.removeprefix("file://")).is_file() for link in links)
 
 

@@ -192,8 +192,7 @@ def dvc_project(bench_root, tmp_path: Path) -> tuple[Path, Path]:
 def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, tmp_path, monkeypatch):
     """DVC's cache holds the references under other names (hardlinks; dvc.lock says which is which):
     a model reading them scored NSDR inf on 97 of 100 items and ranked first. Run folders written
-    elsewhere (an oracle's estimates are the references, nearly) were readable too, and so was a
-    cache folder set in DVC's global config."""
+    elsewhere were readable too, and so was a cache folder set in DVC's global config."""
     project, root = dvc_project(bench_root, tmp_path)
     remote = tmp_path / "remote"  # a local DVC remote named in config.local: pushed copies of the cache
     remote.mkdir()
@@ -205,8 +204,8 @@ def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, t
     (shared_cache / "clip.flac").write_bytes(audio_files(root)[1].read_bytes())
     (global_config / "config").write_text(f"[cache]\n    dir = {shared_cache}\n")
     monkeypatch.setenv("DVC_GLOBAL_CONFIG_DIR", str(global_config))
-    evaluate(None, root, tmp_path / "elsewhere" / "ibm", oracle="ibm", device="cpu", limit=2)
-    targets = [project / ".dvc", remote, shared_cache, tmp_path / "elsewhere" / "ibm" / "estimates", audio_files(root)[0]]
+    evaluate(EXAMPLE_MODEL, root, tmp_path / "elsewhere" / "motion", device="cpu", limit=2)  # a run folder elsewhere
+    targets = [project / ".dvc", remote, shared_cache, tmp_path / "elsewhere" / "motion" / "estimates", audio_files(root)[0]]
     (project / "models").mkdir()
     weights = project / "models" / "weights.bin"  # a model's own DVC output: in the cache too, and readable to it
     weights.write_bytes(b"weights")
@@ -221,16 +220,22 @@ def test_the_dvc_cache_and_every_copy_of_the_references_are_hidden(bench_root, t
 
 
 @needs_namespaces
-def test_the_leaderboards_published_demos_are_hidden(bench_root, tmp_path):
-    """The leaderboard's demo WAVs (the oracle runs' estimates) were readable by a model."""
+def test_no_copy_of_the_references_leaves_the_data_root(bench_root, tmp_path):
+    """The leaderboard's demo WAVs (the oracle runs' estimates) were readable by a model, and so were the
+    oracle's estimates in its run folder wherever it was moved or copied (`cp -r leaderboard site`):
+    an oracle now writes no estimates, and its scores are computed again from the data root."""
     from musicbench.leaderboard import build_leaderboard
 
     root = copy_root(bench_root, tmp_path / "data")
-    evaluate(None, root, tmp_path / "runs" / "oracle-ibm", oracle="ibm", device="cpu")
-    build_leaderboard(tmp_path / "runs", tmp_path / "site", root, demo_items=1)
-    demos = sorted((tmp_path / "site" / "demo").rglob("*.wav"))
-    assert demos
-    model, options = snooping(tmp_path, [tmp_path / "site"])
+    oracle = evaluate(None, root, tmp_path / "runs" / "oracle-ibm", oracle="ibm", device="cpu")
+    evaluate(EXAMPLE_MODEL, root, tmp_path / "runs" / "motion_energy", device="cpu")
+    assert not (tmp_path / "runs" / "oracle-ibm" / "estimates").exists() and oracle["metrics"]["nsdr"]["mean"] > 10
+    board = build_leaderboard(tmp_path / "runs", tmp_path / "site", root, demo_items=1)
+    rows = {row["folder"]: row for row in board["tables"][0]["rows"]}
+    assert rows["oracle-ibm"]["demo"] is None and "never published" in rows["oracle-ibm"]["demo_note"]
+    assert rows["oracle-ibm"]["rescored"] and not rows["oracle-ibm"]["untrusted"]  # scored again from the data root
+    assert rows["motion_energy"]["demo"] and not list((tmp_path / "site" / "demo").glob("oracle*"))
+    model, options = snooping(tmp_path, [tmp_path / "site"])  # a model's published estimates: hidden all the same
     evaluate(model, root, tmp_path / "elsewhere" / "snoop", device="cpu", options=options, limit=1)
     assert_nothing_reached(tmp_path / "elsewhere" / "snoop")
 

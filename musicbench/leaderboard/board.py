@@ -32,7 +32,7 @@ import pandas as pd
 
 from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import score_items, summarize
+from musicbench.evaluate import ORACLES, score_items, summarize
 from musicbench.leaderboard.runs import ITEM_KEY, MAX_ITEMS_BYTES, Run
 from musicbench.leaderboard.stats import (
     ALPHA,
@@ -434,14 +434,15 @@ def _regular_file(path: Path, max_bytes: int) -> str:
     return f"{plain(path.name)[:60]} is too large" if info.st_size > max_bytes else ""
 
 
-def estimates_problem(run_dir: Path) -> str:
-    """Why the run folder cannot be re-scored ("" if it can): no inference.parquet or no estimates/
-    ("no estimates"), or an inference.parquet, estimates/, heatmaps/ or file in them that is a
-    symlink, not a regular file, or too large (nothing is followed out of the run folder)."""
+def estimates_problem(run_dir: Path, oracle: str | None = None) -> str:
+    """Why the run folder cannot be re-scored ("" if it can): no inference.parquet or, but for an
+    `oracle` run (its outputs are computed again from the data root), no estimates/ ("no estimates"),
+    or an inference.parquet, estimates/, heatmaps/ or file in them that is a symlink, not a regular
+    file, or too large (nothing is followed out of the run folder)."""
     for name in ("inference.parquet", "estimates", "heatmaps"):
         if (run_dir / name).is_symlink():
             return f"{name} is a symlink"
-    if not (run_dir / "inference.parquet").exists() or not (run_dir / "estimates").is_dir():
+    if not (run_dir / "inference.parquet").exists() or (oracle is None and not (run_dir / "estimates").is_dir()):
         return "no estimates"
     problem = _regular_file(run_dir / "inference.parquet", MAX_ITEMS_BYTES)
     if problem:
@@ -494,7 +495,7 @@ class Rescorer:
         """Build, once, as many items of each split and track as the largest run of this version needs."""
         needed: dict[tuple[str, str], int] = {}
         for run in runs:
-            if self.covers(run) and not estimates_problem(run.path):
+            if self.covers(run) and not estimates_problem(run.path, run.oracle):
                 for track, count in run.items.groupby("track")["item_id"].nunique().items():
                     needed[(run.split, str(track))] = max(needed.get((run.split, str(track)), 0), int(count))
         for (split, track), count in sorted(needed.items()):
@@ -540,7 +541,7 @@ class Rescorer:
         """The run's items table re-scored from its estimates: of each track, the first N items of the
         benchmark, N the number of that track's items in its items.parquet (a run made with ``--limit``
         scored the first N of each track)."""
-        problem = estimates_problem(run.path)
+        problem = estimates_problem(run.path, run.oracle)
         if problem:
             return Rescored(None, f"not re-scored: {problem}")
         claimed = run.items
@@ -561,7 +562,8 @@ class Rescorer:
             except MusicbenchError as exc:
                 return Rescored(None, plain(f"not re-scored: {exc}"))
         try:
-            table = score_items(run.path, self.root, split=run.split, items=items, show_progress=False)
+            table = score_items(run.path, self.root, split=run.split, items=items, show_progress=False,
+                                oracle=run.oracle if run.oracle in ORACLES else None)
         except Exception as exc:  # an untrusted folder: whatever its files make the scorer raise is this row's problem
             return Rescored(None, plain(f"not re-scored: {type(exc).__name__}: {exc}")[:300])
         if kept:

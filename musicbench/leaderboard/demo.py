@@ -261,5 +261,8 @@ def write_demos(board: Board, runs: list[Run], root: str | os.PathLike | None, o
         if n_items <= 0:
             row.demo_note = "demo pages turned off"
             continue
+        if row.oracle:
+            row.demo_note = "an oracle has no demo page: its estimates are the references, nearly, and are never published"
+            continue
         slug = safe_slug(row.folder, taken)
         row.demo = write_demo(by_folder[row.folder], row, cache, demo_dir, slug, n_items)
