@@ -452,9 +452,9 @@ def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
 def _run_localizes(out_dir: Path) -> bool:
     """Whether the run folder's model localizes: model.json says so, or any heatmaps file is there."""
     try:
-        if json.loads((out_dir / "model.json").read_text()).get("has_localize") is True:
+        if json.loads(read_regular_file(out_dir / "model.json", max_bytes=1 << 20)).get("has_localize") is True:
             return True
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # UntrustedFileError is a ValueError
         pass
     return (out_dir / "heatmaps").is_dir() and any((out_dir / "heatmaps").iterdir())
 
