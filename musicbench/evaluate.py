@@ -498,7 +498,7 @@ def score_items(
     version = data.version()
     try:  # a run folder is untrusted (the leaderboard re-scores folders it did not write)
         inference = read_untrusted_parquet(out_dir / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
-                                           max_rows=1_000_000, max_memory=1 << 30, name="inference.parquet")
+                                           max_rows=1_000_000, max_memory=256 << 20, name="inference.parquet")
     except UntrustedFileError as exc:
         raise MusicbenchError(f"cannot read the inference table of {str(out_dir)!r}: {exc}; run the model first "
                               "(`musicbench evaluate`)") from None

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,12 +120,21 @@ that item with a reason; the other items are scored. Then, where the benchmark d
 
 
 def _written_by_export(entry: Path) -> bool:
-    """Whether a folder entry is one an export writes: its top-level files, or an item folder."""
+    """Whether a folder entry is one an export writes: one of its top-level files (a regular file), or
+    an item folder holding only an item's files (mixture.wav, points.json, and frames/ or source<k>/
+    folders of NNNNNN.jpg files)."""
     if entry.is_symlink():
         return False
-    if entry.is_dir():
-        return (entry / MIXTURE_NAME).is_file()
-    return entry.name in (README_NAME, RUNNER_NAME, LABELS_NAME, "items.csv", "items.parquet")
+    if not entry.is_dir():
+        return entry.is_file() and entry.name in (README_NAME, RUNNER_NAME, LABELS_NAME, "items.csv", "items.parquet")
+    for part in os.scandir(entry):
+        if part.name in (MIXTURE_NAME, POINTS_NAME) and part.is_file(follow_symlinks=False):
+            continue
+        if not (part.name == DUET_FRAMES_DIR or re.fullmatch(r"source\d+", part.name)) or not part.is_dir(follow_symlinks=False):
+            return False
+        if not all(frame.is_file(follow_symlinks=False) and re.fullmatch(r"\d{6}\.jpg", frame.name) for frame in os.scandir(part)):
+            return False
+    return (entry / MIXTURE_NAME).is_file()
 
 
 def export_items(
@@ -149,6 +159,8 @@ def export_items(
         raise MusicbenchError(f"export folder {str(out_dir)!r} is not empty; choose an empty folder or pass --overwrite")
     strangers = [] if not out_dir.is_dir() else [entry.name for entry in sorted(out_dir.iterdir(), key=lambda p: p.name)
                                                   if not _written_by_export(entry)]
+    if not strangers and out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "items.parquet").is_file():
+        strangers = ["(no items.parquet)"]
     if strangers:
         shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
         raise MusicbenchError(f"export folder {str(out_dir)!r} holds {shown}, which no export writes: --overwrite "

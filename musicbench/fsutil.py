@@ -184,27 +184,48 @@ def read_untrusted_parquet(path: str | os.PathLike, columns: Sequence[str], *, m
                            max_memory: int, name: str | None = None) -> pd.DataFrame:
     """The `columns` of an untrusted Parquet file that it has (no other column is read), or
     `UntrustedFileError` (`MissingFileError` when absent) naming it: read once as a regular file of at
-    most `max_bytes` (`read_regular_file`), and refused before any column is decoded when its metadata
-    claims more than `max_rows` rows or more than `max_memory` bytes for those columns decoded."""
+    most `max_bytes` (`read_regular_file`); refused when its metadata claims more than `max_rows`
+    rows, or when those columns would take more than `max_memory` bytes decoded: as the metadata
+    says, and for text columns as their values say (they are read as dictionaries first, so that a
+    long value repeated on every row is measured before it is written out)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     label = name or os.fspath(path)
     data = read_regular_file(path, max_bytes=max_bytes, name=label)
     try:
-        table = pq.ParquetFile(io.BytesIO(data))
-        meta = table.metadata
-        present = [column for column in columns if column in table.schema_arrow.names]
-        chosen = {index for index in range(meta.num_columns) if meta.schema.column(index).path.split(".")[0] in present}
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        meta = parquet.metadata
+        if meta.num_rows > max_rows:
+            raise UntrustedFileError(f"{label} has {meta.num_rows} rows, at most {max_rows}")
+        present = [column for column in columns if column in parquet.schema_arrow.names]
+        chosen = [index for index in range(meta.num_columns) if meta.schema.column(index).path.split(".")[0] in present]
         decoded = sum(meta.row_group(group).column(index).total_uncompressed_size
                       for group in range(meta.num_row_groups) for index in chosen)
+        text = [meta.schema.column(index).path for index in chosen if meta.schema.column(index).physical_type == "BYTE_ARRAY"]
+        if decoded <= max_memory:
+            table = pq.read_table(io.BytesIO(data), columns=present, read_dictionary=text)
+            for column in text:
+                for chunk in table.column(column).chunks:
+                    if pa.types.is_dictionary(chunk.type) and len(chunk):
+                        lengths = pc.binary_length(chunk.dictionary).to_numpy(zero_copy_only=False)
+                        lengths = np.nan_to_num(lengths.astype(np.float64))
+                        indices = chunk.indices.fill_null(0).to_numpy(zero_copy_only=False)
+                        decoded += int(lengths[indices].sum()) if len(lengths) else 0
+    except UntrustedFileError:
+        raise
     except Exception as exc:  # pyarrow raises several types for a damaged or foreign file
         raise UntrustedFileError(f"{label} is not a readable Parquet file ({type(exc).__name__})") from None
-    if meta.num_rows > max_rows:
-        raise UntrustedFileError(f"{label} has {meta.num_rows} rows, at most {max_rows}")
     if decoded > max_memory:
         raise UntrustedFileError(f"{label} would take {decoded} bytes decoded, over the {max_memory} allowed")
     try:
-        return table.read(columns=present).to_pandas()
+        for column in text:
+            if pa.types.is_dictionary(table.schema.field(column).type):
+                plain_type = table.schema.field(column).type.value_type
+                table = table.set_column(table.schema.get_field_index(column), column, pc.cast(table.column(column), plain_type))
+        return table.to_pandas()
     except Exception as exc:
         raise UntrustedFileError(f"{label} is not a readable Parquet file ({type(exc).__name__})") from None
 

@@ -143,9 +143,13 @@ class HiddenPaths:
 
 
 def _outermost(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """The existing `paths` as real paths, none inside another, sorted."""
-    real = sorted({Path(os.path.realpath(path)) for path in paths if os.path.lexists(path)})
-    return [path for path in real if not any(other != path and _is_under(path, other) for other in real)]
+    """The existing `paths` as real paths, none inside another, sorted (linear after the sort: a path
+    inside another sorts right after it, or after another path inside it)."""
+    kept: list[str] = []
+    for path in sorted({os.path.realpath(path) for path in paths if os.path.lexists(path)}, key=lambda p: p.split("/")):
+        if not kept or not (path == kept[-1] or path.startswith(kept[-1].rstrip("/") + "/")):
+            kept.append(path)
+    return [Path(path) for path in kept]
 
 
 def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | None = None,
@@ -164,11 +168,11 @@ def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | Non
         in_runs = model is not None and _is_under(model.parent, runs_dir)
         content.append(run_dir if in_runs else runs_dir)
         starts.append(runs_dir)
-    content = _with_link_targets(_outermost(content))
-    stores = [store for start in starts for store in dvc_stores(start)]
-    hidden = HiddenPaths(_outermost([*content, *stores]), content)
     needed = {"model file": model, "Python installation": Path(os.path.realpath(sys.base_prefix)),
               "Python environment": Path(os.path.realpath(sys.prefix))}
+    content = _with_link_targets(_outermost(content), [place for place in needed.values() if place is not None])
+    stores = [store for start in starts for store in dvc_stores(start)]
+    hidden = HiddenPaths(_outermost([*content, *stores]), content)
     for path in hidden.paths:
         for what, place in needed.items():
             if place is not None and _is_under(place, path):
@@ -178,10 +182,12 @@ def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | Non
     return hidden
 
 
-def _with_link_targets(content: list[Path]) -> list[Path]:
+def _with_link_targets(content: list[Path], needed: list[Path]) -> list[Path]:
     """`content` and the real path of every symlink found under it that leads outside it (a data root
     whose ``synth/stems`` is a link to another disk: hiding the link alone leaves the files readable
-    where they are), and of the links under those, outermost only."""
+    where they are), and of the links under those, outermost only. A link to a folder that holds
+    `needed` places or a hidden path (``runs/host -> /``) is passed over: hiding it would hide what
+    the model needs, and what it holds of the references is hidden where it lies."""
     todo = list(content)
     while todo:
         targets = []
@@ -191,7 +197,8 @@ def _with_link_targets(content: list[Path]) -> list[Path]:
                     path = os.path.join(folder, name)
                     if os.path.islink(path) and os.path.exists(path):
                         target = Path(os.path.realpath(path))
-                        if not any(_is_under(target, hidden) for hidden in content):
+                        if not any(_is_under(target, hidden) or _is_under(hidden, target) for hidden in content) and \
+                                not any(_is_under(place, target) for place in needed):
                             targets.append(target)
         content = _outermost([*content, *targets])
         todo = [target for target in _outermost(targets) if target in content]

@@ -27,7 +27,19 @@ from musicbench.fsutil import ensure_writable_dir
 
 RUN_FILES = frozenset({"summary.json", "provenance.json", "items.parquet", "inference.parquet", "model.json",
                        "estimates", "heatmaps"})
+RUN_MARKERS = ("model.json", "provenance.json")  # a finished run folder has both
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _written_by_a_run(path: Path) -> bool:
+    """Whether `path` (an entry of a folder) is what a run writes there: one of its files, a regular
+    file, or its estimates/ or heatmaps/ folder holding only regular ``.npy`` files."""
+    if path.name not in RUN_FILES or path.is_symlink():
+        return False
+    if path.name not in ("estimates", "heatmaps"):
+        return path.is_file()
+    return path.is_dir() and all(entry.is_file(follow_symlinks=False) and entry.name.endswith(".npy")
+                                 for entry in os.scandir(path))
 
 
 def check_apart(folder: Path, protected: Iterable[str | os.PathLike], what: str) -> None:
@@ -46,8 +58,9 @@ def claim_run_folder(out_dir: str | os.PathLike, overwrite: bool, protected: Ite
 
     MusicbenchError, before anything is written, if it lies inside or holds a `protected` folder (the
     data root), is not a folder (or is a symlink), another run holds it, or it holds anything and
-    `overwrite` is False, or it holds anything but a run's files (`RUN_FILES`) at all. A folder this
-    call created is removed again if the run leaves it empty (or is killed)."""
+    `overwrite` is False, or it holds anything but a run (its files, `RUN_FILES`, as a run writes them:
+    estimates/ and heatmaps/ of ``.npy`` files only; and `RUN_MARKERS`). A folder this call created is
+    removed again if the run leaves it empty (or is killed)."""
     out_dir = Path(os.path.abspath(out_dir))
     check_apart(out_dir, protected, "run folder")
     ensure_writable_dir(out_dir.parent)
@@ -75,10 +88,13 @@ def claim_run_folder(out_dir: str | os.PathLike, overwrite: bool, protected: Ite
         if entries and not overwrite:
             raise MusicbenchError(f"run folder {str(out_dir)!r} already holds a run; pass --overwrite to replace it "
                                   "(the old run is kept until the new one is complete) or choose another --out")
-        strangers = [name for name in entries if name not in RUN_FILES]
+        strangers = [name for name in entries if not _written_by_a_run(out_dir / name)]
         if strangers:
             shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
             raise MusicbenchError(f"run folder {str(out_dir)!r} holds {shown}, which no run writes: --overwrite "
+                                  "replaces only a run folder; choose another --out")
+        if entries and not any(name in entries for name in RUN_MARKERS):
+            raise MusicbenchError(f"run folder {str(out_dir)!r} holds no run (no {' or '.join(RUN_MARKERS)}): --overwrite "
                                   "replaces only a run folder; choose another --out")
         yield out_dir
     finally:

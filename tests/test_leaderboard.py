@@ -261,7 +261,7 @@ def test_rebuild_is_identical_and_demo_folders_are_guarded(board, tmp_path):
     foreign = tmp_path / "foreign"
     (foreign / "demo").mkdir(parents=True)
     (foreign / "demo" / "keep.txt").write_text("not ours")
-    with pytest.raises(MusicbenchError, match="was not written by"):
+    with pytest.raises(MusicbenchError, match="holds 'demo', which no leaderboard build writes"):
         build_leaderboard(runs, foreign, root)
     assert (foreign / "demo" / "keep.txt").read_text() == "not ours"
 
@@ -463,9 +463,17 @@ def test_a_parquet_memory_bomb_is_refused_before_it_is_decoded(board, tmp_path):
     n_rows = 300_000
     pq.write_table(pa.table({f"c{k}": pa.array(np.zeros(n_rows)) for k in range(150)}), hostile / "bomb" / "items.parquet")
     assert (hostile / "bomb" / "items.parquet").stat().st_size < 2 << 20
+    # a 1 KB file whose one long text value, stored once in a dictionary, is written out on every row
+    shutil.copytree(runs / "motion_energy", hostile / "dictionary", ignore=shutil.ignore_patterns("estimates", "heatmaps"))
+    long_text = pa.array(["x" * 20_000] * 100_000).dictionary_encode()
+    pq.write_table(pa.table({"item_id": long_text, "status": long_text}), hostile / "dictionary" / "items.parquet",
+                   store_schema=False)
+    assert (hostile / "dictionary" / "items.parquet").stat().st_size < 4096
     result = build_leaderboard(hostile, tmp_path / "leaderboard")
     assert [row["folder"] for table in result["tables"] for row in table["rows"]] == ["honest"]
     assert f"bomb: skipped, items.parquet has {n_rows} rows, at most 200000" in result["warnings"]
+    assert any(warning.startswith("dictionary: skipped, items.parquet would take 4000") and "bytes decoded, over" in warning
+               for warning in result["warnings"]), result["warnings"]
 
 
 def test_run_text_reaches_markdown_and_html_only_escaped(tmp_path):
@@ -540,6 +548,21 @@ def _copy_run(runs: Path, target: Path, name: str, *, estimates: bool = True, so
     for file_name in ("summary.json", "provenance.json"):
         _tamper(target, file_name, _set("name", name))
     return target
+
+
+def test_a_run_claiming_another_metric_version_is_not_ranked_on_trust(board, tmp_path):
+    """A run folder edited to claim 30 dB more and metric version "1.0" was never re-scored, and ranked 1st."""
+    _, _, runs, root = board
+    mine = tmp_path / "runs"
+    _copy_run(runs, mine / "honest", "honest")
+    forged = _copy_run(runs, mine / "forged", "forged")
+    _tamper(forged, "provenance.json", _set("metric_version", "1.0"))
+    items = pd.read_parquet(forged / "items.parquet")
+    items["nsdr"] += 30
+    items.to_parquet(forged / "items.parquet")
+    result = build_leaderboard(mine, tmp_path / "leaderboard", root, demo_items=0)
+    rows = {row["folder"]: row for table in result["tables"] for row in table["rows"]}
+    assert rows["forged"]["rank"] is None and rows["forged"]["unranked"].startswith("not re-scored: metric version 1.0")
 
 
 def _one_table(result: dict) -> dict[str, dict]:

@@ -266,6 +266,13 @@ def test_export_overwrite_replaces_only_an_export(bench_root, tmp_path):
     with pytest.raises(MusicbenchError, match="holds 'thesis.tex', which no export writes"):
         export_items(bench_root[0], project, limit=1, overwrite=True)
     assert (project / "thesis.tex").read_text() == "years of work"
+    musdb = tmp_path / "musdb18hq" / "test" / "track1"  # folders holding a mixture.wav, and more: not an export's
+    musdb.mkdir(parents=True)
+    for stem in ("mixture", "vocals"):
+        (musdb / f"{stem}.wav").write_bytes(b"RIFF stems")
+    with pytest.raises(MusicbenchError, match="holds 'track1', which no export writes"):
+        export_items(bench_root[0], musdb.parent, limit=1, overwrite=True)
+    assert (musdb / "vocals.wav").read_bytes() == b"RIFF stems"
     export_items(bench_root[0], tmp_path / "items", limit=1)
     export_items(bench_root[0], tmp_path / "items", limit=1, overwrite=True)  # an export replaces an export
 
@@ -303,6 +310,17 @@ def test_a_data_root_folder_that_is_a_symlink_is_hidden_where_it_leads(bench_roo
     model, options = snooping(tmp_path, [disk / "stems"])
     evaluate(model, root, tmp_path / "runs" / "snoop", device="cpu", options=options, limit=1)
     assert_nothing_reached(tmp_path / "runs" / "snoop")
+
+
+@needs_namespaces
+def test_a_stray_link_to_the_root_folder_neither_blocks_nor_slows_a_run(bench_root, tmp_path):
+    """`ln -s / runs/host` made every evaluation walk the whole filesystem, then refuse to run."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    os.symlink("/", runs / "host")
+    model, options = snooping(tmp_path, [bench_root[0] / "mixtures"])
+    evaluate(model, bench_root[0], runs / "snoop", device="cpu", options=options, limit=1)
+    assert_nothing_reached(runs / "snoop")
 
 
 @needs_namespaces
@@ -423,6 +441,32 @@ def test_overwrite_replaces_only_a_run_folder(bench_root, tmp_path):
     with pytest.raises(MusicbenchError, match="holds 'notes.txt', which no run writes"):
         evaluate(None, root, runs / "a", oracle="mixture", device="cpu", limit=1, overwrite=True)
     assert (runs / "a" / "notes.txt").read_text() == "mine"
+    separation = tmp_path / "sepwork"  # a run's names, not a run's content: another tool's estimates
+    (separation / "estimates").mkdir(parents=True)
+    (separation / "estimates" / "track1_vocals.wav").write_bytes(b"RIFF mine")
+    with pytest.raises(MusicbenchError, match="holds 'estimates', which no run writes"):
+        evaluate(None, root, separation, oracle="mixture", device="cpu", limit=1, overwrite=True)
+    (separation / "estimates" / "track1_vocals.wav").rename(separation / "estimates" / "track1.npy")
+    with pytest.raises(MusicbenchError, match="holds no run"):
+        evaluate(None, root, separation, oracle="mixture", device="cpu", limit=1, overwrite=True)
+    assert (separation / "estimates" / "track1.npy").read_bytes() == b"RIFF mine"
+
+
+def test_the_leaderboard_writes_only_into_a_folder_of_its_own(bench_root, tmp_path):
+    """`musicbench leaderboard --out .` in a project folder deleted its metrics/*.json and metrics.json."""
+    from musicbench.leaderboard import build_leaderboard
+
+    root = bench_root[0]
+    evaluate(None, root, tmp_path / "runs" / "floor", oracle="mixture", device="cpu", limit=1)
+    project = tmp_path / "project"
+    (project / "metrics").mkdir(parents=True)
+    (project / "metrics" / "train.json").write_text('{"loss": 0.1}')
+    (project / "metrics.json").write_text("{}")
+    with pytest.raises(MusicbenchError, match="holds 'metrics', 'metrics.json', which no leaderboard build writes"):
+        build_leaderboard(tmp_path / "runs", project, root)
+    assert (project / "metrics" / "train.json").read_text() == '{"loss": 0.1}' and (project / "metrics.json").exists()
+    build_leaderboard(tmp_path / "runs", tmp_path / "board", root)
+    build_leaderboard(tmp_path / "runs", tmp_path / "board", root)  # a board's own folder: rebuilt
 
 
 def test_two_runs_cannot_claim_one_run_folder(bench_root, tmp_path):

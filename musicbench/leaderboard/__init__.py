@@ -40,6 +40,7 @@ demo pages and metrics are sanitised (`slug.safe_slug`) and checked to stay insi
 from __future__ import annotations
 
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,44 @@ from musicbench.leaderboard.tables import (
 )
 
 SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
+BOARD_MARKER = ".musicbench-leaderboard"  # in a board's output folder: later builds may replace what it holds
+# What a build writes in its output folder, by kind of entry (DVC adds .gitignore beside its outputs).
+BOARD_FILES = ("leaderboard.md", "leaderboard.json", "leaderboard.parquet", "index.html", "metrics.json", ".gitignore",
+               BOARD_MARKER)
+BOARD_FOLDERS = {"metrics": r".+\.json", "plots": r".+\.csv", "assets": "|".join(map(re.escape, SITE_ASSETS)), "demo": None}
+
+
+def check_board_folder(out_dir: Path) -> None:
+    """MusicbenchError unless `out_dir` is missing, holds nothing but DVC's .gitignore, or is a board's:
+    it holds only what a build writes there (`BOARD_FILES`, `BOARD_FOLDERS`; demo/ is checked by its
+    own marker) and the `BOARD_MARKER` an earlier build left (or, for a board built before markers,
+    its leaderboard.json and index.html). A build replaces files and deletes stale ones, so it never
+    writes into a folder of something else (``--out .``)."""
+    if not out_dir.is_dir():
+        return
+    entries = sorted(out_dir.iterdir())
+    if {entry.name for entry in entries} <= {".gitignore"}:
+        return
+    strangers = []
+    for entry in entries:
+        if entry.is_symlink():
+            strangers.append(entry.name)
+        elif entry.name in BOARD_FILES:
+            strangers += [] if entry.is_file() else [entry.name]
+        elif entry.name in BOARD_FOLDERS and entry.is_dir():
+            pattern = BOARD_FOLDERS[entry.name]
+            if pattern is not None and not all(part.is_file(follow_symlinks=False) and re.fullmatch(pattern, part.name)
+                                               for part in os.scandir(entry)):
+                strangers.append(entry.name)
+        else:
+            strangers.append(entry.name)
+    marked = (out_dir / BOARD_MARKER).is_file() or all((out_dir / name).is_file() for name in ("leaderboard.json", "index.html"))
+    if not strangers and not marked:
+        strangers = [entry.name for entry in entries if entry.name != ".gitignore"]
+    if strangers:
+        shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        raise MusicbenchError(f"leaderboard folder {str(out_dir)!r} holds {shown}, which no leaderboard build writes; "
+                              "choose an empty folder (or one a build wrote) for --out")
 
 
 def _copy_assets(out_dir: Path) -> None:
@@ -83,7 +122,9 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
     `demo_items` test mixtures (and as many duets) per demo page; `baseline` names the run that the
     significance tests compare against (default: the best musicbench baseline of each table); `seed`
     seeds their bootstrap (params.yaml ``evaluate.seed``).
-    Returns the board as leaderboard.json holds it (with each row's demo link)."""
+    Returns the board as leaderboard.json holds it (with each row's demo link). `out_dir` must be
+    missing, empty or a board's (`check_board_folder`): nothing else is ever overwritten or deleted."""
+    check_board_folder(Path(out_dir))
     runs, warnings = find_runs(runs_dir)
     if not runs:
         raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
@@ -97,6 +138,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
                        None if data is None else data.frames_fingerprint(), None if data is None else data.train_instruments(),
                        rescorer=None if root is None else Rescorer(root))
     out = ensure_writable_dir(out_dir)
+    atomic_write_text(out / BOARD_MARKER, "written by musicbench leaderboard: later builds replace what this folder holds\n")
     if root is not None:  # its demo pages publish estimates (an oracle's are the references, nearly)
         register_copy(root, out, "leaderboard")
     _copy_assets(out)

@@ -622,9 +622,15 @@ def check_run(run: Run, seed: int = 1234, rescorer: Rescorer | None = None) -> C
     has the run's benchmark version and metric version (`Rescorer.covers`; a disagreement: the problem "items.parquet disagrees with its
     estimates (re-scored): ...", and the re-scored table is used; no estimates: "not re-scored: ..."),
     summarize the table with the run's own seed (else `seed`), compare summary.json with that summary
-    ("summary.json disagrees with ...: ..."), and check provenance's confinement. Any of these but the
-    last makes the row untrusted, so unranked."""
+    ("summary.json disagrees with ...: ..."), and check provenance's confinement. A run of the data
+    root's benchmark version scored with another metric version cannot be re-scored ("not re-scored:
+    metric version ..."). Any of these but the confinement makes the row untrusted, so unranked."""
     problems, items, untrusted, rescored, source = list(run.problems), run.items, "", False, "items.parquet"
+    if rescorer is not None and run.benchmark_version == rescorer.version and run.metric_version != METRIC_VERSION:
+        # the data root's items, another metric version: this musicbench cannot reproduce its numbers
+        untrusted = plain(f"not re-scored: metric version {run.metric_version[:20]}, this musicbench scores with "
+                          f"{METRIC_VERSION} (evaluate it again)")
+        problems.append(untrusted)
     if rescorer is not None and rescorer.covers(run):
         outcome = rescorer.rescore(run)
         problems += outcome.notes

@@ -40,7 +40,7 @@ MAX_COUNT = 2**53
 MAX_JSON_BYTES = 16 << 20  # summary.json / provenance.json larger than this are refused
 MAX_ITEMS_BYTES = 256 << 20  # items.parquet larger than this is refused
 MAX_ITEM_ROWS = 200_000  # items.parquet rows (one per item and source: a real benchmark has some thousands)
-MAX_ITEMS_MEMORY = 1 << 30  # items.parquet's known columns, decoded
+MAX_ITEMS_MEMORY = 256 << 20  # items.parquet's known columns, decoded
 
 
 @dataclass
