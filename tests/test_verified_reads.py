@@ -15,7 +15,7 @@ from musicbench.errors import MusicbenchError
 from musicbench.evaluate import evaluate, run_inference, score_run
 from musicbench.fsutil import write_parquet
 from musicbench.leaderboard import build_leaderboard
-from tests.conftest import run_cli
+from tests.conftest import REPO_ROOT, run_cli
 
 
 def _copy(bench_root, tmp_path: Path) -> Path:
@@ -107,7 +107,7 @@ def test_modified_duet_stems_or_boxes_stop_the_run(bench_root, tmp_path, column)
 def test_the_board_skips_demo_pages_of_a_damaged_root(bench_root, tmp_path):
     root = _copy(bench_root, tmp_path)
     runs = tmp_path / "runs"
-    evaluate(None, root, runs / "oracle-irm", oracle="irm", device="cpu", limit=2)
+    evaluate(REPO_ROOT / "baselines" / "motion_energy.py", root, runs / "motion_energy", device="cpu", limit=2)
     audio = root / _first_clip(root)["audio_path"]
     audio.write_bytes(audio.read_bytes()[:1000])
     board = build_leaderboard(runs, tmp_path / "board", root, demo_items=1)
@@ -128,5 +128,5 @@ def test_a_forged_cache_entry_is_recomputed(bench_root, tmp_path):
         doc["value"] = {name: [99.0] * len(values) for name, values in doc["value"].items()}
         doc["hmac"] = "0" * 64
         entry.write_text(json.dumps(doc))
-    again = score_run(tmp_path / "run", root, limit=2)
+    again = score_run(tmp_path / "run", root, limit=2, oracle="irm")
     pd.testing.assert_frame_equal(again.drop(columns="seconds"), truth.drop(columns="seconds"))
