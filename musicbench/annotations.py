@@ -1,7 +1,7 @@
 """Ground-truth player boxes for localization from annotation files (real MUSIC has none of its own).
 
 MUSIC-Synth writes its own boxes (every player, every frame; ``synth/boxes/<id>.json``). For real
-MUSIC, the published DSOL annotations (Hu et al., NeurIPS 2020; ../shared/music_lists/dsol_DTaoo,
+MUSIC, the published DSOL annotations (Hu et al., NeurIPS 2020; manifests/published/dsol_DTaoo,
 ``solotest.json`` and ``duettest.json``, MIT licence) give boxes on a few frames of 27 solo and 16
 duet test videos. `load_dsol_boxes` reads that format (or any file in it):
 

@@ -145,7 +145,7 @@ def manifest_build(
 @manifest_app.command("build-solos")
 @user_errors
 def manifest_build_solos(
-    lists: Path = typer.Option(Path("../shared/music_lists/solos_juanfmontesinos"), "--lists",
+    lists: Path = typer.Option(Path("manifests/published/solos_juanfmontesinos"), "--lists",
                                help="folder of the Solos lists (solos_ids.json, solos_timestamps.json)"),
     out: Path = typer.Option(Path("manifests/solos.csv"), "--out", help="manifest CSV to write"),
 ) -> None:
@@ -281,7 +281,7 @@ def splits_build(
 @user_errors
 def splits_published(
     name: str = typer.Argument(..., help="ccol, iquery_music, iquery_music21 or dsol"),
-    lists: Path = typer.Option(Path("../shared/music_lists"), "--lists", help="folder of the published lists"),
+    lists: Path = typer.Option(Path("manifests/published"), "--lists", help="folder of the published lists"),
     out: Path = typer.Option(None, "--out", help="split file to write (default manifests/splits/published_NAME.csv)"),
 ) -> None:
     """Convert a published split set to a musicbench split file and report its leakage."""
@@ -402,7 +402,7 @@ def evaluate(
     limit: int = typer.Option(None, "--limit", help="score only the first N items (smoke tests)"),
     name: str = typer.Option(None, "--name", help="name on the leaderboard (default: file stem or oracle-KIND)"),
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format "
-                               "(e.g. ../shared/music_lists/dsol_DTaoo/solotest.json)"),
+                               "(e.g. manifests/published/dsol_DTaoo/solotest.json)"),
     no_confine: bool = typer.Option(False, "--no-confine", help="run the model process unconfined (debugging; "
                                     "provenance and the board say so)"),
     python: Path = typer.Option(None, "--python", help="run the model under this interpreter (the method's own "

@@ -1,6 +1,6 @@
 """The split lists that later MUSIC papers published, converted to musicbench split files.
 
-Named sets (files in ../shared/music_lists, see its PROVENANCE.md):
+Named sets (files in manifests/published, see its PROVENANCE.md):
 
 - ``ccol``: Tian et al., CCoL (CVPR 2021) — splits_ccol_YapengTian/{train,val,test}.csv, solo.
 - ``iquery_music``: Chen et al., iQuery (CVPR 2023) — splits_iquery_JiabenChen/{train,test}music.csv.

@@ -1,6 +1,6 @@
 """Solos (Montesinos, Slizovskaia, Haro, MMSP 2020) as a source: its lists as a manifest of clips, and their acquisition.
 
-The published lists (../shared/music_lists/solos_juanfmontesinos, from the authors' ``solos``
+The published lists (manifests/published/solos_juanfmontesinos, from the authors' ``solos``
 package 0.4.1): ``solos_ids.json`` maps each of the 13 classes (URMP's) to YouTube ids;
 ``solos_timestamps.json`` maps class and id to the segments to keep, ``[first_frame, last_frame]``
 pairs counted on the video re-encoded at 25 fps. Every segment becomes one manifest row
@@ -80,7 +80,7 @@ def _read_json(path: Path) -> Any:
     except OSError as exc:
         raise MusicbenchError(
             f"cannot read Solos list {str(path)!r}: {exc.strerror}; pass the folder holding {IDS_NAME} and "
-            f"{TIMESTAMPS_NAME} (../shared/music_lists/solos_juanfmontesinos) with --lists"
+            f"{TIMESTAMPS_NAME} (manifests/published/solos_juanfmontesinos) with --lists"
         ) from None
     except json.JSONDecodeError as exc:
         raise MusicbenchError(f"Solos list {str(path)!r} is not valid JSON: {exc}") from None

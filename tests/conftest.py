@@ -81,10 +81,9 @@ def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 600) -> 
 
 
 def shared_lists(env: str, subfolder: str, marker: str, what: str) -> Path:
-    """The folder of published lists `subfolder` of ../shared/music_lists holding `marker` (or $`env`);
-    skips the calling test when it is not on this machine."""
-    for candidate in (os.environ.get(env), REPO_ROOT.parent / "shared" / "music_lists" / subfolder,
-                      Path("/work/shared/music_lists") / subfolder):
+    """The folder of published lists `subfolder` of the repository's manifests/published holding
+    `marker` (or $`env`, another copy of them); fails the calling test when neither has it."""
+    for candidate in (os.environ.get(env), REPO_ROOT / "manifests" / "published" / subfolder):
         if candidate and (Path(candidate) / marker).is_file():
             return Path(candidate)
-    pytest.skip(f"{what} not found (set {env})")
+    pytest.fail(f"{what} not found in manifests/published/{subfolder} (nor ${env})")

@@ -516,7 +516,7 @@ def test_progress_bar_shows_a_status_text(capsys):
     assert capsys.readouterr().err == ""
 
 
-YOUTUBE_FORMATS = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "youtube_formats.json"
+YOUTUBE_FORMATS = Path(__file__).resolve().parent / "fixtures" / "youtube_formats.json"
 
 
 def _youtube_info(video: dict, keep=lambda fmt: True) -> dict:
@@ -542,7 +542,6 @@ def _repo_download_config() -> DownloadConfig:
     return DownloadConfig.from_params(yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text()))
 
 
-@pytest.mark.skipif(not YOUTUBE_FORMATS.is_file(), reason="shared fixtures not present")
 def test_default_format_picks_the_smallest_h264_of_224_px_and_aac_140(tmp_path):
     download = _repo_download_config()
     assert (download.format, download.format_sort) == (DownloadConfig().format, DownloadConfig().format_sort)
@@ -558,7 +557,6 @@ def test_default_format_picks_the_smallest_h264_of_224_px_and_aac_140(tmp_path):
         assert chosen["ext"] == "mp4"
 
 
-@pytest.mark.skipif(not YOUTUBE_FORMATS.is_file(), reason="shared fixtures not present")
 @pytest.mark.parametrize("offer", ["audio and storyboards", "144p and audio", "storyboards"])
 def test_no_fitting_format_fails_with_a_clear_reason(tmp_path, offer):
     from yt_dlp.utils import DownloadError, ExtractorError

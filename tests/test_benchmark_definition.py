@@ -26,7 +26,7 @@ from musicbench.synth.generate import VideoSpec, generate_video
 from tests.conftest import AUDIO, BENCH_SYNTH, REPO_ROOT
 from tests.conftest import build_benchmark as _build
 
-LISTS = REPO_ROOT.parent / "shared" / "music_lists"
+LISTS = REPO_ROOT / "manifests" / "published"
 def test_splits_are_stratified_deterministic_and_leak_free(bench_root, tmp_path):
     root, params, _ = bench_root
     rows = read_splits(root / "splits" / "splits.csv")
