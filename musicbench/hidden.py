@@ -104,8 +104,8 @@ def copies_path(root: str | os.PathLike) -> Path:
 
 
 def register_copy(root: str | os.PathLike, folder: str | os.PathLike, what: str) -> None:
-    """Record that `folder` holds content derived from the data root's references (`what`: "run",
-    "leaderboard"), so that every later model run hides it. Appends one line, once per folder."""
+    """Record that `folder` holds content derived from the data root (`what`: "run", "leaderboard",
+    "export"), so that every later model run hides it. Appends one line, once per folder."""
     folder = os.path.realpath(folder)
     if folder in registered_copies(root):
         return
@@ -155,7 +155,7 @@ def _outermost(paths: Iterable[str | os.PathLike]) -> list[Path]:
 def hidden_paths(root: str | os.PathLike, *, model_path: str | os.PathLike | None = None,
                  run_dir: str | os.PathLike | None = None, extra: Iterable[str | os.PathLike] = ()) -> HiddenPaths:
     """Every path the model process must not see for a run into `run_dir` (see the module docstring).
-    MusicbenchError if the model file lies inside one."""
+    MusicbenchError if the model file or Python (its installation or environment) lies inside one."""
     data = DataRoot(root)
     content = [*data.layout_paths(), *map(Path, registered_copies(root)), *map(Path, extra)]
     starts = [data.root, Path.cwd()]
