@@ -62,7 +62,7 @@ from musicbench.fsutil import (
     write_parquet,
 )
 from musicbench.hidden import register_copy
-from musicbench.run_folder import check_apart, claim_run_folder, staged_folder
+from musicbench.run_folder import check_apart, claim_run_folder, refuse_strangers, staged_folder
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
 RUNNER_NAME = "run_model.py"
@@ -161,10 +161,7 @@ def export_items(
                                                   if not _written_by_export(entry)]
     if not strangers and out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "items.parquet").is_file():
         strangers = ["(no items.parquet)"]
-    if strangers:
-        shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
-        raise MusicbenchError(f"export folder {str(out_dir)!r} holds {shown}, which no export writes: --overwrite "
-                              "replaces only an export; choose another folder")
+    refuse_strangers(out_dir, strangers, "export folder", "export", ": --overwrite replaces only an export; choose another folder")
     register_copy(root, out_dir, "export")  # labels.csv: hidden from label-free models
     version = data.version()
     fps = data.read_index().set_index("video_id")["fps"]

@@ -42,6 +42,14 @@ def _written_by_a_run(path: Path) -> bool:
                                  for entry in os.scandir(path))
 
 
+def refuse_strangers(folder: Path, strangers: list[str], what: str, writer: str, hint: str) -> None:
+    """MusicbenchError, naming up to three of `strangers`, if `folder` (a `what`: "run folder", ...)
+    holds entries that no `writer` writes there (none: nothing happens); `hint` ends the message."""
+    if strangers:
+        shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
+        raise MusicbenchError(f"{what} {str(folder)!r} holds {shown}, which no {writer} writes{hint}")
+
+
 def check_apart(folder: Path, protected: Iterable[str | os.PathLike], what: str) -> None:
     """Refuse `folder` (absolute) if it lies inside, or holds, any `protected` folder."""
     for path in protected:
@@ -88,11 +96,8 @@ def claim_run_folder(out_dir: str | os.PathLike, overwrite: bool, protected: Ite
         if entries and not overwrite:
             raise MusicbenchError(f"run folder {str(out_dir)!r} already holds a run; pass --overwrite to replace it "
                                   "(the old run is kept until the new one is complete) or choose another --out")
-        strangers = [name for name in entries if not _written_by_a_run(out_dir / name)]
-        if strangers:
-            shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
-            raise MusicbenchError(f"run folder {str(out_dir)!r} holds {shown}, which no run writes: --overwrite "
-                                  "replaces only a run folder; choose another --out")
+        refuse_strangers(out_dir, [name for name in entries if not _written_by_a_run(out_dir / name)], "run folder",
+                         "run", ": --overwrite replaces only a run folder; choose another --out")
         if entries and not any(name in entries for name in RUN_MARKERS):
             raise MusicbenchError(f"run folder {str(out_dir)!r} holds no run (no {' or '.join(RUN_MARKERS)}): --overwrite "
                                   "replaces only a run folder; choose another --out")

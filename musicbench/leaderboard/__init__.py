@@ -61,6 +61,7 @@ from musicbench.leaderboard.tables import (
     plots_csv,
     write_dvc_metrics,
 )
+from musicbench.run_folder import refuse_strangers
 
 SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
 BOARD_MARKER = ".musicbench-leaderboard"  # in a board's output folder: later builds may replace what it holds
@@ -97,10 +98,8 @@ def check_board_folder(out_dir: Path) -> None:
     marked = (out_dir / BOARD_MARKER).is_file() or all((out_dir / name).is_file() for name in ("leaderboard.json", "index.html"))
     if not strangers and not marked:
         strangers = [entry.name for entry in entries if entry.name != ".gitignore"]
-    if strangers:
-        shown = ", ".join(repr(name) for name in strangers[:3]) + (", ..." if len(strangers) > 3 else "")
-        raise MusicbenchError(f"leaderboard folder {str(out_dir)!r} holds {shown}, which no leaderboard build writes; "
-                              "choose an empty folder (or one a build wrote) for --out")
+    refuse_strangers(out_dir, strangers, "leaderboard folder", "leaderboard build",
+                     "; choose an empty folder (or one a build wrote) for --out")
 
 
 def _copy_assets(out_dir: Path) -> None:
