@@ -23,14 +23,15 @@ Paths stored in manifests and tables are relative to the data root, as POSIX str
 `DataRoot.iter_items` builds the benchmark items (`EvalItem`) that evaluation, validation during
 training and the leaderboard's demo pages all read: a model never sees anything else.
 `DataRoot.verify_items` checks, once before a run reads them, every file those items are built from:
-the mixture tables against the benchmark version, the processed audio and frames against the
+the mixture tables against benchmark.json's tables fingerprint, the processed audio and frames against the
 index's SHA-256 (and the tables' own hash columns), MUSIC-Synth stems and boxes against
 ``mixtures/ground_truth.json``. Hashes are the one record of a file's content that the index and the
-benchmark version already name: nothing of ``processed/`` or the version changes.
+tables already name: nothing of ``processed/`` or the benchmark changes.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -46,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text, read_parquet, resolve_in_root, sha256_file
+from musicbench.fsutil import read_parquet, resolve_in_root, sha256_file
 
 if TYPE_CHECKING:
     from musicbench.annotations import BoxAnnotations
@@ -112,9 +113,9 @@ INDEX_COLUMNS: tuple[str, ...] = (
 )
 # The mixture and duet tables. ``*_sha256`` hash files (what `verify_items` checks here);
 # ``*_pcm_sha256`` hash decoded samples exactly (`pcm_sha256`); ``clip_loudness_db`` is the clip's
-# loudness contour (`loudness_contour`). The benchmark version hashes the tables without the first
-# two (`UNVERSIONED_COLUMNS`): container bytes, frame encodings and a decoder's last-bit rounding
-# do not change it, any audible change of a clip does.
+# loudness contour (`loudness_contour`). The tables' fingerprint (`tables_fingerprint`, benchmark.json's
+# coverage) hashes them without the first two (`UNVERSIONED_COLUMNS`): container bytes, frame
+# encodings and a decoder's last-bit rounding do not change it, any audible change of a clip does.
 MIXTURE_COLUMNS: tuple[str, ...] = (
     "item_id", "split", "n_sources", "source_index", "video_id", "instrument", "start_sample",
     "n_samples", "start_frame", "n_frames", "gain", "audio_path", "audio_sha256", "audio_pcm_sha256",
@@ -282,28 +283,16 @@ class DataRoot:
         return self.definition_path.is_file()
 
     def definition(self) -> dict[str, Any]:
-        """``mixtures/benchmark.json``: the benchmark version, the recipe it hashes, the frames fingerprint and counts."""
+        """``mixtures/benchmark.json``: the benchmark identity (``benchmark_version``), the recipe it
+        hashes, this data root's coverage (`musicbench.definition.coverage`), the frames fingerprint and counts."""
         path = self.definition_path
         try:
             doc = json.loads(path.read_text())
-            doc["benchmark_version"], doc["recipe"]
+            doc["benchmark_version"], doc["recipe"], doc["coverage"]["tables_fingerprint"]
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
             raise MusicbenchError(f"no benchmark definition at {str(path)!r} (or one written by an older musicbench); "
                                   "run `musicbench mixtures` (or `dvc repro`)") from None
         return doc
-
-    def train_instruments(self) -> set[str] | None:
-        """The classes of the split file's train videos (None without a readable split file): what a
-        method trained on this data root has heard."""
-        from musicbench.splits import read_splits
-
-        if not self.splits_path.is_file():
-            return None
-        try:
-            rows = read_splits(self.splits_path)
-        except MusicbenchError:
-            return None
-        return {name for row in rows if row.split == "train" for name in row.instruments.split()}
 
     def version(self) -> str:
         """The benchmark version of this data root (from ``mixtures/benchmark.json``)."""
@@ -350,6 +339,7 @@ class DataRoot:
             yield from self._iter_urmp_items(split, limit)
             return
         table = self._mixture_rows(split, limit)
+        keys = item_keys(table, pd.DataFrame(columns=list(DUET_COLUMNS)))
         index = self.read_index().set_index("video_id", drop=False)
         for item_id, rows in table.groupby("item_id", sort=True):
             references, frames, boxes = [], [], []
@@ -363,10 +353,11 @@ class DataRoot:
                 boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
             references_array = np.stack(references).astype(np.float32)
             yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
-                           references_array, np.stack(frames), rate, boxes)
+                           references_array, np.stack(frames), rate, boxes, key=keys[str(item_id)])
 
     def _iter_duet_items(self, split: str, limit: int | None) -> Iterator[EvalItem]:
         table = self._duet_rows(split, limit)
+        keys = item_keys(pd.DataFrame(columns=list(MIXTURE_COLUMNS)), table)
         index = self.read_index().set_index("video_id", drop=False)
         for row in table.itertuples(index=False):
             stems, rate = self._read_clip(row.stems_path, int(row.start_sample), int(row.n_samples), row.item_id)
@@ -379,7 +370,7 @@ class DataRoot:
             frames = self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames))[None]
             points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in boxes]
             yield EvalItem(row.item_id, split, [row.video_id] * len(instruments), instruments, references.sum(axis=0),
-                           references, frames, rate, boxes, "duets", points)
+                           references, frames, rate, boxes, "duets", points, key=keys[str(row.item_id)])
 
     def item_ids(self, split: str = "test", limit: int | None = None, track: str = "mixtures") -> list[str]:
         """The ids of the items `iter_items(split, limit, track)` builds, in item order (nothing is read but the tables)."""
@@ -473,7 +464,7 @@ class DataRoot:
     def verify_items(self, split: str = "test", limit: int | None = None, track: str = "mixtures") -> None:
         """Check every file that `iter_items(split, limit, track)` reads, once, before it reads them.
 
-        The mixture tables must give the benchmark version of benchmark.json; the processed audio
+        The mixture tables must give the tables fingerprint of benchmark.json; the processed audio
         and frames of each item must have the SHA-256 of the index, which the tables' own hash
         columns must name too; stems and boxes (MUSIC-Synth) the SHA-256 in ground_truth.json.
         Raises MusicbenchError ``<file> ...; run `musicbench validate``` on the first mismatch.
@@ -513,20 +504,17 @@ class DataRoot:
                                       f"(sha256 differs); {VALIDATE_HINT}")
 
     def verify_definition(self) -> None:
-        """Check that mixtures.parquet and duets.parquet still give the version of benchmark.json."""
-        from musicbench.mixtures import benchmark_version
-
-        version = self.version()
+        """Check that mixtures.parquet and duets.parquet still give the tables fingerprint of benchmark.json's coverage."""
+        recorded = (self.definition().get("coverage") or {}).get("tables_fingerprint")
         identities = tuple(_file_identity(path) for path in (self.definition_path, self.mixtures_path, self.duets_path))
         if None not in identities and identities in _VERIFIED_HASHES:
             return
-        recomputed = benchmark_version(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS),
-                                       self.definition()["recipe"])
-        if recomputed != version:
-            raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give benchmark version {recomputed}, "
-                                  f"benchmark.json says {version}; {VALIDATE_HINT}, then `musicbench mixtures`")
+        recomputed = tables_fingerprint(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
+        if recomputed != recorded:
+            raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give tables fingerprint {recomputed}, "
+                                  f"benchmark.json records {recorded}; {VALIDATE_HINT}, then `musicbench mixtures`")
         if None not in identities:
-            _VERIFIED_HASHES[identities] = version
+            _VERIFIED_HASHES[identities] = recomputed
 
     def ground_truth_hashes(self, mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, str]:
         """``{relative path: sha256}`` of every stems FLAC and boxes JSON the items of these tables read."""
@@ -536,21 +524,21 @@ class DataRoot:
         paths |= set(duets["stems_path"]) | set(duets["boxes_path"])
         return {path: sha256_file(self.resolve(path)) for path in sorted(paths) if path}
 
-    def write_ground_truth(self, mixtures: pd.DataFrame, duets: pd.DataFrame, version: str) -> None:
-        """Write ``mixtures/ground_truth.json``: the benchmark version and `ground_truth_hashes`."""
-        doc = {"benchmark_version": version, "sha256": self.ground_truth_hashes(mixtures, duets)}
-        atomic_write_text(self.ground_truth_path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    def ground_truth_document(self, mixtures: pd.DataFrame, duets: pd.DataFrame, tables: str) -> dict[str, Any]:
+        """``mixtures/ground_truth.json``: `ground_truth_hashes` for the held tables of fingerprint `tables`."""
+        return {"tables_fingerprint": tables, "sha256": self.ground_truth_hashes(mixtures, duets)}
 
     def read_ground_truth(self) -> dict[str, str]:
-        """``{relative path: sha256}`` from ground_truth.json, refused unless written for this benchmark version."""
+        """``{relative path: sha256}`` from ground_truth.json, refused unless written for these tables."""
         path = self.ground_truth_path
         try:
             doc = json.loads(path.read_text())
-            hashes, version = doc["sha256"], doc["benchmark_version"]
+            hashes, tables = doc["sha256"], doc["tables_fingerprint"]
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
             raise MusicbenchError(f"no stems/boxes hashes at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
-        if version != self.version() or not isinstance(hashes, dict):
-            raise MusicbenchError(f"{str(path)!r} was written for benchmark version {version}, not {self.version()}; "
+        recorded = self.definition()["coverage"]["tables_fingerprint"]
+        if tables != recorded or not isinstance(hashes, dict):
+            raise MusicbenchError(f"{str(path)!r} was written for the tables {tables}, not {recorded}; "
                                   "run `musicbench mixtures`")
         return hashes
 
@@ -617,6 +605,46 @@ def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
     digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
     digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
     return "mbu-" + digest.hexdigest()[:16]
+
+
+def table_to_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    """Canonical CSV text of a table (fixed column order, repr floats): what identities and fingerprints hash."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for record in table[list(columns)].itertuples(index=False):
+        writer.writerow([repr(float(v)) if isinstance(v, float) else v for v in record])
+    return buffer.getvalue()
+
+
+def tables_fingerprint(mixtures: pd.DataFrame, duets: pd.DataFrame) -> str:
+    """``cv-`` + 16 hex digits of the SHA-256 over the held mixture and duet tables without their
+    exact hashes (`UNVERSIONED_COLUMNS`: each clip's loudness contour stands for its audio): which
+    items a data root holds, and their clips."""
+    digest = hashlib.sha256()
+    for table, columns in ((mixtures, MIXTURE_COLUMNS), (duets, DUET_COLUMNS)):
+        digest.update(table_to_csv(table, tuple(c for c in columns if c not in UNVERSIONED_COLUMNS)).encode())
+    return "cv-" + digest.hexdigest()[:16]
+
+
+# what an item key hashes of each clip: what it is (video, start, length, gain) and how it sounds
+KEY_COLUMNS = ("video_id", "start_sample", "n_samples", "start_frame", "n_frames", "clip_loudness_db")
+
+
+def item_keys(mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, str]:
+    """``{item_id: key}``: ``it-`` + 16 hex digits of the SHA-256 over an item's clips (KEY_COLUMNS,
+    the gains of a mixture item, the decoded stems of a duet item). Two data roots whose items share
+    an id and a key give a model the same references."""
+    keys = {}
+    for item_id, rows in mixtures.groupby("item_id", sort=True):
+        keys[str(item_id)] = _key(table_to_csv(rows.sort_values("source_index"), (*KEY_COLUMNS, "gain")))
+    for row in duets.itertuples(index=False):
+        keys[str(row.item_id)] = _key(table_to_csv(pd.DataFrame([row._asdict()]), (*KEY_COLUMNS, "stems_pcm_sha256")))
+    return keys
+
+
+def _key(text: str) -> str:
+    return "it-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def loudness_contour(clip: np.ndarray, window: int = LOUDNESS_WINDOW) -> str:
@@ -746,7 +774,8 @@ class EvalItem:
     mixture ``(n_samples,)`` float32 at sample_rate Hz; references ``(n_sources, n_samples)``
     (gain-scaled clips or clean stems, summing to the mixture); boxes: per source the player's box
     ``[x, y, w, h]`` (or boxes ``(k, 4)``, from an annotation file) in frame pixels at the clip's
-    centre frame, or None where no ground truth exists.
+    centre frame, or None where no ground truth exists. key: the item's key (`item_keys`; "" for
+    URMP items): what it is and how it sounds, equal on every data root that holds this item.
     """
 
     item_id: str
@@ -760,6 +789,7 @@ class EvalItem:
     boxes: list[np.ndarray | None] = field(default_factory=list)
     track: str = "mixtures"
     points: list[tuple[float, float]] = field(default_factory=list)
+    key: str = ""
 
 
 def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:

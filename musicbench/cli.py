@@ -329,19 +329,29 @@ def _print_leakage(name: str, leaks: dict[str, tuple[str, ...]]) -> None:
 def mixtures(
     params: Path = PARAMS_OPTION,
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    definition: Path = typer.Option(None, "--definition", help="a published definition (from --publish) whose items to "
+                                    "build here instead of drawing them; clips whose audio differs are reported"),
+    publish: Path = typer.Option(None, "--publish", help="write this data root's items, with their clip starts and "
+                                 "fingerprints, as a definition other data roots can build (--definition)"),
     compare: Path = typer.Option(None, "--compare", help="a published mixtures.parquet, or another data root, to compare "
                                  "this data with (per clip: missing, other samples, or only other frames)"),
 ) -> None:
-    """Stage `mixtures`: fixed val/test Mix-and-Separate items, duet items and the benchmark version."""
+    """Stage `mixtures`: the fixed val/test items this data root holds, its coverage and the benchmark identity."""
     from musicbench.benchmark import DataRoot, read_mixtures
     from musicbench.config import data_root, load_params
+    from musicbench.definition import coverage_lines
     from musicbench.mixtures import compare_clips, compare_mixtures, make_mixtures
 
     loaded = load_params(params)
     data = DataRoot(root or data_root(loaded))
-    summary = make_mixtures(loaded, data.root)
-    console.print(plain(f"benchmark version {summary['benchmark_version']} (frames {summary['frames_fingerprint']}): "
-                        f"items {summary['items']}, duet items {summary['duet_items']}"))
+    summary = make_mixtures(loaded, data.root, definition=definition, publish=publish)
+    built = f"built from the definition {summary['definition']['file']}" if summary["definition"] else "drawn"
+    console.print(plain(f"benchmark version {summary['benchmark_version']} (frames {summary['frames_fingerprint']}), "
+                        f"items {built}; coverage:"))
+    for line in coverage_lines(summary["coverage"]):
+        console.print(plain(f"  {line}"))
+    if publish is not None:
+        console.print(plain(f"published the definition of the held items to {publish}"))
     if compare is None:
         return
     if compare.is_dir():

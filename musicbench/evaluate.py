@@ -13,7 +13,10 @@ Two steps, each a plain function:
 2. `score_run` scores the estimates with `musicbench.metrics` (cached by estimate hash, item,
    metric version and metric code hash in signed entries, so re-scoring is free, a tampered entry
    is recomputed, and anyone can re-score a submission of estimates) and writes ``items.parquet``,
-   ``summary.json`` and ``provenance.json``.
+   ``summary.json`` and ``provenance.json``. Each row of items.parquet carries its item's key
+   (``item_key``, `musicbench.benchmark.item_keys`), and provenance.json the data root's coverage
+   of the split (``coverage``, `musicbench.definition.split_coverage`): which items of the
+   benchmark the run could score and which the data root does not hold.
 
 Both steps check every benchmark file the items are built from before reading it
 (`DataRoot.verify_items`): a changed or truncated one stops the run.
@@ -54,6 +57,7 @@ from musicbench.annotations import load_dsol_boxes
 from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem, side_by_side_strips
 from musicbench.concurrency import exit_on_sigterm, worker_pool
 from musicbench.confine import SCRATCH_BYTES
+from musicbench.definition import split_coverage
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import (
@@ -96,7 +100,7 @@ from musicbench.stft import hann_window, istft, stft
 
 ITEM_COLUMNS = (
     "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
-    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
+    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds", "item_key",
 )
 ORACLES = ("ibm", "irm", "mixture")
 INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
@@ -390,7 +394,7 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
     """The items.parquet rows (one per source) of one item; uses and fills the score cache. In a run
     that `localizes`, a mixture item without heatmaps is excluded like one without estimates. An
     `oracle` run's outputs are computed from the item (`oracle_outputs`), not read."""
-    base = {"item_id": item.item_id, "track": item.track, "split": item.split}
+    base = {"item_id": item.item_id, "track": item.track, "split": item.split, "item_key": item.key}
     estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
     heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
     if status is None or status["status"] != "ok":
@@ -400,7 +404,7 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
         scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
     else:
         code = metric_code_hash()
-        floor = cache.get(_cache_key("floor", version, item.item_id, METRIC_VERSION, code),
+        floor = cache.get(_cache_key("floor", version, item.item_id, item.key, METRIC_VERSION, code),
                           lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
         try:
             if oracle is not None:  # computed again from the item only when its scores are not cached
@@ -408,7 +412,7 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
             else:
                 key_parts, arrays = _run_outputs(item, estimates_path, heatmaps_path)
                 outputs = functools.partial(tuple, arrays)
-            key = _cache_key("scores", version, item.item_id, METRIC_VERSION, code, *key_parts)
+            key = _cache_key("scores", version, item.item_id, item.key, METRIC_VERSION, code, *key_parts)
             scores = cache.get(key, lambda: score_item(item, *outputs(), np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
         except UntrustedFileError as exc:
@@ -484,9 +488,9 @@ def score_items(
     Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
     items get rows when the run has inference records for them. Every benchmark file the items are
     built from is checked first (`DataRoot.verify_items`). Scores are cached in `cache_dir` (default
-    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item, benchmark
-    version, metric version, `metric_code_hash`); mixture floors by (item, benchmark version, metric
-    version, metric code hash).
+    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item and its key,
+    benchmark version, metric version, `metric_code_hash`); mixture floors by (item and its key,
+    benchmark version, metric version, metric code hash).
     `jobs` > 1 scores items in that many processes (one BLAS thread each). `items`: the split's
     items already built and verified (`DataRoot.read_verified_items`, e.g. shared by every run the
     leaderboard re-scores); those of the run's tracks are scored. An `oracle` run has no estimate
@@ -644,7 +648,7 @@ def provenance(
     data = DataRoot(root)
     return {
         "name": name, "benchmark_version": data.version(), "frames_fingerprint": data.frames_fingerprint(),
-        "metric_version": METRIC_VERSION, "split": split,
+        "coverage": split_coverage(data.definition()["coverage"], split), "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
         "seed": seed, "device": device, "options": options, "oracle": oracle,
         "model_file": None if model_path is None else os.fspath(model_path),

@@ -182,6 +182,19 @@ def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
     return split_of(read_splits(path))
 
 
+def train_instruments(root: str | os.PathLike) -> set[str] | None:
+    """The classes of the data root's train videos (None without a readable split file): what a
+    method trained on this data root has heard."""
+    path = DataRoot(root).splits_path
+    if not path.is_file():
+        return None
+    try:
+        rows = read_splits(path)
+    except MusicbenchError:
+        return None
+    return {name for row in rows if row.split == "train" for name in row.instruments.split()}
+
+
 MUSIC_MANIFESTS = ("manifests/music_solo.csv", "manifests/music_duet.csv")
 SOLOS_MANIFEST = "manifests/solos.csv"  # its clips are split by video (`assign_splits`)
 

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from musicbench.benchmark import DataRoot, loudness_contour, pcm_sha256, read_index, read_mixtures
+from musicbench.benchmark import DUET_COLUMNS, DataRoot, item_keys, loudness_contour, pcm_sha256, read_index, read_mixtures
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.manifest import read_manifest
@@ -87,27 +87,40 @@ def test_mixture_files_are_byte_identical_across_runs(bench_root, tmp_path):
         assert (again / "mixtures" / name).read_bytes() == (root / "mixtures" / name).read_bytes()
 
 
-def test_benchmark_version_changes_when_one_clip_changes_and_missing_clips_are_reported(bench_root, tmp_path):
+def test_another_clip_keeps_the_identity_and_is_never_compared_as_the_same_item(bench_root, tmp_path):
+    """A video replaced by another recording: the same benchmark (its items are drawn from the
+    lists), but the items that use it get other keys, and against a published definition they are
+    "audio differs", not held. A missing video's items are reported as missing."""
     root, params, summary = bench_root
     published = read_mixtures(root / "mixtures" / "mixtures.parquet")
     used = published["video_id"].iloc[0]
+    uses = set(published.loc[published["video_id"] == used, "item_id"])
     changed = tmp_path / "changed"
     shutil.copytree(root / "synth", changed / "synth")
     # regenerate one used video with another seed: same id and layout, different content
     config = replace(SynthConfig.from_params(params), seed=12345)
     entry = next(e for e in read_manifest(changed / "synth" / "manifest.csv") if e.video_id == used)
     generate_video(VideoSpec(entry.video_id, entry.kind, entry.instruments), config, changed)
-    assert _build(changed, params)["benchmark_version"] != summary["benchmark_version"]
+    other = _build(changed, params)
+    assert other["benchmark_version"] == summary["benchmark_version"]
+    assert other["coverage"]["tables_fingerprint"] != summary["coverage"]["tables_fingerprint"]
+    ours = item_keys(published, read_mixtures(root / "mixtures" / "duets.parquet", DUET_COLUMNS))
+    theirs = item_keys(read_mixtures(changed / "mixtures" / "mixtures.parquet"),
+                       read_mixtures(changed / "mixtures" / "duets.parquet", DUET_COLUMNS))
+    assert {item for item in ours if ours[item] != theirs[item]} == uses
     problems = compare_mixtures(published, DataRoot(changed))
     assert set(problems["video_id"]) == {used} and set(problems["problem"]) == {"audio differs"}
+    definition = tmp_path / "definition.json"
+    make_mixtures(params, root, publish=definition)
+    rebuilt = make_mixtures(params, changed, definition=definition)
+    assert {row["item_id"]: row["reason"] for row in rebuilt["coverage"]["not_held"]} == dict.fromkeys(uses, "audio differs")
 
     missing = tmp_path / "missing"
     shutil.copytree(root / "synth", missing / "synth")
     (missing / "synth" / "videos" / f"{used}.mp4").unlink()
     process_manifest(missing / "synth" / "manifest.csv", missing, ProcessConfig.from_params(params))
     problems = compare_mixtures(published, DataRoot(missing))
-    expected_items = set(published.loc[published["video_id"] == used, "item_id"])
-    assert set(problems["item_id"]) == expected_items and set(problems["problem"]) == {"missing"}
+    assert set(problems["item_id"]) == uses and set(problems["problem"]) == {"missing"}
 
 
 # An ffmpeg "of another build": the real binary, except that it encodes the frames' JPEGs at another
@@ -151,10 +164,10 @@ def test_benchmark_version_survives_another_ffmpeg_build(bench_root, tmp_path, m
     assert set(problems["problem"]) == {"frames differ"}
 
 
-def test_a_decoders_last_bit_rounding_keeps_the_version_an_audible_change_does_not(bench_root, tmp_path):
+def test_a_decoders_last_bit_rounding_keeps_the_items_an_audible_change_does_not(bench_root, tmp_path):
     """Another ffmpeg build's AAC decoder rounds the last bit of some samples otherwise (measured: one
-    24-bit step, 1.19e-7, on 144 of 280 clips of the default benchmark): the same benchmark. A clip
-    1 dB louder is another one."""
+    24-bit step, 1.19e-7, on 144 of 280 clips of the default benchmark): the same items. A clip
+    1 dB louder is another item of the same benchmark."""
     root, params, summary = bench_root
     used = read_mixtures(root / "mixtures" / "mixtures.parquet")["audio_path"].iloc[0]
     versions = {}
@@ -168,13 +181,15 @@ def test_a_decoders_last_bit_rounding_keeps_the_version_an_audible_change_does_n
         else:
             audio = (audio * 10 ** (1 / 20)).astype(np.int32)
         sf.write(other / used, audio, rate, subtype="PCM_24")
-        versions[name] = make_mixtures(params, other)["benchmark_version"]
+        rebuilt = make_mixtures(params, other)
+        assert rebuilt["benchmark_version"] == summary["benchmark_version"]  # the identity never follows the audio
+        versions[name] = rebuilt["coverage"]["tables_fingerprint"]
         clips = compare_clips(DataRoot(root), DataRoot(other))
         changed = clips[clips["video_id"] == Path(used).stem]
         expected = "samples differ by rounding, same frames" if change == "lsb" else "audio differs"
         assert len(changed) and set(changed["verdict"]) == {expected}, set(changed["verdict"])
         assert set(clips.loc[clips["video_id"] != Path(used).stem, "verdict"]) == {"identical"}
-    assert versions["rounded"] == summary["benchmark_version"] != versions["louder"]
+    assert versions["rounded"] == summary["coverage"]["tables_fingerprint"] != versions["louder"]
 
 
 def test_loudness_contour():
@@ -210,8 +225,10 @@ def test_mixtures_need_enough_instruments(bench_root, tmp_path):
     rows = [r for r in read_splits(work / "splits" / "splits.csv") if not (r.instruments == "cello" and r.split == "test")]
     write_splits(rows, work / "splits" / "splits.csv")
     params4 = {**params, "mixtures": {**params["mixtures"], "n_sources": 4}}
-    with pytest.raises(MusicbenchError, match="split 'test' has sounding solo clips of 3 instrument"):
+    with pytest.raises(MusicbenchError, match="split 'test' of the split file has solo videos of 3 instrument"):
         make_mixtures(params4, work)
+    for name in ("mixtures.parquet", "duets.parquet", "benchmark.json", "ground_truth.json"):  # a failed stage changes nothing
+        assert (work / "mixtures" / name).read_bytes() == (root / "mixtures" / name).read_bytes()
 
 
 def test_training_dataset_is_deterministic_and_works_with_workers(bench_root):

@@ -351,20 +351,32 @@ def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
 
 def test_runs_given_other_frames_are_ranked_together_and_marked(board, tmp_path):
     """Frames from another JPEG encoder (another ffmpeg build) leave the benchmark version alone: the
-    row is ranked with the others, and marked with its frames fingerprint."""
+    row is ranked with the others, and marked: by the frame archive of each video where the run
+    records them, by its frames fingerprint where it does not (an older run)."""
     _, _, runs, root = board
     mine = tmp_path / "runs"
     shutil.copytree(runs / "motion_energy", mine / "motion_energy")
     shutil.copytree(runs / "motion_energy", mine / "reencoded")
+    shutil.copytree(runs / "motion_energy", mine / "one-video")
     provenance = json.loads((mine / "reencoded" / "provenance.json").read_text())
     assert provenance["frames_fingerprint"] == DataRoot(root).frames_fingerprint() != None  # noqa: E711
+    frames = provenance["coverage"]["frames"]
+    assert frames == {video: sha for video, sha in DataRoot(root).definition()["coverage"]["frames"]["test"].items()}
     provenance["frames_fingerprint"] = "fr-0123456789abcdef<script>alert(5)</script>"  # run folders are untrusted
+    del provenance["coverage"]  # a run made before runs recorded their coverage
     (mine / "reencoded" / "provenance.json").write_text(json.dumps(provenance))
     _rewrite_version(mine / "reencoded", DataRoot(root).version(), "motion_energy (other frames)")
+    provenance = json.loads((mine / "one-video" / "provenance.json").read_text())
+    video = sorted(frames)[1]
+    provenance["coverage"]["frames"][video] = "0" * 64
+    (mine / "one-video" / "provenance.json").write_text(json.dumps(provenance))
+    _rewrite_version(mine / "one-video", DataRoot(root).version(), "motion_energy (one video)")
     result = build_leaderboard(mine, tmp_path / "board", root, demo_items=0)
     assert len(result["tables"]) == 1
     rows = _rows(result)
     assert rows["motion_energy (other frames)"]["frames_differ"] and not rows["motion_energy"]["frames_differ"]
+    assert rows["motion_energy (one video)"]["frames_differ"]
+    assert any(f"for 1 video(s) (e.g. {video})" in w for w in result["tables"][0]["warnings"])
     assert {row["rank"] for row in rows.values()} == {1}  # the same scores: tied
     assert any("fr-0123456789abcdef" in w and "encoded otherwise" in w for w in result["tables"][0]["warnings"])
     markdown = (tmp_path / "board" / "leaderboard.md").read_text()

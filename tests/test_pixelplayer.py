@@ -473,10 +473,11 @@ def test_transplant_covers_the_host_player_and_keeps_the_whole_player():
 
 
 def test_moving_boxes_of_synth_players_cover_their_annotated_boxes(bench_root):
-    """On real MUSIC-Synth clips (val items) the motion box holds the annotated player box."""
+    """On real MUSIC-Synth clips (the 36 clips of the val and test items) the motion box holds the
+    annotated player box."""
     root, _, _ = bench_root
     coverage, area = [], []
-    for item in DataRoot(root).iter_items("val"):
+    for item in [*DataRoot(root).iter_items("val"), *DataRoot(root).iter_items("test")]:
         for frames, box in zip(item.frames, item.boxes):
             centre = frames.shape[0] // 2
             top, bottom, left, right = moving_box(*frames[[centre - MOTION_SPAN, centre, centre + MOTION_SPAN]])

@@ -297,6 +297,15 @@ def test_solos_pipeline_offline_from_download_to_mixtures(small_synth, tmp_path)
         assert all(splits[v] == s for v, s in zip(item["video_id"], item["split"]))
         assert item["video_id"].map(video_of).nunique() == len(item)  # never two clips of one video
         assert item["instrument"].nunique() == len(item)
+    # the clips of gone videos remove exactly the items that use them (drawn from the lists, not from what is held)
+    held_clips = set(index["video_id"])
+    cover = definition["coverage"]
+    gone = [row for row in cover["not_held"] if row["track"] == "mixtures"]
+    assert gone and all(row["reason"] == "video not held" and row["videos"] and not set(row["videos"].split()) & held_clips
+                        for row in gone)
+    assert set(mixtures["video_id"]) <= held_clips and not set(mixtures["item_id"]) & {row["item_id"] for row in gone}
+    assert {split: counts["items"] for split, counts in cover["tracks"]["mixtures"].items()} == {
+        "val": params["mixtures"]["n_val"], "test": params["mixtures"]["n_test"]}
 
 
 def test_the_video_bootstrap_counts_the_clips_of_one_video_as_that_video():

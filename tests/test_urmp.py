@@ -27,6 +27,7 @@ from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CO
 from musicbench.leaderboard import build_leaderboard
 from musicbench.media import probe
 from musicbench.process import validate_index
+from musicbench.splits import train_instruments
 from musicbench.synth import SynthConfig, VideoSpec
 from musicbench.synth.generate import render_frames, render_performance, render_stems, video_rng
 from musicbench.synth.urmp_layout import write_urmp_copy
@@ -402,7 +403,7 @@ def test_urmp_track_scored_summarized_and_on_the_board(bench_with_urmp, tmp_path
     page = (tmp_path / "board" / "index.html").read_text()
     assert "Real ensembles (URMP)" in page and "separate (strip crops)" in page and "separate_at (strip centres)" in page
     # with the data root, the board names the URMP classes that the training split never had
-    train = DataRoot(root).train_instruments()
+    train = train_instruments(root)
     with_root = build_leaderboard(runs, tmp_path / "board-root", root, demo_items=0)
     unseen = with_root["tables"][0]["unseen_classes"]
     assert list(unseen) == ["urmp"] and set(unseen["urmp"]) == set(urmp["instrument"]) - train

@@ -74,4 +74,4 @@ def test_a_doctored_mixture_table_is_caught(bench_root, tmp_path):
     write_parquet(table, data.mixtures_path)
     problems = validate_index(data.index_path, root)
     assert [(p.path, p.problem) for p in problems] == [("mixtures", "stale")]
-    assert "benchmark version" in problems[0].detail
+    assert "tables fingerprint" in problems[0].detail

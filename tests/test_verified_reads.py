@@ -85,7 +85,7 @@ def test_a_modified_mixture_table_stops_the_run(bench_root, tmp_path):
     table = read_mixtures(data.mixtures_path)
     table.loc[0, "gain"] = table.loc[0, "gain"] * 2  # a louder reference, same benchmark.json
     write_parquet(table, data.mixtures_path)
-    with pytest.raises(MusicbenchError, match=r"benchmark version .*`musicbench validate`"):
+    with pytest.raises(MusicbenchError, match=r"tables fingerprint .*`musicbench validate`"):
         run_inference(None, root, tmp_path / "run", oracle="irm", limit=2)
 
 

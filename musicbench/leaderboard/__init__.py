@@ -62,6 +62,7 @@ from musicbench.leaderboard.tables import (
     write_dvc_metrics,
 )
 from musicbench.run_folder import refuse_strangers
+from musicbench.splits import train_instruments
 
 SITE_ASSETS = ("leaderboard.css", "leaderboard.js", "demo.js")
 BOARD_MARKER = ".musicbench-leaderboard"  # in a board's output folder: later builds may replace what it holds
@@ -134,8 +135,9 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
         root = None
     data = None if root is None else DataRoot(root)
     board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
-                       None if data is None else data.frames_fingerprint(), None if data is None else data.train_instruments(),
-                       rescorer=None if root is None else Rescorer(root))
+                       None if data is None else data.frames_fingerprint(), None if data is None else train_instruments(data.root),
+                       rescorer=None if root is None else Rescorer(root),
+                       current_video_frames=None if data is None else data.definition()["coverage"].get("frames"))
     out = ensure_writable_dir(out_dir)
     atomic_write_text(out / BOARD_MARKER, "written by musicbench leaderboard: later builds replace what this folder holds\n")
     if root is not None:  # its demo pages publish estimates (an oracle's are the references, nearly)

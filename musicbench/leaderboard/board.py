@@ -140,6 +140,10 @@ class Row:
     """One run on the board. `metrics` and `duets` map metric names to blocks (None: not scored),
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
     `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
+    `item_keys` item_id → its key (`musicbench.benchmark.item_keys`; items of one id and other keys
+    are never compared). `coverage` the run's data root's coverage of the split's mixture items
+    (``items``, ``held``, ``not_held``: those of its not-held items that items.parquet indeed lacks),
+    None for runs that record none.
     `per_instrument_nsdr_ci95` instrument → the 95% video-bootstrap CI of that mean NSDR.
     Every count and figure is recomputed from the run's items (`check_run`), never read from summary.json:
     `untrusted` is why they cannot be trusted ("" when they can: the run folder disagrees with its own
@@ -167,6 +171,8 @@ class Row:
     per_instrument_nsdr_ci95: dict[str, list[float | None]] = field(default_factory=dict)
     per_item_nsdr: dict[str, float] = field(default_factory=dict)
     item_videos: dict[str, list[str]] = field(default_factory=dict)
+    item_keys: dict[str, str] = field(default_factory=dict)
+    coverage: dict[str, int] | None = None
     unranked: str = ""
     untrusted: str = ""
     rescored: bool = False
@@ -483,8 +489,8 @@ class Rescorer:
         self.root = Path(root)
         self.data = DataRoot(self.root)
         self.version = self.data.version()
-        # (split, track) → (the limit they were built with, None: all; the items), or the error building them
-        self._items: dict[tuple[str, str], tuple[int | None, list[EvalItem]] | MusicbenchError] = {}
+        # (split, track) → the items the data root holds by id, or the error building them
+        self._items: dict[tuple[str, str], dict[str, EvalItem] | MusicbenchError] = {}
 
     def covers(self, run: Run) -> bool:
         """Whether `run` can be re-scored here: the data root's benchmark version, scored by this
@@ -492,39 +498,48 @@ class Rescorer:
         return run.benchmark_version == self.version and run.metric_version == METRIC_VERSION and run.items is not None
 
     def reserve(self, runs: list[Run]) -> None:
-        """Build, once, as many items of each split and track as the largest run of this version needs."""
-        needed: dict[tuple[str, str], int] = {}
-        for run in runs:
-            if self.covers(run) and not estimates_problem(run.path, run.oracle):
-                for track, count in run.items.groupby("track")["item_id"].nunique().items():
-                    needed[(run.split, str(track))] = max(needed.get((run.split, str(track)), 0), int(count))
-        for (split, track), count in sorted(needed.items()):
+        """Build, once, every item of each split and track that a run of this version scored."""
+        for split, track in sorted({(run.split, str(track)) for run in runs if self.covers(run)
+                                    and not estimates_problem(run.path, run.oracle) for track in run.items["track"].unique()}):
             try:
-                self._track_items(split, track, count)
+                self._track_items(split, track)
             except MusicbenchError:
                 pass  # kept, and reported by every run that needs these items
 
     def item_count(self, split: str) -> int | None:
-        """The number of mixture items of `split` in the data root (None when it has none): what a
-        complete run of the current version has."""
+        """The number of mixture items of `split` in the benchmark (held here or not; None when the data
+        root has no definition): what a complete run of the current version has."""
         try:
-            return len(self.data.item_ids(split))
-        except (MusicbenchError, OSError):
+            return int(self.data.definition()["coverage"]["tracks"]["mixtures"][split]["items"])
+        except (MusicbenchError, OSError, KeyError, TypeError, ValueError):
             return None
 
-    def _track_items(self, split: str, track: str, count: int) -> list[EvalItem]:
-        """The first `count` items of `split` and `track`, built (and their files checked) at most once
-        unless a later run needs more than were built."""
-        built = self._items.get((split, track))
-        if built is None or (not isinstance(built, MusicbenchError) and built[0] is not None and built[0] < count):
+    def _track_items(self, split: str, track: str) -> dict[str, EvalItem]:
+        """Every item of `split` and `track` that the data root holds, by id, built (and their files
+        checked) at most once."""
+        if (split, track) not in self._items:
             try:
-                self._items[(split, track)] = (count, self.data.read_verified_items(split, count, (track,)))
+                self._items[(split, track)] = {item.item_id: item for item in self.data.read_verified_items(split, None, (track,))}
             except (MusicbenchError, OSError) as exc:
                 self._items[(split, track)] = MusicbenchError(str(exc))
         built = self._items[(split, track)]
         if isinstance(built, MusicbenchError):
             raise built
-        return built[1][:count]
+        return built
+
+    def _held(self, run: Run, track: str, claimed: pd.DataFrame) -> list[EvalItem]:
+        """This data root's items for the `track` items the run scored, in id order; MusicbenchError
+        when the data root does not hold one of them, or holds it with other audio (another key)."""
+        held = self._track_items(run.split, track)
+        rows = claimed[claimed["track"] == track].drop_duplicates("item_id").sort_values("item_id")
+        absent = [item for item in rows["item_id"] if item not in held]
+        if absent:
+            raise MusicbenchError(f"the data root does not hold {len(absent)} of its {track} items (e.g. {plain(absent[0])[:40]})")
+        other = [row.item_id for row in rows.itertuples(index=False) if row.item_key and row.item_key != held[row.item_id].key]
+        if other:
+            raise MusicbenchError(f"{len(other)} of its {track} items have other audio here (audio differs, "
+                                  f"e.g. {plain(other[0])[:40]})")
+        return [held[item] for item in rows["item_id"]]
 
     def _urmp_problem(self, run: Run) -> str:
         """Why the run's real-ensembles track cannot be re-scored against this data root ("" if it can)."""
@@ -538,9 +553,9 @@ class Rescorer:
         return "" if claimed == version else f"the run's real-ensembles version is {plain(claimed)[:40]}, the data root's {version}"
 
     def rescore(self, run: Run) -> Rescored:
-        """The run's items table re-scored from its estimates: of each track, the first N items of the
-        benchmark, N the number of that track's items in its items.parquet (a run made with ``--limit``
-        scored the first N of each track)."""
+        """The run's items table re-scored from its estimates: of each track, this data root's items of
+        the ids in its items.parquet (a run made with ``--limit``, or on a data root that lacks some
+        videos, scored some of them), each with the key the run recorded (`_held`)."""
         problem = estimates_problem(run.path, run.oracle)
         if problem:
             return Rescored(None, f"not re-scored: {problem}")
@@ -558,7 +573,7 @@ class Rescorer:
                     notes.append(f"the {track} track is not re-scored ({problem}): its figures are items.parquet's")
                     continue
             try:
-                items += self._track_items(run.split, track, int(counts[track]))
+                items += self._held(run, track, claimed)
             except MusicbenchError as exc:
                 return Rescored(None, plain(f"not re-scored: {exc}"))
         try:
@@ -799,9 +814,35 @@ def row_of(run: Run | CheckedRun, seed: int = 1234) -> Row:
         excluded_reasons={plain(k): v for k, v in (_dict_of(summary, "excluded_reasons") or {}).items()},
         per_instrument=_per_instrument(summary, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
-        item_videos=item_videos(run.items), untrusted=checked.untrusted, rescored=checked.rescored,
+        item_videos=item_videos(run.items), item_keys=_item_keys(run.items), coverage=_coverage(run),
+        untrusted=checked.untrusted, rescored=checked.rescored,
         provenance=_provenance(run, summary), problems=list(run.problems), urmp=_urmp_result(run, summary),
     )
+
+
+def _video_frames(run: Run) -> dict[str, str] | None:
+    """video → SHA-256 of the frame archive the run's items read (provenance.json ``coverage.frames``), None if not recorded."""
+    frames = (run.provenance.get("coverage") or {}).get("frames")
+    return {plain(video): plain(sha) for video, sha in frames.items()} if isinstance(frames, dict) else None
+
+
+def _item_keys(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str, str]:
+    """item_id → the key items.parquet records for it (items without one left out)."""
+    if items is None or "item_key" not in items.columns:
+        return {}
+    rows = items[(items["track"] == track) & (items["item_key"] != "")].drop_duplicates("item_id")
+    return dict(zip(rows["item_id"].map(str), rows["item_key"].map(str), strict=True))
+
+
+def _coverage(run: Run) -> dict[str, int] | None:
+    """The run's coverage of its split's mixture items (provenance.json ``coverage``): the benchmark's
+    items, those its data root held, and how many of those it did not hold items.parquet indeed lacks
+    (a not-held item that the run scored, or failed, is not counted as not held)."""
+    counts = ((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures")
+    if not isinstance(counts, dict):
+        return None
+    scored = set(run.items.loc[run.items["track"] == "mixtures", "item_id"]) if run.items is not None else set()
+    return {"items": counts["items"], "held": counts["held"], "not_held": len(set(counts["not_held"]) - scored)}
 
 
 def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
@@ -821,13 +862,19 @@ def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
 
 def _unranked_reason(row: Row, n_items: int) -> str:
     """Why `row` gets no rank ("" if it is complete): numbers the board cannot trust (``Row.untrusted``),
-    failed items, or fewer items than `n_items`."""
+    failed items, or fewer items than `n_items` (partial coverage when its data root did not hold
+    them: a mean over a subset is never ranked, since which subset would then pay)."""
     if row.untrusted:
         return row.untrusted
     failed = row.n_excluded if isinstance(row.n_excluded, int) else 0
     scored = row.n_items if isinstance(row.n_items, int) else 0
     if failed:
         return f"incomplete: {failed} of {scored} items failed"
+    not_held = row.coverage["not_held"] if row.coverage else 0
+    if scored < n_items and not_held:
+        rest = n_items - scored - not_held
+        return (f"partial coverage: {scored}/{n_items} items, {not_held} not held by its data root"
+                + (f", {rest} not scored" if rest > 0 else ""))
     if scored < n_items:
         return f"incomplete: scored {scored} of the {n_items} items"
     if row.nsdr_mean is None:
@@ -899,7 +946,12 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
             row.test = Comparison(against=baseline.name, verdict="baseline", n=len(reference),
                                   note="the baseline of this table")
             continue
-        paired = paired_test(pd.Series(row.per_item_nsdr, dtype=float), reference, {**row.item_videos, **videos}, seed)
+        method = pd.Series(row.per_item_nsdr, dtype=float)
+        other = [item for item, key in row.item_keys.items() if baseline.item_keys.get(item, key) != key]
+        paired = paired_test(method.drop(index=other, errors="ignore"), reference, {**row.item_videos, **videos}, seed)
+        if other:
+            paired.note = (f"{paired.note}; " if paired.note else "") + \
+                f"{len(other)} item(s) of other audio than the baseline's (audio differs) not compared"
         row.test = Comparison(against=baseline.name, verdict="", **asdict(paired))
         tested.append(row)
     for row, p_holm in zip(tested, holm([r.test.p for r in tested]), strict=True):
@@ -907,16 +959,34 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
         row.test.verdict = _verdict(row.test)
 
 
-def _mark_frames(rows: list[Row], expected: str | None) -> list[str]:
-    """Flag the rows whose models saw frames with another fingerprint than `expected` (else the rows'
-    most common one): same benchmark version and references, other model inputs. Returns warnings."""
+def _mark_frames(rows: list[Row], expected: str | None, video_frames: dict[str, dict[str, str]],
+                 expected_videos: dict[str, str] | None = None) -> list[str]:
+    """Flag the rows whose models saw other frames: same benchmark and references, other model inputs.
+    Where a run records the frame archive of each video it used (`video_frames`, folder → video →
+    SHA-256), a row differs when a video's archive differs from `expected_videos` (the data root's;
+    else each video's most common archive among the rows): lacking videos is not seeing other frames.
+    Otherwise its frames fingerprint is compared with `expected` (else the rows' most common one).
+    Returns warnings."""
     seen = [row.provenance.frames_fingerprint for row in rows if row.provenance.frames_fingerprint]
     if expected is None and seen:
         expected = max(sorted(set(seen)), key=seen.count)
+    if expected_videos is None:
+        votes: dict[str, list[str]] = {}
+        for frames in video_frames.values():
+            for video, sha in frames.items():
+                votes.setdefault(video, []).append(sha)
+        expected_videos = {video: max(sorted(set(shas)), key=shas.count) for video, shas in votes.items()}
     warnings = []
     for row in rows:
-        fingerprint = row.provenance.frames_fingerprint
-        if expected and fingerprint and fingerprint != expected:
+        fingerprint, frames = row.provenance.frames_fingerprint, video_frames.get(row.folder)
+        if frames is not None:
+            differ = [video for video, sha in sorted(frames.items()) if expected_videos.get(video, sha) != sha]
+            if differ:
+                row.frames_differ = True
+                warnings.append(f"{row.name} ({row.folder}) was given frames encoded otherwise for {len(differ)} video(s) "
+                                f"(e.g. {plain(differ[0])[:40]}): the same items and references, but the model's visual "
+                                "input differs (e.g. another ffmpeg build)")
+        elif expected and fingerprint and fingerprint != expected:
             row.frames_differ = True
             warnings.append(f"{row.name} ({row.folder}) was given frames encoded otherwise ({fingerprint}, not {expected}): "
                             "the same items and references, but the model's visual input differs (e.g. another ffmpeg build)")
@@ -938,15 +1008,17 @@ def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str,
 
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
                warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None,
-               train_classes: set[str] | None = None, rescorer: Rescorer | None = None) -> Board:
+               train_classes: set[str] | None = None, rescorer: Rescorer | None = None,
+               current_video_frames: dict[str, dict[str, str]] | None = None) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
     version's first (`current_version`, else the version with most runs); every run checked by
     `check_run` (re-scored by `rescorer`, the data root's, where it has the run's benchmark version);
     rows ranked by `sort_and_rank` against the split's item count in the data root (tables of
     `rescorer`'s version; else the most items a row has), each tested against the baseline of
-    `choose_baseline` (bootstrap `seed`); rows whose frames fingerprint differs from `current_frames`
-    (the data root's) are marked (`_mark_frames`); each table names the classes of its tracks that
-    `train_classes` (the data root's training split) lacks."""
+    `choose_baseline` (bootstrap `seed`); rows whose frames differ from the data root's
+    (`current_video_frames`: split → video → SHA-256, else the fingerprint `current_frames`) are
+    marked (`_mark_frames`); each table names the classes of its tracks that `train_classes` (the
+    data root's training split) lacks."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -977,7 +1049,10 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
                                   "were scored on other items and are ranked only among themselves.")
         for row in rows:
             table_warnings += [f"{row.name} ({row.folder}): {problem}" for problem in row.problems]
-        table_warnings += _mark_frames(rows, current_frames if version == current_version else None)
+        video_frames = {run.run.folder: frames for run in checked if (frames := _video_frames(run.run)) is not None}
+        current = version == current_version
+        table_warnings += _mark_frames(rows, current_frames if current else None, video_frames,
+                                       (current_video_frames or {}).get(split) if current else None)
         unseen = unseen_classes([run.run for run in checked], train_classes if version == current_version else None)
         table_warnings += [f"The {track} track has classes that the training split lacks: {', '.join(classes)} "
                            "(scores on them measure generalization to unheard classes)" for track, classes in unseen.items()]

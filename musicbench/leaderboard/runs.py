@@ -219,6 +219,15 @@ def _optional(check: Check) -> Check:
     return lambda value, where: None if value is None else check(value, where)
 
 
+def _list(check: Check, limit: int) -> Check:
+    """A list of at most `limit` values, each passing `check`."""
+    def checked(value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list) or len(value) > limit:
+            raise _fail(where, f"a list of at most {limit}", value)
+        return [check(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    return checked
+
+
 def _pair(check: Check) -> Check:
     """A list of two values, each passing `check`."""
     def checked(value: Any, where: str) -> list[Any]:
@@ -264,6 +273,10 @@ TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
                    "benchmark_version": _text, "split": _text, "uses_labels": _flag}, TRACK_REQUIRED)
+# a run's coverage (`musicbench.definition.split_coverage`): per track, the benchmark's items, those held, those not
+COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count, "not_held": _list(_text, MAX_ITEM_ROWS)},
+                                               ("items", "held", "not_held"))),
+                    "tables_fingerprint": _text, "frames": _mapping(_text)}, ("tracks",))
 # provenance.json as `musicbench.evaluate.provenance` writes it ("created" and "timestamp": dates of older runs).
 PROVENANCE = _record({
     "name": _text, "benchmark_version": _text, "metric_version": _text, "split": _text,
@@ -273,6 +286,7 @@ PROVENANCE = _record({
     "uses_labels": _flag, "n_parameters": _optional(_count), "wall_seconds": _optional(_number),
     "confined": _optional(_flag), "confinement": _optional(_text), "interpreter": _optional(_mapping(_optional(_text))),
     "scored_from_files": _optional(_record({"folder": _text, "sha256": _text, "n_files": _count})), "frames_fingerprint": _optional(_text),
+    "coverage": _optional(COVERAGE),
     "date": _optional(_text), "created": _optional(_text), "timestamp": _optional(_text), "urmp_version": _optional(_text),
 })
 
@@ -297,7 +311,7 @@ def _read_json(path: Path, schema: Check, problems: list[str]) -> tuple[dict[str
 
 
 # items.parquet (`musicbench.evaluate.ITEM_COLUMNS`): the columns the board reads, and what they must hold.
-ITEM_TEXT_COLUMNS = ("item_id", "track", "split", "video_id", "instrument", "status", "reason")
+ITEM_TEXT_COLUMNS = ("item_id", "track", "split", "video_id", "instrument", "status", "reason", "item_key")
 ITEM_REQUIRED_COLUMNS = ("item_id", "source_index", "video_id", "instrument", "status")
 ITEM_NUMBER_COLUMNS = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds")
 ITEM_FRACTION_COLUMNS = ("ciou", "pointing_hit")  # in [0, 1]
@@ -317,7 +331,7 @@ def check_items(frame: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise SchemaError(f"items.parquet has no {missing[0]!r} column")
     checked = pd.DataFrame(index=pd.RangeIndex(len(frame)))
-    defaults = {"track": "mixtures", "reason": "", "split": ""}
+    defaults = {"track": "mixtures", "reason": "", "split": "", "item_key": ""}
     for column in ITEM_TEXT_COLUMNS:
         values = pd.Series(frame[column].to_numpy(dtype=object) if column in frame.columns else [defaults[column]] * len(frame),
                            index=checked.index, dtype=object)
