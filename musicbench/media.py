@@ -23,6 +23,15 @@ import soundfile as sf
 
 from musicbench.errors import MusicbenchError
 
+#: swscale flags of every scaling and pixel-format conversion we ask ffmpeg for: bicubic, with
+#: swscale's exact (C) rounding. Without them swscale takes the SIMD code paths of the CPU (x86
+#: SSE2 .. AVX-512, ARM NEON), which round otherwise than its C code: same inputs, other frames.
+BITEXACT_SWS_FLAGS = "bicubic+accurate_rnd+bitexact"
+
+#: libx264 without assembly: its SSSE3+ code paths take other encoding decisions than its C code
+#: (and its SSE2 and NEON ones), so the H.264 stream would depend on the CPU that encodes it.
+X264_PARAMS = "asm=0"
+
 
 @lru_cache(maxsize=1)
 def ffmpeg_exe() -> str:
@@ -204,7 +213,10 @@ def write_video(
 ) -> None:
     """Encode RGB frames and mono float audio ``(n_samples,)`` to an H.264/AAC mp4 at `path`.
 
-    Bit-exact flags and a single encoder thread make the file depend only on its inputs.
+    Bit-exact flags, a single encoder thread, swscale's exact rounding for RGB -> YUV
+    (`BITEXACT_SWS_FLAGS`) and libx264 without assembly (`X264_PARAMS`) make the video stream depend
+    only on its inputs, not on the CPU. (The AAC audio is left to the CPU's SIMD paths: the benchmark
+    identifies audio by its loudness contour, and pinning it would change every published sample.)
     The caller handles atomicity (write to a temporary name, rename when complete).
     """
     with tempfile.TemporaryDirectory(prefix="musicbench-audio-") as tmp:
@@ -214,10 +226,11 @@ def write_video(
         audio_in = ffmpeg.input(os.fspath(wav))
         stream = ffmpeg.output(
             video_in.video, audio_in.audio, os.fspath(path),
-            vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="veryfast", threads=1,
+            vcodec="libx264", pix_fmt="yuv420p", crf=crf, preset="veryfast", threads=1, sws_flags=BITEXACT_SWS_FLAGS,
             acodec="aac", audio_bitrate=audio_bitrate, ar=sample_rate, ac=1,
             movflags="+faststart", format="mp4",
-            **{"fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact", "map_metadata": -1},
+            **{"fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact", "map_metadata": -1,
+               "x264-params": X264_PARAMS},
         ).global_args("-nostdin", "-hide_banner", "-loglevel", "error").overwrite_output()
         process = stream.run_async(cmd=ffmpeg_exe(), pipe_stdin=True, pipe_stderr=True)
         try:

@@ -88,11 +88,12 @@ from musicbench.fsutil import (
     write_parquet,
 )
 from musicbench.manifest import BadRow, ManifestEntry, entry_path, scan_manifests
-from musicbench.media import FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
+from musicbench.media import BITEXACT_SWS_FLAGS, FfmpegLog, ffmpeg_exe, parse_ffmpeg_log
 from musicbench.progress import progress_bar
 
 #: Bumped whenever the bytes this stage writes for the same inputs would change.
-PROCESS_FORMAT_VERSION = 1
+#: 2: frames scaled with swscale's exact rounding and JPEG-encoded with the integer DCT (no SIMD paths).
+PROCESS_FORMAT_VERSION = 2
 
 REJECT_REASONS: dict[str, str] = {
     "bad_row": "the manifest row is malformed: not UTF-8, a short or long row, a NUL byte, a bad or repeated field",
@@ -205,12 +206,16 @@ def build_ffmpeg_command(
         "pipe:", format="f32le", acodec="pcm_f32le", ac=1, ar=config.audio.sample_rate
     )
     size = config.size
-    # scale so that the shorter side is `size`, aspect kept; then (crop: center) a centred square
-    frames = source["v:0"].filter("fps", fps=config.audio.fps).filter("scale", size, size, force_original_aspect_ratio="increase")
+    # scale so that the shorter side is `size`, aspect kept; then (crop: center) a centred square.
+    # The frames must not depend on the CPU: the one swscale run (scale and conversion to yuvj420p)
+    # rounds as swscale's C code does (BITEXACT_SWS_FLAGS), and the MJPEG encoder uses the integer
+    # DCT (dct=int), not the x86 SSE2 one; H.264 decoding is exact by the standard.
+    frames = source["v:0"].filter("fps", fps=config.audio.fps).filter(
+        "scale", size, size, force_original_aspect_ratio="increase", flags=BITEXACT_SWS_FLAGS)
     if config.crop == "center":
         frames = frames.filter("crop", size, size)
     frames = frames.filter("setsar", 1).output(
-        os.fspath(frames_pattern), format="image2", vcodec="mjpeg", pix_fmt="yuvj420p",
+        os.fspath(frames_pattern), format="image2", vcodec="mjpeg", pix_fmt="yuvj420p", dct="int",
         start_number=0, threads=1, **{"q:v": config.jpeg_qscale, "fflags": "+bitexact", "flags:v": "+bitexact"},
     )
     return (ffmpeg.merge_outputs(audio, frames) if with_audio else frames).global_args(

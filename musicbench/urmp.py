@@ -57,7 +57,7 @@ from musicbench.fsutil import (
     write_parquet,
 )
 from musicbench.instruments import URMP_CODES, canonical_instrument
-from musicbench.process import ProcessConfig, extract_frames, ffmpeg_version
+from musicbench.process import PROCESS_FORMAT_VERSION, ProcessConfig, extract_frames, ffmpeg_version
 from musicbench.progress import progress_bar
 
 MANIFEST_FORMAT = 1
@@ -323,7 +323,7 @@ def _piece_fingerprint(copy: Path, piece: UrmpPiece, config: UrmpConfig, ffmpeg_
     modification time, the processing settings and the ffmpeg build."""
     video = resolve_in_root(copy, piece.video_path).stat()
     payload = {"format": MANIFEST_FORMAT, "piece": asdict(piece), "video": [video.st_size, video.st_mtime_ns],
-               "config": config.process.fingerprint_fields(), "ffmpeg": ffmpeg_build}
+               "config": config.process.fingerprint_fields(), "ffmpeg": ffmpeg_build, "process_format": PROCESS_FORMAT_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
