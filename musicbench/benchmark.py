@@ -312,14 +312,25 @@ class DataRoot:
         return self.urmp_items_path.is_file()
 
     def urmp_version(self) -> str | None:
-        """The real-ensembles track's version (``urmp/benchmark.json``), None when there is no track."""
+        """The real-ensembles track's identity (``urmp/benchmark.json``), None when there is no track."""
+        return None if not self.has_urmp_track() else str(self._urmp_definition()["benchmark_version"])
+
+    def urmp_coverage(self) -> dict[str, Any] | None:
+        """What this copy holds of the real-ensembles track (``urmp/benchmark.json``'s coverage:
+        ``pieces``, ``held``, ``not_held`` folder names, ``tables_fingerprint``), None without the track."""
         if not self.has_urmp_track():
             return None
+        cover = self._urmp_definition()["coverage"]
+        return {key: cover[key] for key in ("pieces", "held", "not_held", "tables_fingerprint")}
+
+    def _urmp_definition(self) -> dict[str, Any]:
         try:
-            return str(json.loads(self.urmp_definition_path.read_text())["benchmark_version"])
+            doc = json.loads(self.urmp_definition_path.read_text())
+            doc["benchmark_version"], doc["coverage"]["tables_fingerprint"], doc["coverage"]["tables_recipe"]
+            return doc
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
-            raise MusicbenchError(f"no real-ensembles version at {str(self.urmp_definition_path)!r}; "
-                                  "run `musicbench urmp process`") from None
+            raise MusicbenchError(f"no real-ensembles version at {str(self.urmp_definition_path)!r} (or one written by an "
+                                  "older musicbench); run `musicbench urmp process`") from None
 
     def iter_items(self, split: str = "test", limit: int | None = None, track: str = "mixtures",
                    annotations: BoxAnnotations | None = None) -> Iterator[EvalItem]:
@@ -411,13 +422,14 @@ class DataRoot:
         return table.iloc[:None if limit is None else max(limit, 0)]
 
     def verified_urmp_table(self) -> pd.DataFrame:
-        """The URMP item table, checked against its version (urmp/benchmark.json); MusicbenchError if it disagrees."""
+        """The URMP item table, checked against its fingerprint (urmp/benchmark.json's coverage);
+        MusicbenchError if it disagrees."""
         try:
-            definition = json.loads(self.urmp_definition_path.read_text()) if self.urmp_definition_path.is_file() else {}
-        except (OSError, json.JSONDecodeError):
-            definition = {}
+            cover = self._urmp_definition()["coverage"]
+        except MusicbenchError:
+            cover = {}
         table = read_parquet(self.urmp_items_path, URMP_ITEM_COLUMNS, "URMP item table", "run `musicbench urmp process`")
-        if not isinstance(definition, dict) or urmp_version(table, definition.get("recipe", {})) != definition.get("benchmark_version"):
+        if not cover or urmp_version(table, cover["tables_recipe"]) != cover["tables_fingerprint"]:
             raise MusicbenchError(f"{str(self.urmp_items_path)!r} does not give the version of "
                                   f"{str(self.urmp_definition_path)!r}; run `musicbench urmp process`")
         return table
@@ -600,7 +612,8 @@ def pcm_sha256(path: str | os.PathLike) -> str:
 def urmp_version(items: pd.DataFrame, recipe: dict[str, Any]) -> str:
     """``mbu-`` + 16 hex digits of the SHA-256 over the URMP items table (without file hashes: the
     recipe's decoded-sample hashes stand for the audio) and the recipe as canonical JSON: the
-    real-ensembles track's own version (the MUSIC benchmark version does not change with it)."""
+    fingerprint of what a copy holds of the real-ensembles track (its identity is
+    `musicbench.urmp.urmp_identity`)."""
     columns = [c for c in URMP_ITEM_COLUMNS if not c.endswith("_sha256")]
     digest = hashlib.sha256(items[columns].to_csv(index=False, lineterminator="\n").encode())
     digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
@@ -634,7 +647,8 @@ KEY_COLUMNS = ("video_id", "start_sample", "n_samples", "start_frame", "n_frames
 def item_keys(mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, str]:
     """``{item_id: key}``: ``it-`` + 16 hex digits of the SHA-256 over an item's clips (KEY_COLUMNS,
     the gains of a mixture item, the decoded stems of a duet item). Two data roots whose items share
-    an id and a key give a model the same references."""
+    an id and a key hold the same clips, sounding alike (equal loudness contours: not necessarily
+    equal samples, e.g. another decoder's rounding; `musicbench.evaluate.item_content_hash` is exact)."""
     keys = {}
     for item_id, rows in mixtures.groupby("item_id", sort=True):
         keys[str(item_id)] = _key(table_to_csv(rows.sort_values("source_index"), (*KEY_COLUMNS, "gain")))

@@ -254,7 +254,10 @@ def urmp_process(
     result = process_urmp(loaded, root or data_root(loaded))
     for problem in result.problems:
         print(f"error: {plain(problem)}", file=sys.stderr)
-    print(plain(f"{len(result.pieces)} pieces, {len(result.items)} items, real-ensembles track {result.version}"))
+    cover = result.coverage
+    missing = f"; not held: {', '.join(cover['not_held'])}" if cover["not_held"] else ""
+    print(plain(f"{len(result.pieces)} pieces, {len(result.items)} items, real-ensembles track {result.version}; "
+                f"{cover['held']} of its {cover['pieces']} pieces held{missing}"))
     if result.problems:
         raise typer.Exit(code=1)
 

@@ -63,7 +63,7 @@ DRAW_RULE = "slots from the split file, clip starts from each video's own audio"
 DEFINITION_FORMAT = "musicbench benchmark definition 1"
 SLOT_COLUMNS = ("item_id", "split", "n_sources", "source_index", "video_id", "instrument", "gain")
 DUET_SLOT_COLUMNS = ("item_id", "split", "video_id", "instruments")
-NOT_HELD_COLUMNS = ("item_id", "track", "split", "videos", "reason")
+NOT_HELD_COLUMNS = ("item_id", "track", "split", "videos", "reason", "item_videos")
 # the reasons an item of the identity is not held by a data root
 NOT_HELD, TOO_SHORT, AUDIO_DIFFERS, NOT_PUBLISHED = "video not held", "video too short", "audio differs", "not in the definition"
 
@@ -293,13 +293,13 @@ def build_items(
                              "source_index": int(slot.source_index), "video_id": slot.video_id,
                              "instrument": slot.instrument, "gain": float(slot.gain), **common(found)})
         if reasons:
-            not_held.append(_not_held(item_id, "mixtures", split, reasons))
+            not_held.append(_not_held(item_id, "mixtures", split, reasons, list(item["video_id"])))
         else:
             records += held
     for slot in duet_slots.itertuples(index=False):
         found, why = clip(slot.item_id, 0, slot.video_id, None, central=True)
         if found is None:
-            not_held.append(_not_held(slot.item_id, "duets", slot.split, [(slot.video_id, why)]))
+            not_held.append(_not_held(slot.item_id, "duets", slot.split, [(slot.video_id, why)], [slot.video_id]))
             continue
         video = found["video"]
         stems = video.get("stems_path") or ""
@@ -318,11 +318,13 @@ def build_items(
 REASON_ORDER = (NOT_HELD, NOT_PUBLISHED, TOO_SHORT, AUDIO_DIFFERS)
 
 
-def _not_held(item_id: str, track: str, split: str, reasons: list[tuple[str, str]]) -> dict[str, Any]:
-    """One NOT_HELD_COLUMNS record: the item's videos that are not held, and the first reason in
-    `REASON_ORDER`; ``clips`` keeps each (video, reason) until `build_items` collects them."""
+def _not_held(item_id: str, track: str, split: str, reasons: list[tuple[str, str]], videos: list[str]) -> dict[str, Any]:
+    """One NOT_HELD_COLUMNS record: the item's videos that are not held, the first reason in
+    `REASON_ORDER` and all its videos (``item_videos``); ``clips`` keeps each (video, reason) until
+    `build_items` collects them."""
     return {"item_id": item_id, "track": track, "split": split, "videos": " ".join(sorted({v for v, _ in reasons})),
-            "reason": min((why for _, why in reasons), key=REASON_ORDER.index), "clips": reasons}
+            "reason": min((why for _, why in reasons), key=REASON_ORDER.index), "item_videos": " ".join(sorted(set(videos))),
+            "clips": reasons}
 
 
 # ------------------------------------------------------------------------------------ keys and coverage
@@ -349,14 +351,15 @@ def coverage(slots: pd.DataFrame, duet_slots: pd.DataFrame, built: BuiltItems, t
 
 def split_coverage(cover: dict[str, Any], split: str) -> dict[str, Any]:
     """A run's ``coverage`` (provenance.json): per track, the benchmark's items of `split`
-    (``items``), those the data root held (``held``) and the ids of those it did not (``not_held``),
-    with the held tables' fingerprint and the frame archive of each video of the split's held items."""
+    (``items``), those the data root held (``held``), the ids of those it did not (``not_held``) and
+    the videos that made them not held (``videos_not_held``: what the board checks a partial run
+    by), with the held tables' fingerprint and the frame archive of each video of the split's held items."""
     tracks = {}
     for track, splits in cover["tracks"].items():
         counts = splits.get(split, {"items": 0, "held": 0})
-        tracks[track] = {"items": counts["items"], "held": counts["held"],
-                         "not_held": sorted(row["item_id"] for row in cover["not_held"]
-                                            if row["track"] == track and row["split"] == split)}
+        rows = [row for row in cover["not_held"] if row["track"] == track and row["split"] == split]
+        tracks[track] = {"items": counts["items"], "held": counts["held"], "not_held": sorted(row["item_id"] for row in rows),
+                         "videos_not_held": sorted({video for row in rows for video in row["videos"].split()})}
     return {"tracks": tracks, "tables_fingerprint": cover["tables_fingerprint"], "frames": cover["frames"].get(split, {})}
 
 
@@ -388,7 +391,8 @@ PUBLISHED_MIXTURE_FIELDS = ("item_id", "split", "source_index", "video_id", "ins
                             "clip_loudness_db", "audio_pcm_sha256")
 PUBLISHED_DUET_FIELDS = ("item_id", "split", "video_id", "instruments", "start_sample", "clip_loudness_db",
                          "audio_pcm_sha256")
-MAX_DEFINITION_BYTES = 64 << 20
+MAX_DEFINITION_BYTES = 16 << 20
+MAX_DEFINITION_OBJECTS = 200_000  # a definition holds an object per clip: MUSIC's have some hundreds
 
 
 def published_definition(identity: str, recipe: dict[str, Any], built: BuiltItems) -> dict[str, Any]:
@@ -408,8 +412,9 @@ def read_definition(path: str | os.PathLike, identity: str, recipe: dict[str, An
                     duet_slots: pd.DataFrame) -> dict[str, Any]:
     """A published definition checked against this data root's `identity`, `recipe` and slots, or
     MusicbenchError in one line naming the file and the first problem: not a definition, another
-    recipe, another identity (other lists or params), a clip naming a video or item outside the
-    lists, or a start that is not a valid sample index."""
+    recipe, another identity (other lists or params), no clips, a clip naming a video or item
+    outside the lists (or of the other track), or a start that is not on the clip rule's grid (a
+    quarter clip). At most `MAX_DEFINITION_BYTES` are read and `MAX_DEFINITION_OBJECTS` objects decoded."""
     path = Path(path)
 
     def fail(problem: str, fix: str = "publish it again with `musicbench mixtures --publish`") -> MusicbenchError:
@@ -422,10 +427,20 @@ def read_definition(path: str | os.PathLike, identity: str, recipe: dict[str, An
         raise MusicbenchError(f"cannot read definition {str(path)!r}: {exc.strerror}") from None
     if len(raw) > MAX_DEFINITION_BYTES:
         raise fail(f"larger than {MAX_DEFINITION_BYTES >> 20} MiB")
+    objects = 0
+
+    def counted(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal objects
+        objects += 1
+        if objects > MAX_DEFINITION_OBJECTS:
+            raise ValueError("too many objects")
+        return dict(pairs)
+
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=counted)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise fail(f"not JSON ({type(exc).__name__})") from None
+        problem = f"more than {MAX_DEFINITION_OBJECTS} objects" if objects > MAX_DEFINITION_OBJECTS else f"not JSON ({type(exc).__name__})"
+        raise fail(problem) from None
     if not isinstance(doc, dict) or doc.get("format") != DEFINITION_FORMAT:
         raise fail(f"not a musicbench definition (format must be {DEFINITION_FORMAT!r})")
     if doc.get("recipe") != recipe:
@@ -436,8 +451,9 @@ def read_definition(path: str | os.PathLike, identity: str, recipe: dict[str, An
     if doc.get("benchmark_version") != identity:
         raise fail(f"defines benchmark {str(doc.get('benchmark_version'))[:40]!r}, these lists and params give {identity}",
                    "use the split file and params it was published with")
-    expected = {(r.item_id, int(r.source_index)): r for r in slots.itertuples(index=False)}
-    expected.update({(r.item_id, 0): r for r in duet_slots.itertuples(index=False)})
+    expected = {"mixtures": {(r.item_id, int(r.source_index)): r for r in slots.itertuples(index=False)},
+                "duets": {(r.item_id, 0): r for r in duet_slots.itertuples(index=False)}}
+    hop = recipe["clip_samples"] // 4
     seen = set()
     for track, fields in (("mixtures", PUBLISHED_MIXTURE_FIELDS), ("duets", PUBLISHED_DUET_FIELDS)):
         rows = doc.get(track)
@@ -448,14 +464,18 @@ def read_definition(path: str | os.PathLike, identity: str, recipe: dict[str, An
             if not isinstance(row, dict) or any(field not in row for field in fields):
                 raise fail(f"{where} must be an object with {', '.join(fields)}")
             key = (row["item_id"], row.get("source_index", 0))
-            slot = expected.get(key) if isinstance(row["item_id"], str) and type(key[1]) is int else None
+            slot = expected[track].get(key) if isinstance(row["item_id"], str) and type(key[1]) is int else None
             if slot is None or slot.video_id != row["video_id"] or key in seen:
                 raise fail(f"{where} names {str(row['item_id'])[:40]!r} with video {str(row['video_id'])[:40]!r}, "
-                           "which is not a clip of the lists' items (or is listed twice)")
+                           f"which is not a clip of the lists' {track} items (or is listed twice)")
             if track == "mixtures" and (row["instrument"] != slot.instrument or row["gain"] != slot.gain):
                 raise fail(f"{where}: instrument or gain differ from the item drawn from the lists")
             start, contour = row["start_sample"], row["clip_loudness_db"]
             if type(start) is not int or start < 0 or start > 1 << 40 or not isinstance(contour, str) or len(contour) > 4096:
                 raise fail(f"{where}: start_sample must be an integer >= 0 and clip_loudness_db a contour")
+            if start % hop:
+                raise fail(f"{where}: start_sample {start} is not on the clip grid (a multiple of {hop} samples)")
             seen.add(key)
+    if not seen:
+        raise fail("defines no clips")
     return doc

@@ -308,6 +308,21 @@ def _cache_key(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+def item_content_hash(item: EvalItem) -> str:
+    """Hex SHA-256 of what an item's scores are computed from: its mixture and references (exact
+    samples), its boxes and its points. Two items of one id and key can differ here (a polarity
+    flip keeps every loudness contour): the score cache keys on this, never on the key alone."""
+    digest = hashlib.sha256()
+    for array in (item.mixture, item.references):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(repr(array.shape).encode() + array.tobytes())
+    for box in item.boxes:
+        box = None if box is None else np.ascontiguousarray(box, dtype=np.float64)
+        digest.update(b"none" if box is None else repr(box.shape).encode() + box.tobytes())
+    digest.update(repr([tuple(map(float, point)) for point in item.points]).encode())
+    return digest.hexdigest()
+
+
 @functools.cache
 def metric_code_hash() -> str:
     """Hex SHA-256 of the code that computes a score: every musicbench/metrics/*.py and `score_item`'s source."""
@@ -403,8 +418,8 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
     elif oracle is None and localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
         scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
     else:
-        code = metric_code_hash()
-        floor = cache.get(_cache_key("floor", version, item.item_id, item.key, METRIC_VERSION, code),
+        code, content = metric_code_hash(), item_content_hash(item)
+        floor = cache.get(_cache_key("floor", version, item.item_id, content, METRIC_VERSION, code),
                           lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
         try:
             if oracle is not None:  # computed again from the item only when its scores are not cached
@@ -412,7 +427,7 @@ def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, ca
             else:
                 key_parts, arrays = _run_outputs(item, estimates_path, heatmaps_path)
                 outputs = functools.partial(tuple, arrays)
-            key = _cache_key("scores", version, item.item_id, item.key, METRIC_VERSION, code, *key_parts)
+            key = _cache_key("scores", version, item.item_id, content, METRIC_VERSION, code, *key_parts)
             scores = cache.get(key, lambda: score_item(item, *outputs(), np.array(floor["sdr_mix"])))
             state, reason = "ok", ""
         except UntrustedFileError as exc:
@@ -488,9 +503,9 @@ def score_items(
     Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
     items get rows when the run has inference records for them. Every benchmark file the items are
     built from is checked first (`DataRoot.verify_items`). Scores are cached in `cache_dir` (default
-    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item and its key,
-    benchmark version, metric version, `metric_code_hash`); mixture floors by (item and its key,
-    benchmark version, metric version, metric code hash).
+    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item and
+    `item_content_hash`, benchmark version, metric version, `metric_code_hash`); mixture floors by
+    (item and its content hash, benchmark version, metric version, metric code hash).
     `jobs` > 1 scores items in that many processes (one BLAS thread each). `items`: the split's
     items already built and verified (`DataRoot.read_verified_items`, e.g. shared by every run the
     leaderboard re-scores); those of the run's tracks are scored. An `oracle` run has no estimate
@@ -714,7 +729,7 @@ def finish_run(
 ) -> dict[str, Any]:
     """The scoring half of a run, shared by `evaluate` and scoring estimate files: score the
     estimates of `work_dir` (`score_run`), write summary.json and provenance.json
-    (``provenance_of(model.json's info)``, plus ``urmp_version`` when the run has the real-ensembles
+    (``provenance_of(model.json's info)``, plus ``urmp_version`` and ``urmp_coverage`` when the run has the real-ensembles
     track); return the summary."""
     items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file,
                       oracle=oracle)
@@ -724,7 +739,7 @@ def finish_run(
                     "uses_labels": bool(info.get("uses_labels", False))})
     atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
     prov = provenance_of(info)
-    if summary.get(URMP_TRACK):  # the real-ensembles track's own version, only where the run has the track
-        prov["urmp_version"] = DataRoot(root).urmp_version()
+    if summary.get(URMP_TRACK):  # the real-ensembles track's identity and coverage, only where the run has the track
+        prov["urmp_version"], prov["urmp_coverage"] = DataRoot(root).urmp_version(), DataRoot(root).urmp_coverage()
     atomic_write_text(work_dir / "provenance.json", json.dumps(prov, indent=2, sort_keys=True) + "\n")
     return summary

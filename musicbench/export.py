@@ -5,7 +5,7 @@ method can run in its own environment (another machine, a cluster job array, tor
 
     OUT_DIR/README.txt                      the layout below and the expected estimate layout
     OUT_DIR/run_model.py                    runs a model file on these items anywhere (`musicbench.run_exported`)
-    OUT_DIR/items.csv, items.parquet        item_id, track, n_sources, n_samples, n_frames, sample_rate, fps
+    OUT_DIR/items.csv, items.parquet        item_id, track, n_sources, n_samples, n_frames, sample_rate, fps, item_key
     OUT_DIR/labels.csv                      item_id, source_index, instrument: only for methods that use labels
     OUT_DIR/<item>/mixture.wav              float32 WAV, mono, 11025 Hz, n_samples long
     OUT_DIR/<item>/source<k>/NNNNNN.jpg     track "mixtures": the frames of source k's video (8 fps), from 000000
@@ -28,7 +28,9 @@ one-line reason; the other items are scored.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -66,8 +68,9 @@ from musicbench.run_folder import check_apart, claim_run_folder, refuse_stranger
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
 RUNNER_NAME = "run_model.py"
+MAX_ITEMS_CSV_BYTES = 16 << 20  # an export's items.csv: some hundred bytes an item
 DUET_FRAMES_DIR = "frames"
-EXPORT_ITEM_COLUMNS = ("item_id", "track", "n_sources", "n_samples", "n_frames", "sample_rate", "fps")
+EXPORT_ITEM_COLUMNS = ("item_id", "track", "n_sources", "n_samples", "n_frames", "sample_rate", "fps", "item_key")
 SCORED_FROM_FILES = "scored from files: inference ran outside the harness"
 
 
@@ -96,7 +99,8 @@ Each item folder <item>/ holds what the harness would pass to a model:
                          uint8 (n_sources, n_frames, H, W, 3) once decoded as RGB)
   frames/NNNNNN.jpg      duet items: the frames of the one video with several players
   points.json            duet items: [[x, y], ...] pixel positions, one per player ("points")
-items.csv / items.parquet list every item: item_id, track, n_sources, n_samples, n_frames, sample_rate, fps.
+items.csv / items.parquet list every item: item_id, track, n_sources, n_samples, n_frames, sample_rate, fps,
+item_key (what the item is; `musicbench score` refuses estimates of an item whose key differs there).
 labels.csv (item_id, source_index, instrument) is only for methods that use instrument labels;
 score those with --uses-labels (they are ranked apart).
 
@@ -174,7 +178,8 @@ def export_items(
                 _export_item(work_dir / item.item_id, item, frame_files)
                 records.append({"item_id": item.item_id, "track": item.track, "n_sources": int(item.references.shape[0]),
                                 "n_samples": int(item.mixture.shape[0]), "n_frames": int(item.frames.shape[1]),
-                                "sample_rate": int(item.sample_rate), "fps": float(fps.loc[item.video_ids[0]])})
+                                "sample_rate": int(item.sample_rate), "fps": float(fps.loc[item.video_ids[0]]),
+                                "item_key": item.key})
                 if track == "mixtures":
                     labels += [{"item_id": item.item_id, "source_index": k, "instrument": name}
                                for k, name in enumerate(item.instruments)]
@@ -305,6 +310,21 @@ def estimate_folder_hash(files: dict[str, str]) -> str:
     return digest.hexdigest()
 
 
+def _exported_keys(est_dir: Path) -> dict[str, str]:
+    """``{item_id: item_key}`` of the items.csv an export wrote into `est_dir`, when the estimates sit
+    in an export folder ({} without one, or one without keys; the file is untrusted and capped)."""
+    path = est_dir / "items.csv"
+    if not os.path.lexists(path):
+        return {}
+    try:
+        text = read_regular_file(path, max_bytes=MAX_ITEMS_CSV_BYTES, name=path.name).decode("utf-8")
+        rows = list(csv.DictReader(io.StringIO(text)))
+    except (UntrustedFileError, UnicodeDecodeError, csv.Error) as exc:
+        raise MusicbenchError(f"cannot read {str(path)!r} ({exc}); remove it or export the items again") from None
+    return {row["item_id"]: row["item_key"] for row in rows
+            if isinstance(row.get("item_id"), str) and isinstance(row.get("item_key"), str) and row["item_key"]}
+
+
 def score_estimates(
     est_dir: str | os.PathLike, root: str | os.PathLike, out_dir: str | os.PathLike, *, name: str, split: str = "test",
     uses_labels: bool = False, seed: int = 1234, limit: int | None = None, jobs: int = 1,
@@ -327,6 +347,7 @@ def score_estimates(
                               f"(e.g. {data.item_ids(split, 1)[0]}/); score the split you exported (--split)")
     has_duets = any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit, "duets"))
     items = data.read_verified_items(split, limit, TRACKS if has_duets else ("mixtures",))
+    exported_keys = _exported_keys(est_dir)
     records, files, localized = [], {}, False
     with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
             staged_folder(out_dir) as work_dir:
@@ -335,6 +356,10 @@ def score_estimates(
             found = read_item_estimates(est_dir, item)
             files.update(found.files)
             record = {"item_id": item.item_id, "track": item.track, "seconds": float("nan"), "localized": False}
+            if exported_keys.get(item.item_id, item.key) != item.key:
+                records.append({**record, "status": "failed", "reason": "exported from a data root whose item has other "
+                                f"audio (item key {exported_keys[item.item_id][:20]}, here {item.key})"})
+                continue
             if found.estimates is None:
                 records.append({**record, "status": "failed", "reason": found.reason})
                 continue

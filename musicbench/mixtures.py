@@ -57,7 +57,9 @@ from musicbench.definition import (
     read_definition,
     sounding_starts,
 )
+from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, sha256_file, write_parquet
+from musicbench.hidden import register_copy
 
 __all__ = ["EVAL_SPLITS", "MixturesConfig", "compare_clips", "compare_mixtures", "frames_fingerprint", "make_mixtures",
            "sounding_starts"]
@@ -168,7 +170,8 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     `definition`: a published definition (`musicbench.definition.read_definition`) whose items are
     built instead of drawn; `publish`: a file to write this data root's definition to. Everything is
     checked and built before anything is written, and the folder is replaced at once, so a failed
-    stage leaves the data root as it was.
+    stage leaves the data root as it was. Both files are registered as copies of the references
+    (`musicbench.hidden.register_copy`: each clip's loudness contour), hidden from every model.
     """
     from musicbench.process import ProcessConfig
     from musicbench.run_folder import staged_folder
@@ -190,11 +193,19 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     cover = coverage(slots, duet_slots, built, tables)
     summary = benchmark_document(identity, recipe, built, cover, config, source)
     ground_truth = data.ground_truth_document(built.mixtures, built.duets, tables)
+    if publish is not None:  # first: a file that cannot be written stops the stage before the data root changes
+        try:
+            atomic_write_text(publish, json.dumps(published_definition(identity, recipe, built), indent=1, sort_keys=True) + "\n")
+        except OSError as exc:
+            raise MusicbenchError(f"cannot write the definition to {os.fspath(publish)!r}: {exc.strerror or exc}; "
+                                  "give --publish a file path in a writable folder") from None
     with staged_folder(data.mixtures_dir) as staged:
         write_parquet(built.mixtures, staged / MIXTURES_NAME)
         write_parquet(built.duets, staged / DUETS_NAME)
         atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
         atomic_write_text(staged / DEFINITION_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    if publish is not None:
-        atomic_write_text(publish, json.dumps(published_definition(identity, recipe, built), indent=1, sort_keys=True) + "\n")
+    # a definition holds every clip's loudness contour, a coarse envelope of each reference: hidden from every model
+    for copy in (definition, publish):
+        if copy is not None:
+            register_copy(data.root, copy, "definition")
     return summary

@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     with open(args.items / "labels.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             labels.setdefault(row["item_id"], []).append(row["instrument"])
+    args.estimates.mkdir(parents=True, exist_ok=True)
+    keys = args.estimates / "items.csv"  # the items' keys travel with the estimates: `musicbench score` checks them
+    if not keys.exists():
+        partial = args.estimates / f".items.csv.{os.getpid()}"
+        shutil.copyfile(args.items / "items.csv", partial)
+        os.replace(partial, keys)
     model = load_model(args.model, options)
     if getattr(model, "uses_labels", False):
         print("note: the model uses labels: score with `musicbench score --uses-labels`", file=sys.stderr)

@@ -65,6 +65,25 @@ PIECE_FOLDER = re.compile(r"(?P<number>[0-9]{2})_(?P<name>[A-Za-z0-9]+)_(?P<code
 STEM_FILE = re.compile(r"AuSep_(?P<player>[0-9]+)_(?P<code>[A-Za-z]+)_(?P<number>[0-9]{2})_(?P<name>[A-Za-z0-9]+)\.wav")
 MAX_PLAYERS = 5
 URMP_SEED_KEY = 0x55524D50  # "URMP": keeps the clip draws apart from the mixtures stage's (seed, split, item)
+URMP_DRAW_RULE = "the benchmark's pieces from urmp.pieces, clips from each piece's own audio"
+
+# URMP's 44 pieces by their folder names, as the dataset distributes them (Li, Liu, Dinesh, Duan and
+# Sharma, "Creating a multitrack classical music performance dataset for multimodal music analysis",
+# IEEE TMM 2019; doi:10.5061/dryad.ng3r749): 11 duets, 12 trios, 14 quartets and 7 quintets. The
+# real-ensembles track's benchmark is these pieces (``urmp.pieces`` empty), whichever a copy holds.
+URMP_PIECE_FOLDERS: tuple[str, ...] = (
+    "01_Jupiter_vn_vc", "02_Sonata_vn_vn", "03_Dance_fl_cl", "04_Allegro_fl_fl", "05_Entertainer_tpt_tpt",
+    "06_Entertainer_sax_sax", "07_GString_tpt_tbn", "08_Spring_fl_vn", "09_Jesus_tpt_vn", "10_March_tpt_sax",
+    "11_Maria_ob_vc", "12_Spring_vn_vn_vc", "13_Hark_vn_vn_va", "14_Waltz_fl_fl_cl", "15_Surprise_tpt_tpt_tbn",
+    "16_Surprise_tpt_tpt_sax", "17_Nocturne_vn_fl_cl", "18_Nocturne_vn_fl_tpt", "19_Pavane_cl_vn_vc",
+    "20_Pavane_tpt_vn_vc", "21_Rejouissance_cl_tbn_tba", "22_Rejouissance_sax_tbn_tba", "23_Rejouissance_cl_sax_tba",
+    "24_Pirates_vn_vn_va_vc", "25_Pirates_vn_vn_va_sax", "26_King_vn_vn_va_vc", "27_King_vn_vn_va_sax",
+    "28_Fugue_fl_ob_cl_bn", "29_Fugue_fl_fl_ob_cl", "30_Fugue_fl_fl_ob_sax", "31_Slavonic_tpt_tpt_hn_tbn",
+    "32_Fugue_vn_vn_va_vc", "33_Elise_tpt_tpt_hn_tbn", "34_Fugue_tpt_tpt_hn_tbn", "35_Rondeau_vn_vn_va_db",
+    "36_Rondeau_vn_vn_va_vc", "37_Rondeau_fl_vn_va_cl", "38_Jerusalem_vn_vn_va_vc_db", "39_Jerusalem_vn_vn_va_sax_db",
+    "40_Miserere_fl_fl_ob_cl_bn", "41_Miserere_fl_fl_ob_sax_bn", "42_Arioso_tpt_tpt_hn_tbn_tba",
+    "43_Chorale_tpt_tpt_hn_tbn_tba", "44_K515_vn_vn_va_va_vc",
+)
 
 
 @dataclass(frozen=True)
@@ -284,13 +303,20 @@ class UrmpConfig:
     """params.yaml section ``urmp`` (optional; defaults below): up to `clips_per_piece` fixed clips of
     ``audio.clip_samples`` per piece (`urmp_clips`), drawn with a generator seeded from
     ``mixtures.seed`` and the piece; the processing of the rest of the benchmark (``audio``, ``frames``, ``process``), except
-    that frames keep the whole picture (``crop: none``) so that every player stays in view."""
+    that frames keep the whole picture (``crop: none``) so that every player stays in view. `pieces`:
+    the folder names of the track's pieces (empty: URMP's 44, `URMP_PIECE_FOLDERS`)."""
 
     process: ProcessConfig
     seed: int = knob(1234, non_negative=True, key="mixtures.seed")
     clips_per_piece: int = knob(4, positive=True)
     min_rms_db: float = knob(-45.0, key="mixtures.min_rms_db")
     min_active: float = knob(0.5, key="mixtures.min_active")
+    pieces: tuple[str, ...] = knob(())
+
+    @property
+    def benchmark_pieces(self) -> tuple[str, ...]:
+        """The folder names of the track's pieces: `pieces`, else URMP's 44."""
+        return tuple(self.pieces) or URMP_PIECE_FOLDERS
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> UrmpConfig:
@@ -300,12 +326,14 @@ class UrmpConfig:
 
 @dataclass
 class UrmpProcessing:
-    """What `process_urmp` did: the processed pieces table, the clip items and one line per problem."""
+    """What `process_urmp` did: the processed pieces table, the clip items, one line per problem, the
+    track's identity and the copy's coverage (benchmark.json's)."""
 
     pieces: pd.DataFrame
     items: pd.DataFrame
     problems: list[str]
     version: str
+    coverage: dict[str, Any] = field(default_factory=dict)
 
 
 def _resampled(path: Path, rate: int) -> np.ndarray:
@@ -379,6 +407,14 @@ def _process_piece(copy: Path, piece: UrmpPiece, root: Path, config: UrmpConfig,
     return row
 
 
+def urmp_identity(pieces: tuple[str, ...], recipe: dict[str, Any]) -> str:
+    """``mbu-`` + 16 hex digits of the SHA-256 over the track's pieces (folder names) and its recipe as
+    canonical JSON: the real-ensembles track's identity, the same for every copy whatever pieces it lacks."""
+    digest = hashlib.sha256("\n".join(pieces).encode())
+    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
+    return "mbu-" + digest.hexdigest()[:16]
+
+
 def urmp_clips(piece: dict[str, Any], mixture: np.ndarray, config: UrmpConfig, number: int) -> list[tuple[int, int]]:
     """The fixed clips of one piece, (start sample, start frame) in time order: the piece is cut into
     `clips_per_piece` equal parts and each part gives one clip of ``audio.clip_samples`` samples
@@ -406,12 +442,15 @@ def urmp_clips(piece: dict[str, Any], mixture: np.ndarray, config: UrmpConfig, n
 def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpProcessing:
     """Process every imported piece (`read_urmp_manifest`) and draw the real-ensembles items.
 
-    Writes, under ``<data_root>/urmp/``: ``processed/{audio,stems,frames}/<piece>.{flac,flac,tar}``
+    The track's pieces are ``urmp.pieces`` (URMP's 44 by default): a piece of the copy outside them is
+    a problem and left out. Writes, under ``<data_root>/urmp/``: ``processed/{audio,stems,frames}/<piece>.{flac,flac,tar}``
     (mixture and stems at ``audio.sample_rate``, 24-bit; frames at ``frames.fps``, shorter side
     ``frames.size``, uncropped; ``process.jobs`` pieces at a time; a piece already processed with the
     same inputs and settings is skipped, `_process_piece`), ``pieces.parquet`` (URMP_PIECE_COLUMNS), ``items.parquet``
-    (URMP_ITEM_COLUMNS: every clip is a test item) and ``benchmark.json`` (the track's version, a hash
-    of the items and the recipe). A bad piece is listed in `problems` and the others go on; the
+    (URMP_ITEM_COLUMNS: every clip is a test item) and ``benchmark.json``: the track's identity
+    (`urmp_identity`: its pieces and recipe, whatever the copy holds) and the copy's coverage
+    (``coverage``: the pieces held, those not held, and the fingerprint of the items table with the
+    pieces' decoded samples, `musicbench.benchmark.urmp_version`). A bad piece is listed in `problems` and the others go on; the
     tables list only the good ones.
     """
     import soundfile as sf
@@ -431,6 +470,11 @@ def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpPr
             advance()
     audio = config.process.audio
     clip_frames = int(np.floor(audio.clip_samples / audio.sample_rate * audio.fps))
+    benchmark = config.benchmark_pieces
+    folder_of = {piece.piece_id: piece.folder for piece in pieces}
+    outside = sorted(row["piece_id"] for row in rows if folder_of[row["piece_id"]] not in benchmark)
+    problems += [f"{piece}: not one of the track's pieces (urmp.pieces); it is left out" for piece in outside]
+    rows = [row for row in rows if row["piece_id"] not in outside]
     for row in rows:
         mixture, _ = sf.read(data.resolve(row["audio_path"]), dtype="float32")
         number = int(row["piece_id"].split("_")[1])
@@ -448,12 +492,17 @@ def process_urmp(params: dict[str, Any], data_root: str | os.PathLike) -> UrmpPr
     items_table = pd.DataFrame.from_records(items, columns=list(URMP_ITEM_COLUMNS))
     write_parquet(pieces_table, data.urmp_pieces_path)
     write_parquet(items_table, data.urmp_items_path)
-    recipe = {"track": "urmp", "sample_rate": config.process.audio.sample_rate, "clip_samples": config.process.audio.clip_samples,
-              "fps": config.process.audio.fps, "frame_size": config.process.size, "crop": "none",
-              "stems_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["stems_path"])) for row in rows},
-              "audio_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["audio_path"])) for row in rows}}
-    version = urmp_version(items_table, recipe)
+    recipe = {"track": "urmp", "draw": URMP_DRAW_RULE, "sample_rate": config.process.audio.sample_rate,
+              "clip_samples": config.process.audio.clip_samples, "fps": config.process.audio.fps,
+              "frame_size": config.process.size, "crop": "none", "seed": config.seed, "clips_per_piece": config.clips_per_piece,
+              "min_rms_db": config.min_rms_db, "min_active": config.min_active}
+    version = urmp_identity(benchmark, recipe)
+    tables_recipe = {"stems_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["stems_path"])) for row in rows},
+                     "audio_pcm_sha256": {row["piece_id"]: pcm_sha256(data.resolve(row["audio_path"])) for row in rows}}
+    held = {folder_of[row["piece_id"]] for row in rows if (items_table["piece_id"] == row["piece_id"]).any()}
+    coverage = {"pieces": len(benchmark), "held": len(held), "not_held": [folder for folder in benchmark if folder not in held],
+                "tables_recipe": tables_recipe, "tables_fingerprint": urmp_version(items_table, tables_recipe)}
     atomic_write_text(data.urmp_definition_path, json.dumps(
-        {"benchmark_version": version, "recipe": recipe, "n_pieces": len(rows), "n_items": len(items)}, indent=2,
-        sort_keys=True) + "\n")
-    return UrmpProcessing(pieces_table, items_table, problems, version)
+        {"benchmark_version": version, "recipe": recipe, "coverage": coverage, "n_pieces": len(rows), "n_items": len(items)},
+        indent=2, sort_keys=True) + "\n")
+    return UrmpProcessing(pieces_table, items_table, problems, version, coverage)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -130,7 +131,12 @@ def test_the_cli_prints_coverage_and_publishes(attrition, tmp_path):
     (lambda doc: doc.update(format="something else"), "not a musicbench definition"),
     (lambda doc: doc["recipe"].update(clip_samples=1000), "another recipe (clip_samples differ)"),
     (lambda doc: doc.update(benchmark_version="mb-0000000000000000"), "defines benchmark 'mb-0000000000000000'"),
-    (lambda doc: doc["mixtures"][0].update(video_id="solo_tuba_99"), "not a clip of the lists' items"),
+    (lambda doc: doc["mixtures"][0].update(video_id="solo_tuba_99"), "not a clip of the lists' mixtures items"),
+    (lambda doc: doc["mixtures"].append({**doc["duets"][0], "source_index": 0, "instrument": "x", "gain": 0.5}),
+     "not a clip of the lists' mixtures items"),
+    (lambda doc: doc["mixtures"][0].update(start_sample=doc["mixtures"][0]["start_sample"] + 1), "not on the clip grid"),
+    (lambda doc: doc.update(mixtures=[], duets=[]), "defines no clips"),
+    (lambda doc: doc.update(mixtures=[{}] * 200_001), "more than 200000 objects"),
     (lambda doc: doc["mixtures"].append(dict(doc["mixtures"][0])), "listed twice"),
     (lambda doc: doc["mixtures"][0].update(gain=0.75), "instrument or gain differ"),
     (lambda doc: doc["mixtures"][0].update(start_sample=-5), "start_sample must be an integer"),
@@ -151,33 +157,137 @@ def test_a_bad_definition_is_one_line_and_changes_nothing(attrition, tmp_path, c
     bad.write_bytes(b"\xff{")
     with pytest.raises(MusicbenchError, match="not JSON"):
         make_mixtures(params, lab, definition=bad)
+    with pytest.raises(MusicbenchError, match="cannot write the definition to .*--publish a file path"):
+        make_mixtures(params, lab, definition=definition, publish=tmp_path)  # a folder: refused before anything changes
+    assert {name: (lab / "mixtures" / name).read_bytes() for name in TABLES} == before
 
 
-def test_runs_of_every_data_root_share_one_table_with_their_coverage(attrition, tmp_path):
+@pytest.fixture(scope="module")
+def runs(attrition, tmp_path_factory):
+    """A run of the same model on each root: full, partial (built from the definition), drawn (holds the louder video)."""
+    full, lab, published, *_ = attrition
+    runs = tmp_path_factory.mktemp("coverage-runs")
+    for name, root in (("full", full), ("partial", published), ("drawn", lab)):
+        evaluate(MODEL, root, runs / name, device="cpu", name=name)
+    return runs
+
+
+def _rows(board: dict) -> dict[str, dict]:
+    assert len(board["tables"]) == 1
+    return {row["name"]: row for row in board["tables"][0]["rows"]}
+
+
+def test_runs_of_every_data_root_share_one_table_with_their_coverage(attrition, runs, tmp_path):
     """A run on each root, on one board built with the full root: the full run is ranked; the
     partial run is marked with its coverage and tested against the full run on the items both
     scored, re-scored here since the full root holds its items; the run whose data root holds a
-    re-encoded video compares only the items of the same audio, and cannot be re-scored here."""
+    re-encoded video cannot be re-scored here, and is not tested."""
     full, lab, published, _, removed, _, _ = attrition
-    runs = tmp_path / "runs"
-    for name, root in (("full", full), ("partial", published), ("drawn", lab)):
-        evaluate(MODEL, root, runs / name, device="cpu", name=name)
-    board = build_leaderboard(runs, tmp_path / "board", full, demo_items=0)
-    assert len(board["tables"]) == 1
-    table = board["tables"][0]
-    rows = {row["name"]: row for row in table["rows"]}
-    assert rows["full"]["rank"] == 1 and rows["full"]["coverage"] == {"items": 12, "held": 12, "not_held": 0}
+    rows = _rows(build_leaderboard(runs, tmp_path / "board", full, demo_items=0))
+    assert rows["full"]["rank"] == 1
+    assert rows["full"]["coverage"] == {"items": 12, "held": 12, "not_held": 0, "not_scored": 0}
     test_items = lambda root: set(_tables(root)[0].query("split == 'test'")["item_id"])  # noqa: E731
-    n_held, n_lab = len(test_items(published)), len(test_items(lab))
+    n_held = len(test_items(published))
     partial = rows["partial"]
     assert partial["rank"] is None and partial["rescored"] and not partial["untrusted"] and not partial["frames_differ"]
     assert partial["unranked"] == f"partial coverage: {n_held}/12 items, {12 - n_held} not held by its data root"
-    assert partial["test"]["n"] == n_held and partial["test"]["against"] == "full"
+    assert partial["test"]["n"] == n_held and partial["test"]["against"] == "full" and partial["test"]["p"] is not None
     drawn = rows["drawn"]
     assert "have other audio here (audio differs" in drawn["untrusted"] and drawn["rank"] is None
-    assert drawn["coverage"]["not_held"] == 12 - n_lab
-    assert drawn["test"]["n"] == n_held and "not compared" in drawn["test"]["note"]
-    for name in ("full", "partial"):  # the per-item scores of the common items agree
-        assert set(rows[name]["per_item_nsdr"]) >= set(partial["per_item_nsdr"])
+    assert drawn["test"]["verdict"] == "not tested"
     assert all(rows["full"]["per_item_nsdr"][item] == value for item, value in partial["per_item_nsdr"].items())
     assert removed[0] not in {v for videos in partial["item_videos"].values() for v in videos}
+    # on the partial root's own board the partial run is the baseline (no run is ranked); the full run's
+    # items cannot all be re-scored there, so it is not trusted (nor tested) on that board
+    own = _rows(build_leaderboard(runs, tmp_path / "own", published, demo_items=0))
+    assert own["partial"]["test"]["verdict"] == "baseline" and own["partial"]["unranked"].startswith("partial coverage")
+    assert own["full"]["untrusted"].startswith("not re-scored: the data root does not hold")
+
+
+def _edit(run: Path, items=None, provenance=None) -> None:
+    """Edit a run folder as a forger would: items.parquet, provenance.json, and a summary.json recomputed to agree."""
+    from musicbench.evaluate import summarize
+
+    table = pd.read_parquet(run / "items.parquet")
+    if items is not None:
+        table = items(table)
+        table.to_parquet(run / "items.parquet", index=False)
+    doc = json.loads((run / "provenance.json").read_text())
+    if provenance is not None:
+        provenance(doc)
+        (run / "provenance.json").write_text(json.dumps(doc))
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update(summarize(table, doc["seed"]), name=doc["name"])
+    (run / "summary.json").write_text(json.dumps(summary))
+
+
+def test_a_run_folder_cannot_pass_off_left_out_items_as_not_held(attrition, runs, tmp_path):
+    """Items a run leaves out count as not held only where its data root lacked a video they use,
+    by the board's own slots: a run that drops the items it does badly on and lists them as not held
+    is incomplete and not tested; one that says a video was missing while it scored items using it is
+    untrusted; frames that a run's map leaves out are judged by its fingerprint."""
+    full, *_ = attrition
+    mine = tmp_path / "runs"
+    shutil.copytree(runs / "full", mine / "full")
+    items = pd.read_parquet(runs / "full" / "items.parquet").query("track == 'mixtures'")
+    per_item = items.groupby("item_id")["nsdr"].mean().sort_values()
+    worst = list(per_item.index[:4])
+    shutil.copytree(runs / "full", mine / "dropped")  # drops its 4 worst items, says they were not held
+    _edit(mine / "dropped", items=lambda t: t[~t["item_id"].isin(worst)], provenance=lambda doc: (
+        doc.update(name="dropped"), doc["coverage"]["tracks"]["mixtures"].update(not_held=worst, held=8)))
+    video = items.loc[items["item_id"] == worst[0], "video_id"].iloc[0]
+    shutil.copytree(runs / "full", mine / "liar")  # says a video was missing, yet scored its items
+    _edit(mine / "liar", provenance=lambda doc: (
+        doc.update(name="liar"), doc["coverage"]["tracks"]["mixtures"].update(videos_not_held=[video])))
+    shutil.copytree(runs / "full", mine / "frames")  # a frames map that names no video, and another fingerprint
+    _edit(mine / "frames", provenance=lambda doc: (
+        doc.update(name="frames", frames_fingerprint="fr-0000000000000000"), doc["coverage"].update(frames={})))
+    rows = _rows(build_leaderboard(mine, tmp_path / "board", full, demo_items=0))
+    dropped = rows["dropped"]
+    assert dropped["unranked"] == "incomplete: scored 8 of the 12 items" and dropped["coverage"]["not_held"] == 0
+    assert dropped["test"]["verdict"] == "not tested" and dropped["test"]["p"] is None
+    assert "coverage it claims is false" in rows["liar"]["untrusted"] and rows["liar"]["test"]["verdict"] == "not tested"
+    assert rows["frames"]["frames_differ"] and not rows["full"]["frames_differ"]
+
+
+def test_estimates_exported_from_another_data_root_are_not_scored_as_this_ones(attrition, tmp_path):
+    """The export route carries each item's key: estimates made from the drawn lab root (whose
+    louder video gives other items) are refused, item by item, when scored against the full root."""
+    from musicbench.export import export_items, score_estimates
+
+    full, lab, *_ = attrition
+    export_items(lab, tmp_path / "export", limit=3)
+    estimates = tmp_path / "estimates"
+    result = subprocess.run([sys.executable, tmp_path / "export" / "run_model.py", MODEL, tmp_path / "export", estimates],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    score_estimates(estimates, full, tmp_path / "run", name="exported", limit=12)
+    scored = pd.read_parquet(tmp_path / "run" / "inference.parquet").set_index("item_id")
+    exported = set(pd.read_csv(tmp_path / "export" / "items.csv")["item_id"])
+    lab_keys, full_keys = item_keys(*_tables(lab)), item_keys(*_tables(full))
+    other = [item for item in exported if lab_keys[item] != full_keys[item]]
+    same = [item for item in exported if lab_keys[item] == full_keys[item]]
+    assert other and same
+    assert all(scored.loc[other, "reason"].str.startswith("exported from a data root whose item has other audio"))
+    assert (scored.loc[same, "status"] == "ok").all()
+
+
+def test_a_cached_score_is_never_reused_for_other_samples_under_the_same_key(attrition, runs, tmp_path):
+    """A video re-encoded with its polarity flipped keeps every loudness contour, so the same items
+    and keys; scores of the same estimates against it come from the new samples, cache or not."""
+    from musicbench.evaluate import score_items
+
+    full, _, _, params, _, _, _ = attrition
+    flipped = tmp_path / "flipped"
+    shutil.copytree(full, flipped, ignore=shutil.ignore_patterns(".musicbench.lock"))  # with its score cache
+    video = _tables(full)[0].query("split == 'test'")["video_id"].iloc[0]
+    source = flipped / "synth" / "videos" / f"{video}.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(source), "-c:v", "copy", "-af", "pan=mono|c0=-1*c0", "-c:a", "aac",
+                    str(source.with_name("flipped.mp4"))], check=True)
+    source.with_name("flipped.mp4").replace(source)
+    _rebuild(flipped, params)
+    assert item_keys(*_tables(flipped)) == item_keys(*_tables(full))  # the same items by their keys
+    cached = score_items(runs / "full", flipped, split="test", show_progress=False)
+    fresh = score_items(runs / "full", flipped, split="test", show_progress=False, cache_dir=tmp_path / "fresh-cache")
+    before = pd.read_parquet(runs / "full" / "items.parquet")
+    assert cached["sdr"].equals(fresh["sdr"]) and not cached["sdr"].equals(before["sdr"])

@@ -325,8 +325,9 @@ def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(ex
     assert first.returncode == 0 and "score with `musicbench score --uses-labels`" in first.stderr
     for item_id in cello:
         assert f"item {item_id}: RuntimeError: no cello today (at labelled.py:" in first.stderr
-    written = sorted(p.name for p in (tmp_path / "est").iterdir())
+    written = sorted(p.name for p in (tmp_path / "est").iterdir() if p.is_dir())
     assert written == sorted(set(labels.index) - set(cello))  # no duets (no separate_at), no half-written folder
+    assert (tmp_path / "est" / "items.csv").read_bytes() == (items_dir / "items.csv").read_bytes()  # the items' keys
     np.testing.assert_allclose(sf.read(tmp_path / "est" / written[0] / "source0.wav", dtype="float32")[0] * 2,
                                sf.read(items_dir / written[0] / "mixture.wav", dtype="float32")[0], rtol=1e-6)
     stamp = (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns

@@ -163,7 +163,8 @@ def test_board_ranks_only_comparable_runs_and_marks_references(board):
     assert ibm["n"] == N_TEST and ibm["verdict"] == "better" and ibm["p_holm"] < 0.05 and ibm["median_diff"] > 10
     assert ibm["n_videos"] == len({v for videos in rows["oracle-ibm"]["item_videos"].values() for v in videos}) > 2
     assert ibm["ci95"][0] <= ibm["mean_diff"] <= ibm["ci95"][1] and ibm["ci95"][0] > 0
-    assert rows[XSS]["test"]["p"] is not None
+    assert rows[XSS]["test"]["verdict"] == "not tested" and rows[XSS]["test"]["p"] is None  # --limit: incomplete
+    assert rows[XSS]["test"]["note"].startswith("not tested: incomplete: scored 4 of the")
 
     # prov per row
     prov = rows["motion_energy"]["provenance"]
@@ -344,7 +345,8 @@ def test_failing_on_chosen_items_never_raises_a_rank(bench_root, tmp_path):
     assert [row["name"] for row in rows] == ["honest", "sly"]
     assert rows[0]["rank"] == 1 and rows[1]["rank"] is None
     assert rows[1]["unranked"] == f"incomplete: 3 of {N_TEST} items failed"
-    assert rows[1]["test"]["n"] == N_TEST - 3  # the paired test uses the items both runs scored, and says how many
+    # nor is it tested: a paired test over the items it chose to keep would be bought the same way
+    assert rows[1]["test"]["verdict"] == "not tested" and rows[1]["test"]["p"] is None
     text = (tmp_path / "board" / "leaderboard.md").read_text()
     assert f"−∞ (3 of {N_TEST} items failed)" in text and "| unranked | sly |" in text
 

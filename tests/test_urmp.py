@@ -213,9 +213,13 @@ def test_import_keeps_the_previous_manifest_when_a_new_copy_is_bad(urmp_copy, tm
 # ------------------------------------------------------------------------------------ processing and the track
 
 
+# the fixture's track: its two pieces and one it lacks (the copy holds 2 of 3)
+FIXTURE_TRACK = ["01_Jupiter_vn_vc", "02_Pavane_fl_ob_hn_tbn_db", "03_Dance_fl_cl"]
+
+
 def urmp_params(**urmp) -> dict:
     params = copy.deepcopy(REPO_PARAMS)
-    params["urmp"] = {"clips_per_piece": 2, **urmp}
+    params["urmp"] = {"clips_per_piece": 2, "pieces": FIXTURE_TRACK, **urmp}
     return params
 
 
@@ -286,6 +290,33 @@ def test_processing_lists_a_changed_stem_and_goes_on(urmp_copy, tmp_path):
                       "`musicbench urmp import` (sha256 differs); import the copy again"]
     assert "1 pieces, 2 items" in result.stdout
     assert list(pd.read_parquet(DataRoot(root).urmp_items_path)["piece_id"].unique()) == ["urmp_02_Pavane"]
+
+
+def test_a_copy_lacking_a_piece_has_the_same_track_and_lacks_only_its_items(urmp_copy, urmp_root, tmp_path):
+    """The track is its pieces (urmp.pieces; URMP's 44 by default), whatever a copy holds: a copy
+    without Jupiter has the same identity, exactly Jupiter's items fewer, and says so; a piece
+    outside the track is a problem and left out."""
+    root, full = urmp_root
+    assert full.coverage["pieces"] == 3 and full.coverage["held"] == 2 and full.coverage["not_held"] == ["03_Dance_fl_cl"]
+    copy = tmp_path / "URMP"
+    shutil.copytree(urmp_copy, copy, ignore=shutil.ignore_patterns("01_Jupiter_vn_vc"))
+    lacking = tmp_path / "lacking"
+    assert not import_urmp(copy, lacking).problems
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(urmp_params()))
+    result = run_cli("urmp", "process", "--root", lacking, "--params", params)
+    assert result.returncode == 0, result.stderr
+    assert f"real-ensembles track {full.version}; 1 of its 3 pieces held; not held: 01_Jupiter_vn_vc, 03_Dance_fl_cl" in \
+        " ".join(result.stdout.split())
+    items = pd.read_parquet(DataRoot(lacking).urmp_items_path)
+    pd.testing.assert_frame_equal(items.reset_index(drop=True),
+                                  full.items[full.items["piece_id"] != "urmp_01_Jupiter"].reset_index(drop=True))
+    assert DataRoot(lacking).urmp_version() == full.version == DataRoot(root).urmp_version()
+    assert DataRoot(lacking).urmp_coverage()["tables_fingerprint"] != full.coverage["tables_fingerprint"]
+    # with the default track, URMP's own 44 pieces, the fixture's made-up quintet is not a URMP piece
+    default = process_urmp(urmp_params(pieces=[]), _copied_root(root, tmp_path / "default"))
+    assert default.problems == ["urmp_02_Pavane: not one of the track's pieces (urmp.pieces); it is left out"]
+    assert default.coverage["pieces"] == 44 and default.coverage["held"] == 1 and default.version != full.version
 
 
 def test_symlink_loops_in_a_copy_are_problems_and_the_other_pieces_go_on(urmp_copy, tmp_path):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem
+from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem, read_mixtures
 from musicbench.errors import MusicbenchError
 from musicbench.evaluate import ORACLES, score_items, summarize
 from musicbench.leaderboard.runs import ITEM_KEY, MAX_ITEMS_BYTES, Run
@@ -126,13 +126,15 @@ class RunProvenance:
 @dataclass
 class UrmpResult:
     """A run's real-ensembles (URMP) track: metric blocks (CI: video bootstrap, a piece is the
-    video), items, items scored, the track's version, and whether it went through ``separate_at``."""
+    video), items, items scored, the track's identity, whether it went through ``separate_at``, and
+    the pieces its copy held of the track's (``pieces``: ``{"pieces", "held"}``)."""
 
     metrics: dict[str, MetricBlock | None]
     n_items: int | None
     n_scored: int | None
     version: str | None
     separate_at: bool | None
+    pieces: dict[str, int] | None = None  # its copy's coverage as the run records it: the track's pieces and those held
 
 
 @dataclass
@@ -141,9 +143,8 @@ class Row:
     `per_instrument` instrument → metric → mean (dB), `per_item_nsdr` item_id → NSDR (dB).
     `item_videos` item_id → the videos of its sources (the unit of the tests' resampling).
     `item_keys` item_id → its key (`musicbench.benchmark.item_keys`; items of one id and other keys
-    are never compared). `coverage` the run's data root's coverage of the split's mixture items
-    (``items``, ``held``, ``not_held``: those of its not-held items that items.parquet indeed lacks),
-    None for runs that record none.
+    are never compared). `coverage` the run's coverage of the split's mixture items as the board
+    checks it against its data root (`checked_coverage`; None without the data root of its version).
     `per_instrument_nsdr_ci95` instrument → the 95% video-bootstrap CI of that mean NSDR.
     Every count and figure is recomputed from the run's items (`check_run`), never read from summary.json:
     `untrusted` is why they cannot be trusted ("" when they can: the run folder disagrees with its own
@@ -514,6 +515,22 @@ class Rescorer:
         except (MusicbenchError, OSError, KeyError, TypeError, ValueError):
             return None
 
+    def canonical_items(self, split: str) -> dict[str, set[str]] | None:
+        """Every mixture item of `split` in the benchmark, held here or not, with its videos (from
+        benchmark.json's coverage and the mixture table); None when the data root cannot say."""
+        try:
+            cover = self.data.definition()["coverage"]
+            table = read_mixtures(self.data.mixtures_path)
+        except (MusicbenchError, OSError, KeyError, TypeError):
+            return None
+        items: dict[str, set[str]] = {}
+        for item_id, rows in table[table["split"] == split].groupby("item_id"):
+            items[str(item_id)] = set(rows["video_id"])
+        for row in cover.get("not_held", []):
+            if row.get("track") == "mixtures" and row.get("split") == split:
+                items[row["item_id"]] = set(str(row.get("item_videos") or row.get("videos") or "").split())
+        return items
+
     def _track_items(self, split: str, track: str) -> dict[str, EvalItem]:
         """Every item of `split` and `track` that the data root holds, by id, built (and their files
         checked) at most once."""
@@ -550,7 +567,12 @@ class Rescorer:
         if version is None:
             return "the data root has no real-ensembles track"
         claimed = run.provenance.get("urmp_version")
-        return "" if claimed == version else f"the run's real-ensembles version is {plain(claimed)[:40]}, the data root's {version}"
+        if claimed != version:
+            return f"the run's real-ensembles version is {plain(claimed)[:40]}, the data root's {version}"
+        theirs = (run.provenance.get("urmp_coverage") or {}).get("tables_fingerprint")
+        ours = (self.data.urmp_coverage() or {}).get("tables_fingerprint")
+        return "" if theirs == ours else (f"the run's URMP copy held other pieces or other audio (items {plain(theirs)[:20]}, "
+                                          f"the data root's {ours})")
 
     def rescore(self, run: Run) -> Rescored:
         """The run's items table re-scored from its estimates: of each track, this data root's items of
@@ -814,16 +836,21 @@ def row_of(run: Run | CheckedRun, seed: int = 1234) -> Row:
         excluded_reasons={plain(k): v for k, v in (_dict_of(summary, "excluded_reasons") or {}).items()},
         per_instrument=_per_instrument(summary, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
-        item_videos=item_videos(run.items), item_keys=_item_keys(run.items), coverage=_coverage(run),
+        item_videos=item_videos(run.items), item_keys=_item_keys(run.items),
         untrusted=checked.untrusted, rescored=checked.rescored,
         provenance=_provenance(run, summary), problems=list(run.problems), urmp=_urmp_result(run, summary),
     )
 
 
 def _video_frames(run: Run) -> dict[str, str] | None:
-    """video → SHA-256 of the frame archive the run's items read (provenance.json ``coverage.frames``), None if not recorded."""
+    """video → SHA-256 of the frame archive the run's items read (provenance.json ``coverage.frames``);
+    None when not recorded, or when it leaves out a video of the run's items (then the run's frames
+    fingerprint is what the board compares)."""
     frames = (run.provenance.get("coverage") or {}).get("frames")
-    return {plain(video): plain(sha) for video, sha in frames.items()} if isinstance(frames, dict) else None
+    if not isinstance(frames, dict):
+        return None
+    used = set(run.items["video_id"]) if run.items is not None else set()
+    return {plain(video): plain(sha) for video, sha in frames.items()} if used <= set(frames) else None
 
 
 def _item_keys(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str, str]:
@@ -834,15 +861,33 @@ def _item_keys(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str,
     return dict(zip(rows["item_id"].map(str), rows["item_key"].map(str), strict=True))
 
 
-def _coverage(run: Run) -> dict[str, int] | None:
-    """The run's coverage of its split's mixture items (provenance.json ``coverage``): the benchmark's
-    items, those its data root held, and how many of those it did not hold items.parquet indeed lacks
-    (a not-held item that the run scored, or failed, is not counted as not held)."""
+def checked_coverage(run: Run, canonical: dict[str, set[str]] | None) -> tuple[dict[str, int] | None, str]:
+    """(the run's coverage of its split's mixture items as the board can check it, the problem when
+    its claim is false). `canonical`: every mixture item of the split with its videos, from the
+    board's data root (`Rescorer.canonical_items`; None: nothing to check against, no coverage).
+
+    An item the run did not score counts as not held only if it uses a video that the run's
+    provenance says its data root lacked (``coverage.tracks.mixtures.videos_not_held``): a claim
+    about videos, never about items, so no run can leave out items of its choosing. A claimed video
+    that an item the run scored uses makes the claim false (no item is then not held). Returns
+    ``{"items", "held", "not_held", "not_scored"}``: `not_scored` counts the items neither scored nor
+    explained (failures and skips, not lacking)."""
+    if canonical is None:
+        return None, ""
     counts = ((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures")
-    if not isinstance(counts, dict):
-        return None
+    claimed = set(counts.get("videos_not_held") or []) if isinstance(counts, dict) else set()
     scored = set(run.items.loc[run.items["track"] == "mixtures", "item_id"]) if run.items is not None else set()
-    return {"items": counts["items"], "held": counts["held"], "not_held": len(set(counts["not_held"]) - scored)}
+    problem = ""
+    contradicting = sorted(item for item in scored if canonical.get(item, set()) & claimed)
+    if contradicting:
+        video = sorted(canonical[contradicting[0]] & claimed)[0]
+        problem = plain(f"provenance.json says its data root lacked {video[:40]}, yet the run scored "
+                        f"{contradicting[0][:40]}, which uses it: the coverage it claims is false")
+        claimed = set()
+    missing = set(canonical) - scored
+    not_held = {item for item in missing if canonical[item] & claimed}
+    return {"items": len(canonical), "held": len(canonical) - len(not_held), "not_held": len(not_held),
+            "not_scored": len(missing) - len(not_held)}, problem
 
 
 def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
@@ -852,9 +897,11 @@ def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
     stored = _dict_of(urmp, "metrics") or {}
     count = lambda key: int(urmp[key]) if isinstance(urmp.get(key), int) else None  # noqa: E731
     version = (run.provenance or {}).get("urmp_version")
+    cover = (run.provenance or {}).get("urmp_coverage")
     tracks = run.items["track"] if run.items is not None and "track" in run.items.columns else pd.Series(dtype=str)
     return UrmpResult({key: _metric_block(stored.get(key)) for key, _ in URMP_METRICS}, count("n_items"), count("n_scored"),
-                      plain(version) if isinstance(version, str) else None, bool((tracks == "duets").any()) if len(tracks) else None)
+                      plain(version) if isinstance(version, str) else None, bool((tracks == "duets").any()) if len(tracks) else None,
+                      {"pieces": cover["pieces"], "held": cover["held"]} if isinstance(cover, dict) else None)
 
 
 # ----------------------------------------------------------------------------- ranking and tests
@@ -862,24 +909,33 @@ def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
 
 def _unranked_reason(row: Row, n_items: int) -> str:
     """Why `row` gets no rank ("" if it is complete): numbers the board cannot trust (``Row.untrusted``),
-    failed items, or fewer items than `n_items` (partial coverage when its data root did not hold
-    them: a mean over a subset is never ranked, since which subset would then pay)."""
+    failed items, items neither scored nor explained by a video its data root lacked, or (partial
+    coverage) items its data root did not hold: a mean over a subset is never ranked, since which
+    subset would then pay. Without a checked coverage, fewer items than `n_items` is incomplete."""
     if row.untrusted:
         return row.untrusted
     failed = row.n_excluded if isinstance(row.n_excluded, int) else 0
     scored = row.n_items if isinstance(row.n_items, int) else 0
     if failed:
         return f"incomplete: {failed} of {scored} items failed"
-    not_held = row.coverage["not_held"] if row.coverage else 0
-    if scored < n_items and not_held:
-        rest = n_items - scored - not_held
-        return (f"partial coverage: {scored}/{n_items} items, {not_held} not held by its data root"
-                + (f", {rest} not scored" if rest > 0 else ""))
-    if scored < n_items:
+    coverage = row.coverage
+    if coverage is not None and coverage["not_scored"]:
+        return f"incomplete: scored {scored} of the {coverage['items']} items"
+    if coverage is not None and coverage["not_held"]:
+        return f"partial coverage: {scored}/{coverage['items']} items, {coverage['not_held']} not held by its data root"
+    if coverage is None and scored < n_items:
         return f"incomplete: scored {scored} of the {n_items} items"
     if row.nsdr_mean is None:
         return "no NSDR"
     return ""
+
+
+def is_partial(row: Row) -> bool:
+    """Whether `row` is unranked only because its data root lacked videos: trusted, no failed
+    item, every item it did not score explained by its checked coverage."""
+    coverage = row.coverage
+    return (not row.untrusted and not row.n_excluded and coverage is not None and bool(coverage["not_held"])
+            and not coverage["not_scored"] and row.nsdr_mean is not None)
 
 
 def sort_and_rank(rows: list[Row], n_items: int | None = None) -> list[Row]:
@@ -910,7 +966,8 @@ def sort_and_rank(rows: list[Row], n_items: int | None = None) -> list[Row]:
 
 def choose_baseline(rows: list[Row], requested: str | None) -> tuple[Row | None, str]:
     """The row a table's tests compare against, and why: the row named `requested` (name or folder),
-    else the best label-free musicbench baseline, else the best baseline, else the best-ranked method."""
+    else the best label-free musicbench baseline, else the best baseline, else the best-ranked method,
+    else (no ranked row) the partial run (`is_partial`) holding the most items."""
     candidates = [r for r in rows if r.kind != "reference" and not r.unranked and r.per_item_nsdr]
     if requested is not None:
         chosen = [r for r in rows if requested in (r.name, r.folder) and r.per_item_nsdr]
@@ -924,6 +981,10 @@ def choose_baseline(rows: list[Row], requested: str | None) -> tuple[Row | None,
     if candidates:
         best = max(candidates, key=lambda r: (r.kind == "main", r.nsdr_mean, r.name))
         return best, "no musicbench baseline in this table: the best-ranked method instead"
+    partial = [r for r in rows if r.kind != "reference" and is_partial(r) and r.per_item_nsdr]
+    if partial:  # e.g. a board built on a data root that lacks videos: every run is partial
+        best = max(partial, key=lambda r: (r.baseline, r.kind == "main", r.coverage["held"], r.nsdr_mean, r.name))
+        return best, "no ranked run in this table: the partial run holding the most items instead"
     return None, "no ranked method with per-item scores in this table"
 
 
@@ -936,6 +997,10 @@ def _verdict(comparison: Comparison) -> str:
 
 
 def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
+    """Test each row against `baseline` (`paired_test` over the items both scored with the same key),
+    Holm-adjusted over the rows tested. Only complete and partial rows are tested (`is_partial`): a row
+    with untrusted numbers, failed items or items it left out gets "not tested", so that no choice
+    of items to fail on, skip or misreport can buy a verdict."""
     if baseline is None:
         return
     reference = pd.Series(baseline.per_item_nsdr, dtype=float)
@@ -945,6 +1010,9 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
         if row is baseline:
             row.test = Comparison(against=baseline.name, verdict="baseline", n=len(reference),
                                   note="the baseline of this table")
+            continue
+        if row.unranked and not is_partial(row):
+            row.test = Comparison(against=baseline.name, verdict="not tested", n=0, note=f"not tested: {row.unranked}")
             continue
         method = pd.Series(row.per_item_nsdr, dtype=float)
         other = [item for item, key in row.item_keys.items() if baseline.item_keys.get(item, key) != key]
@@ -1042,7 +1110,14 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
             rescorer.reserve(groups[key])
         checked = [check_run(run, seed, rescorer) for run in groups[key]]
         expected = rescorer.item_count(split) if rescorer is not None and version == rescorer.version else None
-        rows = sort_and_rank([row_of(run, seed) for run in checked], expected)
+        canonical = rescorer.canonical_items(split) if rescorer is not None and version == rescorer.version else None
+        rows = [row_of(run, seed) for run in checked]
+        for row, run in zip(rows, checked, strict=True):
+            row.coverage, problem = checked_coverage(run.run, canonical)
+            if problem:
+                row.problems.append(problem)
+                row.untrusted = row.untrusted or problem
+        rows = sort_and_rank(rows, expected)
         table_warnings = []
         if version != current_version:
             table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "

@@ -77,13 +77,14 @@ def _urmp(table: Table) -> list[str]:
         return []
     out = ["Real ensembles (URMP: natural mixtures of 2-5 players, the real stems as references; "
            "mean [95% CI, a bootstrap over pieces]):", "",
-           "| Method | Query | " + " | ".join(title for _, title in URMP_METRICS) + " | Items scored | Track version |",
-           "|:---|:---|" + "---:|" * len(URMP_METRICS) + "---:|:---|"]
+           "| Method | Query | " + " | ".join(title for _, title in URMP_METRICS) + " | Items scored | Pieces held | Track version |",
+           "|:---|:---|" + "---:|" * len(URMP_METRICS) + "---:|---:|:---|"]
     for row in rows:
         urmp = row.urmp
         query = {True: "separate_at (strip centres)", False: "separate (strip crops)", None: "unknown"}[urmp.separate_at]
         cells = [md_escape(row.name), query] + [fmt_block(urmp.metrics.get(key)) for key, _ in URMP_METRICS]
-        cells += [md_escape(f"{urmp.n_scored}/{urmp.n_items}"), md_escape(urmp.version or "unknown")]
+        held = f"{urmp.pieces['held']}/{urmp.pieces['pieces']}" if urmp.pieces else "unknown"
+        cells += [md_escape(f"{urmp.n_scored}/{urmp.n_items}"), held, md_escape(urmp.version or "unknown")]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 

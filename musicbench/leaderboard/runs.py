@@ -274,7 +274,8 @@ SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRAC
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
                    "benchmark_version": _text, "split": _text, "uses_labels": _flag}, TRACK_REQUIRED)
 # a run's coverage (`musicbench.definition.split_coverage`): per track, the benchmark's items, those held, those not
-COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count, "not_held": _list(_text, MAX_ITEM_ROWS)},
+COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count, "not_held": _list(_text, MAX_ITEM_ROWS),
+                                                "videos_not_held": _list(_text, MAX_ITEM_ROWS)},
                                                ("items", "held", "not_held"))),
                     "tables_fingerprint": _text, "frames": _mapping(_text)}, ("tracks",))
 # provenance.json as `musicbench.evaluate.provenance` writes it ("created" and "timestamp": dates of older runs).
@@ -288,6 +289,8 @@ PROVENANCE = _record({
     "scored_from_files": _optional(_record({"folder": _text, "sha256": _text, "n_files": _count})), "frames_fingerprint": _optional(_text),
     "coverage": _optional(COVERAGE),
     "date": _optional(_text), "created": _optional(_text), "timestamp": _optional(_text), "urmp_version": _optional(_text),
+    "urmp_coverage": _optional(_record({"pieces": _count, "held": _count, "not_held": _list(_text, 10_000),
+                                        "tables_fingerprint": _text}, ("pieces", "held"))),
 })
 
 
