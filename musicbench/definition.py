@@ -197,7 +197,7 @@ class BuiltItems:
     video_reasons: dict[str, str]
 
 
-def _decoded_audio(root: Path) -> Callable[[str], np.ndarray]:
+def decoded_audio(root: Path) -> Callable[[str], np.ndarray]:
     """The float32 samples ``(n_samples,)`` of a file given by its path relative to `root`, each file decoded once."""
     @functools.cache
     def of(relpath: str) -> np.ndarray:
@@ -205,7 +205,7 @@ def _decoded_audio(root: Path) -> Callable[[str], np.ndarray]:
     return of
 
 
-def _pcm_hashes(root: Path) -> Callable[[str], str]:
+def pcm_hashes(root: Path) -> Callable[[str], str]:
     """`pcm_sha256` of a file given by its path relative to `root`, each file decoded once ("" for "")."""
     @functools.cache
     def of(relpath: str) -> str:
@@ -238,11 +238,12 @@ def build_items(
     where every clip's loudness contour here equals the published one ("audio differs" otherwise).
     """
     root = Path(root)
-    pcm, decoded = _pcm_hashes(root), _decoded_audio(root)
+    pcm, decoded = pcm_hashes(root), decoded_audio(root)
     videos = index.set_index("video_id", drop=False)
     fixed = None if published is None else {
         (row["item_id"], int(row.get("source_index", 0))): row for row in (*published["mixtures"], *published["duets"])}
     records, duet_records, not_held = [], [], []
+    windows: dict[str, tuple[list[int], list[int]]] = {}
 
     def clip(item_id: str, source: int, video_id: str, rng: np.random.Generator | None, central: bool) -> tuple[dict | None, str]:
         """({video row fields, start_sample, clip_loudness_db}, "") or (None, why the clip is not held)."""
@@ -259,7 +260,9 @@ def build_items(
                     start_frame_of(start, config) + config.clip_frames > int(video["n_frames"]):
                 return None, TOO_SHORT
         else:
-            sounding, every = _usable_starts(audio, int(video["n_frames"]), config)
+            if video_id not in windows:  # each video's windows are measured once, whatever number of items use it
+                windows[video_id] = _usable_starts(audio, int(video["n_frames"]), config)
+            sounding, every = windows[video_id]
             if not every:
                 return None, TOO_SHORT
             if central:

@@ -46,13 +46,13 @@ from musicbench.definition import (
     EVAL_SPLITS,
     BuiltItems,
     MixturesConfig,
-    _decoded_audio,
-    _pcm_hashes,
     benchmark_identity,
     build_items,
     coverage,
+    decoded_audio,
     definition_recipe,
     draw_slots,
+    pcm_hashes,
     published_definition,
     read_definition,
     sounding_starts,
@@ -83,8 +83,8 @@ def compare_mixtures(published: pd.DataFrame, data: DataRoot) -> pd.DataFrame:
     benchmark); empty when they agree.
     """
     local = data.read_index().set_index("video_id")
-    pcm = _pcm_hashes(data.root)
-    decoded = _decoded_audio(data.root)
+    pcm = pcm_hashes(data.root)
+    decoded = decoded_audio(data.root)
     problems = []
     for row in published.itertuples(index=False):
         if row.video_id not in local.index:
