@@ -15,7 +15,7 @@ The mixture is ``sum_n gain_n * clip_n``; the references of the metric are the s
 ``gain_n * clip_n``. The frames, which models see but which do not define the references, get a
 fingerprint of their own (`frames_fingerprint`, over the frame archives' bytes). `compare_mixtures`
 (against a published mixture table) and `compare_clips` (against another data root: max abs sample
-difference and frame PSNR per clip) tell an encoder's rounding from another benchmark.
+difference and frame PSNR per clip) tell an encoder's rounding from other audio.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def compare_mixtures(published: pd.DataFrame, data: DataRoot) -> pd.DataFrame:
     """Clips of a published mixture table that this data root lacks or holds otherwise.
 
     Returns rows (item_id, video_id, problem): ``missing`` (video not processed here), ``audio
-    differs`` (another loudness contour: another benchmark), ``samples differ by rounding`` (other
+    differs`` (another loudness contour: another item), ``samples differ by rounding`` (other
     decoded samples, same contour: another decoder's last bits, the same benchmark) or ``frames
     differ`` (same samples, frame archive with other bytes: another JPEG encoder, the same
     benchmark); empty when they agree.
@@ -110,7 +110,7 @@ def compare_clips(data: DataRoot, other: DataRoot) -> pd.DataFrame:
     """Every clip of this root's mixture table read from both roots: item_id, source_index, video_id,
     ``max_abs_diff`` (largest |sample difference| of the clip, full scale 1), ``frames_psnr_db``
     (PSNR of the clip's frames, inf when identical) and ``verdict``: ``identical``; ``audio differs``
-    (another loudness contour: another benchmark); ``missing`` (the other root has no such video); else
+    (another loudness contour: another item); ``missing`` (the other root has no such video); else
     the audio (``same samples`` or ``samples differ by rounding``: the same contour) and the frames
     (``same frames``, ``frames re-encoded`` or ``frames differ in size``), e.g. ``same samples, frames re-encoded``."""
     mixtures = read_mixtures(data.mixtures_path)
