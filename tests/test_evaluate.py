@@ -105,6 +105,21 @@ def test_example_model_evaluates_end_to_end(example_run):
     assert "nsdr" in printed and "duet track (separate_at): 3/3 items scored" in printed
 
 
+def test_sound_follows_motion_beats_the_example_model_where_motion_is_the_answer(example_run, tmp_path):
+    """The reference heuristic (per-bin envelope against each video's motion) separates well above
+    the example model on MUSIC-Synth, on both tracks, and points at the players as motion does."""
+    root, example_out, _ = example_run
+    mine = evaluate(REPO_ROOT / "baselines" / "sound_follows_motion.py", root, tmp_path / "sfm", device="cpu")
+    example = json.loads((example_out / "summary.json").read_text())
+    assert mine["n_excluded"] == 0 and mine["duets"]["n_excluded"] == 0
+    assert mine["metrics"]["nsdr"]["mean"] > example["metrics"]["nsdr"]["mean"] + 0.5
+    assert mine["duets"]["metrics"]["nsdr"]["mean"] > example["duets"]["metrics"]["nsdr"]["mean"] + 1.0
+    assert mine["localization"]["pointing_game"] >= 0.9
+    with pytest.raises(MusicbenchError, match="load_model"):  # an option it does not take is an error, not ignored
+        run_inference(REPO_ROOT / "baselines" / "sound_follows_motion.py", root, tmp_path / "typo",
+                      options={"raduis": "3"}, limit=1)
+
+
 def test_oracles_bracket_the_board(bench_root, tmp_path):
     root, _, _ = bench_root
     summaries = {kind: evaluate(None, root, tmp_path / kind, oracle=kind, device="cpu", limit=6)

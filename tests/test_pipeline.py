@@ -51,7 +51,7 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     assert len(read_index(data / "processed" / "videos.parquet")) == 11
     version = json.loads((data / "mixtures" / "benchmark.json").read_text())["benchmark_version"]
     summaries = {run.name: json.loads((run / "summary.json").read_text()) for run in (repo / "runs").iterdir() if run.is_dir()}
-    assert {"oracle-mixture", "oracle-ibm", "oracle-irm", "motion_energy", "nmf", "pixelplayer"} == set(summaries)
+    assert {"oracle-mixture", "oracle-ibm", "oracle-irm", "motion_energy", "sound_follows_motion", "nmf", "pixelplayer"} == set(summaries)
     assert json.loads((repo / "models" / "nmf" / "nmf.json").read_text())["instruments"] == ["acoustic_guitar", "cello", "violin"]
     trained = json.loads((repo / "models" / "pixelplayer" / "summary.json").read_text())
     assert trained["steps"] == 6 and trained["completed"] and (repo / "models" / "pixelplayer" / "best.pt").is_file()
