@@ -165,13 +165,18 @@ def draw_slots(rows: list[SplitRow], config: MixturesConfig) -> tuple[pd.DataFra
             duet_table.sort_values("item_id", kind="stable").reset_index(drop=True))
 
 
-def definition_recipe(config: MixturesConfig, frame_size: int, crop: str) -> dict[str, Any]:
+def definition_recipe(config: MixturesConfig, frame_size: int, crop: str,
+                      synth: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the identity hashes besides the slots: the drawing rule, sample rate (Hz), clip length
-    (samples), frames per second, frame size (pixels) and crop, the clip rule's thresholds and the
-    metric version."""
-    return {"draw": DRAW_RULE, "sample_rate": config.audio.sample_rate, "clip_samples": config.audio.clip_samples,
-            "fps": config.audio.fps, "frame_size": frame_size, "crop": crop, "min_rms_db": config.min_rms_db,
-            "min_active": config.min_active, "metric_version": METRIC_VERSION}
+    (samples), frames per second, frame size (pixels) and crop, the clip rule's thresholds, the
+    metric version and, for MUSIC-Synth, the params that make its videos (`synth`: the ``synth``
+    section but its ``jobs``: another seed, scene or recording is another dataset under the same ids)."""
+    recipe = {"draw": DRAW_RULE, "sample_rate": config.audio.sample_rate, "clip_samples": config.audio.clip_samples,
+              "fps": config.audio.fps, "frame_size": frame_size, "crop": crop, "min_rms_db": config.min_rms_db,
+              "min_active": config.min_active, "metric_version": METRIC_VERSION}
+    if synth is not None:
+        recipe["synth"] = synth
+    return recipe
 
 
 def benchmark_identity(slots: pd.DataFrame, duet_slots: pd.DataFrame, recipe: dict[str, Any]) -> str:

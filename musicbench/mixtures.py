@@ -182,7 +182,17 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     frames = ProcessConfig.from_params(params)
     read_stage_splits(root)  # a missing or leaking split file: its one-line error
     slots, duet_slots = draw_slots(read_splits(data.splits_path), config)
-    recipe = definition_recipe(config, frames.size, frames.crop)
+    synth = None
+    if (params.get("dataset") or {}).get("source", "synth") == "synth":
+        from dataclasses import asdict
+
+        from musicbench.synth import SynthConfig
+
+        synth_config = SynthConfig.from_params(params)
+        synth = {key: value for key, value in asdict(synth_config).items() if key not in ("jobs", "audio")}
+        synth["instruments"] = list(synth["instruments"])
+        synth["soundfont"] = sha256_file(synth_config.soundfont_path) if synth_config.soundfont else ""  # content, not path
+    recipe = definition_recipe(config, frames.size, frames.crop, synth)
     identity = benchmark_identity(slots, duet_slots, recipe)
     published, source = None, None
     if definition is not None:

@@ -74,6 +74,18 @@ def bench_root(tmp_path_factory):
     return root, params, summary
 
 
+@pytest.fixture(scope="session")
+def still_bench_root(tmp_path_factory):
+    """`bench_root` generated with ``synth.scene: still`` (only playing moves: motion alone gives the
+    answer), for the tests of what motion can do. Tests must not modify it."""
+    root = tmp_path_factory.mktemp("still_bench_root")
+    params = bench_params()
+    params["synth"]["scene"] = "still"
+    generate_synth(SynthConfig.from_params(params), root)
+    summary = build_benchmark(root, params)
+    return root, params, summary
+
+
 def run_cli(*args: str, cwd: str | Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `python -m musicbench ARGS` for real; capture its text output."""
     return subprocess.run([sys.executable, "-m", "musicbench", *map(str, args)], capture_output=True, text=True,

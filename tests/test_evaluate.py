@@ -88,11 +88,9 @@ def test_example_model_evaluates_end_to_end(example_run):
     item = next(DataRoot(root).iter_items("test", limit=1))
     sdr, _, _ = bss_eval_sources(item.references, np.load(out / "estimates" / f"{item.item_id}.npy"))
     np.testing.assert_allclose(mixtures[mixtures["item_id"] == item.item_id]["sdr"], sdr, atol=1e-9)
-    # the motion of each player's own video tells its sound: better than the mixture on both tracks
-    assert summary["metrics"]["nsdr"]["mean"] > 0
     duets = pd.read_parquet(root / "mixtures" / "duets.parquet")
     assert summary["duets"]["n_scored"] == (duets["split"] == "test").sum() == 3
-    assert summary["duets"]["metrics"]["nsdr"]["mean"] > 0
+    assert np.isfinite(summary["duets"]["metrics"]["nsdr"]["mean"])
     assert set(summary["per_instrument"]) == {"acoustic_guitar", "cello", "flute", "violin"}
     localization = summary["localization"]
     assert localization["n"] == 24 and localization["ciou_mean"] == pytest.approx(items["ciou"].mean())
@@ -105,19 +103,27 @@ def test_example_model_evaluates_end_to_end(example_run):
     assert "nsdr" in printed and "duet track (separate_at): 3/3 items scored" in printed
 
 
-def test_sound_follows_motion_beats_the_example_model_where_motion_is_the_answer(example_run, tmp_path):
-    """The reference heuristic (per-bin envelope against each video's motion) separates well above
-    the example model on MUSIC-Synth, on both tracks, and points at the players as motion does."""
-    root, example_out, _ = example_run
-    mine = evaluate(REPO_ROOT / "baselines" / "sound_follows_motion.py", root, tmp_path / "sfm", device="cpu")
-    example = json.loads((example_out / "summary.json").read_text())
-    assert mine["n_excluded"] == 0 and mine["duets"]["n_excluded"] == 0
-    assert mine["metrics"]["nsdr"]["mean"] > example["metrics"]["nsdr"]["mean"] + 0.5
-    assert mine["duets"]["metrics"]["nsdr"]["mean"] > example["duets"]["metrics"]["nsdr"]["mean"] + 1.0
-    assert mine["localization"]["pointing_game"] >= 0.9
+def test_motion_alone_separates_a_still_scene_and_not_a_lively_one(example_run, still_bench_root, tmp_path):
+    """Where only playing moves (`synth.scene: still`), the reference heuristic (per-bin envelope
+    against each video's motion) separates well above the example model, on both tracks, and both
+    point at the players; in a lively scene (the default: idling, gestures, light, shake,
+    bystanders) motion alone loses that edge: on the same videos and items, both fall."""
+    lively_root, example_lively, _ = example_run
+    still_root, _, _ = still_bench_root
+    model = REPO_ROOT / "baselines" / "sound_follows_motion.py"
+    still = {name: evaluate(path, still_root, tmp_path / f"still-{name}", device="cpu")
+             for name, path in (("sfm", model), ("example", EXAMPLE_MODEL))}
+    lively = {"sfm": evaluate(model, lively_root, tmp_path / "lively-sfm", device="cpu"),
+              "example": json.loads((example_lively / "summary.json").read_text())}
+    nsdr = lambda run, track=None: (run[track] if track else run)["metrics"]["nsdr"]["mean"]  # noqa: E731
+    assert still["sfm"]["n_excluded"] == 0 and still["sfm"]["duets"]["n_excluded"] == 0
+    assert nsdr(still["sfm"]) > nsdr(still["example"]) + 0.5 and nsdr(still["example"]) > 0
+    assert nsdr(still["sfm"], "duets") > nsdr(still["example"], "duets") + 1.0
+    assert still["sfm"]["localization"]["pointing_game"] >= 0.9
+    for name in ("sfm", "example"):
+        assert nsdr(lively[name]) < nsdr(still[name]) - 0.3, name
     with pytest.raises(MusicbenchError, match="load_model"):  # an option it does not take is an error, not ignored
-        run_inference(REPO_ROOT / "baselines" / "sound_follows_motion.py", root, tmp_path / "typo",
-                      options={"raduis": "3"}, limit=1)
+        run_inference(model, still_root, tmp_path / "typo", options={"raduis": "3"}, limit=1)
 
 
 def test_oracles_bracket_the_board(bench_root, tmp_path):

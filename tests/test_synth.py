@@ -83,7 +83,7 @@ def _frame_loudness(stem: np.ndarray, sample_rate: int, fps: int, n_frames: int)
 def test_boxes_inside_frames_and_motion_follows_own_loudness(small_synth, small_synth_config):
     root, entries = small_synth
     config = small_synth_config
-    own, other = [], []
+    own, other, lively_own, lively_other = [], [], [], []
     for entry in entries:
         doc = json.loads(entry_path(root, entry, "boxes_path").read_text())
         boxes = np.array(doc["boxes"])
@@ -94,19 +94,31 @@ def test_boxes_inside_frames_and_motion_follows_own_loudness(small_synth, small_
         assert (x + w <= config.width).all() and (y + h <= config.height).all()
         if entry.kind != "duet":
             continue
-        frames = read_frames(entry_path(root, entry, "video_path")).astype(np.float64)
+        # the players' own motion (a still scene: nothing else moves), drawn as the video was, then
+        # the same through the lively scene's encoded video (the fixture's default)
+        from musicbench.synth.generate import render_frames
+
+        still = replace(config, scene="still")
+        rng = video_rng(still.seed, entry.video_id)
+        _, performances = render_stems(VideoSpec(entry.video_id, entry.kind, entry.instruments), still, rng)
+        still_frames, still_boxes = render_frames(VideoSpec(entry.video_id, entry.kind, entry.instruments), still,
+                                                  performances, rng)
         stems, rate = sf.read(entry_path(root, entry, "stems_path"), dtype="float64", always_2d=True)
         loudness = [_frame_loudness(stems[:, k], rate, config.fps, n_frames) for k in range(2)]
-        for k in range(2):
-            x0, y0 = boxes[k, :, :2].min(axis=0)
-            x1, y1 = (boxes[k, :, :2] + boxes[k, :, 2:]).max(axis=0)
-            region = frames[:, y0:y1, x0:x1]
-            motion = np.abs(np.diff(region, axis=0)).mean(axis=(1, 2, 3))
-            own.append(np.corrcoef(motion, loudness[k][1:])[0, 1])
-            other.append(np.corrcoef(motion, loudness[1 - k][1:])[0, 1])
+        for frames, scene_boxes, into in ((np.stack(still_frames).astype(np.float64), still_boxes, (own, other)),
+                                          (read_frames(entry_path(root, entry, "video_path")).astype(np.float64), boxes,
+                                           (lively_own, lively_other))):
+            for k in range(2):
+                x0, y0 = scene_boxes[k, :, :2].min(axis=0)
+                x1, y1 = (scene_boxes[k, :, :2] + scene_boxes[k, :, 2:]).max(axis=0)
+                motion = np.abs(np.diff(frames[:, y0:y1, x0:x1], axis=0)).mean(axis=(1, 2, 3))
+                into[0].append(np.corrcoef(motion, loudness[k][1:])[0, 1])
+                into[1].append(np.corrcoef(motion, loudness[1 - k][1:])[0, 1])
     own, other = np.array(own), np.array(other)
     assert (own > other).mean() >= 0.75, (own, other)
     assert own.mean() > 0.25 and own.mean() > other.mean() + 0.15, (own, other)
+    # in the lively scene a player's region moves with other things too: its own sound explains less of it
+    assert np.mean(lively_own) < own.mean(), (lively_own, own)
 
 
 def _spectral_features(audio: np.ndarray) -> np.ndarray:
@@ -324,3 +336,47 @@ def test_varied_recordings_change_how_a_video_sounds_but_not_its_music():
         chain = video_rng(3, f"solo_saxophone_{k:02d}/recording")
         programs.add(draw_recording(chain, get_instrument("saxophone"), draw_room(chain)).program)
     assert len(programs) >= 2 and programs <= {64, 65, 66, 67}
+
+
+def test_a_lively_scene_moves_where_nothing_sounds_and_leaves_the_audio_as_it_was():
+    """`synth.scene: lively` (the default): players idle and gesture while silent, the light drifts,
+    in some videos the camera shakes and a bystander walks; the audio and the rest of the picture
+    come from the same draws as `still` (the scene has its own generator)."""
+    from musicbench.synth.generate import render_frames
+    from musicbench.synth.visual import PlayerFigure, draw_scene_motion, light_and_shake
+
+    lively = SynthConfig(audio=AUDIO, seed=1234, instruments=("cello", "flute"), duration=6.0)
+    still = replace(lively, scene="still")
+    seen = {"silent": 0}
+    for number in range(8):
+        spec = VideoSpec(f"solo_cello_{number:02d}", "solo", ("cello",))
+        rendered = {}
+        for config in (lively, still):
+            rng = video_rng(config.seed, spec.video_id)
+            stems, performances = render_stems(spec, config, rng)
+            frames, boxes = render_frames(spec, config, performances, rng)
+            rendered[config.scene] = (stems, performances, np.stack(frames).astype(np.float64), boxes)
+        np.testing.assert_array_equal(rendered["lively"][0], rendered["still"][0])  # the same recording
+        _, performances, moving, _ = rendered["lively"]
+        _, _, quiet, _ = rendered["still"]
+        n_frames = len(quiet)
+        loudness = _frame_loudness(performances[0].astype(np.float64), AUDIO.sample_rate, lively.fps, n_frames)
+        quiet_frames = loudness < 1e-4 * loudness.max()
+        # frame pairs (i, i+1) in a silence that began 8 frames before: the playing motion has died down
+        silent = np.array([i for i in range(8, n_frames - 1) if quiet_frames[i - 8:i + 2].all()], dtype=int)
+        if len(silent):  # still: next to nothing moves while it is silent (the playing motion's last decay); lively: much does
+            at_rest = np.abs(np.diff(quiet, axis=0))[silent].mean()
+            assert at_rest < 0.2 and np.abs(np.diff(moving, axis=0))[silent].mean() > max(0.5, 5 * at_rest)
+            seen["silent"] += 1
+        brightness = moving.mean(axis=(1, 2, 3)) / quiet.mean(axis=(1, 2, 3))
+        assert brightness.max() - brightness.min() > 0.05  # the light changes over the clip
+    assert seen["silent"] >= 1, seen
+    # how often the rest happens, over many videos' own draws; and the camera moves the picture whole
+    figure = PlayerFigure.random(np.random.default_rng(0), "cello", 80.0, 80.0, 110.0)
+    scenes = [draw_scene_motion(video_rng(1234, f"v{n}/scene"), [figure], [np.zeros(96)], 16.0, 160, 120) for n in range(300)]
+    assert 0.3 < np.mean([bool(np.any(scene.shake)) for scene in scenes]) < 0.5
+    assert 0.2 < np.mean([scene.bystander is not None for scene in scenes]) < 0.4
+    assert all(np.abs(scene.shake).max() <= 3 and np.abs(scene.idle).max() > 0 for scene in scenes)
+    picture = np.random.default_rng(1).integers(0, 256, size=(120, 160, 3), dtype=np.uint8)
+    moved = light_and_shake(picture, 1.0, (2, -1))
+    np.testing.assert_array_equal(moved[:-1, 2:], picture[1:, :-2])  # content 2 px right, 1 px up

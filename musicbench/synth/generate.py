@@ -26,7 +26,14 @@ from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
 from musicbench.synth.recording import apply_recording, clean_recording, draw_recording, draw_room
 from musicbench.synth.score import Part, duet_parts, ensemble_parts, solo_parts
-from musicbench.synth.visual import PlayerFigure, add_distractors, motion_signals, random_background
+from musicbench.synth.visual import (
+    PlayerFigure,
+    add_distractors,
+    draw_scene_motion,
+    light_and_shake,
+    motion_signals,
+    random_background,
+)
 
 MIXTURE_PEAK = 0.95
 
@@ -52,6 +59,7 @@ class SynthConfig:
     jobs: int = knob(2, positive=True)
     instruments: tuple[str, ...] = knob(())
     recording: Literal["varied", "clean"] = knob("varied")
+    scene: Literal["lively", "still"] = knob("lively")
 
     def __post_init__(self) -> None:
         check_fields(self, "synth")
@@ -200,27 +208,49 @@ def render_frames(
     background = add_distractors(rng, random_background(rng, config.width, config.height))
     figures = _place_players(rng, spec, config)
     signals = [motion_signals(dry, config.audio.sample_rate, config.fps, n_frames) for dry in performances]
+    scene = None
+    if config.scene == "lively" and spec.kind != "ensemble":  # its own generator: the audio and the rest stay as drawn
+        scene = draw_scene_motion(video_rng(config.seed, f"{spec.video_id}/scene"), figures,
+                                  [envelope for envelope, _, _ in signals], config.fps, config.width, config.height)
     boxes = np.zeros((len(figures), n_frames, 4), dtype=np.int32)
     frames = []
     strips = side_by_side_strips(config.width, len(figures)) if spec.kind == "ensemble" else None
+    size = (config.width, config.height)
     for i in range(n_frames):
         image = Image.fromarray(background)
         draw = ImageDraw.Draw(image)
+        if scene is not None and scene.bystander is not None:
+            dx, dy, gesture = scene.bystander_motion[i]
+            scene.bystander.draw(draw, i, config.fps, 0.0, 0.0, float(gesture), size, (float(dx), -float(dy)))
         for k, (figure, (envelope, onset, action)) in enumerate(zip(figures, signals)):
+            offset = (0.0, 0.0) if scene is None else (float(scene.idle[k, i, 0]), float(scene.idle[k, i, 1]))
             if strips is None:
                 boxes[k, i] = figure.draw(draw, i, config.fps, float(envelope[i]), float(onset[i]), float(action[i]),
-                                          (config.width, config.height))
+                                          size, offset)
                 continue
             # URMP: each player filmed alone, the pictures put side by side (player k in strip k)
             layer = Image.fromarray(background)
             box = figure.draw(ImageDraw.Draw(layer), i, config.fps, float(envelope[i]), float(onset[i]),
-                              float(action[i]), (config.width, config.height))
+                              float(action[i]), size)
             x0, x1 = strips[k]
             image.paste(layer.crop((x0, 0, x1, config.height)), (x0, 0))
             left, right = min(max(box[0], x0), x1), min(max(box[0] + box[2], x0), x1)
             boxes[k, i] = [left, box[1], right - left, box[3]]
-        frames.append(np.asarray(image))
+        frame = np.asarray(image)
+        if scene is not None:
+            frame = light_and_shake(frame, float(scene.light[i]), (scene.shake[i, 0], scene.shake[i, 1]))
+            boxes[:, i] = _shifted(boxes[:, i], int(scene.shake[i, 0]), int(scene.shake[i, 1]), size)
+        frames.append(frame)
     return frames, boxes
+
+
+def _shifted(boxes: np.ndarray, dx: int, dy: int, size: tuple[int, int]) -> np.ndarray:
+    """Boxes ``(n, 4)`` [x, y, w, h] moved by (dx, dy) pixels with the picture, clipped to it."""
+    x0 = np.clip(boxes[:, 0] + dx, 0, size[0])
+    y0 = np.clip(boxes[:, 1] + dy, 0, size[1])
+    x1 = np.clip(boxes[:, 0] + boxes[:, 2] + dx, 0, size[0])
+    y1 = np.clip(boxes[:, 1] + boxes[:, 3] + dy, 0, size[1])
+    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
 
 
 def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.PathLike) -> ManifestEntry:

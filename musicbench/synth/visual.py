@@ -36,6 +36,8 @@ INSTRUMENT_LOOK: dict[str, tuple[tuple[float, float, float], float]] = {
     "oboe": ((0.12, 0.10, 0.10), 0.55),
     "trombone": ((0.92, 0.80, 0.35), 0.95),
     "viola": ((0.62, 0.28, 0.08), 0.78),
+    # a person in the picture who does not play (the lively scene's bystander)
+    "bystander": ((0.50, 0.50, 0.50), 0.45),
 }
 
 
@@ -110,15 +112,16 @@ class PlayerFigure:
         )
 
     def draw(self, draw: ImageDraw.ImageDraw, frame_index: int, fps: float, envelope: float, onset: float,
-             action: float, frame_size: tuple[int, int]) -> list[int]:
+             action: float, frame_size: tuple[int, int], offset: tuple[float, float] = (0.0, 0.0)) -> list[int]:
         """Draw the player for one frame; return its box [x, y, w, h] clipped to the frame.
 
         envelope and onset in [0, 1] (the player's own loudness and attack at this frame);
-        action in [-1, 1]: position of the periodic playing motion (bow, strum, mallets).
+        action in [-1, 1]: position of the periodic playing motion (bow, strum, mallets); offset
+        (pixels): motion that does not follow the sound (the lively scene's idling, `SceneMotion`).
         """
         t = frame_index / fps
-        dx = 0.08 * self.width * envelope * np.sin(2 * np.pi * 2.2 * t + self.sway_phase)
-        dy = -0.06 * self.height * envelope - 0.06 * self.height * onset
+        dx = 0.08 * self.width * envelope * np.sin(2 * np.pi * 2.2 * t + self.sway_phase) + offset[0]
+        dy = -0.06 * self.height * envelope - 0.06 * self.height * onset + offset[1]
         pen = _Pen(draw, self.x + dx, self.y + dy, self.width, self.height)
         # The person: legs, torso, head (nodding with the onsets).
         pen.rect(0.34, 0.62, 0.47, 0.98, self.trousers)
@@ -254,6 +257,79 @@ class PlayerFigure:
         pen.rect(0.47, 0.14, 0.53, 0.16, self.accent)
         pen.polygon([(0.42, 0.60), (0.58, 0.60), (0.62, 0.66), (0.58, 0.72), (0.42, 0.72), (0.38, 0.66)], self.colour)
         self._bow(pen, 0.50, 0.56, 0.60, action)
+
+
+    def _draw_bystander(self, pen: _Pen, envelope: float, onset: float, action: float) -> None:
+        """No instrument: arms that swing with the person's own gesture (`action`)."""
+        pen.line([(0.30, 0.30), (0.18, 0.55 + 0.12 * action)], self.shirt, 0.08)
+        pen.line([(0.70, 0.30), (0.82, 0.55 - 0.12 * action)], self.shirt, 0.08)
+
+
+@dataclass
+class SceneMotion:
+    """What moves in a lively MUSIC-Synth video without sounding, frame by frame: each player's idle
+    offset ``(n_players, n_frames, 2)`` pixels (breathing and swaying, and a few quick gestures, bow
+    lifts or page turns, while silent), the light's gain ``(n_frames,)``, the camera's shake
+    ``(n_frames, 2)`` whole pixels, and a bystander (a person who moves and never plays) or None."""
+
+    idle: np.ndarray
+    light: np.ndarray
+    shake: np.ndarray
+    bystander: PlayerFigure | None
+    bystander_motion: np.ndarray  # (n_frames, 3): dx, dy in pixels and the arms' gesture in [-1, 1]
+
+
+def draw_scene_motion(rng: np.random.Generator, figures: list[PlayerFigure], envelopes: list[np.ndarray], fps: float,
+                      width: int, height: int) -> SceneMotion:
+    """Draw a video's non-sounding motion (`SceneMotion`) from its own generator. Every player idles;
+    the light drifts in every video and is switched once in about a third; the camera shakes in
+    about 40%; a bystander walks and gestures in about 30%."""
+    n_frames = len(envelopes[0])
+    t = np.arange(n_frames) / fps
+    idle = np.zeros((len(figures), n_frames, 2))
+    for k, (figure, envelope) in enumerate(zip(figures, envelopes)):
+        breathe, sway = rng.uniform(0.2, 0.4), rng.uniform(0.1, 0.3)  # Hz
+        idle[k, :, 0] = rng.uniform(0.02, 0.05) * figure.width * np.sin(2 * np.pi * sway * t + rng.uniform(0, 2 * np.pi))
+        idle[k, :, 1] = rng.uniform(0.01, 0.025) * figure.height * np.sin(2 * np.pi * breathe * t + rng.uniform(0, 2 * np.pi))
+        silent = np.flatnonzero(envelope == 0)
+        for _ in range(int(rng.integers(1, 4))):  # quick gestures, where the player is silent if it ever is
+            start = int(rng.choice(silent)) if len(silent) else int(rng.integers(n_frames))
+            length = max(2, int(round(rng.uniform(0.3, 0.8) * fps)))
+            bump = np.sin(np.linspace(0, np.pi, length)) * rng.uniform(0.04, 0.1) * figure.height
+            span = slice(start, min(n_frames, start + length))
+            idle[k, span, 1] -= bump[: span.stop - span.start]
+            idle[k, span, 0] += rng.uniform(-0.5, 0.5) * bump[: span.stop - span.start]
+    light = 1 + rng.uniform(0.04, 0.12) * np.sin(2 * np.pi * rng.uniform(0.05, 0.3) * t + rng.uniform(0, 2 * np.pi))
+    if rng.random() < 0.35:  # a light switched on or off
+        light = np.where(t >= rng.uniform(0.2, 0.8) * t[-1], light * rng.choice([0.8, 1.2]), light)
+    shake = np.zeros((n_frames, 2))
+    if rng.random() < 0.4:
+        walk = np.cumsum(rng.normal(0, 0.8, size=(n_frames, 2)), axis=0)  # a hand-held camera: jitter about a drifting aim
+        aim = np.stack([np.convolve(walk[:, j], np.ones(9) / 9, "same") for j in range(2)], axis=1)
+        shake = np.clip(walk - aim, -3, 3)
+    shake = np.round(shake)
+    bystander, bystander_motion = None, np.zeros((n_frames, 3))
+    if rng.random() < 0.3:
+        side = rng.choice([0.08, 0.92])
+        bystander = PlayerFigure.random(rng, "bystander", rng.uniform(0.45, 0.6) * height, side * width,
+                                        rng.uniform(0.8, 0.92) * height)
+        walk_x = np.cumsum(rng.normal(0, 0.6, n_frames)) + 0.04 * width * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t)
+        bystander_motion[:, 0] = np.clip(walk_x, -0.12 * width, 0.12 * width)
+        bystander_motion[:, 1] = 0.02 * height * np.abs(np.sin(2 * np.pi * rng.uniform(0.8, 1.5) * t))  # steps
+        bystander_motion[:, 2] = np.sin(2 * np.pi * rng.uniform(0.3, 1.0) * t + rng.uniform(0, 2 * np.pi))
+    return SceneMotion(idle, light, shake, bystander, bystander_motion)
+
+
+def light_and_shake(frame: np.ndarray, gain: float, shake: tuple[float, float]) -> np.ndarray:
+    """The frame seen in light of `gain` by a camera displaced by `shake` (whole pixels; edges repeated)."""
+    lit = np.clip(np.rint(frame.astype(np.float32) * np.float32(gain)), 0, 255).astype(np.uint8)
+    dx, dy = int(shake[0]), int(shake[1])
+    if dx == 0 and dy == 0:
+        return lit
+    pad = max(abs(dx), abs(dy))
+    padded = np.pad(lit, ((pad, pad), (pad, pad), (0, 0)), mode="edge")
+    height, width = frame.shape[:2]
+    return padded[pad - dy: pad - dy + height, pad - dx: pad - dx + width]
 
 
 def _shade(rgb: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
