@@ -202,7 +202,10 @@ def render_frames(
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Draw the video: frames uint8 ``(height, width, 3)`` and boxes ``(n_sources, n_frames, 4)``.
 
-    Each player moves with their own dry performance ``(n_sources, n_samples)``, not its reverberation.
+    Each player moves with their own dry performance ``(n_sources, n_samples)``, not its reverberation;
+    in a lively scene (``synth.scene``, not for URMP-layout ensembles) also without sounding
+    (`musicbench.synth.visual.draw_scene_motion`: idling, gestures, a bystander), seen under the
+    scene's light and through its shaking camera (the boxes move with the picture).
     """
     n_frames = int(round(config.duration * config.fps))
     background = add_distractors(rng, random_background(rng, config.width, config.height))

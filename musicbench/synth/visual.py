@@ -4,7 +4,8 @@ Each player is a person holding an instrument whose shape, colour and texture ar
 instrument class, with per-video variation (colour jitter, size, proportions, clothes). Motion is
 driven by the player's own audio: the loudness envelope lifts and sways the figure, onsets make it
 kick, and each instrument has its playing action (bow strokes, strumming hand, mallets, bellows,
-rocking winds). Frames are uint8 RGB ``(height, width, 3)``; boxes are ``[x, y, w, h]`` pixels
+rocking winds). A lively scene adds motion that does not sound (`draw_scene_motion`): idling and
+gestures, light, camera shake and a bystander. Frames are uint8 RGB ``(height, width, 3)``; boxes are ``[x, y, w, h]`` pixels
 (top-left origin, as DSOL's annotations) of the whole player, clipped to the frame.
 """
 
