@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 SOURCES = ("synth", "music", "solos")
 TRACKS = ("mixtures", "duets")  # the benchmark version's tracks
+EVAL_SPLITS = ("val", "test")  # the splits that have fixed items
 URMP_TRACK = "urmp"  # the real-ensembles track: only once a URMP copy is imported and processed (own version)
 ALL_TRACKS = (*TRACKS, URMP_TRACK)
 MANIFEST_NAME = "manifest.csv"
@@ -457,10 +458,17 @@ class DataRoot:
 
     def _mixture_rows(self, split: str, limit: int | None) -> pd.DataFrame:
         """The mixture-table rows of the first `limit` items of `split`, by item and source."""
-        table = read_mixtures(self.mixtures_path)
-        table = table[table["split"] == split].sort_values(["item_id", "source_index"])
+        whole = read_mixtures(self.mixtures_path)
+        table = whole[whole["split"] == split].sort_values(["item_id", "source_index"])
         if table.empty:
-            raise MusicbenchError(f"the benchmark has no {split!r} items; run `musicbench mixtures` (or `dvc repro`) first")
+            held = sorted(set(whole["split"]))
+            if split not in EVAL_SPLITS:
+                raise MusicbenchError(f"unknown split {split!r}: the benchmark's items are in the splits "
+                                      f"{' and '.join(EVAL_SPLITS)}; choose --split {' or --split '.join(held or EVAL_SPLITS)}")
+            if held:
+                raise MusicbenchError(f"this data root holds none of the benchmark's {split!r} items (their videos are "
+                                      f"missing: `musicbench mixtures` prints its coverage); choose --split {' or --split '.join(held)}")
+            raise MusicbenchError(f"the benchmark has no {split!r} items here; run `musicbench mixtures` (or `dvc repro`) first")
         if limit is not None:
             table = table[table["item_id"].isin(table["item_id"].drop_duplicates().iloc[:max(limit, 0)])]
         return table

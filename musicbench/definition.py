@@ -50,14 +50,13 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from musicbench.benchmark import DUET_COLUMNS, MIXTURE_COLUMNS, loudness_contour, pcm_sha256, table_to_csv
+from musicbench.benchmark import DUET_COLUMNS, EVAL_SPLITS, MIXTURE_COLUMNS, loudness_contour, pcm_sha256, table_to_csv
 from musicbench.config import AudioConfig, check_fields, config_error, config_from_params, knob
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import resolve_in_root
 from musicbench.metrics import METRIC_VERSION
 from musicbench.splits import SplitRow
 
-EVAL_SPLITS = ("val", "test")
 ANALYSIS_FRAME = 1024
 DRAW_RULE = "slots from the split file, clip starts from each video's own audio"
 DEFINITION_FORMAT = "musicbench benchmark definition 1"

@@ -387,3 +387,13 @@ def test_a_killed_or_failed_run_keeps_the_old_run_and_leaves_nothing_behind(benc
         evaluate(broken, root, runs / "mine", device="cpu", limit=3, overwrite=True)
     assert _tree(runs / "mine") == before
     assert sorted(p.name for p in runs.iterdir()) == ["mine"]  # its own folder removed
+
+
+def test_a_mistyped_split_names_the_splits_there_are(bench_root, tmp_path):
+    root, _, _ = bench_root
+    with pytest.raises(MusicbenchError, match=r"unknown split 'valid': the benchmark's items are in the splits val and test; "
+                                              r"choose --split test or --split val$"):
+        run_inference(None, root, tmp_path / "run", oracle="irm", split="valid", limit=1)
+    result = run_cli("evaluate", "--oracle", "irm", "--root", root, "--out", tmp_path / "cli", "--split", "valid")
+    assert result.returncode != 0 and "unknown split 'valid'" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr

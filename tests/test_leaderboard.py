@@ -217,6 +217,11 @@ def test_dvc_reads_the_metrics_and_plots(board, tmp_path):
     values = spec["data"]["values"]
     assert {v["method"] for v in values} >= {"motion_energy", "oracle-ibm", XSS}
     assert "bar" in json.dumps(spec.get("mark"))
+    # `dvc plots show` writes its page into the repository's root: git ignores it there
+    shutil.copy(REPO_ROOT / ".gitignore", repo / ".gitignore")
+    assert subprocess.run(dvc + ["plots", "show"], cwd=repo, capture_output=True, text=True).returncode == 0
+    assert (repo / "dvc_plots" / "index.html").is_file()
+    assert subprocess.run(["git", "check-ignore", "-q", "dvc_plots/index.html"], cwd=repo).returncode == 0
 
 
 def test_demo_files_are_sanitised_and_stay_inside(board):
