@@ -11,7 +11,9 @@ same arrays the harness would pass::
 id); under ``torchrun`` the shard defaults to ``RANK/WORLD_SIZE``. An item whose estimate folder exists
 is skipped, so a preempted job can be rerun; each item's folder is written under a temporary name and
 renamed when complete. A failing item is reported on stderr and the rest go on (scoring records it as
-failed). Then, where the benchmark lives: ``musicbench score EST_DIR --name NAME``.
+failed); the exit status is 1 when any item failed, so job arrays see it. Without Pillow it stops at
+once with one line; duet items are left out, with one note, for a model without ``separate_at``.
+Then, where the benchmark lives: ``musicbench score EST_DIR --name NAME``.
 """
 
 from __future__ import annotations
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard", default=None, help="I/N: run every N-th item from item I (default RANK/WORLD_SIZE or 0/1)")
     parser.add_argument("--option", action="append", default=[], help="key=value passed to load_model (repeatable)")
     args = parser.parse_args(argv)
+    try:
+        import PIL.Image  # noqa: F401  (the frames are JPEG files)
+    except ImportError:
+        raise SystemExit("error: run_model.py needs Pillow to read the frames: pip install pillow") from None
     options = {"device": "cpu", **dict(pair.split("=", 1) for pair in args.option)}
     index, count = parse_shard(args.shard)
     with open(args.items / "items.csv", newline="") as handle:
@@ -156,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(args.model, options)
     if getattr(model, "uses_labels", False):
         print("note: the model uses labels: score with `musicbench score --uses-labels`", file=sys.stderr)
+    duets = [item for item in items if item["track"] == "duets"]
+    if duets and not callable(getattr(model, "separate_at", None)):
+        print(f"note: the model has no separate_at: its {len(duets)} duet items are left out (the duet track is not scored)",
+              file=sys.stderr)
+        items = [item for item in items if item["track"] != "duets"]
     failed = 0
     for item in items:
         if (args.estimates / item["item_id"]).exists():
@@ -167,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             print(f"item {item['item_id']}: {type(exc).__name__}: {exc} (at {Path(where.filename).name}:{where.lineno})",
                   file=sys.stderr)
-    print(f"{len(items) - failed} of {len(items)} items (shard {index}/{count}) in {args.estimates}/", file=sys.stderr)
+    print(f"{len(items) - failed} of {len(items)} items (shard {index}/{count}) in {args.estimates}/"
+          + (f"; {failed} failed (exit status 1)" if failed else ""), file=sys.stderr)
+    if failed:  # a job array sees the failure; the finished items stay, and a rerun does only the rest
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -322,7 +322,9 @@ def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(ex
     labels = pd.read_csv(items_dir / "labels.csv").groupby("item_id")["instrument"].apply(list)
     cello = [item_id for item_id, names in labels.items() if "cello" in names]
     assert 0 < len(cello) < LIMIT, "the small benchmark's first items mix cello with other instruments"
-    assert first.returncode == 0 and "score with `musicbench score --uses-labels`" in first.stderr
+    assert first.returncode == 1 and "score with `musicbench score --uses-labels`" in first.stderr  # failures: exit 1
+    assert f"{len(cello)} failed (exit status 1)" in first.stderr
+    assert "has no separate_at: its" in first.stderr and "AttributeError" not in first.stderr  # duets: one note
     for item_id in cello:
         assert f"item {item_id}: RuntimeError: no cello today (at labelled.py:" in first.stderr
     written = sorted(p.name for p in (tmp_path / "est").iterdir() if p.is_dir())
@@ -332,7 +334,13 @@ def test_the_shipped_runner_passes_labels_goes_on_after_a_failure_and_resumes(ex
                                sf.read(items_dir / written[0] / "mixture.wav", dtype="float32")[0], rtol=1e-6)
     stamp = (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns
     again = subprocess.run(runner, capture_output=True, text=True, timeout=300, cwd=tmp_path)
-    assert again.returncode == 0 and (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns == stamp
+    assert again.returncode == 1 and (tmp_path / "est" / written[0] / "source0.wav").stat().st_mtime_ns == stamp
+    no_pillow = tmp_path / "no_pillow" / "PIL"  # a Python whose Pillow cannot be imported
+    no_pillow.mkdir(parents=True)
+    (no_pillow / "__init__.py").write_text("raise ImportError('no Pillow here')\n")
+    bare = subprocess.run(runner[:-1] + [tmp_path / "est-bare"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(no_pillow.parent)})
+    assert bare.returncode == 1 and bare.stderr.strip() == "error: run_model.py needs Pillow to read the frames: pip install pillow"
     scored = run_cli("score", tmp_path / "est", "--name", "labelled", "--root", root, "--limit", LIMIT, "--uses-labels",
                      "--out", tmp_path / "runs" / "labelled", cwd=REPO_ROOT)
     assert scored.returncode == 0, scored.stderr
