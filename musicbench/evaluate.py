@@ -294,6 +294,7 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
     heatmaps = None
     if info.get("has_localize") and item.track == "mixtures":
         result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
+        seconds += result.seconds  # an item's cost is all the model did for it
         heatmaps, reason = check_heatmaps(result.value, n_sources, item.frames.shape[2:4]) if result.ok else (None, result.reason)
         if heatmaps is None:  # a model that localizes is charged for an item it does not localize, as for separate
             return {**record, "status": "failed", "reason": f"localize: {reason}", "seconds": seconds}

@@ -397,3 +397,34 @@ def test_a_mistyped_split_names_the_splits_there_are(bench_root, tmp_path):
     result = run_cli("evaluate", "--oracle", "irm", "--root", root, "--out", tmp_path / "cli", "--split", "valid")
     assert result.returncode != 0 and "unknown split 'valid'" in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+SLOW_LOCALIZER = """
+import time
+
+import numpy as np
+
+
+class SlowLocalizer:
+    def separate(self, mixture, frames, sample_rate):
+        return np.repeat(mixture[None] / frames.shape[0], frames.shape[0], axis=0)
+
+    def localize(self, mixture, frames, sample_rate):
+        time.sleep(0.3)
+        return np.ones(frames.shape[:1] + frames.shape[2:4], dtype=np.float32)
+
+
+def load_model(device="cpu"):
+    return SlowLocalizer()
+"""
+
+
+def test_an_items_seconds_count_localize_too(bench_root, tmp_path):
+    """The cost of an item is all the model did for it: a model that separates at once and localizes
+    in 0.3 s shows at least 0.3 s per item (it showed only separate's time)."""
+    root, _, _ = bench_root
+    model = tmp_path / "slow_localizer.py"
+    model.write_text(SLOW_LOCALIZER)
+    run_inference(model, root, tmp_path / "run", limit=2)
+    seconds = pd.read_parquet(tmp_path / "run" / "inference.parquet").query("track == 'mixtures'")["seconds"]
+    assert len(seconds) == 2 and (seconds >= 0.3).all(), seconds
