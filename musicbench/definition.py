@@ -342,11 +342,12 @@ def coverage(slots: pd.DataFrame, duet_slots: pd.DataFrame, built: BuiltItems, t
     they lack (``videos_not_held``: video → reason), the held tables' fingerprint (`tables`) and the
     SHA-256 of each held video's frame archive by split (``frames``: the model inputs, compared per video)."""
     held = {"mixtures": set(built.mixtures["item_id"]), "duets": set(built.duets["item_id"])}
-    tracks = {}
+    tracks: dict[str, dict[str, dict[str, int]]] = {}
     for track, table in (("mixtures", slots), ("duets", duet_slots)):
-        tracks[track] = {split: {"items": int(table.loc[table["split"] == split, "item_id"].nunique()),
-                                 "held": len({i for i in held[track] if i in set(table.loc[table["split"] == split, "item_id"])})}
-                         for split in EVAL_SPLITS}
+        tracks[track] = {}
+        for split in EVAL_SPLITS:
+            items = set(table.loc[table["split"] == split, "item_id"])
+            tracks[track][split] = {"items": len(items), "held": len(items & held[track])}
     frames: dict[str, dict[str, str]] = {split: {} for split in EVAL_SPLITS}
     for table in (built.mixtures, built.duets):
         for row in table.itertuples(index=False):

@@ -661,10 +661,12 @@ def provenance(
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    data = DataRoot(root)
+    definition = DataRoot(root).definition()  # benchmark.json, read once
+    fingerprint = definition.get("frames_fingerprint")
     return {
-        "name": name, "benchmark_version": data.version(), "frames_fingerprint": data.frames_fingerprint(),
-        "coverage": split_coverage(data.definition()["coverage"], split), "metric_version": METRIC_VERSION, "split": split,
+        "name": name, "benchmark_version": str(definition["benchmark_version"]),
+        "frames_fingerprint": str(fingerprint) if fingerprint else None,
+        "coverage": split_coverage(definition["coverage"], split), "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
         "seed": seed, "device": device, "options": options, "oracle": oracle,
         "model_file": None if model_path is None else os.fspath(model_path),

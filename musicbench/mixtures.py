@@ -175,13 +175,12 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     """
     from musicbench.process import ProcessConfig
     from musicbench.run_folder import staged_folder
-    from musicbench.splits import read_splits, read_stage_splits
+    from musicbench.splits import read_stage_split_rows
 
     data = DataRoot(root)
     config = MixturesConfig.from_params(params)
     frames = ProcessConfig.from_params(params)
-    read_stage_splits(root)  # a missing or leaking split file: its one-line error
-    slots, duet_slots = draw_slots(read_splits(data.splits_path), config)
+    slots, duet_slots = draw_slots(read_stage_split_rows(root), config)  # a missing or leaking split file: one line
     synth = None
     if (params.get("dataset") or {}).get("source", "synth") == "synth":
         from dataclasses import asdict

@@ -174,12 +174,19 @@ def split_of(rows: list[SplitRow]) -> dict[str, str]:
     return {row.video_id: row.split for row in rows}
 
 
-def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
-    """``{video_id: split}`` of the data root's split file (`DataRoot.splits_path`), leak-checked."""
+def read_stage_split_rows(root: str | os.PathLike) -> list[SplitRow]:
+    """The rows of the data root's split file (`DataRoot.splits_path`), refused if any video leaks."""
     path = DataRoot(root).splits_path
     if not path.is_file():
         raise MusicbenchError(f"no split file at {str(path)!r}; run `musicbench splits build` (or `dvc repro`) first")
-    return split_of(read_splits(path))
+    rows = read_splits(path)
+    split_of(rows)  # refuses a leaking split set
+    return rows
+
+
+def read_stage_splits(root: str | os.PathLike) -> dict[str, str]:
+    """``{video_id: split}`` of the data root's split file (`DataRoot.splits_path`), leak-checked."""
+    return split_of(read_stage_split_rows(root))
 
 
 def train_instruments(root: str | os.PathLike) -> set[str] | None:
