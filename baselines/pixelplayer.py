@@ -1,10 +1,13 @@
 """PixelPlayer ("The Sound of Pixels", Zhao et al. ECCV 2018) for `musicbench evaluate`.
 
-Trained by `musicbench train-pixelplayer` (DVC stage ``train_pixelplayer``) into
-``models/pixelplayer/best.pt``, the weights with the best validation NSDR. Options
-(``--option key=value``):
+The DVC stage ``train_pixelplayer`` (`musicbench pixelplayer-weights`) puts its weights in
+``models/pixelplayer/weights.safetensors``: the published reference weights of ``baselines/weights/``
+(``pixelplayer.weights: published``, the default) or those trained on the data root (``train``).
+Options (``--option key=value``):
 
-- ``checkpoint``: the weights to load (default ``models/pixelplayer/best.pt``);
+- ``checkpoint``: the weights to load (default ``models/pixelplayer/weights.safetensors``): a
+  ``.safetensors`` weights file (checked against the card beside it) or a training checkpoint
+  (``best.pt`` of `musicbench train-pixelplayer`);
 - ``device``: ``cpu`` or ``cuda`` (the harness passes it);
 - ``threads``: CPU threads for torch (default: torch's choice);
 - ``windows``: comma-separated window sides in frame pixels (e.g. ``24,48,96``): pixel-level outputs
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from musicbench.pixelplayer.inference import Separator, parse_windows
 
-DEFAULT_CHECKPOINT = "models/pixelplayer/best.pt"
+DEFAULT_CHECKPOINT = "models/pixelplayer/weights.safetensors"
 
 
 def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, windows: str = "",

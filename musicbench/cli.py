@@ -584,6 +584,32 @@ def train_pixelplayer(
                                                         else f"{k} {summary.get(k)}" for k in keys) + f": {out}"))
 
 
+@app.command("pixelplayer-weights")
+@user_errors
+def pixelplayer_weights(
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    out: Path = typer.Option(Path("models/pixelplayer"), "--out", help="folder of weights.safetensors and its card weights.json"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (training only)"),
+    publish: bool = typer.Option(False, "--publish", help="then copy the weights trained here into baselines/weights (maintainers)"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Stage `train_pixelplayer`: PixelPlayer's weights, published (checked) or trained here (pixelplayer.weights)."""
+    from musicbench.config import data_root, load_params
+    from musicbench.pixelplayer.weights import prepare_weights, publish_weights
+
+    loaded = load_params(params)
+    card = prepare_weights(loaded, root or data_root(loaded), out, device=device, progress=not quiet)
+    console.print(plain(f"PixelPlayer weights ({card.get('source')}), profile {card['config'].get('profile')}, "
+                        f"sha256 {card['sha256'][:16]}…: {out}"))
+    if card.get("recipe_differs"):
+        console.print(plain(f"note: pixelplayer.{card['config'].get('profile')} differs from the published weights' recipe in "
+                            f"{', '.join(card['recipe_differs'])}; the published weights are used as they are "
+                            "(pixelplayer.weights: train trains yours)"))
+    if publish:
+        console.print(plain(f"published: {publish_weights(out)}"))
+
+
 @app.command()
 @user_errors
 def leaderboard(

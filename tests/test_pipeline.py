@@ -34,6 +34,7 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     params["mixtures"].update(n_val=3, n_test=6)
     # the baselines train for real, at toy sizes: the test checks the wiring, not their quality
     params["nmf"].update(rank=8, iterations=20, separation_iterations=20, train_seconds_per_video=4.0)
+    params["pixelplayer"]["weights"] = "train"  # the published weights were trained on other splits of these videos
     params["pixelplayer"]["cpu"].update(image_size=48, resize=64, steps=6, items_per_epoch=48, batch_size=4,
                                         lr_milestones=[4], checkpoint_every=3, val_every=3, val_items=3, log_every=2)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -55,6 +56,9 @@ def test_dvc_repro_runs_the_whole_pipeline_and_second_run_does_nothing(tmp_path)
     assert json.loads((repo / "models" / "nmf" / "nmf.json").read_text())["instruments"] == ["acoustic_guitar", "cello", "violin"]
     trained = json.loads((repo / "models" / "pixelplayer" / "summary.json").read_text())
     assert trained["steps"] == 6 and trained["completed"] and (repo / "models" / "pixelplayer" / "best.pt").is_file()
+    card = json.loads((repo / "models" / "pixelplayer" / "weights.json").read_text())
+    assert card["source"] == "trained here" and card["trained_on"]["benchmark_version"] == json.loads(
+        (repo / "data" / "mixtures" / "benchmark.json").read_text())["benchmark_version"]
     assert summaries["nmf"]["uses_labels"] is True
     assert summaries["pixelplayer"]["duets"]["n_scored"] >= 1  # click-to-hear scored on the duet track
     assert all(s["benchmark_version"] == version and s["n_scored"] == 6 for s in summaries.values())

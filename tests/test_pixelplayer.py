@@ -542,3 +542,150 @@ def test_pooling_over_regions_reads_only_each_sources_cells():
         expected = torch.sigmoid(maps[..., :2].amax(dim=(-2, -1)))
         logits = net(log_mag, frames, left)
         assert torch.allclose(logits, net.synthesizer(expected[None], net.audio(log_mag)), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# published weights (safetensors + card)
+
+
+def _published_from(trained, bench_root, folder: Path) -> Path:
+    """Publish the tiny trained model (as the stage's `train` path would) into `folder`."""
+    from musicbench.pixelplayer.weights import WEIGHTS_NAME, export_weights, publish_weights, training_card
+
+    params, out, _ = trained
+    stage = folder.parent / "stage"
+    stage.mkdir(exist_ok=True)
+    for name in ("train_curve.csv", "val_curve.csv", "summary.json"):
+        shutil.copy(out / name, stage / name)
+    export_weights(out / "best.pt", stage / WEIGHTS_NAME,
+                   {"source": "trained here", "profile": "tiny", **training_card(params, bench_root[0], stage)})
+    return publish_weights(stage, folder, test_scores={"nsdr": 1.0})
+
+
+def test_published_weights_load_like_the_checkpoint_and_the_stage_checks_them(trained, bench_root, tmp_path):
+    from musicbench.pixelplayer.weights import WEIGHTS_NAME, prepare_weights, read_card
+
+    params, out, _ = trained
+    published = _published_from(trained, bench_root, tmp_path / "published")
+    card = read_card(published)
+    assert card["file"] == "pixelplayer_tiny.safetensors" and card["config"]["profile"] == "tiny" and card["test"] == {"nsdr": 1.0}
+    assert (tmp_path / "published" / "pixelplayer_tiny_val_curve.csv").read_text() == (out / "val_curve.csv").read_text()
+    assert card["trained_on"]["train_videos"] and card["machine"]["torch"] == torch.__version__
+    # the stage copies them (checked), and they separate exactly as the checkpoint they came from
+    stage_card = prepare_weights({**params, "pixelplayer": {**params["pixelplayer"], "weights": "published"}}, bench_root[0],
+                                 tmp_path / "models", published_dir=tmp_path / "published")
+    assert stage_card["sha256"] == card["sha256"] and stage_card["source"].startswith("published")
+    mixture = np.random.default_rng(0).standard_normal(AUDIO.clip_samples).astype(np.float32) * 0.1
+    frames = np.random.default_rng(1).integers(0, 255, (48, 64, 64, 3), dtype=np.uint8)
+    from_pt = Separator.from_checkpoint(out / "best.pt").separate(mixture, frames[None].repeat(2, 0))
+    from_st = Separator.from_checkpoint(tmp_path / "models" / WEIGHTS_NAME).separate(mixture, frames[None].repeat(2, 0))
+    assert np.array_equal(from_pt, from_st)
+
+
+def test_tampered_truncated_or_foreign_weights_are_one_line_errors(trained, bench_root, tmp_path):
+    from musicbench.pixelplayer.weights import prepare_weights
+
+    params, _, _ = trained
+    published = _published_from(trained, bench_root, tmp_path / "published")
+    pristine = published.read_bytes()
+    published_params = {**params, "pixelplayer": {**params["pixelplayer"], "weights": "published"}}
+
+    def refused(match: str, path: Path = published, named: Path | None = None) -> None:
+        with pytest.raises(MusicbenchError, match=match) as info:
+            Separator.from_checkpoint(path)
+        assert "\n" not in str(info.value) and str(named or path) in str(info.value)
+        if path == published:  # the stage refuses the same file before copying anything
+            with pytest.raises(MusicbenchError, match=match):
+                prepare_weights(published_params, bench_root[0], tmp_path / "models", published_dir=published.parent)
+            assert not (tmp_path / "models" / "weights.safetensors").exists()
+
+    tampered = bytearray(pristine)
+    tampered[-5] ^= 0x01  # one bit of one weight
+    published.write_bytes(bytes(tampered))
+    refused("do not match the SHA-256 of their card")
+    published.write_bytes(pristine[: len(pristine) // 2])
+    refused("truncated")
+    # without a card, safetensors itself refuses a truncated file, and a foreign one
+    bare = tmp_path / "bare.safetensors"
+    bare.write_bytes(pristine[: len(pristine) // 2])
+    refused("not a complete safetensors file", bare)
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(bare))
+    refused("not PixelPlayer weights", bare)
+    save_file({"x": torch.zeros(2)}, str(bare), metadata={"format": "musicbench pixelplayer weights 1",
+                                                          "config": json.dumps(tiny_config().to_dict()), "audio": "{}"})
+    refused("do not fit the network", bare)
+    (tmp_path / "published" / "pixelplayer_tiny.json").write_text("{not json")
+    published.write_bytes(pristine)
+    refused("cannot read the card", named=published.with_suffix(".json"))
+
+
+def test_published_weights_are_refused_where_their_training_videos_are_scored(trained, bench_root, tmp_path):
+    """Weights trained on another split of the same videos would be scored on what they learnt from."""
+    from musicbench.pixelplayer.weights import card_path, prepare_weights, read_card
+
+    params, _, _ = trained
+    published = _published_from(trained, bench_root, tmp_path / "published")
+    card = read_card(published)
+    test_video = next(video for video, split in sorted(read_stage_splits(bench_root[0]).items()) if split == "test")
+    card["trained_on"]["train_videos"].append(test_video)
+    card_path(published).write_text(json.dumps(card))
+    with pytest.raises(MusicbenchError, match=f"trained on 1 video.*{test_video}.*pixelplayer.weights: train"):
+        prepare_weights({**params, "pixelplayer": {**params["pixelplayer"], "weights": "published"}}, bench_root[0],
+                        tmp_path / "models", published_dir=published.parent)
+    with pytest.raises(MusicbenchError, match="no published PixelPlayer weights for profile 'tiny'"):
+        prepare_weights({**params, "pixelplayer": {**params["pixelplayer"], "weights": "published"}}, bench_root[0],
+                        tmp_path / "models", published_dir=tmp_path / "elsewhere")
+    with pytest.raises(MusicbenchError, match="pixelplayer.weights must be one of published, train"):
+        prepare_weights({**params, "pixelplayer": {**params["pixelplayer"], "weights": "download"}}, bench_root[0],
+                        tmp_path / "models")
+
+
+def test_the_repository_publishes_the_cpu_profiles_weights():
+    """baselines/weights holds the cpu profile's weights: they match their card, load into the
+    network, and were trained with exactly the recipe params.yaml's cpu profile gives."""
+    from musicbench.pixelplayer.weights import published_weights_path, read_card, verify_weights
+
+    published = published_weights_path("cpu")
+    card = read_card(published)
+    verify_weights(published, card)
+    params = copy.deepcopy(REPO_PARAMS)
+    assert params["pixelplayer"]["weights"] == "published"
+    assert card["config"] == PixelPlayerConfig.from_params(params, "cpu").to_dict()
+    separator = Separator.from_checkpoint(published)
+    assert count_parameters(separator.net) == card["training"]["n_parameters"]
+    for curve in card["curves"].values():
+        assert (published.parent / curve).is_file()
+    assert card["trained_on"]["benchmark_version"] and card["trained_on"]["train_videos"]
+
+
+_SEPARATE_WITH_PUBLISHED = """
+import sys, numpy as np, torch
+from musicbench.pixelplayer.inference import Separator
+from musicbench.pixelplayer.weights import published_weights_path
+torch.set_num_threads(1)
+separator = Separator.from_checkpoint(published_weights_path("cpu"))
+rng = np.random.default_rng(0)
+mixture = (rng.standard_normal(65535) * 0.1).astype(np.float32)
+frames = rng.integers(0, 255, (2, 48, 112, 112, 3), dtype=np.uint8)
+np.save(sys.argv[1], separator.separate(mixture, frames))
+print(torch.backends.cpu.get_cpu_capability())
+"""
+
+
+def test_published_weights_separate_alike_on_other_cpu_kernels(tmp_path):
+    """The reference row must not move by machine: the same estimate (to far below 0.01 dB) with this
+    CPU's vector kernels and with torch's and oneDNN's plainest ones (what an older CPU runs)."""
+    estimates = {}
+    for name, kernels in (("native", {}), ("plain", {"ATEN_CPU_CAPABILITY": "default", "DNNL_MAX_CPU_ISA": "SSE41"})):
+        env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA")}
+        result = subprocess.run([sys.executable, "-c", _SEPARATE_WITH_PUBLISHED, str(tmp_path / f"{name}.npy")],
+                                capture_output=True, text=True, env={**env, **kernels}, cwd=REPO_ROOT, timeout=300)
+        assert result.returncode == 0, result.stderr
+        estimates[name] = (np.load(tmp_path / f"{name}.npy"), result.stdout.strip())
+    (native, capability), (plain, plain_capability) = estimates["native"], estimates["plain"]
+    assert plain_capability == "DEFAULT" and np.abs(native).max() > 0.01
+    # the difference is over 80 dB below the estimate: an SDR moves by far less than 0.001 dB
+    difference_db = 10 * np.log10((native ** 2).sum() / ((native - plain) ** 2).sum())
+    assert difference_db > 80, (capability, difference_db)

@@ -138,7 +138,7 @@ class PixelPlayerConfig:
             raise MusicbenchError(
                 "params: section 'pixelplayer' is missing or not a mapping; add it to params.yaml (see README)")
         name = profile if profile is not None else section.get("profile", "cpu")
-        if not isinstance(name, str) or name in ("profile", "seed"):
+        if not isinstance(name, str) or name in ("profile", "seed", "weights"):
             raise MusicbenchError(f"params: pixelplayer.profile must name a profile block, got {name!r}")
         if not isinstance(section.get(name), dict):
             known = sorted(k for k, v in section.items() if isinstance(v, dict))

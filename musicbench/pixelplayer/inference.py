@@ -108,9 +108,19 @@ class Separator:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str = "cpu",
                         windows: tuple[int, ...] | None = None) -> "Separator":
-        state = load_checkpoint_file(path, map_location=device)
-        net = PixelPlayer(PixelPlayerConfig(**state["config"]))
-        net.load_state_dict(state["model"])
+        """Load ``best.pt`` (a training checkpoint) or a ``.safetensors`` weights file (`musicbench.pixelplayer.weights`)."""
+        if Path(path).suffix == ".safetensors":
+            from musicbench.pixelplayer.weights import load_weights_file
+
+            state = load_weights_file(path, map_location=device)
+        else:
+            state = load_checkpoint_file(path, map_location=device)
+        try:
+            net = PixelPlayer(PixelPlayerConfig(**state["config"]))
+            net.load_state_dict(state["model"])
+        except (TypeError, RuntimeError, MusicbenchError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise MusicbenchError(f"PixelPlayer weights {str(path)!r} do not fit the network they describe: {reason}") from None
         return cls(net, AudioConfig(**state["audio"]), device=device, windows=windows)
 
     # ---- frames and windows
