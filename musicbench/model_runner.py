@@ -53,7 +53,8 @@ RUNTIME_KEYS = ("executable", "python", "numpy", "torch")
 # devices, CPU kernels and threads; never tokens, credentials or anything else (HOME and TMPDIR: its scratch folder).
 MODEL_ENVIRONMENT = re.compile(r"PATH|LANG|LANGUAGE|LC_\w+|TZ|TERM|LD_LIBRARY_PATH|CUDA_VISIBLE_DEVICES|CUDA_DEVICE_ORDER|"
                                r"HIP_VISIBLE_DEVICES|ROCR_VISIBLE_DEVICES|OMP_NUM_THREADS|MKL_NUM_THREADS|"
-                               r"OPENBLAS_NUM_THREADS|NUMEXPR_NUM_THREADS|ATEN_CPU_CAPABILITY|DNNL_MAX_CPU_ISA|ONEDNN_MAX_CPU_ISA")
+                               r"OPENBLAS_NUM_THREADS|NUMEXPR_NUM_THREADS|ATEN_CPU_CAPABILITY|DNNL_MAX_CPU_ISA|ONEDNN_MAX_CPU_ISA|"
+                               r"MKL_ENABLE_INSTRUCTIONS|MKL_CBWR")
 NOT_CONFINED = ("the model process could not be confined ({detail}); evaluating it unconfined would let it read the "
                 "references: fix the cause, or pass --no-confine to run it unconfined on purpose")
 
