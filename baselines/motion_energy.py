@@ -60,5 +60,5 @@ class MotionEnergySplit:
         return np.abs(np.diff(frames.astype(np.float32), axis=1)).mean(axis=(1, 4))
 
 
-def load_model(device: str = "cpu", floor: str | float = 0.2, radius: str | int = 12, **_: str) -> MotionEnergySplit:
+def load_model(device: str = "cpu", floor: str | float = 0.2, radius: str | int = 12) -> MotionEnergySplit:
     return MotionEnergySplit(floor=float(floor), radius=int(radius))

@@ -61,7 +61,8 @@ def _overrides(config: NMFConfig, options: dict[str, str]) -> NMFConfig:
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, **options: str) -> NMFBaseline:
+def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, separation_iterations: str = "",
+               mask_power: str = "") -> NMFBaseline:
     model = load_nmf(checkpoint)
-    model.config = _overrides(model.config, options)
+    model.config = _overrides(model.config, {"separation_iterations": separation_iterations, "mask_power": mask_power})
     return NMFBaseline(model)

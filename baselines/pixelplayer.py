@@ -29,8 +29,7 @@ from musicbench.pixelplayer.inference import Separator, parse_windows
 DEFAULT_CHECKPOINT = "models/pixelplayer/weights.safetensors"
 
 
-def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, windows: str = "",
-               **_: str) -> Separator:
+def load_model(device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT, threads: str | int = 0, windows: str = "") -> Separator:
     import torch
 
     from musicbench.pixelplayer.train import keep_freed_memory

@@ -287,6 +287,9 @@ class DataRoot:
         """``mixtures/benchmark.json``: the benchmark identity (``benchmark_version``), the recipe it
         hashes, this data root's coverage (`musicbench.definition.coverage`), the frames fingerprint and counts."""
         path = self.definition_path
+        if not self.root.is_dir():
+            raise MusicbenchError(f"no data root at {str(self.root.absolute())!r}: pass --root DATA, or run from the project "
+                                  "whose params.yaml names it (dataset.root is relative to params.yaml's folder)")
         try:
             doc = json.loads(path.read_text())
             doc["benchmark_version"], doc["recipe"], doc["coverage"]["tables_fingerprint"]

@@ -33,7 +33,10 @@ console = Console(stderr=True, markup=False, emoji=False)  # progress and notes
 report = Console(width=None if sys.stdout.isatty() else 160, markup=False, emoji=False)  # result tables (stdout); wide in logs
 F = TypeVar("F", bound=Callable)
 
-PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read")
+PARAMS_OPTION = typer.Option(
+    None, "--params", show_default=False,
+    help="params.yaml to read; its relative paths (dataset.root, ...) are relative to its folder "
+         "[default: the project's: ./params.yaml or the nearest folder above with params.yaml and dvc.yaml]")
 
 
 def user_errors(func: F) -> F:
@@ -273,11 +276,11 @@ def splits_build(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
 ) -> None:
     """Stage `splits`: write ROOT/splits/splits.csv for dataset.source (or splits.file)."""
-    from musicbench.config import data_root, load_params
+    from musicbench.config import data_root, load_params, project_dir
     from musicbench.splits import make_splits
 
     loaded = load_params(params)
-    console.print(plain(f"splits written to {make_splits(loaded, root or data_root(loaded))}"))
+    console.print(plain(f"splits written to {make_splits(loaded, root or data_root(loaded), repo=project_dir(params))}"))
 
 
 @splits_app.command("published")

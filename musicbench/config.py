@@ -34,9 +34,55 @@ DEFAULT_PARAMS = Path("params.yaml")
 Config = TypeVar("Config")
 
 
-def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Load a params YAML file as a nested dict; raise MusicbenchError if missing or malformed."""
-    path = Path(path)
+#: the files that make a folder a musicbench project (where `find_params` stops)
+PROJECT_FILES = ("params.yaml", "dvc.yaml")
+#: params.yaml keys that hold paths: a relative one is relative to the params file's folder
+#: (``*`` stands for any profile block)
+PATH_KEYS = ("dataset.root", "splits.file", "synth.soundfont", "download.manifests", "download.cookies",
+             "pixelplayer.*.pretrained")
+
+
+def find_params(path: str | os.PathLike | None = None) -> Path:
+    """The params file to read: `path` when given, else the project's ``params.yaml``: that of the
+    current folder, or of the nearest folder above it that holds ``params.yaml`` and ``dvc.yaml``."""
+    if path is not None:
+        return Path(path)
+    here = Path.cwd()
+    if (here / DEFAULT_PARAMS).is_file():
+        return DEFAULT_PARAMS
+    for folder in here.parents:
+        if all((folder / name).is_file() for name in PROJECT_FILES):
+            return folder / DEFAULT_PARAMS
+    raise MusicbenchError(f"no params.yaml in {str(here)!r} or in any folder above it with a dvc.yaml: run musicbench "
+                          "inside its project, or pass --params PATH/params.yaml")
+
+
+def _resolve_paths(data: dict[str, Any], folder: Path) -> None:
+    """Make the relative paths of `PATH_KEYS` relative to `folder` (in place)."""
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            return str(folder / value)
+        return [resolve(item) for item in value] if isinstance(value, list) else value
+
+    for key in PATH_KEYS:
+        first, rest = key.split(".", 1)
+        top = data.get(first)
+        blocks = [top]
+        if rest.startswith("*."):  # every profile block of the section
+            blocks, rest = [v for v in top.values() if isinstance(v, dict)] if isinstance(top, dict) else [], rest[2:]
+        for block in blocks:
+            if isinstance(block, dict) and rest in block:
+                block[rest] = resolve(block[rest])
+
+
+def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Load a params YAML file as a nested dict; raise MusicbenchError if missing or malformed.
+
+    `path` defaults to the project's params.yaml (`find_params`), so commands run from any folder
+    inside the project. Relative paths in it (`PATH_KEYS`: ``dataset.root``, ``splits.file``, ...)
+    are relative to the file's folder: when that is not the current folder they come back joined
+    to it."""
+    path = find_params(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -48,7 +94,16 @@ def load_params(path: str | os.PathLike = DEFAULT_PARAMS) -> dict[str, Any]:
         raise MusicbenchError(f"params file {str(path)!r} is not valid YAML{where}: {problem}; fix that line") from None
     if not isinstance(data, dict):
         raise MusicbenchError(f"params file {str(path)!r} must hold a mapping of sections")
+    folder = path.parent.resolve()
+    if folder != Path.cwd().resolve():
+        _resolve_paths(data, folder)
     return data
+
+
+def project_dir(params_path: str | os.PathLike | None = None) -> Path:
+    """The folder of the params file `find_params` picks: the project (committed split files and
+    manifests are read from it)."""
+    return find_params(params_path).parent
 
 
 def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -93,7 +93,7 @@ from musicbench.metrics import (
     si_sdr_improvement,
 )
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
-from musicbench.progress import progress_bar
+from musicbench.progress import note, progress_bar
 from musicbench.run_folder import claim_run_folder, staged_folder
 from musicbench.stats import video_bootstrap_ci, videos_by_item
 from musicbench.stft import hann_window, istft, stft
@@ -240,6 +240,9 @@ def run_inference(
             info = runner.info
             if not info["has_separate"]:
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
+            if info.get("undeclared_options"):
+                note(f"option(s) {', '.join(info['undeclared_options'])} are not parameters of load_model, which takes "
+                     "**kwargs and so got them unchecked: check their spelling, or declare them as keyword parameters")
         items = DataRoot(root).read_verified_items(split, limit, run_tracks(DataRoot(root), info["has_separate_at"]))
         with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
             for item in items:

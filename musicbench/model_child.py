@@ -47,6 +47,7 @@ import ctypes
 import hashlib
 import importlib.metadata
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -73,8 +74,27 @@ class ModelFileError(Exception):
     """The model file is missing, not Python, or defines no load_model."""
 
 
-def load_model_file(path: str | os.PathLike, options: dict[str, Any] | None = None) -> Any:
-    """Import a model file and return ``load_model(**options)`` (in the calling process)."""
+def undeclared_options(load_model: Any, options: dict[str, Any]) -> list[str]:
+    """The options that `load_model` does not name as parameters. When it takes no ``**kwargs`` the
+    call could not accept them: a one-line ModelFileError naming them and what it takes."""
+    try:
+        parameters = list(inspect.signature(load_model).parameters.values())
+    except (TypeError, ValueError):  # a callable without a readable signature: no check
+        return []
+    named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(options) - named)
+    if not unknown or any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return unknown
+    takes = ", ".join(sorted(named)) or "nothing"
+    device = " (the harness always passes device: add a device parameter)" if "device" in unknown else ""
+    raise ModelFileError(f"load_model has no parameter {', '.join(map(repr, unknown))}{device}; it takes {takes}: "
+                         "fix the --option name, or add the parameter to load_model")
+
+
+def load_model_file(path: str | os.PathLike, options: dict[str, Any] | None = None,
+                    undeclared: list[str] | None = None) -> Any:
+    """Import a model file and return ``load_model(**options)`` (in the calling process). Options
+    that load_model does not name are refused, or, when it takes ``**kwargs``, listed in `undeclared`."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
@@ -90,6 +110,9 @@ def load_model_file(path: str | os.PathLike, options: dict[str, Any] | None = No
     spec.loader.exec_module(module)
     if not callable(getattr(module, "load_model", None)):
         raise ModelFileError(f"model file {str(path)!r} defines no load_model(**options) function")
+    unknown = undeclared_options(module.load_model, options or {})
+    if undeclared is not None:
+        undeclared.extend(unknown)
     return module.load_model(**(options or {}))
 
 
@@ -327,8 +350,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     reply = {"id": request.get("id")}
     try:
-        model = load_model_file(request["load"], request.get("options"))
-        info = describe_model(model)
+        undeclared: list[str] = []
+        model = load_model_file(request["load"], request.get("options"), undeclared)
+        info = {**describe_model(model), "undeclared_options": undeclared}
     except BaseException as exc:  # report anything, including SystemExit from the model file
         send_message(sock, {**reply, "status": "error", "reason": f"loading failed: {short_error(exc)}"})
         return

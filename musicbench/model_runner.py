@@ -98,14 +98,17 @@ def describe_exit(code: int | None) -> str:
     return f"killed by {name}" + (" (out of memory?)" if signum == signal.SIGKILL else "")
 
 
-def _checked_info(info: Any) -> dict[str, Any]:
-    """The model's description from the child, with exactly the expected keys and types."""
+def _checked_info(info: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The model's description from the child, with exactly the expected keys and types;
+    ``undeclared_options`` keeps only names of the `options` given."""
     if not isinstance(info, dict) or any(type(info.get(flag)) is not bool for flag in INFO_FLAGS):
         raise ValueError("the model description is malformed")
     n_parameters = info.get("n_parameters")
     if n_parameters is not None and (type(n_parameters) is not int or not 0 <= n_parameters < MAX_PARAMETERS):
         raise ValueError(f"the model's parameter count is not an integer from 0 to 2**53 ({str(n_parameters)[:30]})")
-    return {**{flag: info[flag] for flag in INFO_FLAGS}, "n_parameters": n_parameters}
+    undeclared = info.get("undeclared_options")
+    undeclared = sorted({name for name in undeclared if name in options}) if isinstance(undeclared, list) else []
+    return {**{flag: info[flag] for flag in INFO_FLAGS}, "n_parameters": n_parameters, "undeclared_options": undeclared}
 
 
 def _checked_confinement(header: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +230,7 @@ class ModelRunner:
                                            "loading the model")
         if status == "ok":
             try:
-                self.info, self.load_error = {**_checked_info(value.get("info")), **confinement}, ""
+                self.info, self.load_error = {**_checked_info(value.get("info"), self.options), **confinement}, ""
                 return
             except ValueError as exc:
                 value = f"the model process sent a malformed answer: {exc}"

@@ -23,6 +23,11 @@ def plain(text: object) -> str:
     return _UNSHOWABLE.sub("\ufffd", str(text))
 
 
+def note(text: object) -> None:
+    """One line ``note: TEXT`` on stderr, shown as text (`plain`): what a user should know of a run."""
+    Console(stderr=True, markup=False, emoji=False, highlight=False).print(plain(f"note: {text}"), soft_wrap=True)
+
+
 @contextlib.contextmanager
 def progress_bar(
     description: str, total: int, *, show: bool = True, with_status: bool = False,

@@ -6,6 +6,7 @@ import copy
 from dataclasses import asdict, dataclass
 
 import pytest
+import yaml
 
 from musicbench.acquire import DownloadConfig
 from musicbench.config import AudioConfig, check_fields, config_from_params, knob
@@ -106,3 +107,23 @@ def test_the_helper_reads_fields_of_other_sections_by_their_key():
     assert asdict(built) == {"width": 64, "label": "y"}
     with pytest.raises(MusicbenchError, match=r"^params: frames\.size must be a positive int, got 'big'"):
         config_from_params(Example, {"frames": {"size": "big"}, "example": {}}, "example")
+
+
+def test_relative_paths_in_params_are_relative_to_the_params_files_folder(tmp_path, monkeypatch):
+    from musicbench.config import data_root, load_params
+
+    project = tmp_path / "project"
+    project.mkdir()
+    params = {"dataset": {"root": "data"}, "splits": {"file": "manifests/splits/mine.csv"},
+              "download": {"manifests": ["manifests/a.csv", "/abs/b.csv"], "cookies": ""},
+              "synth": {"soundfont": ""}, "pixelplayer": {"profile": "gpu", "gpu": {"pretrained": "weights/r18.pth"}}}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    loaded = load_params(project / "params.yaml")
+    assert data_root(loaded) == project / "data"
+    assert loaded["splits"]["file"] == str(project / "manifests/splits/mine.csv")
+    assert loaded["download"]["manifests"] == [str(project / "manifests/a.csv"), "/abs/b.csv"]
+    assert loaded["download"]["cookies"] == "" and loaded["synth"]["soundfont"] == ""  # empty: none
+    assert loaded["pixelplayer"]["gpu"]["pretrained"] == str(project / "weights/r18.pth")
+    monkeypatch.chdir(project)  # in its own folder nothing changes
+    assert load_params()["dataset"]["root"] == "data" and load_params()["splits"]["file"] == "manifests/splits/mine.csv"

@@ -10,6 +10,7 @@ import textwrap
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from musicbench.benchmark import DataRoot, read_index
 from musicbench.errors import MusicbenchError
@@ -428,3 +429,64 @@ def test_an_items_seconds_count_localize_too(bench_root, tmp_path):
     run_inference(model, root, tmp_path / "run", limit=2)
     seconds = pd.read_parquet(tmp_path / "run" / "inference.parquet").query("track == 'mixtures'")["seconds"]
     assert len(seconds) == 2 and (seconds >= 0.3).all(), seconds
+
+
+def test_commands_run_from_any_folder_of_the_project(bench_root, tmp_path):
+    """Without --params, a command reads the project's params.yaml (the nearest folder above with
+    dvc.yaml), and its relative dataset.root is relative to that file, not to the current folder."""
+    root, params, _ = bench_root
+    project = tmp_path / "project"
+    (project / "models" / "mine").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "dataset": {**params["dataset"], "root": "data"}}))
+    (project / "data").symlink_to(root)
+    deep = project / "models" / "mine"
+    assert "ok: every file listed in" in " ".join(run_cli("validate", cwd=deep).stderr.split())
+    # an explicit --params from elsewhere: its dataset.root is still relative to its own folder
+    elsewhere = run_cli("validate", "--params", project / "params.yaml", cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    # outside any project: the hint names the cause; a root that is not there says so, not "run mixtures"
+    outside = run_cli("evaluate", "--oracle", "irm", cwd=tmp_path)
+    assert outside.returncode == 2 and "no params.yaml in" in outside.stderr and "--params" in outside.stderr
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "dataset": {**params["dataset"], "root": "gone"}}))
+    missing = run_cli("evaluate", "--oracle", "irm", "--out", tmp_path / "run", cwd=deep)
+    assert missing.returncode == 2 and f"no data root at '{project / 'gone'}'" in " ".join(missing.stderr.split())
+
+
+OPTIONED_MODEL = """
+import numpy as np
+from helpers import share  # a module beside the model file
+
+
+class Split:
+    def __init__(self, weight):
+        self.weight = weight
+
+    def separate(self, mixture, frames, sample_rate):
+        return share(mixture, frames.shape[0]) * self.weight
+
+
+def load_model(device="cpu", weight="1.0"{catch_all}):
+    return Split(float(weight))
+"""
+
+
+@pytest.mark.parametrize("catch_all", ["", ", **rest"])
+def test_options_must_be_parameters_of_load_model(bench_root, tmp_path, catch_all):
+    """A misspelt --option is refused before any item runs; a **kwargs catch-all takes it, with a note."""
+    root, _, _ = bench_root
+    (tmp_path / "helpers.py").write_text("import numpy as np\n\ndef share(mixture, n):\n"
+                                         "    return np.repeat(mixture[None] / n, n, axis=0)\n")
+    model = tmp_path / "optioned.py"
+    model.write_text(OPTIONED_MODEL.replace("{catch_all}", catch_all))
+    result = run_cli("evaluate", model, "--root", root, "--out", tmp_path / "run", "--limit", "1", "--option", "weigth=0.5")
+    text = " ".join(result.stderr.split())
+    if catch_all:
+        assert result.returncode == 0, text
+        assert "note: option(s) weigth are not parameters of load_model" in text
+        assert json.loads((tmp_path / "run" / "model.json").read_text())["undeclared_options"] == ["weigth"]
+    else:
+        assert result.returncode == 2 and "load_model has no parameter 'weigth'; it takes device, weight" in text
+        assert not (tmp_path / "run").exists() and "Traceback" not in text
+    good = run_cli("evaluate", model, "--root", root, "--out", tmp_path / "good", "--limit", "1", "--option", "weight=0.5")
+    assert good.returncode == 0 and "note:" not in good.stderr, good.stderr
