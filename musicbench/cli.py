@@ -615,6 +615,33 @@ def pixelplayer_weights(
 
 @app.command()
 @user_errors
+def compare(
+    runs: list[Path] = typer.Argument(..., help="run folders: the first is A, each other is compared against it"),
+    params: Path = PARAMS_OPTION,
+    top: int = typer.Option(5, "--top", help="items listed whose NSDR differs most, each way"),
+    as_json: bool = typer.Option(False, "--json", help="print the comparison as JSON instead of tables"),
+    plot: Path = typer.Option(None, "--plot", help="also write the per-item NSDR differences as an SVG here"),
+) -> None:
+    """Compare runs: paired video-bootstrap tests per metric (separation, cIoU, pointing game, duets), per instrument, largest items."""
+    import json
+
+    from musicbench.config import load_params, statistics_seed
+    from musicbench.fsutil import atomic_write_text
+    from musicbench.leaderboard.compare import compare_runs, compare_svg, compare_tables
+
+    result = compare_runs(runs, seed=statistics_seed(load_params(params)), top=top)
+    if plot is not None:
+        atomic_write_text(plot, compare_svg(result))
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return
+    for table in compare_tables(result):
+        report.print(table)
+    report.print(plain(result["test"] + f"; seed {result['seed']}"))
+
+
+@app.command()
+@user_errors
 def leaderboard(
     params: Path = PARAMS_OPTION,
     runs: Path = typer.Option(Path("runs"), "--runs", help="folder of run folders written by `musicbench evaluate`"),
@@ -624,12 +651,24 @@ def leaderboard(
     demo_items: int = typer.Option(3, "--demo-items", help="test mixtures (and duets) per demo page; 0: no demo pages"),
     baseline: str = typer.Option(
         None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
+    table_format: str = typer.Option(
+        None, "--format", help="latex or markdown: print the current table for a paper instead of writing the board"),
+    columns: str = typer.Option(None, "--columns", help="with --format: columns, e.g. sdr,sir,sar,nsdr,ciou,pointing,duet_nsdr"),
+    ci: bool = typer.Option(False, "--ci", help="with --format: add each mean's 95%% confidence interval"),
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
     from musicbench.config import data_root, load_params, statistics_seed
-    from musicbench.leaderboard import build_leaderboard
+    from musicbench.leaderboard import assemble_board, build_leaderboard
+    from musicbench.leaderboard.paper import paper_table, parse_columns
 
     loaded = load_params(params)
+    if table_format is not None:
+        chosen = parse_columns(columns)
+        board, _, _ = assemble_board(runs, root or data_root(loaded), baseline=baseline, seed=statistics_seed(loaded))
+        for warning in board.warnings:
+            console.print(plain(f"warning: {warning}"))
+        print(paper_table(board, table_format, chosen, ci), end="")
+        return
     board = build_leaderboard(runs, out, root or data_root(loaded), demo_items=demo_items, baseline=baseline,
                               seed=statistics_seed(loaded))
     for warning in board["warnings"]:

@@ -49,11 +49,11 @@ from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir, write_parquet
 from musicbench.hidden import register_copy
-from musicbench.leaderboard.board import Rescorer, json_text, make_board
+from musicbench.leaderboard.board import Board, Rescorer, json_text, make_board
 from musicbench.leaderboard.demo import write_demos
 from musicbench.leaderboard.markdown import render_markdown
 from musicbench.leaderboard.pages import render_index
-from musicbench.leaderboard.runs import find_runs
+from musicbench.leaderboard.runs import Run, find_runs
 from musicbench.leaderboard.tables import (
     board_frame,
     dvc_metrics,
@@ -110,6 +110,26 @@ def _copy_assets(out_dir: Path) -> None:
         atomic_write_text(assets / name, (site / name).read_text(encoding="utf-8"))
 
 
+def assemble_board(runs_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, baseline: str | None = None,
+                   seed: int = 1234) -> tuple[Board, list[Run], str | os.PathLike | None]:
+    """The board of every run under `runs_dir`, checked and re-scored against the data root `root`
+    (see `build_leaderboard`), without writing anything: (board, runs, the data root used or None)."""
+    runs, warnings = find_runs(runs_dir)
+    if not runs:
+        raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
+                              "run `musicbench evaluate` first")
+    if root is not None and not DataRoot(root).has_definition():
+        warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
+                        "(run `musicbench mixtures`, or give --root).")
+        root = None
+    data = None if root is None else DataRoot(root)
+    board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
+                       None if data is None else data.frames_fingerprint(), None if data is None else train_instruments(data.root),
+                       rescorer=None if root is None else Rescorer(root),
+                       current_video_frames=None if data is None else data.definition()["coverage"].get("frames"))
+    return board, runs, root
+
+
 def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None,
                       *, demo_items: int = 3, baseline: str | None = None, seed: int = 1234) -> dict[str, Any]:
     """Gather every run under `runs_dir` and write the leaderboard under `out_dir` (see the module
@@ -125,19 +145,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
     Returns the board as leaderboard.json holds it (with each row's demo link). `out_dir` must be
     missing, empty or a board's (`check_board_folder`): nothing else is ever overwritten or deleted."""
     check_board_folder(Path(out_dir))
-    runs, warnings = find_runs(runs_dir)
-    if not runs:
-        raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
-                              "run `musicbench evaluate` first")
-    if root is not None and not DataRoot(root).has_definition():
-        warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
-                        "(run `musicbench mixtures`, or give --root).")
-        root = None
-    data = None if root is None else DataRoot(root)
-    board = make_board(runs, None if data is None else data.version(), baseline, warnings, seed,
-                       None if data is None else data.frames_fingerprint(), None if data is None else train_instruments(data.root),
-                       rescorer=None if root is None else Rescorer(root),
-                       current_video_frames=None if data is None else data.definition()["coverage"].get("frames"))
+    board, runs, root = assemble_board(runs_dir, root, baseline=baseline, seed=seed)
     out = ensure_writable_dir(out_dir)
     atomic_write_text(out / BOARD_MARKER, "written by musicbench leaderboard: later builds replace what this folder holds\n")
     if root is not None:  # its demo pages publish estimates (an oracle's are the references, nearly)
