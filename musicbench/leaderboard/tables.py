@@ -135,10 +135,16 @@ def write_dvc_metrics(metrics: dict[str, dict[str, Any]], folder: Path) -> list[
     return written
 
 
+def markup_inert(text: str) -> str:
+    """`text` with ``<`` and ``>`` shown as ‹ and ›: `dvc plots show` writes plot data into a
+    ``<script>`` block as JSON, where a run named ``</script><script>...`` would end the block and run."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 def per_instrument_records(board: Board) -> list[dict[str, Any]]:
     """DVC plots rows: method, instrument, nsdr and label ("method · instrument") for every method
-    and instrument of every table (the bar template plots nsdr against label)."""
-    keys = method_keys(board)
+    and instrument of every table (the bar template plots nsdr against label); names `markup_inert`."""
+    keys = {place: markup_inert(key) for place, key in method_keys(board).items()}
     records = []
     for table in board.tables:
         for row in table.rows:
@@ -146,8 +152,8 @@ def per_instrument_records(board: Board) -> list[dict[str, Any]]:
             for instrument in table.instruments:
                 value = row.per_instrument.get(instrument, {}).get("nsdr")
                 if value is not None:
-                    records.append({"method": method, "instrument": instrument, "nsdr": round(value, 4),
-                                    "label": f"{method} · {instrument}"})
+                    records.append({"method": method, "instrument": markup_inert(instrument), "nsdr": round(value, 4),
+                                    "label": f"{method} · {markup_inert(instrument)}"})
     return records
 
 
