@@ -92,8 +92,9 @@ from musicbench.metrics import (
     si_sdr,
     si_sdr_improvement,
 )
-from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
-from musicbench.progress import note, progress_bar
+from musicbench.model_child import describe_model, short_error
+from musicbench.model_runner import LOAD_TIMEOUT, CallResult, ModelRunner
+from musicbench.progress import note, plain, progress_bar
 from musicbench.run_folder import claim_run_folder, staged_folder
 from musicbench.stats import video_bootstrap_ci, videos_by_item
 from musicbench.stft import hann_window, istft, stft
@@ -103,6 +104,7 @@ ITEM_COLUMNS = (
     "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds", "item_key",
 )
 ORACLES = ("ibm", "irm", "mixture")
+IN_PROCESS = "in-process, unconfined: the model object ran in the harness's own process (musicbench.evaluate.evaluate_model)"
 INFERENCE_COLUMNS = ("item_id", "track", "status", "reason", "seconds", "localized")
 MAX_HEATMAP_BYTES = 64 << 20  # of one source's heatmap in a run folder or an estimate folder
 
@@ -199,9 +201,10 @@ def run_inference(
     model_path: str | os.PathLike | None, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "test",
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
     load_timeout: float = LOAD_TIMEOUT, confine: bool = True, hide: tuple[str | os.PathLike, ...] = (),
-    python: str | os.PathLike | None = None, scratch_bytes: int = SCRATCH_BYTES,
+    python: str | os.PathLike | None = None, scratch_bytes: int = SCRATCH_BYTES, model: Any = None,
 ) -> pd.DataFrame:
-    """Run a model file (or an oracle) on every item of `split`; write estimates and inference.parquet.
+    """Run a model file (or an oracle, or an in-memory `model` object: `InProcessRunner`) on every
+    item of `split`; write estimates and inference.parquet.
 
     The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
     oracle always has); the real-ensembles track (URMP) runs when the data root has it, through
@@ -227,7 +230,9 @@ def run_inference(
                          "has_separate_at": True, "n_parameters": None, "confined": None,
                          "confinement": "oracle: no model code runs"}
     runner = None
-    if oracle is None:
+    if model is not None:
+        runner = InProcessRunner(model)
+    elif oracle is None:
         hidden = hidden_paths(root, model_path=model_path, run_dir=out_dir, extra=hide)
         if confine:
             check_other_names(hidden)
@@ -244,7 +249,8 @@ def run_inference(
                 note(f"option(s) {', '.join(info['undeclared_options'])} are not parameters of load_model, which takes "
                      "**kwargs and so got them unchecked: check their spelling, or declare them as keyword parameters")
         items = DataRoot(root).read_verified_items(split, limit, run_tracks(DataRoot(root), info["has_separate_at"]))
-        with progress_bar(f"inference ({oracle or Path(model_path).name}, {split})", total=len(items)) as advance:
+        what = oracle or (Path(model_path).name if model_path is not None else type(model).__name__)
+        with progress_bar(f"inference ({what}, {split})", total=len(items)) as advance:
             for item in items:
                 records.append(_infer_item(item, runner, info, oracle, out_dir))
                 advance()
@@ -678,6 +684,53 @@ def provenance(
         "confined": info.get("confined"), "confinement": info.get("confinement"), "interpreter": info.get("interpreter"),
         "wall_seconds": wall_seconds, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+class InProcessRunner:
+    """`ModelRunner`'s interface over a model object in this process (`evaluate_model`): its methods
+    are called directly, with no time limit and no confinement; torch tensors are handed back as numpy."""
+
+    def __init__(self, model: Any):
+        self.model, self.load_error = model, ""
+        self.info = {**describe_model(model), "undeclared_options": [], "confined": False,
+                     "confinement": IN_PROCESS}
+
+    def call(self, method: str, **kwargs: Any) -> CallResult:
+        start = time.perf_counter()
+        try:
+            value = getattr(self.model, method)(**kwargs)
+            if hasattr(value, "detach"):  # a torch tensor, perhaps on a GPU or with a graph
+                value = value.detach().cpu().numpy()
+            value = np.asarray(value)
+        except Exception as exc:  # the model's failure is the item's, as in the model process
+            return CallResult(False, reason=short_error(exc), seconds=time.perf_counter() - start)
+        return CallResult(True, value, seconds=time.perf_counter() - start)
+
+    def close(self) -> None:
+        pass
+
+
+def evaluate_model(
+    model: Any, root: str | os.PathLike, out_dir: str | os.PathLike, *, split: str = "val", name: str = "in-process",
+    seed: int = 1234, limit: int | None = None, jobs: int = 1, cache_dir: str | os.PathLike | None = None,
+    overwrite: bool = False, device: str = "cpu",
+) -> dict[str, Any]:
+    """Evaluate a model object of this process (e.g. inside a training loop) on `split` (default
+    ``val``): the same items, metric engine and run folder as `evaluate`, with the model API's
+    methods (``separate``, optionally ``localize``, ``separate_at``, ``uses_labels``) called
+    directly. Nothing is confined and no call is timed out: provenance says "in-process, unconfined",
+    and the board lists such a run as unconfined. Returns the summary (see `evaluate`)."""
+    start = time.perf_counter()
+    with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
+            staged_folder(out_dir) as work_dir:
+        run_inference(None, root, work_dir, split=split, limit=limit, model=model)
+        ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)  # the model could read the cache's key
+        register_copy(root, out_dir, "run")
+        options = {"device": device}
+        return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
+                          boxes_file=None, provenance_of=lambda info: {**provenance(
+                              root, None, name=name, split=split, seed=seed, device=device, options=options, info=info,
+                              wall_seconds=time.perf_counter() - start), "model_object": plain(type(model).__qualname__)})
 
 
 def run_name(model_path: str | os.PathLike | None, oracle: str | None) -> str:

@@ -490,3 +490,36 @@ def test_options_must_be_parameters_of_load_model(bench_root, tmp_path, catch_al
         assert not (tmp_path / "run").exists() and "Traceback" not in text
     good = run_cli("evaluate", model, "--root", root, "--out", tmp_path / "good", "--limit", "1", "--option", "weight=0.5")
     assert good.returncode == 0 and "note:" not in good.stderr, good.stderr
+
+
+def test_a_model_object_is_evaluated_in_process_like_a_model_file(example_run, bench_root, tmp_path):
+    """`evaluate_model` (a training loop's route): the same items, scores and run folder as the
+    model file through the harness, with provenance saying it ran in-process, unconfined."""
+    import importlib.util
+
+    from musicbench.evaluate import evaluate_model
+    from musicbench.leaderboard.runs import load_run
+
+    root = tmp_path / "root"  # the harness renews the score cache's key after an unconfined model
+    shutil.copytree(bench_root[0], root)
+    spec = importlib.util.spec_from_file_location("motion_energy_in_process", EXAMPLE_MODEL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = evaluate_model(module.load_model(), root, tmp_path / "run", split="test", name="motion in-process")
+    by_file = pd.read_parquet(example_run[1] / "items.parquet").sort_values(["item_id", "source_index"])
+    in_process = pd.read_parquet(tmp_path / "run" / "items.parquet").sort_values(["item_id", "source_index"])
+    for column in ("item_id", "nsdr", "sir", "sar", "ciou", "pointing_hit", "item_key"):
+        assert in_process[column].reset_index(drop=True).equals(by_file[column].reset_index(drop=True)), column
+    provenance = json.loads((tmp_path / "run" / "provenance.json").read_text())
+    assert provenance["confined"] is False and provenance["confinement"].startswith("in-process, unconfined")
+    assert provenance["model_object"] == "MotionEnergySplit" and summary["name"] == "motion in-process"
+    run = load_run(tmp_path / "run")
+    assert not run.invalid, run.invalid
+
+    class Broken:
+        def separate(self, mixture, frames, sample_rate):
+            raise ValueError("no")
+
+    broken = evaluate_model(Broken(), root, tmp_path / "broken", split="val", limit=2)
+    reasons = pd.read_parquet(tmp_path / "broken" / "inference.parquet")["reason"]
+    assert broken["n_scored"] == 0 and reasons.str.startswith("ValueError: no").all()

@@ -284,6 +284,7 @@ PROVENANCE = _record({
     "git_revision": _optional(_text), "package_versions": _mapping(_optional(_text)), "python": _optional(_text),
     "seed": _optional(_integer), "device": _optional(_text), "options": _mapping(_plain_json),
     "oracle": _optional(_text), "model_file": _optional(_text), "model_sha256": _optional(_text),
+    "model_object": _optional(_text),  # `evaluate_model`: the in-process model's class
     "uses_labels": _flag, "n_parameters": _optional(_count), "wall_seconds": _optional(_number),
     "confined": _optional(_flag), "confinement": _optional(_text), "interpreter": _optional(_mapping(_optional(_text))),
     "scored_from_files": _optional(_record({"folder": _text, "sha256": _text, "n_files": _count})), "frames_fingerprint": _optional(_text),
