@@ -950,6 +950,45 @@ def test_index_page_in_chromium(board, browser):
     assert all(Path(link.removeprefix("file://")).is_file() for link in links)
 
 
+def test_the_board_reads_at_1280_px(board, browser, tmp_path):
+    """At 1,280 px: the details start hidden and each column group shows and hides with its box, the
+    method column stays put while the table scrolls, the legend says what Δ is, and the screenshot
+    is a page, not a blank."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+
+    out, _, _, _ = board
+    browser.set_window_size(1280, 900)
+    try:
+        _open(browser, out / "index.html")
+        header = lambda key: browser.find_element(By.CSS_SELECTOR, f"#table-1-ranking th[data-key={key}]")  # noqa: E731
+        box = lambda col: browser.find_element(  # noqa: E731
+            By.CSS_SELECTOR, f"fieldset[data-table=table-1-ranking] input[data-col={col}]")
+        assert not header("nsdr_median").is_displayed() and header("nsdr").is_displayed()
+        box("details").click()
+        assert header("nsdr_median").is_displayed() and header("ciou_auc").is_displayed()
+        for col, key in (("separation", "sir"), ("localization", "pointing_hit"), ("duets", "duet_nsdr")):
+            box(col).click()
+            assert not header(key).is_displayed(), col
+            box(col).click()
+            assert header(key).is_displayed(), col
+        scroller = browser.find_element(By.CSS_SELECTOR, "#table-1 .scroll")
+        assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", scroller)
+        browser.execute_script("arguments[0].scrollLeft = 500", scroller)
+        name = browser.find_element(By.CSS_SELECTOR, "#table-1-ranking td.name")
+        assert browser.execute_script("return arguments[0].scrollLeft", scroller) > 0
+        assert abs(name.rect["x"] - scroller.rect["x"]) <= 2  # sticky: at the left edge while the rest moved
+        assert "Δ: the mean per-item difference" in browser.find_element(By.TAG_NAME, "header").text
+        badges = [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#table-1-ranking .badge.builtin")]
+        assert badges and set(badges) == {"musicbench baseline"}
+        browser.save_screenshot(str(tmp_path / "board.png"))
+        with Image.open(tmp_path / "board.png") as shot:
+            assert shot.size[0] == 1280 or shot.size[0] >= 1200
+            assert len(shot.convert("L").getcolors(maxcolors=1 << 16) or range(1 << 16)) > 16  # text and colour, not blank
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
 def _click_frame_at(driver, figure, x: float, y: float) -> None:
     """Click the picture of `figure` at frame pixel (x, y)."""
     from selenium.webdriver.common.action_chains import ActionChains

@@ -130,7 +130,8 @@ def per_instrument_chart(table: Table) -> BarChart | None:
         return None
     fills = colors(table)
     low, high = _range([r.per_instrument.get(i, {}).get("nsdr") for r in rows for i in table.instruments])
-    left, width, bar, gap, top = 130, 520, 11, 10, 20
+    left, width, bar, gap = 130, 520, 11, 10
+    top = 16 * len(rows) + 32  # the legend comes first, above the groups, where it is seen before them
     group = bar * len(rows) + gap
     bottom = top + group * len(table.instruments)
 
@@ -147,8 +148,8 @@ def per_instrument_chart(table: Table) -> BarChart | None:
                 x0, x1 = sorted((x(0.0), x(value)))
                 bars.append(Bar(x0, y0 + j * bar, max(x1 - x0, 0.5), fills[row.folder], row.name, instrument, value))
         groups.append(BarGroup(y0 + group / 2, instrument, bars))
-    legend = [LegendEntry(bottom + 22 + 16 * j, fills[row.folder], row.name) for j, row in enumerate(rows)]
-    return BarChart(width=left + width + 70, height=bottom + 30 + 16 * len(rows), top=top, bottom=bottom,
+    legend = [LegendEntry(14 + 16 * j, fills[row.folder], row.name) for j, row in enumerate(rows)]
+    return BarChart(width=left + width + 70, height=bottom + 12, top=top, bottom=bottom,
                     bar_height=bar - 2, label_x=left - 6, legend_x=left,
                     ticks=[Tick(x(t), t) for t in _ticks(low, high)], zero=x(0.0), groups=groups, legend=legend)
 

@@ -8,7 +8,16 @@ from typing import Any
 
 from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, URMP_METRICS, Board, Table
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
-from musicbench.leaderboard.text import ci_text, comparison_text, device_text, digits, fmt, fmt_block, kind_text
+from musicbench.leaderboard.text import (
+    ci_text,
+    comparison_text,
+    device_text,
+    digits,
+    display_names,
+    fmt,
+    fmt_block,
+    kind_text,
+)
 from musicbench.progress import plain
 
 
@@ -28,9 +37,10 @@ def _ranking(table: Table) -> list[str]:
     header += [title for _, title in DUET_METRICS] + ["vs baseline (video bootstrap, Holm)", "Items scored"]
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
+    names = display_names(table.rows)
     for row in table.rows:
         rank = "unranked" if row.unranked and row.kind != "reference" else ("—" if row.rank is None else str(row.rank))
-        name = md_escape(row.name) + (" (other frames)" if row.frames_differ else "")
+        name = md_escape(names[row.folder]) + (" (other frames)" if row.frames_differ else "")
         cells = [rank, name, md_escape(kind_text(row))]
         for key, _ in BOARD_METRICS:
             block = row.metrics.get(key)
@@ -50,20 +60,22 @@ def _per_instrument(table: Table) -> list[str]:
     out = ["Mean NSDR (dB) per instrument over sources, with its 95% video-bootstrap CI:", "",
            "| Method | " + " | ".join(md_escape(i) for i in table.instruments) + " |",
            "|:---|" + "---:|" * len(table.instruments)]
+    names = display_names(table.rows)
     for row in table.rows:
         values = [fmt(row.per_instrument.get(i, {}).get("nsdr")) + ci_text(row.per_instrument_nsdr_ci95.get(i))
                   for i in table.instruments]
-        out.append(f"| {md_escape(row.name)} | " + " | ".join(values) + " |")
+        out.append(f"| {md_escape(names[row.folder])} | " + " | ".join(values) + " |")
     return out + [""]
 
 
 def _provenance(table: Table) -> list[str]:
     out = ["Provenance:", "", "| Method | Benchmark version | Git revision | Date | Device | Parameters | s / item |",
            "|:---|:---|:---|:---|:---|---:|---:|"]
+    names = display_names(table.rows)
     for row in table.rows:
         prov = row.provenance
         out.append("| " + " | ".join([
-            md_escape(row.name), md_escape(prov.benchmark_version), md_escape((prov.git_revision or "unknown")[:12]),
+            md_escape(names[row.folder]), md_escape(prov.benchmark_version), md_escape((prov.git_revision or "unknown")[:12]),
             md_escape(prov.date or "unknown"), md_escape(device_text(row)),
             "n/a" if prov.n_parameters is None else f"{prov.n_parameters:,}",
             fmt(prov.seconds_per_item, 3)]) + " |")

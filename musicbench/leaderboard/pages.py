@@ -28,6 +28,7 @@ from musicbench.leaderboard.board import (
 from musicbench.leaderboard.charts import distribution_chart, per_instrument_chart
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
 from musicbench.leaderboard.text import device_text, digits, fmt, infinite_note, kind_text, p_text
+from musicbench.metrics import LOCALIZATION_METRICS
 
 if TYPE_CHECKING:
     from musicbench.leaderboard.demo import DemoItem
@@ -39,6 +40,9 @@ KIND_LABELS = {
     "labels": "Methods that use the instrument labels (ranked separately)",
     "reference": "References: not ranked",
 }
+#: the ranking's column groups, each shown or hidden as one by its checkbox: (group, label, shown at first)
+COLUMN_GROUPS = (("separation", "separation", True), ("localization", "localization", True), ("duets", "duets", True),
+                 ("details", "details (medians, cIoU success@0.5 and AUC)", False))
 
 
 def comparison_detail(test: Comparison) -> str:
@@ -80,7 +84,8 @@ def environment() -> Environment:
                        px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
     env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS, urmp_metrics=URMP_METRICS,
-                       localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS)
+                       localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS,
+                       column_groups=COLUMN_GROUPS, localization_keys=LOCALIZATION_METRICS)
     return env
 
 

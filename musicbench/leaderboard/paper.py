@@ -18,6 +18,7 @@ from typing import Any
 
 from musicbench.errors import MusicbenchError
 from musicbench.leaderboard.board import Board, MetricBlock, Row, Table
+from musicbench.leaderboard.text import display_names
 
 #: column name → (title, unit, where the value is read from a row)
 PAPER_COLUMNS: dict[str, tuple[str, str, Callable[[Row], Any]]] = {
@@ -112,8 +113,8 @@ def _best(table: Table, columns: tuple[str, ...]) -> dict[str, float]:
     return best
 
 
-def _name(row: Row, latex: bool) -> str:
-    name = latex_escape(row.name) if latex else row.name.replace("|", r"\|")
+def _name(row: Row, names: dict[str, str], latex: bool) -> str:
+    name = latex_escape(names[row.folder]) if latex else names[row.folder].replace("|", r"\|")
     return name + (r"$^\dagger$" if latex else " †") if row.rank is None and row.kind != "reference" else name
 
 
@@ -135,6 +136,7 @@ def paper_table(board: Board, fmt: str = "latex", columns: tuple[str, ...] = DEF
     best = _best(table, columns)
     titles = [PAPER_COLUMNS[c][0] + (f" ({PAPER_COLUMNS[c][1]})" if PAPER_COLUMNS[c][1] else "") for c in columns]
     groups = _groups(table)
+    names = display_names(table.rows)
     unranked = any(row.rank is None and row.kind != "reference" for _, rows in groups for row in rows)
     note = "Not ranked (a failed or missing item, or numbers the board could not check)."
 
@@ -148,7 +150,7 @@ def paper_table(board: Board, fmt: str = "latex", columns: tuple[str, ...] = DEF
         for label, rows in groups:
             if len(groups) > 1:
                 lines.append(f"| *{label}* |" + " |" * len(columns))
-            lines += ["| " + " | ".join([_name(row, False), *cells(row)]) + " |" for row in rows]
+            lines += ["| " + " | ".join([_name(row, names, False), *cells(row)]) + " |" for row in rows]
         lines += ["", _caption(table, ci) + (f" † {note}" if unranked else "")]
         return "\n".join(lines) + "\n"
     titles = [latex_escape(title) for title in titles]
@@ -162,6 +164,6 @@ def paper_table(board: Board, fmt: str = "latex", columns: tuple[str, ...] = DEF
             lines.append(r"\midrule")
         if len(groups) > 1:
             lines.append(r"\multicolumn{" + str(len(columns) + 1) + r"}{l}{\emph{" + latex_escape(label) + r"}} \\")
-        lines += [" & ".join([_name(row, True), *cells(row)]) + r" \\" for row in rows]
+        lines += [" & ".join([_name(row, names, True), *cells(row)]) + r" \\" for row in rows]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"

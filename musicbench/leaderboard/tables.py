@@ -96,14 +96,16 @@ def method_keys(board: Board) -> dict[tuple[str, str], str]:
 
 
 def dvc_metrics(board: Board) -> dict[str, dict[str, Any]]:
-    """The DVC metrics by method (`method_keys`), every method with the same keys: rank, mean NSDR,
+    """The DVC metrics by method (`method_keys`), every method with the same keys: rank and the track
+    it is ranked in (main, uses labels, reference), mean NSDR,
     SIR, SAR, SI-SDRi, cIoU and pointing game, cIoU success@0.5 and AUC, NSDR's median and CI, duet
     NSDR, n_scored and the Holm-adjusted p-value against the baseline (None where not available)."""
     keys = method_keys(board)
     result = {}
     for table in board.tables:
         for row in table.rows:
-            entry: dict[str, Any] = {"rank": row.rank}
+            # the rank is within the row's track: a label-free and a label-using method can both be 1
+            entry: dict[str, Any] = {"rank": row.rank, "track": {"labels": "uses labels"}.get(row.kind, row.kind)}
             for key, _ in BOARD_METRICS:
                 block = row.metrics.get(key)
                 entry[key] = None if block is None else block.mean

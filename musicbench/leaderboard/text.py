@@ -88,3 +88,12 @@ def kind_text(row: Row) -> str:
     if row.kind == "reference":
         return f"reference ({row.oracle})"
     return "uses labels" if row.kind == "labels" else "main"
+
+
+def display_names(rows: list[Row]) -> dict[str, str]:
+    """run folder → the name shown for it: its run name, with ``(runs/<folder>)`` added where two
+    rows of `rows` share a name, so that same-named runs are told apart."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.name] = counts.get(row.name, 0) + 1
+    return {row.folder: row.name if counts[row.name] == 1 else f"{row.name} (runs/{row.folder})" for row in rows}

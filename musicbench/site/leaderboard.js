@@ -58,4 +58,15 @@
   }
 
   document.querySelectorAll("table.sortable").forEach(setup);
+
+  // column groups: each checkbox shows or hides its group of the ranking's columns (a class on the table)
+  document.querySelectorAll("fieldset.column-groups").forEach((fieldset) => {
+    const table = document.getElementById(fieldset.getAttribute("data-table"));
+    if (!table) {
+      return;
+    }
+    fieldset.querySelectorAll("input[data-col]").forEach((box) => {
+      box.addEventListener("change", () => table.classList.toggle("hide-" + box.getAttribute("data-col"), !box.checked));
+    });
+  });
 })();
