@@ -648,7 +648,7 @@ def leaderboard(
     out: Path = typer.Option(Path("leaderboard"), "--out", help="folder the leaderboard is written to"),
     root: Path = typer.Option(
         None, "--root", help="data root: current benchmark version and the demo pages' audio and frames (default: dataset.root)"),
-    demo_items: int = typer.Option(3, "--demo-items", help="test mixtures (and duets) per demo page; 0: no demo pages"),
+    demo_items: str = typer.Option("all", "--demo-items", help="test mixtures (and duets) per demo page: all or a count; 0: none"),
     baseline: str = typer.Option(
         None, "--baseline", help="run name the significance tests compare against (default: each table's best baseline)"),
     table_format: str = typer.Option(
@@ -658,7 +658,7 @@ def leaderboard(
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
     from musicbench.config import data_root, load_params, statistics_seed
-    from musicbench.leaderboard import assemble_board, build_leaderboard
+    from musicbench.leaderboard import assemble_board, build_leaderboard, parse_demo_items
     from musicbench.leaderboard.paper import paper_table, parse_columns
 
     loaded = load_params(params)
@@ -669,7 +669,7 @@ def leaderboard(
             console.print(plain(f"warning: {warning}"))
         print(paper_table(board, table_format, chosen, ci), end="")
         return
-    board = build_leaderboard(runs, out, root or data_root(loaded), demo_items=demo_items, baseline=baseline,
+    board = build_leaderboard(runs, out, root or data_root(loaded), demo_items=parse_demo_items(demo_items), baseline=baseline,
                               seed=statistics_seed(loaded))
     for warning in board["warnings"]:
         console.print(plain(f"warning: {warning}"))

@@ -250,9 +250,10 @@ def test_demo_files_are_sanitised_and_stay_inside(board):
     assert _rows(result, 1)["motion_energy (old version)"]["demo"] is None  # other version: its items are not here
     demo = out / rows["motion_energy"]["demo"]
     media = demo.with_suffix("")
-    wavs = sorted(media.rglob("*.wav"))
-    assert wavs and all(sf.info(str(w)).subtype == "PCM_16" and sf.info(str(w)).samplerate == 11025 for w in wavs)
-    assert sorted(media.rglob("heat-*.png")) and Image.open(sorted(media.rglob("frame-*.png"))[0]).size == (112, 112)
+    sounds = sorted(media.rglob("*.ogg")) + sorted((out / "demo" / "items").rglob("*.ogg"))
+    assert sounds and all(sf.info(str(w)).subtype == "VORBIS" and sf.info(str(w)).samplerate == 11025 for w in sounds)
+    assert sorted(media.rglob("heat-*.png"))
+    assert Image.open(sorted((out / "demo" / "items").rglob("frame-*.png"))[0]).size == (112, 112)
 
     taken: set[str] = set()
     for hostile in ("../../etc/passwd", "..", ".", "", "a/b\\c", "é" * 80, "runs", "RUNS", "runs"):
@@ -264,7 +265,9 @@ def test_demo_files_are_sanitised_and_stay_inside(board):
 def test_rebuild_is_identical_and_demo_folders_are_guarded(board, tmp_path):
     out, _, runs, root = board
     outputs = ("leaderboard.json", "leaderboard.md", "index.html", "plots/per_instrument_nsdr.csv",
-               *(f"metrics/{path.name}" for path in (out / "metrics").glob("*.json")))
+               *(f"metrics/{path.name}" for path in (out / "metrics").glob("*.json")),
+               *(str(path.relative_to(out)) for path in (out / "demo").rglob("*") if path.is_file()))  # Ogg too
+    assert any(name.endswith(".ogg") for name in outputs)
     before = {name: (out / name).read_bytes() for name in outputs}
     (out / "metrics" / "a-method-that-is-gone.json").write_text("{}")
     (out / "metrics.json").write_text("{}")  # the one-file layout of earlier builds
@@ -539,7 +542,7 @@ def test_npy_files_whose_header_lies_leave_the_demo_pages_working(bench_root, tm
     """np.load believed the header of a run's estimates or heatmaps file and tried to allocate 728 TiB:
     MemoryError ended the whole leaderboard build. Now the item is left off its demo page (the
     estimates) or shown without heatmaps."""
-    from musicbench.leaderboard.demo import load_outputs
+    from musicbench.leaderboard.demo import item_slug, load_outputs
     from musicbench.leaderboard.runs import load_run
 
     root, _, _ = bench_root
@@ -564,11 +567,12 @@ def test_npy_files_whose_header_lies_leave_the_demo_pages_working(bench_root, tm
     assert demo is not None
     media = (tmp_path / "board" / demo).with_suffix("")
     shown = {p.name for p in media.iterdir()}
-    assert safe_slug(first) not in shown and {safe_slug(second), safe_slug(third)} <= shown
+    slug = {item.item_id: item_slug(item) for item in items}
+    assert slug[first] not in shown and {slug[second], slug[third]} <= shown
     for item in items[1:]:
-        assert sorted(p.name for p in (media / safe_slug(item.item_id)).iterdir() if p.suffix == ".wav") == [
-            "mixture.wav", *(f"source-{k}.wav" for k in range(item.references.shape[0]))]
-        assert not list((media / safe_slug(item.item_id)).glob("heat-*.png"))
+        assert sorted(p.name for p in (media / slug[item.item_id]).iterdir() if p.suffix == ".ogg") == [
+            f"source-{k}.ogg" for k in range(item.references.shape[0])]
+        assert not list((media / slug[item.item_id]).glob("heat-*.png"))
 
 
 # ------------------------------------------------------------- the board believes the run's files, not summary.json
@@ -1006,7 +1010,7 @@ def _wait_for_media(driver) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(driver, 30).until(lambda d: d.execute_script(
-        "return Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1 && a.duration > 0 && !a.error)"
+        "return Array.from(document.querySelectorAll('audio[preload=auto]')).every(a => a.readyState >= 1 && a.duration > 0 && !a.error)"
         " && Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"))
 
 
@@ -1022,9 +1026,29 @@ def test_demo_pages_in_chromium(board, browser):
     mixtures = browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=mixtures]")
     duets = browser.find_elements(By.CSS_SELECTOR, "section.demo-item[data-track=duets]")
     assert len(mixtures) == 2 and len(duets) == 2
-    durations = browser.execute_script("return Array.from(document.querySelectorAll('audio')).map(a => a.duration)")
-    assert len(durations) == 4 * 3  # per item: the mixture and two sources
+    durations = browser.execute_script(
+        "return Array.from(document.querySelectorAll('audio.mixture, audio.source')).map(a => a.duration)")
+    assert len(durations) == 4 * 3  # per item: the mixture and two sources (Ogg Vorbis)
     assert all(abs(d - 65535 / 11025) < 0.05 for d in durations)
+    # every item has its ground-truth stems, shared by every run's page
+    references = browser.execute_script("return Array.from(document.querySelectorAll('audio.reference')).map(a => a.src)")
+    assert len(references) == 4 * 2 and all("/demo/items/" in src for src in references)
+    assert all(Path(src.removeprefix("file://")).is_file() for src in references)
+    # best first: the items' order follows the board's per-item NSDR, with each item's scores
+    order = [s.get_attribute("data-item") for s in mixtures]
+    per_item = rows["motion_energy"]["per_item_nsdr"]
+    assert [per_item[i] for i in order] == sorted((per_item[i] for i in order), reverse=True)
+    assert all(len(s.find_elements(By.CSS_SELECTOR, "li.player .scores")) == 2 for s in mixtures)
+    jumps = [a.get_attribute("href").rsplit("#", 1)[1] for a in browser.find_elements(By.CSS_SELECTOR, ".item-jumps a")]
+    assert jumps[0] == "item-" + mixtures[0].get_attribute("data-slug") and jumps[-1] == "duets"
+    # side by side: another run's estimates of the same item, its (hostile) name as text
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.CSS_SELECTOR, "select.side-by-side")).select_by_visible_text(XSS)
+    box = mixtures[0].find_element(By.CSS_SELECTOR, ".other-method")
+    assert box.is_displayed() and box.find_element(By.CSS_SELECTOR, ".other-name").text.startswith(XSS)
+    others = [a.get_attribute("src") for a in box.find_elements(By.CSS_SELECTOR, "audio.other-source")]
+    assert len(others) == 2 and all(Path(src.removeprefix("file://")).is_file() for src in others)
     section = mixtures[0]
     figures = section.find_elements(By.CSS_SELECTOR, "figure.frame")
     assert len(figures) == 2 and all(f.find_elements(By.CSS_SELECTOR, "img.heat") for f in figures)

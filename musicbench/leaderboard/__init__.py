@@ -110,6 +110,19 @@ def _copy_assets(out_dir: Path) -> None:
         atomic_write_text(assets / name, (site / name).read_text(encoding="utf-8"))
 
 
+def parse_demo_items(text: str) -> int | None:
+    """``--demo-items``: ``all`` → None (every item), else a count of at least 0."""
+    if str(text).strip().lower() == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise MusicbenchError(f"--demo-items must be 'all' or a count of at least 0 (0: no demo pages), got {text!r}")
+    return count
+
+
 def assemble_board(runs_dir: str | os.PathLike, root: str | os.PathLike | None = None, *, baseline: str | None = None,
                    seed: int = 1234) -> tuple[Board, list[Run], str | os.PathLike | None]:
     """The board of every run under `runs_dir`, checked and re-scored against the data root `root`
@@ -131,7 +144,7 @@ def assemble_board(runs_dir: str | os.PathLike, root: str | os.PathLike | None =
 
 
 def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, root: str | os.PathLike | None = None,
-                      *, demo_items: int = 3, baseline: str | None = None, seed: int = 1234) -> dict[str, Any]:
+                      *, demo_items: int | None = None, baseline: str | None = None, seed: int = 1234) -> dict[str, Any]:
     """Gather every run under `runs_dir` and write the leaderboard under `out_dir` (see the module
     docstring for the files). `root` is the data root: it names the current benchmark version and
     provides the items' audio and frames for the demo pages (without it: no demo pages; with it, the
@@ -139,7 +152,7 @@ def build_leaderboard(runs_dir: str | os.PathLike, out_dir: str | os.PathLike, r
     `musicbench.hidden.register_copy`), and the items
     that runs of its benchmark version are re-scored on (`board.Rescorer`; without it: no re-scoring,
     every row's numbers come from its items.parquet).
-    `demo_items` test mixtures (and as many duets) per demo page; `baseline` names the run that the
+    `demo_items` test mixtures (and as many duets) per demo page (None: every item; 0: no demo pages); `baseline` names the run that the
     significance tests compare against (default: the best musicbench baseline of each table); `seed`
     seeds their bootstrap (params.yaml ``evaluate.seed``).
     Returns the board as leaderboard.json holds it (with each row's demo link). `out_dir` must be

@@ -100,9 +100,13 @@ def render_index(board: Board) -> str:
     )
 
 
-def render_demo(row: Row, mixtures: list[DemoItem], duets: list[DemoItem]) -> str:
-    """A run's demo page (``demo/<slug>.html``): its test-mixture items, then its duet items."""
+def render_demo(row: Row, mixtures: list[DemoItem], duets: list[DemoItem], others: list[dict] | None = None) -> str:
+    """A run's demo page (``demo/<slug>.html``): an index of its test-mixture items best first (with
+    links to the best, median and worst), the items with their scores and ground-truth stems, then
+    its duet items. `others`: the other pages (``{name, slug, items: {item slug: NSDR}}``) whose
+    estimates the page can set beside its own, item by item."""
+    middle = mixtures[len(mixtures) // 2] if mixtures else None
     return environment().get_template("demo.html").render(
         row=row, kind=kind_text(row), mixtures=mixtures, duets=duets, title=f"Demo: {row.name}", assets="../assets/",
-        scripts=("demo.js",),
+        scripts=("demo.js",), others_json=json.dumps(others or []), has_others=bool(others), median_item=middle,
     )

@@ -167,4 +167,60 @@
   }
 
   document.querySelectorAll("section.demo-item").forEach(setup);
+
+  // side by side: another method's estimates of each item under this one's. The other pages' names,
+  // folder slugs (file-name-safe) and per-item NSDR come as JSON in data-others; names are set with
+  // textContent, and media paths are built only from slugs.
+  const chooser = document.querySelector("select.side-by-side");
+  if (chooser) {
+    const others = JSON.parse(chooser.getAttribute("data-others") || "[]");
+    const safe = /^[A-Za-z0-9_-]+$/;
+    others.forEach((other, index) => {
+      const option = document.createElement("option");
+      option.value = String(index);
+      option.textContent = other.name;
+      chooser.appendChild(option);
+    });
+    chooser.addEventListener("change", () => {
+      const other = chooser.value === "" ? null : others[Number(chooser.value)];
+      document.querySelectorAll("section.demo-item").forEach((section) => {
+        const box = section.querySelector(".other-method");
+        if (!box) {
+          return;
+        }
+        box.replaceChildren();
+        const slug = section.getAttribute("data-slug") || "";
+        const has = other && safe.test(other.slug) && safe.test(slug) && Object.prototype.hasOwnProperty.call(other.items, slug);
+        box.hidden = !other;
+        if (!other) {
+          return;
+        }
+        const heading = document.createElement("p");
+        heading.className = "other-name";
+        const nsdr = has ? other.items[slug] : null;
+        heading.textContent = other.name + (has ? (nsdr === null ? "" : ": NSDR " + Number(nsdr).toFixed(2) + " dB")
+          : ": no estimate of this item");
+        box.appendChild(heading);
+        if (!has) {
+          return;
+        }
+        const list = document.createElement("ul");
+        list.className = "players other";
+        section.querySelectorAll("li.player .label").forEach((label, k) => {
+          const li = document.createElement("li");
+          const name = document.createElement("span");
+          name.className = "label";
+          name.textContent = label.textContent;
+          const audio = document.createElement("audio");
+          audio.className = "other-source";
+          audio.controls = true;
+          audio.preload = "metadata";
+          audio.src = other.slug + "/" + slug + "/source-" + k + ".ogg";
+          li.append(name, audio);
+          list.appendChild(li);
+        });
+        box.appendChild(list);
+      });
+    });
+  }
 })();
