@@ -202,6 +202,7 @@ def run_inference(
     options: dict[str, Any] | None = None, timeout: float = 60.0, limit: int | None = None, oracle: str | None = None,
     load_timeout: float = LOAD_TIMEOUT, confine: bool = True, hide: tuple[str | os.PathLike, ...] = (),
     python: str | os.PathLike | None = None, scratch_bytes: int = SCRATCH_BYTES, model: Any = None,
+    keep_items: list[EvalItem] | None = None,
 ) -> pd.DataFrame:
     """Run a model file (or an oracle, or an in-memory `model` object: `InProcessRunner`) on every
     item of `split`; write estimates and inference.parquet.
@@ -211,7 +212,8 @@ def run_inference(
     ``separate_at`` or else ``separate`` with one frame crop per player (`run_tracks`). `timeout`
     bounds each call of the model, `load_timeout` the import of its file and ``load_model``
     (seconds; the model process is killed after either). Returns the inference table: item_id,
-    track, status (ok | failed), reason, seconds, localized.
+    track, status (ok | failed), reason, seconds, localized. `keep_items`: a list the verified,
+    decoded items are added to, for scoring them without reading them again.
 
     The model process sees nothing of the data root's folders, the runs folder (`out_dir`'s parent, or
     `out_dir` alone when the model file lies in that parent), DVC's cache, the registered copies of
@@ -249,6 +251,8 @@ def run_inference(
                 note(f"option(s) {', '.join(info['undeclared_options'])} are not parameters of load_model, which takes "
                      "**kwargs and so got them unchecked: check their spelling, or declare them as keyword parameters")
         items = DataRoot(root).read_verified_items(split, limit, run_tracks(DataRoot(root), info["has_separate_at"]))
+        if keep_items is not None:  # the caller scores from them: each item is read and decoded once per run
+            keep_items.extend(items)
         what = oracle or (Path(model_path).name if model_path is not None else type(model).__name__)
         with progress_bar(f"inference ({what}, {split})", total=len(items)) as advance:
             for item in items:
@@ -491,10 +495,11 @@ def _run_localizes(out_dir: Path) -> bool:
 def score_run(
     out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
     limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None, oracle: str | None = None,
+    items: Sequence[EvalItem] | None = None,
 ) -> pd.DataFrame:
-    """Score the estimates under `out_dir` (`score_items`); write items.parquet; return it."""
+    """Score the estimates under `out_dir` (`score_items`; `items`: already built); write items.parquet; return it."""
     table = score_items(out_dir, root, split=split, cache_dir=cache_dir, limit=limit, jobs=jobs, boxes_file=boxes_file,
-                        oracle=oracle)
+                        oracle=oracle, items=items)
     write_parquet(table, Path(out_dir) / "items.parquet")
     return table
 
@@ -723,12 +728,13 @@ def evaluate_model(
     start = time.perf_counter()
     with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
             staged_folder(out_dir) as work_dir:
-        run_inference(None, root, work_dir, split=split, limit=limit, model=model)
+        built: list[EvalItem] = []
+        run_inference(None, root, work_dir, split=split, limit=limit, model=model, keep_items=built)
         ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)  # the model could read the cache's key
         register_copy(root, out_dir, "run")
         options = {"device": device}
         return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
-                          boxes_file=None, provenance_of=lambda info: {**provenance(
+                          boxes_file=None, built=built, provenance_of=lambda info: {**provenance(
                               root, None, name=name, split=split, seed=seed, device=device, options=options, info=info,
                               wall_seconds=time.perf_counter() - start), "model_object": plain(type(model).__qualname__)})
 
@@ -767,16 +773,17 @@ def evaluate(
     options = {**(options or {}), "device": device}
     name = name or run_name(model_path, oracle)
     hide = (*hide, *(() if cache_dir is None else (cache_dir,)), *(() if boxes_file is None else (boxes_file,)))
+    built: list[EvalItem] = []
     with exit_on_sigterm(), claim_run_folder(out_dir, overwrite, protected=(root,)) as out_dir, \
             staged_folder(out_dir) as work_dir:
         run_inference(model_path, root, work_dir, split=split, options=options, timeout=timeout, limit=limit,
                       oracle=oracle, load_timeout=load_timeout, confine=confine, python=python, hide=hide,
-                      scratch_bytes=scratch_bytes)
+                      scratch_bytes=scratch_bytes, keep_items=built)
         if oracle is None and not confine:
             ScoreCache.renew_secret(cache_dir or DataRoot(root).score_cache_dir)
         register_copy(root, out_dir, "run")
         return finish_run(work_dir, root, name=name, split=split, seed=seed, limit=limit, jobs=jobs, cache_dir=cache_dir,
-                          boxes_file=boxes_file, oracle=oracle, provenance_of=lambda info: provenance(
+                          boxes_file=boxes_file, oracle=oracle, built=built, provenance_of=lambda info: provenance(
                               root, model_path, name=name, split=split, seed=seed, device=device, options=options,
                               info=info, wall_seconds=time.perf_counter() - start, oracle=oracle))
 
@@ -785,13 +792,15 @@ def finish_run(
     work_dir: Path, root: str | os.PathLike, *, name: str, split: str, seed: int, limit: int | None, jobs: int,
     cache_dir: str | os.PathLike | None, boxes_file: str | os.PathLike | None,
     provenance_of: Callable[[dict[str, Any]], dict[str, Any]], oracle: str | None = None,
+    built: Sequence[EvalItem] | None = None,
 ) -> dict[str, Any]:
     """The scoring half of a run, shared by `evaluate` and scoring estimate files: score the
-    estimates of `work_dir` (`score_run`), write summary.json and provenance.json
+    estimates of `work_dir` (`score_run`; `built`: the items inference verified and decoded, scored
+    without reading them again), write summary.json and provenance.json
     (``provenance_of(model.json's info)``, plus ``urmp_version`` and ``urmp_coverage`` when the run has the real-ensembles
     track); return the summary."""
     items = score_run(work_dir, root, split=split, limit=limit, jobs=jobs, cache_dir=cache_dir, boxes_file=boxes_file,
-                      oracle=oracle)
+                      oracle=oracle, items=None if boxes_file else built)
     summary = summarize(items, seed)
     info = json.loads((work_dir / "model.json").read_text())
     summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,

@@ -523,3 +523,43 @@ def test_a_model_object_is_evaluated_in_process_like_a_model_file(example_run, b
     broken = evaluate_model(Broken(), root, tmp_path / "broken", split="val", limit=2)
     reasons = pd.read_parquet(tmp_path / "broken" / "inference.parquet")["reason"]
     assert broken["n_scored"] == 0 and reasons.str.startswith("ValueError: no").all()
+
+
+def test_a_run_reads_and_decodes_each_item_once(bench_root, tmp_path, monkeypatch):
+    """Inference and scoring share the items: a run reads and decodes each track's items once (it
+    read them twice, once to run the model and once to score it), with the same scores."""
+    root = tmp_path / "root"
+    shutil.copytree(bench_root[0], root)
+    reads: list[tuple[str, str]] = []
+    real = DataRoot.iter_items
+
+    def counted(self, split="test", limit=None, track="mixtures", *args, **kwargs):
+        reads.append((split, track))
+        return real(self, split, limit, track, *args, **kwargs)
+
+    monkeypatch.setattr(DataRoot, "iter_items", counted)
+    summary = evaluate(EXAMPLE_MODEL, root, tmp_path / "run", device="cpu")
+    assert sorted(reads) == [("test", "duets"), ("test", "mixtures")]
+    first = pd.read_parquet(tmp_path / "run" / "items.parquet")
+    reads.clear()
+    rescored = score_run(tmp_path / "run", root, cache_dir=tmp_path / "fresh-cache")  # read from disk, scored afresh
+    assert sorted(reads) == [("test", "duets"), ("test", "mixtures")]
+    for column in ("nsdr", "sir", "sar", "ciou", "pointing_hit"):
+        assert rescored[column].reset_index(drop=True).equals(first[column].reset_index(drop=True)), column
+    assert summary["n_scored"] == first.query("track == 'mixtures'")["item_id"].nunique()
+
+
+def test_the_cpu_device_is_chosen_without_importing_torch():
+    """Importing torch costs about a second of every evaluation's start: `--device cpu` (and `auto`
+    on a machine without a GPU driver) never import it."""
+    import subprocess
+    import sys
+
+    from musicbench.device import gpu_driver_present
+
+    code = ("import sys; from musicbench.device import resolve_device; "
+            "print(resolve_device('cpu'), resolve_device('auto'), 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "cpu" and out[2] == str(gpu_driver_present())  # torch only where a GPU could be
+    if not gpu_driver_present():
+        assert out[1] == "cpu"
