@@ -18,7 +18,9 @@ from typing import Any
 
 from musicbench.errors import MusicbenchError
 from musicbench.leaderboard.board import Board, MetricBlock, Row, Table
+from musicbench.leaderboard.markdown import md_escape
 from musicbench.leaderboard.text import display_names
+from musicbench.progress import plain
 
 #: column name → (title, unit, where the value is read from a row)
 PAPER_COLUMNS: dict[str, tuple[str, str, Callable[[Row], Any]]] = {
@@ -52,8 +54,10 @@ def parse_columns(text: str | None) -> tuple[str, ...]:
 
 
 def latex_escape(text: str) -> str:
-    """Text set literally in LaTeX (every special character escaped)."""
-    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group()], str(text))
+    """Text set literally in LaTeX: every special character escaped, and what `plain` made of a
+    control character (U+FFFD, which pdflatex cannot set) shown as ``?``."""
+    text = plain(text).replace("\ufffd", "?")
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: _LATEX_SPECIAL[m.group()], text)
 
 
 def _value(row: Row, column: str) -> tuple[float | None, list[float | None]]:
@@ -114,7 +118,7 @@ def _best(table: Table, columns: tuple[str, ...]) -> dict[str, float]:
 
 
 def _name(row: Row, names: dict[str, str], latex: bool) -> str:
-    name = latex_escape(names[row.folder]) if latex else names[row.folder].replace("|", r"\|")
+    name = latex_escape(names[row.folder]) if latex else md_escape(names[row.folder])
     return name + (r"$^\dagger$" if latex else " †") if row.rank is None and row.kind != "reference" else name
 
 
