@@ -429,7 +429,7 @@ def evaluate(
                                    "memory; as much again to /dev/shm)"),
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
-    from musicbench.config import data_root, load_params, statistics_seed
+    from musicbench.config import data_root, load_params, project_dir, statistics_seed
     from musicbench.evaluate import evaluate as run_evaluation
     from musicbench.evaluate import run_name
 
@@ -437,7 +437,7 @@ def evaluate(
         raise MusicbenchError("give either a model file or --oracle ibm|irm")
     loaded = load_params(params)
     name = name or run_name(model, oracle)
-    out_dir = out or Path("runs") / name
+    out_dir = out or project_dir(params) / "runs" / name
     summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
@@ -484,11 +484,11 @@ def score(
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format"),
 ) -> None:
     """Score estimate files made outside the harness (see `musicbench export`); writes runs/NAME/ like evaluate."""
-    from musicbench.config import data_root, load_params, statistics_seed
+    from musicbench.config import data_root, load_params, project_dir, statistics_seed
     from musicbench.export import score_estimates
 
     loaded = load_params(params)
-    out_dir = out or Path("runs") / name
+    out_dir = out or project_dir(params) / "runs" / name
     summary = score_estimates(estimates, root or data_root(loaded), out_dir, name=name, split=split, uses_labels=uses_labels,
                               limit=limit, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
                               seed=statistics_seed(loaded))
@@ -644,8 +644,8 @@ def compare(
 @user_errors
 def leaderboard(
     params: Path = PARAMS_OPTION,
-    runs: Path = typer.Option(Path("runs"), "--runs", help="folder of run folders written by `musicbench evaluate`"),
-    out: Path = typer.Option(Path("leaderboard"), "--out", help="folder the leaderboard is written to"),
+    runs: Path = typer.Option(None, "--runs", help="folder of run folders written by `musicbench evaluate` [default: the project's runs]"),
+    out: Path = typer.Option(None, "--out", help="folder the leaderboard is written to [default: the project's leaderboard]"),
     root: Path = typer.Option(
         None, "--root", help="data root: current benchmark version and the demo pages' audio and frames (default: dataset.root)"),
     demo_items: str = typer.Option("all", "--demo-items", help="test mixtures (and duets) per demo page: all or a count; 0: none"),
@@ -657,11 +657,12 @@ def leaderboard(
     ci: bool = typer.Option(False, "--ci", help="with --format: add each mean's 95%% confidence interval"),
 ) -> None:
     """Stage `leaderboard`: rank every run under runs/ (Markdown, JSON, Parquet, DVC metrics and plots, static site with demos)."""
-    from musicbench.config import data_root, load_params, statistics_seed
+    from musicbench.config import data_root, load_params, project_dir, statistics_seed
     from musicbench.leaderboard import assemble_board, build_leaderboard, parse_demo_items
     from musicbench.leaderboard.paper import paper_table, parse_columns
 
     loaded = load_params(params)
+    runs, out = runs or project_dir(params) / "runs", out or project_dir(params) / "leaderboard"
     if table_format is not None:
         chosen = parse_columns(columns)
         board, _, _ = assemble_board(runs, root or data_root(loaded), baseline=baseline, seed=statistics_seed(loaded))

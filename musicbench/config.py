@@ -42,15 +42,25 @@ PATH_KEYS = ("dataset.root", "splits.file", "synth.soundfont", "download.manifes
              "pixelplayer.*.pretrained")
 
 
+def _writable_by_anyone(folder: Path) -> bool:
+    try:
+        return bool(folder.stat().st_mode & 0o002)
+    except OSError:
+        return True
+
+
 def find_params(path: str | os.PathLike | None = None) -> Path:
     """The params file to read: `path` when given, else the project's ``params.yaml``: that of the
-    current folder, or of the nearest folder above it that holds ``params.yaml`` and ``dvc.yaml``."""
+    current folder, or of the nearest folder above it that holds ``params.yaml`` and ``dvc.yaml``
+    (folders that anyone may write to, such as /tmp, are passed over)."""
     if path is not None:
         return Path(path)
     here = Path.cwd()
     if (here / DEFAULT_PARAMS).is_file():
         return DEFAULT_PARAMS
     for folder in here.parents:
+        if _writable_by_anyone(folder):  # e.g. /tmp: anyone could have planted a project there
+            continue
         if all((folder / name).is_file() for name in PROJECT_FILES):
             return folder / DEFAULT_PARAMS
     raise MusicbenchError(f"no params.yaml in {str(here)!r} or in any folder above it with a dvc.yaml: run musicbench "
@@ -82,7 +92,12 @@ def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
     inside the project. Relative paths in it (`PATH_KEYS`: ``dataset.root``, ``splits.file``, ...)
     are relative to the file's folder: when that is not the current folder they come back joined
     to it."""
+    found_above = path is None
     path = find_params(path)
+    if found_above and path != DEFAULT_PARAMS:
+        from musicbench.progress import note
+
+        note(f"using {path} (the project above this folder; --params chooses another)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:

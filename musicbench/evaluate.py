@@ -92,7 +92,7 @@ from musicbench.metrics import (
     si_sdr,
     si_sdr_improvement,
 )
-from musicbench.model_child import describe_model, short_error
+from musicbench.model_child import describe_model, result_array, short_error
 from musicbench.model_runner import LOAD_TIMEOUT, CallResult, ModelRunner
 from musicbench.progress import note, plain, progress_bar
 from musicbench.run_folder import claim_run_folder, staged_folder
@@ -706,10 +706,10 @@ class InProcessRunner:
             value = getattr(self.model, method)(**kwargs)
             if hasattr(value, "detach"):  # a torch tensor, perhaps on a GPU or with a graph
                 value = value.detach().cpu().numpy()
-            value = np.asarray(value)
         except Exception as exc:  # the model's failure is the item's, as in the model process
             return CallResult(False, reason=short_error(exc), seconds=time.perf_counter() - start)
-        return CallResult(True, value, seconds=time.perf_counter() - start)
+        value, reason = result_array(method, value)  # what the model process accepts, and nothing else
+        return CallResult(value is not None, value, reason, seconds=time.perf_counter() - start)
 
     def close(self) -> None:
         pass

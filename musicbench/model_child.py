@@ -254,7 +254,7 @@ def array_from_frame(entry: dict[str, Any], payload: bytearray) -> np.ndarray:
     return np.frombuffer(payload, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
 
 
-def _result_array(method: str, result: Any) -> tuple[np.ndarray | None, str]:
+def result_array(method: str, result: Any) -> tuple[np.ndarray | None, str]:
     """The model's result as a float32 or float64 array, or (None, why not)."""
     try:
         array = np.asarray(result)
@@ -280,7 +280,7 @@ def _answer_calls(sock: socket.socket, model: Any) -> None:
         if "points" in kwargs:
             kwargs["points"] = [tuple(point) for point in kwargs["points"]]
         try:
-            array, reason = _result_array(method, getattr(model, method)(**kwargs))
+            array, reason = result_array(method, getattr(model, method)(**kwargs))
         except BaseException as exc:  # report anything, including SystemExit from the model
             array, reason = None, short_error(exc)
         if array is None:

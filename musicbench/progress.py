@@ -13,13 +13,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 # C0 and C1 control characters (ESC starts terminal sequences) and Unicode's bidirectional formatting
 # characters (e.g. U+202E RIGHT-TO-LEFT OVERRIDE reverses how the rest of a line reads)
-_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# characters and lone surrogates (which no UTF-8 file or terminal can take: one in a run's name crashed the
+# whole board), the line and paragraph separators U+2028/U+2029 and the noncharacters U+FFFE/U+FFFF
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+                         "\ud800-\udfff\u2028\u2029\ufffe\uffff]")
 
 
 def plain(text: object) -> str:
     """Untrusted text (a run name, a model's error message) as one line that shows what it says:
-    every control or bidirectional formatting character becomes U+FFFD, so none can move the cursor,
-    colour a terminal or reorder the text around it."""
+    every control or bidirectional formatting character, line separator, noncharacter and lone
+    surrogate becomes U+FFFD, so none can move the cursor, colour a terminal, reorder the text around
+    it or stop a UTF-8 file from being written."""
     return _UNSHOWABLE.sub("\ufffd", str(text))
 
 

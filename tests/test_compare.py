@@ -132,3 +132,33 @@ def test_paper_table_cli_prints_and_writes_no_board(three_runs, tmp_path):
     wrong = run_cli("leaderboard", "--runs", names, "--format", "latex", "--columns", "nsdr,sdri",
                     "--params", REPO_ROOT / "params.yaml", cwd=tmp_path)
     assert wrong.returncode == 2 and "unknown column(s) sdri: choose from nsdr, sdr" in " ".join(wrong.stderr.split())
+
+
+def test_hostile_run_files_give_sane_comparisons_and_boards(three_runs, tmp_path):
+    """Found by a hostile audit: a lone surrogate in a run's name crashed every output (no UTF-8 file
+    can hold it); absurd but finite scores made compare print Infinity (not JSON) and an SVG of NaN;
+    a run without score columns crashed compare."""
+    from musicbench.leaderboard import build_leaderboard
+
+    root, runs = three_runs
+    hostile = tmp_path / "runs"
+    shutil.copytree(runs / "floor", hostile / "floor")
+    for name in ("surrogate", "huge", "bare"):
+        shutil.copytree(runs / "motion", hostile / name)
+    for document in ("summary.json", "provenance.json"):
+        path = hostile / "surrogate" / document
+        path.write_text(json.dumps({**json.loads(path.read_text()), "name": "S\ud800X\u2028Y"}))
+    items = pd.read_parquet(hostile / "huge" / "items.parquet")
+    items.assign(nsdr=1.7e308).to_parquet(hostile / "huge" / "items.parquet")
+    items.drop(columns=["nsdr", "sir", "sar", "si_sdri"]).to_parquet(hostile / "bare" / "items.parquet")
+    board = build_leaderboard(hostile, tmp_path / "board", root, demo_items=0)
+    assert "S\ufffdX\ufffdY" in {row["name"] for table in board["tables"] for row in table["rows"]}
+    assert "S\ufffdX" in (tmp_path / "board" / "leaderboard.md").read_text(encoding="utf-8")
+    result = run_cli("compare", hostile / "floor", hostile / "huge", hostile / "bare", hostile / "surrogate", "--json",
+                     "--plot", tmp_path / "diff.svg", "--params", REPO_ROOT / "params.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "Infinity" not in result.stdout and "NaN" not in result.stdout
+    json.loads(result.stdout)
+    assert "nan" not in (tmp_path / "diff.svg").read_text() and ElementTree.parse(tmp_path / "diff.svg")
+    text = run_cli("compare", hostile / "floor", hostile / "bare", "--params", REPO_ROOT / "params.yaml")
+    assert text.returncode == 0 and "Traceback" not in text.stderr, text.stderr

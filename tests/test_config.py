@@ -127,3 +127,21 @@ def test_relative_paths_in_params_are_relative_to_the_params_files_folder(tmp_pa
     assert loaded["pixelplayer"]["gpu"]["pretrained"] == str(project / "weights/r18.pth")
     monkeypatch.chdir(project)  # in its own folder nothing changes
     assert load_params()["dataset"]["root"] == "data" and load_params()["splits"]["file"] == "manifests/splits/mine.csv"
+
+
+def test_a_params_file_in_a_folder_anyone_may_write_is_passed_over(tmp_path, monkeypatch):
+    """Found by a hostile audit: a params.yaml and dvc.yaml planted in a world-writable folder above
+    (e.g. /tmp) were read silently. Now such folders are passed over, and a project found above says so."""
+    from musicbench.config import find_params
+
+    shared = tmp_path / "shared"
+    (shared / "mine" / "deep").mkdir(parents=True)
+    for folder in (shared, shared / "mine"):
+        (folder / "params.yaml").write_text("evaluate: {seed: 1}\n")
+        (folder / "dvc.yaml").write_text("stages: {}\n")
+    shared.chmod(0o777)
+    monkeypatch.chdir(shared / "mine" / "deep")
+    assert find_params() == shared / "mine" / "params.yaml"
+    (shared / "mine" / "params.yaml").unlink()
+    with pytest.raises(MusicbenchError, match="no params.yaml in"):
+        find_params()  # only the world-writable folder's is left: not taken

@@ -563,3 +563,24 @@ def test_the_cpu_device_is_chosen_without_importing_torch():
     assert out[0] == "cpu" and out[2] == str(gpu_driver_present())  # torch only where a GPU could be
     if not gpu_driver_present():
         assert out[1] == "cpu"
+
+
+def test_an_in_process_model_returns_what_the_model_process_may(bench_root, tmp_path):
+    """The in-process route refuses what the model process refuses (integer PCM, complex values):
+    the same model cannot score differently by route."""
+    from musicbench.evaluate import evaluate_model
+
+    root = tmp_path / "root"
+    shutil.copytree(bench_root[0], root)
+
+    class Integers:
+        def __init__(self, dtype):
+            self.dtype = dtype
+
+        def separate(self, mixture, frames, sample_rate):
+            return np.repeat(mixture[None] * 1000, frames.shape[0], axis=0).astype(self.dtype)
+
+    for dtype, words in ((np.int16, "return floats"), (np.complex64, "not an array of numbers")):
+        evaluate_model(Integers(dtype), root, tmp_path / f"run-{np.dtype(dtype).name}", split="val", limit=1)
+        reasons = pd.read_parquet(tmp_path / f"run-{np.dtype(dtype).name}" / "inference.parquet")["reason"]
+        assert reasons.str.contains(words).all(), reasons.tolist()

@@ -613,9 +613,31 @@ def test_tampered_truncated_or_foreign_weights_are_one_line_errors(trained, benc
 
     save_file({"x": torch.zeros(2)}, str(bare))
     refused("not PixelPlayer weights", bare)
+    tiny, audio = json.dumps(tiny_config().to_dict()), json.dumps(dataclasses.asdict(AUDIO))
     save_file({"x": torch.zeros(2)}, str(bare), metadata={"format": "musicbench pixelplayer weights 1",
-                                                          "config": json.dumps(tiny_config().to_dict()), "audio": "{}"})
+                                                          "config": tiny, "audio": audio})
     refused("do not fit the network", bare)
+    save_file({"x": torch.zeros(2)}, str(bare), metadata={"format": "musicbench pixelplayer weights 1",
+                                                          "config": tiny, "audio": "{}"})
+    refused("carry an invalid config", bare)
+    # a small file describing a huge network is refused before anything is allocated
+    huge = json.dumps({**tiny_config().to_dict(), "visual_widths": [16, 32, 8000, 8000]})
+    save_file({"x": torch.zeros(2)}, str(bare), metadata={"format": "musicbench pixelplayer weights 1",
+                                                          "config": huge, "audio": audio})
+    refused("over 268,435,456 numbers", bare)
+    save_file({"x": torch.zeros(2)}, str(bare), metadata={"format": "musicbench pixelplayer weights 1",
+                                                          "config": "[" * 100_000, "audio": audio})
+    refused("metadata without a readable config", bare)
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    refused("are not a regular file", fifo)
+    card = published.with_suffix(".json")
+    saved_card = card.read_bytes()
+    card.unlink()
+    card.mkdir()  # a folder (or FIFO) in the card's place must not pass for "no card"
+    refused("is not a regular file", named=card)
+    card.rmdir()
+    card.write_bytes(saved_card)
     (tmp_path / "published" / "pixelplayer_tiny.json").write_text("{not json")
     published.write_bytes(pristine)
     refused("cannot read the card", named=published.with_suffix(".json"))

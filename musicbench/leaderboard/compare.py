@@ -26,6 +26,7 @@ import pandas as pd
 from rich.table import Table
 
 from musicbench.errors import MusicbenchError
+from musicbench.leaderboard.board import json_safe
 from musicbench.leaderboard.runs import Run, load_run
 from musicbench.leaderboard.stats import ALPHA, holm, item_videos, paired_test, per_item_values
 from musicbench.progress import plain
@@ -98,7 +99,10 @@ def compare_pair(base: Run, other: Run, seed: int, top: int) -> dict[str, Any]:
             "note": "no item scored by both runs" if test is None else test.note,
         })
     rows = ["item_id", "source_index", "instrument", "nsdr"]
-    sources = [r[(r["track"] == "mixtures") & (r["status"] == "ok")][rows] for r in (base.items, other.items)]
+    if not all(set(rows) <= set(items.columns) for items in (base.items, other.items)):
+        rows = []  # a run without per-source NSDR (or instruments): no per-instrument differences
+    sources = [r[(r["track"] == "mixtures") & (r["status"] == "ok")][rows] if rows else
+               pd.DataFrame(columns=["item_id", "source_index", "instrument", "nsdr"]) for r in (base.items, other.items)]
     paired = sources[0].merge(sources[1], on=["item_id", "source_index"], suffixes=("_a", "_b"))
     nsdr_items = next((m for m in metrics if m["metric"] == "nsdr" and m["track"] == "mixtures"), None)
     matched_items = set(_matched(per_item_values(base.items), per_item_values(other.items),
@@ -119,14 +123,14 @@ def compare_pair(base: Run, other: Run, seed: int, top: int) -> dict[str, Any]:
         return {"item_id": item, "videos": videos.get(item, []), "nsdr_a": float(a_items[item]),
                 "nsdr_b": float(b_items[item]), "diff": float(diffs[item])}
 
-    return {
+    return json_safe({
         "a": base.name, "b": other.name, "metrics": metrics, "per_instrument": per_instrument,
         "largest_gains": [described(i) for i in diffs.index[::-1][:top] if diffs[i] > 0],
         "largest_losses": [described(i) for i in diffs.index[:top] if diffs[i] < 0],
         "item_differences": [float(v) for v in diffs.to_numpy()],
         "failed_items": {"a": _failed(base.items), "b": _failed(other.items)},
         "n_items_compared": 0 if nsdr_items is None else nsdr_items["n"],
-    }
+    })
 
 
 def compare_runs(paths: list[str | os.PathLike], seed: int = 1234, top: int = 5) -> dict[str, Any]:
@@ -142,7 +146,8 @@ def compare_runs(paths: list[str | os.PathLike], seed: int = 1234, top: int = 5)
             raise MusicbenchError(
                 f"run {str(path)!r} is on benchmark {run.benchmark_version} ({run.split}), run {str(paths[0])!r} on "
                 f"{base.benchmark_version} ({base.split}): only runs of one benchmark version and split compare")
-    pairs = [compare_pair(base, other, seed, top) for other in runs[1:]]
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd but finite scores overflow: shown as n/a, never raised
+        pairs = [compare_pair(base, other, seed, top) for other in runs[1:]]
     tests = [m for pair in pairs for m in pair["metrics"]]
     for test, adjusted in zip(tests, holm([m["p"] for m in tests])):
         test["p_holm"] = adjusted
@@ -182,7 +187,8 @@ def compare_tables(result: dict[str, Any]) -> list[Table]:
         instruments = Table(title=f"NSDR per instrument (dB), mean over matched sources: {b} − {a}")
         for column in ("instrument", a, b, "B − A", "sources"):
             instruments.add_column(column, justify="left" if column == "instrument" else "right")
-        for name, row in sorted(pair["per_instrument"].items(), key=lambda kv: -kv[1]["mean_diff"]):
+        for name, row in sorted(pair["per_instrument"].items(),
+                                key=lambda kv: -math.inf if kv[1]["mean_diff"] is None else -kv[1]["mean_diff"]):
             instruments.add_row(plain(name), _number(row["mean_a"]), _number(row["mean_b"]),
                                 _number(row["mean_diff"], signed=True), str(row["n_sources"]))
         tables.append(instruments)
@@ -200,7 +206,7 @@ def compare_svg(result: dict[str, Any], width: int = 720, lane_height: int = 160
     """An SVG of each pair's per-item NSDR differences (B − A), sorted, one bar per item, with the
     zero line and the mean difference."""
     pairs = result["pairs"]
-    values = [v for pair in pairs for v in pair["item_differences"]] or [0.0]
+    values = [v for pair in pairs for v in pair["item_differences"] if v is not None] or [0.0]
     bound = max(1.0, float(np.ceil(max(abs(min(values)), abs(max(values))))))
     left, right, top_pad = 60, 20, 34
     height = top_pad + lane_height * len(pairs) + 20
@@ -210,7 +216,7 @@ def compare_svg(result: dict[str, Any], width: int = 720, lane_height: int = 160
     for lane, pair in enumerate(pairs):
         y0 = top_pad + lane * lane_height
         mid, scale = y0 + 8 + lane_height / 2, (lane_height / 2 - 22) / bound
-        diffs = pair["item_differences"]
+        diffs = [v for v in pair["item_differences"] if v is not None]  # json_safe: non-finite ones are None
         parts.append(f'<text x="{left}" y="{y0 - 6:.1f}" font-weight="bold">{html.escape(pair["b"])} − '
                      f'{html.escape(pair["a"])}: per-item NSDR difference (dB), {len(diffs)} items, sorted</text>')
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{mid:.1f}" y2="{mid:.1f}" stroke="#555"/>')
@@ -220,7 +226,7 @@ def compare_svg(result: dict[str, Any], width: int = 720, lane_height: int = 160
         parts.append(f'<text x="{left - 6}" y="{mid + 4:.1f}" text-anchor="end">0</text>')
         step = (width - left - right) / max(len(diffs), 1)
         for i, value in enumerate(diffs):
-            y, h = (mid - value * scale, value * scale) if value > 0 else (mid, -value * scale)
+            y, h = (mid - value * scale, value * scale) if value > 0 else (mid, abs(value) * scale)
             colour = "#2b7bb9" if value > 0 else "#c0504d"
             parts.append(f'<rect x="{left + i * step:.2f}" y="{y:.2f}" width="{max(step - 0.5, 0.5):.2f}" height="{h:.2f}" '
                          f'fill="{colour}"><title>{value:+.2f} dB</title></rect>')

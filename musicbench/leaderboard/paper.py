@@ -155,7 +155,7 @@ def paper_table(board: Board, fmt: str = "latex", columns: tuple[str, ...] = DEF
             if len(groups) > 1:
                 lines.append(f"| *{label}* |" + " |" * len(columns))
             lines += ["| " + " | ".join([_name(row, names, False), *cells(row)]) + " |" for row in rows]
-        lines += ["", _caption(table, ci) + (f" † {note}" if unranked else "")]
+        lines += ["", md_escape(_caption(table, ci)) + (f" † {note}" if unranked else "")]
         return "\n".join(lines) + "\n"
     titles = [latex_escape(title) for title in titles]
     lines = [r"% musicbench leaderboard --format latex; needs \usepackage{booktabs}",

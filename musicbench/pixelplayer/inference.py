@@ -91,6 +91,21 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     return state
 
 
+def check_shapes(config: PixelPlayerConfig, tensors: dict[str, torch.Tensor]) -> None:
+    """Raise unless `tensors` have exactly the names and shapes of `config`'s network, found by
+    building it on torch's meta device (no memory); a network over `MAX_TENSOR_ELEMENTS` is refused."""
+    from musicbench.pixelplayer.weights import MAX_TENSOR_ELEMENTS
+
+    with torch.device("meta"):
+        shapes = {name: tuple(value.shape) for name, value in PixelPlayer(config).state_dict().items()}
+    if sum(int(np.prod(shape)) for shape in shapes.values()) > MAX_TENSOR_ELEMENTS:
+        raise MusicbenchError(f"its config describes a network of over {MAX_TENSOR_ELEMENTS:,} numbers")
+    given = {name: tuple(value.shape) for name, value in tensors.items()}
+    if given != shapes:
+        name = next((n for n in sorted(set(shapes) | set(given)) if shapes.get(n) != given.get(n)), "")
+        raise MusicbenchError(f"tensor {name!r}: {given.get(name, 'missing')} in the file, {shapes.get(name, 'none')} in the network")
+
+
 class Separator:
     """A PixelPlayer network ready for numpy-in, numpy-out inference (eval mode, no gradients)."""
 
@@ -116,12 +131,18 @@ class Separator:
         else:
             state = load_checkpoint_file(path, map_location=device)
         try:
-            net = PixelPlayer(PixelPlayerConfig(**state["config"]))
+            config, audio = PixelPlayerConfig(**state["config"]), AudioConfig(**state["audio"])
+        except (TypeError, ValueError, MusicbenchError) as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise MusicbenchError(f"PixelPlayer weights {str(path)!r} carry an invalid config: {reason}") from None
+        try:
+            check_shapes(config, state["model"])  # before anything is allocated: a tiny file can describe a huge network
+            net = PixelPlayer(config)
             net.load_state_dict(state["model"])
         except (TypeError, RuntimeError, MusicbenchError) as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise MusicbenchError(f"PixelPlayer weights {str(path)!r} do not fit the network they describe: {reason}") from None
-        return cls(net, AudioConfig(**state["audio"]), device=device, windows=windows)
+        return cls(net, audio, device=device, windows=windows)
 
     # ---- frames and windows
     def frame_indices(self, n_frames: int, start_sample: int) -> list[int]:

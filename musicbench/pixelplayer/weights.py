@@ -42,6 +42,8 @@ WEIGHTS_SOURCES = ("published", "train")
 #: the repository's folder of published weights (``baselines/weights``)
 PUBLISHED_DIR = Path(__file__).resolve().parents[2] / "baselines" / "weights"
 _HASH_CHUNK = 1 << 20
+MAX_CARD_BYTES = 4 << 20  # a card holds a recipe, a list of videos and two curves' names
+MAX_TENSOR_ELEMENTS = 1 << 28  # of all the network's tensors together (the gpu profile has about 5e7)
 #: profile keys that do not change what training computes (the recipe is every other key)
 BOOKKEEPING_KEYS = {"checkpoint_every", "val_every", "log_every", "workers", "threads"}
 
@@ -72,11 +74,15 @@ def _restore_hint(path: Path) -> str:
 def read_card(weights: str | os.PathLike) -> dict[str, Any] | None:
     """The card beside `weights`, or None when there is none; a one-line error when it is unreadable."""
     path = card_path(weights)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
+    if path.is_symlink() or not path.is_file():  # a FIFO or folder in its place must not pass for "no card"
+        raise MusicbenchError(f"the card of PixelPlayer weights {str(path)!r} is not a regular file; {_restore_hint(path)}")
     try:
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise ValueError(f"over {MAX_CARD_BYTES} bytes")
         card = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MusicbenchError(f"cannot read the card of PixelPlayer weights {str(path)!r}: {exc}; {_restore_hint(path)}") from None
     if not isinstance(card, dict) or card.get("format") != WEIGHTS_FORMAT or not isinstance(card.get("sha256"), str):
         raise MusicbenchError(f"{str(path)!r} is not a card of PixelPlayer weights ({WEIGHTS_FORMAT!r} with a sha256); "
@@ -107,9 +113,11 @@ def load_weights_file(path: str | os.PathLike, map_location: str | torch.device 
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise MusicbenchError(f"PixelPlayer weights {str(path)!r} do not exist; run `musicbench pixelplayer-weights` "
                               "(or `dvc repro train_pixelplayer`) first, or pass --option checkpoint=PATH")
+    if not path.is_file():
+        raise MusicbenchError(f"PixelPlayer weights {str(path)!r} are not a regular file; {_restore_hint(path)}")
     card = read_card(path)
     if card is not None:
         verify_weights(path, card)
@@ -126,8 +134,10 @@ def load_weights_file(path: str | os.PathLike, map_location: str | torch.device 
                               "in its metadata); export them with `musicbench.pixelplayer.weights.export_weights`")
     try:
         config, audio = json.loads(metadata["config"]), json.loads(metadata["audio"])
-    except (KeyError, json.JSONDecodeError):
+    except (KeyError, ValueError, RecursionError):
         raise MusicbenchError(f"PixelPlayer weights {str(path)!r}: metadata without a readable config and audio") from None
+    if not isinstance(config, dict) or not isinstance(audio, dict):
+        raise MusicbenchError(f"PixelPlayer weights {str(path)!r}: their config and audio settings must be mappings")
     return {"model": tensors, "config": config, "audio": audio, "card": card}
 
 
