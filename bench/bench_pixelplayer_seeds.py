@@ -3,7 +3,8 @@ built data root and score it on the test items, then print each seed's figures a
 range (NSDR, median NSDR, cIoU, pointing game, click-to-hear duet NSDR, best val NSDR, training time).
 
 Needs a data root that `dvc repro` (or synth → process → splits → mixtures) has built. Each seed
-trains for the profile's full ``steps`` (minutes on 2 cores), so this is a bench, not a test.
+trains for the profile's full ``steps`` (the `cpu` profile, the published weights' recipe: 22 to 40
+minutes on 2 cores), so this is a bench, not a test.
 Writes ``OUT/models/seed-<seed>/`` (checkpoints; a completed one is reused), ``OUT/runs/seed-<seed>/``
 (run folders: kept apart from the models, since the model under evaluation cannot see its runs
 folder) and ``OUT/seeds.json``. Run it from the repository root (it evaluates baselines/pixelplayer.py).
