@@ -71,30 +71,24 @@ def _failed(items: pd.DataFrame) -> int:
     return int(items.loc[items["status"] != "ok", "item_id"].nunique())
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def compare_pair(base: Run, other: Run, seed: int, top: int) -> dict[str, Any]:
     """The comparison of `other` against `base` (see the module docstring), before Holm's adjustment."""
-    metrics = []
+    metrics, matched = [], {}
     for metric, track, label, unit in COMPARED:
         a, b = per_item_values(base.items, metric, track), per_item_values(other.items, metric, track)
         if a.empty and b.empty:
             continue
-        items = _matched(a, b, _keys(base.items, track), _keys(other.items, track))
+        items = matched[(metric, track)] = _matched(a, b, _keys(base.items, track), _keys(other.items, track))
         videos = item_videos(base.items, track)
         test = paired_test(b.loc[items], a.loc[items], videos, seed) if items else None
         metrics.append({
             "metric": metric, "track": track, "label": label, "unit": unit, "n": len(items),
             "n_videos": 0 if test is None else test.n_videos,
-            "mean_a": _clean(float(a.loc[items].mean())) if items else None,
-            "mean_b": _clean(float(b.loc[items].mean())) if items else None,
-            "mean_diff": None if test is None else _clean(test.mean_diff),
-            "median_diff": None if test is None else _clean(test.median_diff),
-            "ci95": [None, None] if test is None else [_clean(v) for v in test.ci95],
+            "mean_a": float(a.loc[items].mean()) if items else None,
+            "mean_b": float(b.loc[items].mean()) if items else None,
+            "mean_diff": None if test is None else test.mean_diff,
+            "median_diff": None if test is None else test.median_diff,
+            "ci95": [None, None] if test is None else list(test.ci95),
             "p": None if test is None else test.p,
             "note": "no item scored by both runs" if test is None else test.note,
         })
@@ -105,8 +99,7 @@ def compare_pair(base: Run, other: Run, seed: int, top: int) -> dict[str, Any]:
                pd.DataFrame(columns=["item_id", "source_index", "instrument", "nsdr"]) for r in (base.items, other.items)]
     paired = sources[0].merge(sources[1], on=["item_id", "source_index"], suffixes=("_a", "_b"))
     nsdr_items = next((m for m in metrics if m["metric"] == "nsdr" and m["track"] == "mixtures"), None)
-    matched_items = set(_matched(per_item_values(base.items), per_item_values(other.items),
-                                 _keys(base.items, "mixtures"), _keys(other.items, "mixtures")))
+    matched_items = set(matched.get(("nsdr", "mixtures"), []))  # the items of the NSDR test
     paired = paired[paired["item_id"].isin(matched_items)]
     paired = paired.assign(diff=pd.to_numeric(paired["nsdr_b"]) - pd.to_numeric(paired["nsdr_a"]))
     paired = paired[np.isfinite(paired["diff"])]
@@ -123,7 +116,7 @@ def compare_pair(base: Run, other: Run, seed: int, top: int) -> dict[str, Any]:
         return {"item_id": item, "videos": videos.get(item, []), "nsdr_a": float(a_items[item]),
                 "nsdr_b": float(b_items[item]), "diff": float(diffs[item])}
 
-    return json_safe({
+    return json_safe({  # NaN and ±inf (absurd scores overflow) become None
         "a": base.name, "b": other.name, "metrics": metrics, "per_instrument": per_instrument,
         "largest_gains": [described(i) for i in diffs.index[::-1][:top] if diffs[i] > 0],
         "largest_losses": [described(i) for i in diffs.index[:top] if diffs[i] < 0],

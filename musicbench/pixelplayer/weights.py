@@ -159,10 +159,9 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike, card: 
     tensors = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state["model"].items()}
     with atomic_path(out) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-    full = {"format": WEIGHTS_FORMAT, "file": out.name, "sha256": file_sha256(out), "bytes": out.stat().st_size,
-            "config": state["config"], "audio": state["audio"], "checkpoint_step": state.get("step"),
-            "val": state.get("val"), **(card or {})}
-    full.update(sha256=file_sha256(out), bytes=out.stat().st_size, file=out.name, format=WEIGHTS_FORMAT)
+    full = {"config": state["config"], "audio": state["audio"], "checkpoint_step": state.get("step"),
+            "val": state.get("val"), **(card or {}),  # the file's own facts below always win over `card`'s
+            "format": WEIGHTS_FORMAT, "file": out.name, "sha256": file_sha256(out), "bytes": out.stat().st_size}
     atomic_write_text(card_path(out), json.dumps(full, indent=2, sort_keys=True) + "\n")
     return full
 
