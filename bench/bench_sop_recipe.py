@@ -1,0 +1,113 @@
+"""The Sound of Pixels' scoring recipe against musicbench's, step by step, on the runs of a data root.
+
+For every run folder under ``--runs`` (the default repro's: the baselines and oracles), the items of
+``--split`` (mixtures track) are scored from the run's estimates (an oracle's are computed again)
+under musicbench's recipe and then with the steps of the Sound of Pixels' recipe added one at a time
+(`musicbench.metrics.recipes`): truncation to 65280 samples, clipping to [−1, 1], the validity
+filter, and averaging by batches of 32. Each added step's change is that step's difference, so the
+changes add up to the gap between the two recipes. The first column is checked against the run's
+items.parquet (musicbench's own scores): they must agree to 1e-9 dB.
+
+Prints a table (NSDR under each recipe step, and SDR/SIR/SAR under both recipes) and writes
+``--json``. docs/metrics.md ("The Sound of Pixels' recipe") holds its output on the default repro.
+Usage: python bench/bench_sop_recipe.py [--root data] [--runs runs] [--split test] [--json bench_out/sop_recipe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from musicbench.benchmark import DataRoot
+from musicbench.evaluate import _run_outputs, oracle_outputs
+from musicbench.fsutil import UntrustedFileError
+from musicbench.metrics.recipes import SOP_FIGURES, SopSteps, sop_average, sop_item_scores
+
+#: musicbench's recipe, then the Sound of Pixels' steps added one at a time (the last is its whole recipe).
+STEPS = {
+    "musicbench": SopSteps(truncate=False, clip=False, validity=False, batches=False),
+    "+ truncate": SopSteps(truncate=True, clip=False, validity=False, batches=False),
+    "+ clip": SopSteps(truncate=True, clip=True, validity=False, batches=False),
+    "+ validity": SopSteps(truncate=True, clip=True, validity=True, batches=False),
+    "+ batches (SoP)": SopSteps(),
+}
+
+
+def run_estimates(run: Path, items: list) -> list[np.ndarray | None]:
+    """Each item's estimates from the run folder (None where the model failed), or an oracle's outputs."""
+    provenance = json.loads((run / "provenance.json").read_text())
+    if provenance.get("oracle"):
+        return [oracle_outputs(item, provenance["oracle"])[0] for item in items]
+    status = pd.read_parquet(run / "inference.parquet").set_index("item_id")["status"].to_dict()
+    estimates = []
+    for item in items:
+        try:
+            ok = status.get(item.item_id) == "ok"
+            estimates.append(_run_outputs(item, run / "estimates" / f"{item.item_id}.npy", run / "heatmaps" / "-")[1][0]
+                             if ok else None)
+        except (UntrustedFileError, OSError):
+            estimates.append(None)
+    return estimates
+
+
+def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str, dict[str, float]]:
+    """Per recipe step (`STEPS`): SDR, SIR, SAR, mixture SDR and NSDR averaged as that step says."""
+    per_item: dict[tuple[bool, bool, bool], list] = {}  # item scores depend on the first three steps
+    out = {}
+    for name, steps in STEPS.items():
+        key = (steps.truncate, steps.clip, steps.validity)
+        if key not in per_item:
+            per_item[key] = [sop_item_scores(item.references, estimate, item.mixture, steps)
+                             for item, estimate in zip(items, estimates)]
+        scored = per_item[key]
+        figures = {figure: sop_average([None if s is None else s[figure] for s in scored], steps) for figure in SOP_FIGURES}
+        figures["nsdr"] = figures["sdr"] - figures["sdr_mix"]
+        figures["n_valid"] = sum(s is not None for s in scored)
+        out[name] = figures
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", type=Path, default=Path("data"))
+    parser.add_argument("--runs", type=Path, default=Path("runs"))
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--json", type=Path, default=Path("bench_out/sop_recipe.json"))
+    args = parser.parse_args()
+    items = DataRoot(args.root).read_verified_items(args.split)
+    results = {}
+    for run in sorted(path for path in args.runs.iterdir() if (path / "items.parquet").is_file()):
+        figures = recipe_figures(items, run_estimates(run, items))
+        table = pd.read_parquet(run / "items.parquet")
+        ours = table[(table["track"] == "mixtures") & (table["split"] == args.split)]["nsdr"].mean()
+        gap = abs(figures["musicbench"]["nsdr"] - ours)
+        if not gap <= 1e-9:
+            raise SystemExit(f"{run.name}: musicbench's recipe here gives NSDR {figures['musicbench']['nsdr']!r}, "
+                             f"items.parquet {ours!r}")
+        results[run.name] = figures
+    steps = Table(title=f"NSDR (dB) as the Sound of Pixels' steps are added ({args.split}, {len(items)} items)")
+    both = Table(title="SDR / SIR / SAR (dB) under each recipe")
+    for column in ("run", "musicbench", *(f"Δ {name.split()[1]}" for name in list(STEPS)[1:]), "SoP"):
+        steps.add_column(column, justify="right")
+    for column in ("run", "musicbench", "SoP", "valid items"):
+        both.add_column(column, justify="right")
+    for name, figures in results.items():
+        nsdr = [figures[step]["nsdr"] for step in STEPS]
+        steps.add_row(name, f"{nsdr[0]:.2f}", *(f"{b - a:+.2f}" for a, b in zip(nsdr, nsdr[1:])), f"{nsdr[-1]:.2f}")
+        first, last = figures["musicbench"], figures["+ batches (SoP)"]
+        both.add_row(name, *(" / ".join(f"{f[m]:.2f}" for m in ("sdr", "sir", "sar")) for f in (first, last)),
+                     f"{last['n_valid']}/{len(items)}")
+    Console().print(steps)
+    Console().print(both)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"split": args.split, "n_items": len(items), "runs": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

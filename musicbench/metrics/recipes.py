@@ -1,0 +1,108 @@
+"""Published scoring recipes, so that a number can sit beside a paper's table.
+
+musicbench's own recipe (the harness, `musicbench.evaluate`): every item is scored on all its
+samples, the estimates as the model returned them; every item counts (a failed one is charged the
+worst score); the figure is the mean over items.
+
+The Sound of Pixels' recipe (hangzhaomit/Sound-of-Pixels, ``main.py``: ``calc_metrics`` and
+``evaluate``; ``utils.istft_reconstruction``), in four steps, each of which can be switched off to
+measure it alone (`SopSteps`):
+
+1. ``truncate``: the estimates come from an inverse STFT without a length (256 frames, hop 256:
+   `SOP_SAMPLES` = 65280 samples); the references and the mixture are cut to that length;
+2. ``clip``: the estimates and the (resynthesised) mixture are clipped to [−1, 1];
+3. ``validity``: an item is skipped when any reference or estimate source has Σ|x| ≤ 1e-5 (so a
+   silent estimate, which is what a failed item gives, is skipped instead of charged);
+4. ``batches``: an item's SDR, SIR, SAR and mixture SDR are means over its sources; the valid items
+   of each batch of `SOP_BATCH` (list order, the last batch partial) are averaged, a batch with no
+   valid item counts 0.0, and the batch means are averaged with equal weight.
+
+NSDR is the SDR average minus the mixture-SDR average. BSS Eval is `bss_eval_sources` (mir_eval's
+``bss_eval_sources(..., False)`` to ~1e-10 dB). Step 3 lets a method gain by failing, which is why
+musicbench ranks by its own recipe and reports this one beside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from musicbench.metrics import WORST_SCORES
+from musicbench.metrics.separation import bss_eval_sources
+
+#: Samples an estimate keeps in the Sound of Pixels' pipeline: an inverse STFT of 256 frames at hop 256.
+SOP_SAMPLES = 65280
+#: The evaluation batch of ``scripts/eval_MUSIC.sh`` (``batch_size_per_gpu`` 32, one GPU, ``drop_last=False``).
+SOP_BATCH = 32
+#: An item is valid when every reference and estimate source has Σ|x| above this.
+SOP_VALID_SUM = 1e-5
+#: The per-item figures the recipe averages.
+SOP_FIGURES = ("sdr", "sir", "sar", "sdr_mix")
+
+
+@dataclass(frozen=True)
+class SopSteps:
+    """Which steps of the Sound of Pixels' recipe apply (all, by default; see the module docstring)."""
+
+    truncate: bool = True
+    clip: bool = True
+    validity: bool = True
+    batches: bool = True
+
+
+def sop_item_scores(reference: ArrayLike, estimate: ArrayLike | None, mixture: ArrayLike,
+                    steps: SopSteps = SopSteps()) -> dict[str, float] | None:
+    """One item's figures under the recipe: ``{"sdr", "sir", "sar", "sdr_mix"}`` (dB, means over
+    sources), or None where the item is skipped (``validity``: a source with Σ|x| ≤ `SOP_VALID_SUM`).
+    Without ``validity`` an all-zero estimate source is charged as musicbench charges a failure
+    (−inf dB; BSS Eval is undefined for it).
+
+    reference, estimate: ``(n_sources, n_samples)``; mixture ``(n_samples,)``. ``estimate`` None (a
+    failed item) stands for the all-zero estimate the reference pipeline would produce.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    mixture = np.asarray(mixture, dtype=np.float64)
+    estimate = np.zeros_like(reference) if estimate is None else np.asarray(estimate, dtype=np.float64)
+    if steps.truncate:
+        reference, estimate, mixture = reference[:, :SOP_SAMPLES], estimate[:, :SOP_SAMPLES], mixture[:SOP_SAMPLES]
+    if steps.clip:
+        estimate, mixture = np.clip(estimate, -1.0, 1.0), np.clip(mixture, -1.0, 1.0)
+    silent = min(np.abs(reference).sum(axis=-1).min(), np.abs(estimate).sum(axis=-1).min()) <= SOP_VALID_SUM
+    if silent and steps.validity:
+        return None
+    sdr_mix = float(np.mean(bss_eval_sources(reference, np.broadcast_to(mixture, reference.shape))[0]))
+    if not np.all(np.any(estimate != 0, axis=-1)):  # kept although silent: charged as musicbench charges a failure
+        return {"sdr": WORST_SCORES["sdr"], "sir": WORST_SCORES["sir"], "sar": WORST_SCORES["sar"], "sdr_mix": sdr_mix}
+    sdr, sir, sar = bss_eval_sources(reference, estimate)
+    return {"sdr": float(np.mean(sdr)), "sir": float(np.mean(sir)), "sar": float(np.mean(sar)), "sdr_mix": sdr_mix}
+
+
+def sop_average(values: Sequence[float | None], steps: SopSteps = SopSteps()) -> float:
+    """The recipe's average of per-item values in list order (None: a skipped item): with
+    ``batches``, the mean of the batch means (batches of `SOP_BATCH`; a batch without a value counts
+    0.0); without, the mean of the values. NaN when there is no value at all (without ``batches``)."""
+    if not steps.batches:
+        kept = [value for value in values if value is not None]
+        return float(np.mean(kept)) if kept else float("nan")
+    means = []
+    for start in range(0, len(values), SOP_BATCH):
+        kept = [value for value in values[start : start + SOP_BATCH] if value is not None]
+        means.append(float(np.mean(kept)) if kept else 0.0)
+    return float(np.mean(means)) if means else float("nan")
+
+
+def sop_recipe(items: Iterable[tuple[ArrayLike, ArrayLike | None, ArrayLike]], steps: SopSteps = SopSteps()
+               ) -> dict[str, float | int]:
+    """The Sound of Pixels' figures of items given in list order as ``(reference, estimate or None,
+    mixture)``: ``sdr``, ``sir``, ``sar``, ``sdr_mix`` and ``nsdr`` (dB), ``n_items``, ``n_valid``
+    and ``n_batches``."""
+    scored = [sop_item_scores(reference, estimate, mixture, steps) for reference, estimate, mixture in items]
+    figures: dict[str, float | int] = {
+        name: sop_average([None if item is None else item[name] for item in scored], steps) for name in SOP_FIGURES}
+    figures["nsdr"] = figures["sdr"] - figures["sdr_mix"]
+    figures.update(n_items=len(scored), n_valid=sum(item is not None for item in scored),
+                   n_batches=-(-len(scored) // SOP_BATCH) if steps.batches else 0)
+    return figures
