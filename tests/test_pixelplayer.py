@@ -243,6 +243,40 @@ def test_resumed_run_reproduces_the_uninterrupted_run(trained, bench_root, tmp_p
         train_pixelplayer(tiny_params(bench_root[1], channels=6), root, resumed, device="cpu", progress=False)
 
 
+def test_weight_average_is_what_validation_and_best_pt_hold(trained, bench_root, tmp_path):
+    """``ema``: after every step avg = ema·avg + (1 − ema)·weights (BatchNorm statistics too);
+    validation scores the average and best.pt keeps it; a resumed run carries it exactly."""
+    from musicbench.pixelplayer.train import Trainer, setup_runtime
+
+    root, params, _ = bench_root
+    params = tiny_params(params, optimizer="adam", ema=0.5)
+    config = PixelPlayerConfig.from_params(params)
+    trainer = Trainer(params, config, setup_runtime("cpu"), tmp_path / "stepwise")
+    trainer.start_logs()
+    trainer.load_data(root)
+    expected = {name: tensor.clone() for name, tensor in trainer.net.state_dict().items()}
+    averages = {}
+    for step in range(1, config.steps + 1):
+        trainer.run(max_steps=step, progress=False)
+        for name, tensor in trainer.net.state_dict().items():
+            expected[name] = 0.5 * expected[name] + 0.5 * tensor if tensor.is_floating_point() else tensor.clone()
+        averages[step] = {name: tensor.clone() for name, tensor in trainer.ema_net.state_dict().items()}
+        for name, tensor in averages[step].items():
+            torch.testing.assert_close(tensor, expected[name], rtol=1e-6, atol=1e-7, msg=name)
+    assert any(not torch.equal(averages[4][name], tensor) for name, tensor in trainer.net.state_dict().items())
+    best = torch.load(tmp_path / "stepwise" / "best.pt", weights_only=True)
+    for name, tensor in best["model"].items():
+        assert torch.equal(tensor, averages[best["step"]][name]), name
+    straight = train_pixelplayer(params, root, tmp_path / "straight", device="cpu", progress=False)
+    train_pixelplayer(params, root, tmp_path / "resumed", device="cpu", max_steps=2, progress=False)
+    resumed = train_pixelplayer(params, root, tmp_path / "resumed", device="cpu", progress=False)
+    assert straight["best_val_nsdr"] == resumed["best_val_nsdr"]
+    a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("straight", "resumed"))
+    for name, tensor in a["ema"].items():
+        assert torch.equal(tensor, b["ema"][name]), name
+    assert "ema" not in torch.load(trained[1] / "checkpoint.pt", weights_only=True)  # off by default
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_two_process_ddp_matches_one_process_on_the_same_global_batch(bench_root, tmp_path, optimizer):
     root, params, _ = bench_root
@@ -409,6 +443,7 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
     ({"transplant": 1.5}, "pixelplayer.p.transplant"),
     ({"side_by_side": -0.1}, "pixelplayer.p.side_by_side"),
     ({"windows": [24, 1]}, "pixelplayer.p.windows"),
+    ({"ema": 1.0}, "pixelplayer.p.ema"),
 ])
 def test_bad_config_names_the_key(block, key):
     with pytest.raises(MusicbenchError, match=key.replace(".", r"\.")) as info:
@@ -667,14 +702,14 @@ def test_published_weights_are_refused_where_their_training_videos_are_scored(tr
 def test_the_repository_publishes_the_cpu_profiles_weights():
     """baselines/weights holds the cpu profile's weights: they match their card, load into the
     network, and were trained with exactly the recipe params.yaml's cpu profile gives."""
-    from musicbench.pixelplayer.weights import published_weights_path, read_card, verify_weights
+    from musicbench.pixelplayer.weights import card_recipe, published_weights_path, read_card, verify_weights
 
     published = published_weights_path("cpu")
     card = read_card(published)
     verify_weights(published, card)
     params = copy.deepcopy(REPO_PARAMS)
     assert params["pixelplayer"]["weights"] == "published"
-    assert card["config"] == PixelPlayerConfig.from_params(params, "cpu").to_dict()
+    assert card_recipe(card, "cpu") == PixelPlayerConfig.from_params(params, "cpu").to_dict()
     separator = Separator.from_checkpoint(published)
     assert count_parameters(separator.net) == card["training"]["n_parameters"]
     for curve in card["curves"].values():

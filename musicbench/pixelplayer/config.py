@@ -41,7 +41,9 @@ class PixelPlayerConfig:
     click-to-hear) read each pixel's feature from a window around it
     (`musicbench.pixelplayer.inference`). ``transplant`` and ``side_by_side`` are probabilities of
     two training augmentations aimed at local visual features (`musicbench.pixelplayer.augment`,
-    `musicbench.pixelplayer.train.side_by_side`; 0 in the reference).
+    `musicbench.pixelplayer.train.side_by_side`; 0 in the reference). ``ema`` (0: off, the reference)
+    is the decay of an exponential moving average of the weights, taken after every optimiser step:
+    validation, ``best.pt`` and the published weights are the average's.
     ``unet_init``: ``reference`` initialises the U-Net as the reference code does (convolution
     weights N(0, 0.001), BatchNorm weights N(1, 0.02)), ``torch`` keeps PyTorch's defaults.
     ``train_samples`` is the length of training clips (0: ``audio.clip_samples``, the evaluation
@@ -83,6 +85,7 @@ class PixelPlayerConfig:
     lr_gamma: float = knob(0.1, positive=True)
     momentum: float = knob(0.9)
     weight_decay: float = knob(1e-4)
+    ema: float = knob(0.0)
     # bookkeeping
     checkpoint_every: int = knob(1000, positive=True)
     val_every: int = knob(1000, positive=True)
@@ -98,7 +101,7 @@ class PixelPlayerConfig:
     def __post_init__(self) -> None:
         where = f"pixelplayer.{self.profile}"
         check_fields(self, where)
-        for name in ("momentum", "weight_decay"):
+        for name in ("momentum", "weight_decay", "ema"):
             if not 0 <= getattr(self, name) < 1:
                 raise config_error(f"{where}.{name}", "must be a number in [0, 1)", getattr(self, name))
         if any(side < 2 for side in self.windows):

@@ -37,6 +37,7 @@ Multi-process: launched by ``torchrun --nproc_per_node G musicbench train-pixelp
 from __future__ import annotations
 
 import contextlib
+import copy
 import csv
 import io
 import json
@@ -419,6 +420,7 @@ class Trainer:
         if runtime.distributed:
             self.model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[runtime.device.index] if self.cuda else None)
         self.optimizer, self.scheduler = make_optimizer(net, config)
+        self.ema_net = copy.deepcopy(net).eval().requires_grad_(False) if config.ema else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and _amp_dtype() == torch.float16)
         self.audio = AudioConfig.from_params(params)
 
@@ -440,6 +442,8 @@ class Trainer:
         saved = load_checkpoint_file(self.checkpoint_path, map_location="cpu")  # states are copied to the device
         _check_resumable(saved, self.config, self.global_batch, self.checkpoint_path)
         self.net.load_state_dict(saved["model"])
+        if self.ema_net is not None:
+            self.ema_net.load_state_dict(saved["ema"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.scheduler.load_state_dict(saved["scheduler"])
         self.scaler.load_state_dict(saved["scaler"])
@@ -461,9 +465,27 @@ class Trainer:
         self.sampler = DistributedSampler(self.dataset, num_replicas=self.runtime.world, rank=self.runtime.rank,
                                           shuffle=True, seed=self.config.seed, drop_last=False)
         main = self.runtime.main
-        self.separator = Separator(self.net, self.audio, device=self.runtime.device) if main else None
+        self.separator = Separator(self.evaluated_net, self.audio, device=self.runtime.device) if main else None
         self.val_items = load_val_items(root, self.separator, self.config.val_items) if main else []
         self.net.train()
+
+    @property
+    def evaluated_net(self) -> PixelPlayer:
+        """What validation scores and ``best.pt`` keeps: the weights' moving average with ``ema``, else the weights."""
+        return self.net if self.ema_net is None else self.ema_net
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """Move the moving average towards the weights just stepped: ``avg = ema * avg + (1 - ema) * w``
+        for every floating tensor of the state (BatchNorm statistics too); counters are copied."""
+        if self.ema_net is None:
+            return
+        weights = self.net.state_dict()
+        for name, average in self.ema_net.state_dict().items():
+            if average.is_floating_point():
+                average.lerp_(weights[name], 1.0 - self.config.ema)
+            else:
+                average.copy_(weights[name])
 
     def seconds(self) -> float:
         """Training wall time so far, across resumptions."""
@@ -536,6 +558,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self.update_ema()
         self.step += 1
         self.window_losses.append(step_loss)
         return lr_used
@@ -564,7 +587,7 @@ class Trainer:
             self.best = {"step": self.step, "val_nsdr": scores["val_nsdr"], "val_si_sdri": scores["val_si_sdri"]}
             _save(self.out_dir / BEST_NAME, {"format": CHECKPOINT_FORMAT, "kind": "best", "step": self.step,
                                              "config": self.config.to_dict(), "audio": asdict(self.audio),
-                                             "model": self.net.state_dict(), "val": self.best})
+                                             "model": self.evaluated_net.state_dict(), "val": self.best})
 
     def checkpoint(self) -> None:
         """Write ``checkpoint.pt``: everything an exact resumption needs (rank 0)."""
@@ -574,7 +597,8 @@ class Trainer:
             "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": _rng_state(),
             "seconds": self.seconds(), "curve": self.curve, "val_curve": self.val_curve, "best": self.best,
-            "window_losses": self.window_losses})
+            "window_losses": self.window_losses,
+            **({} if self.ema_net is None else {"ema": self.ema_net.state_dict()})})
 
     def summary(self) -> dict[str, Any]:
         """The run's summary (what ``summary.json`` holds): sizes, timings, first/last loss, best step and NSDR."""

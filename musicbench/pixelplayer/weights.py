@@ -242,13 +242,22 @@ def prepare_weights(params: dict[str, Any], root: str | os.PathLike, out_dir: st
                               "card); set pixelplayer.weights: train, or pixelplayer.profile to a published one")
     verify_weights(published, card)
     check_no_leak(card, root, published)
+    recipe = card_recipe(card, config.profile)
     differs = sorted(key for key, value in config.to_dict().items()
-                     if key not in BOOKKEEPING_KEYS and card.get("config", {}).get(key) != value)
+                     if key not in BOOKKEEPING_KEYS and recipe.get(key) != value)
     with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
         shutil.copyfile(published, tmp)
     card = {**card, "source": f"published ({published.name})", "recipe_differs": differs}
     atomic_write_text(out_dir / CARD_NAME, json.dumps(card, indent=2, sort_keys=True) + "\n")
     return card
+
+
+def card_recipe(card: dict[str, Any], profile: str) -> dict[str, Any]:
+    """The profile config a card records, with the keys newer than the card at their defaults
+    (which left training as it was, e.g. ``ema`` 0)."""
+    from musicbench.pixelplayer.config import PixelPlayerConfig
+
+    return {**PixelPlayerConfig(profile=profile).to_dict(), **card.get("config", {})}
 
 
 def publish_weights(trained_dir: str | os.PathLike, published_dir: str | os.PathLike = PUBLISHED_DIR,
