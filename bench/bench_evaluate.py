@@ -27,7 +27,8 @@ from rich.console import Console
 from rich.table import Table
 
 from musicbench.benchmark import DataRoot
-from musicbench.evaluate import evaluate, run_tracks
+from musicbench.evaluate import evaluate
+from musicbench.harness.inference import run_tracks
 
 TRIVIAL_MODEL = '''
 import numpy as np

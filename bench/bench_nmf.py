@@ -2,8 +2,8 @@
 
 Trains the dictionaries (`musicbench.nmf.train_nmf`) on the train-split solo videos of a data
 root, then separates every item of a split in this process (no harness subprocess), timing each
-call, and times the oracle ideal ratio mask (`musicbench.evaluate.oracle_estimates`, the same STFT
-and inverse STFT, no factorisation) on the same items as the reference: the ratio is what the NMF
+call, and times the oracle ideal ratio mask (`musicbench.harness.oracles.oracle_estimates`, the same
+STFT and inverse STFT, no factorisation) on the same items as the reference: the ratio is what the NMF
 activations cost on top of masking. The oracle is timed twice, with torch's default thread count
 (as `musicbench evaluate` runs it) and on one thread (as NMF runs). With --score it also prints
 the mean NSDR of both.
@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from musicbench.benchmark import DataRoot
-from musicbench.evaluate import oracle_estimates
+from musicbench.harness.oracles import oracle_estimates
 from musicbench.nmf import NMFConfig, learn_dictionaries, load_nmf, single_thread, train_nmf
 from musicbench.progress import cpu_seconds
 

@@ -84,7 +84,7 @@ def clip_frames(audio: AudioConfig) -> int:
 
 def time_inference(config: PixelPlayerConfig, audio: AudioConfig, repeats: int) -> dict[str, float]:
     from musicbench.benchmark import EvalItem
-    from musicbench.evaluate import oracle_estimates
+    from musicbench.harness.oracles import oracle_estimates
 
     torch.manual_seed(0)
     separator = Separator(PixelPlayer(config), audio)

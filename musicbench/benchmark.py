@@ -659,7 +659,8 @@ def item_keys(mixtures: pd.DataFrame, duets: pd.DataFrame) -> dict[str, str]:
     """``{item_id: key}``: ``it-`` + 16 hex digits of the SHA-256 over an item's clips (KEY_COLUMNS,
     the gains of a mixture item, the decoded stems of a duet item). Two data roots whose items share
     an id and a key hold the same clips, sounding alike (equal loudness contours: not necessarily
-    equal samples, e.g. another decoder's rounding; `musicbench.evaluate.item_content_hash` is exact)."""
+    equal samples, e.g. another decoder's rounding; `musicbench.harness.scoring.item_content_hash` is
+    exact)."""
     keys = {}
     for item_id, rows in mixtures.groupby("item_id", sort=True):
         keys[str(item_id)] = _key(table_to_csv(rows.sort_values("source_index"), (*KEY_COLUMNS, "gain")))

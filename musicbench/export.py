@@ -45,15 +45,7 @@ import pandas as pd
 from musicbench.benchmark import TRACKS, DataRoot, EvalItem
 from musicbench.concurrency import exit_on_sigterm
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import (
-    INFERENCE_COLUMNS,
-    MAX_HEATMAP_BYTES,
-    _save_npy,
-    check_estimates,
-    check_heatmaps,
-    finish_run,
-    provenance,
-)
+from musicbench.evaluate import finish_run
 from musicbench.fsutil import (
     NpyError,
     UntrustedFileError,
@@ -63,6 +55,8 @@ from musicbench.fsutil import (
     read_regular_file,
     write_parquet,
 )
+from musicbench.harness.outputs import INFERENCE_COLUMNS, MAX_HEATMAP_BYTES, _save_npy, check_estimates, check_heatmaps
+from musicbench.harness.provenance import provenance
 from musicbench.hidden import register_copy
 from musicbench.run_folder import check_apart, claim_run_folder, refuse_strangers, staged_folder
 

@@ -19,7 +19,8 @@ import numpy as np
 from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import ScoreCache, check_estimates, check_heatmaps
+from musicbench.harness.outputs import check_estimates, check_heatmaps
+from musicbench.harness.scoring import ScoreCache
 from musicbench.hidden import check_other_names, hidden_paths
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 

@@ -206,7 +206,7 @@ def test_runs_of_every_data_root_share_one_table_with_their_coverage(attrition, 
 
 def _edit(run: Path, items=None, provenance=None) -> None:
     """Edit a run folder as a forger would: items.parquet, provenance.json, and a summary.json recomputed to agree."""
-    from musicbench.evaluate import summarize
+    from musicbench.harness.summaries import summarize
 
     table = pd.read_parquet(run / "items.parquet")
     if items is not None:
@@ -275,7 +275,7 @@ def test_estimates_exported_from_another_data_root_are_not_scored_as_this_ones(a
 def test_a_cached_score_is_never_reused_for_other_samples_under_the_same_key(attrition, runs, tmp_path):
     """A video re-encoded with its polarity flipped keeps every loudness contour, so the same items
     and keys; scores of the same estimates against it come from the new samples, cache or not."""
-    from musicbench.evaluate import score_items
+    from musicbench.harness.scoring import score_items
 
     full, _, _, params, _, _, _ = attrition
     flipped = tmp_path / "flipped"

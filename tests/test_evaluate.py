@@ -14,7 +14,9 @@ import yaml
 
 from musicbench.benchmark import DataRoot, read_index
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import evaluate, run_inference, score_run
+from musicbench.evaluate import evaluate
+from musicbench.harness.inference import run_inference
+from musicbench.harness.scoring import score_run
 from musicbench.metrics import bss_eval_sources
 from tests.conftest import REPO_ROOT, run_cli
 

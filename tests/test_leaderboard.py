@@ -649,7 +649,7 @@ def test_a_summary_claiming_a_million_items_unranks_no_one(board, tmp_path):
 def test_a_summary_hiding_failed_items_is_unranked(board, tmp_path):
     """A summary.json that claims no failure (n_excluded 0, complete, a better mean) over an items.parquet
     with failed items ranked first."""
-    from musicbench.evaluate import score_run
+    from musicbench.harness.scoring import score_run
 
     _, _, runs, root = board
     mine = tmp_path / "runs"
@@ -693,7 +693,7 @@ def test_a_forged_items_table_is_re_scored_from_its_estimates(board, tmp_path):
     """Every NSDR of items.parquet set to 99 dB (and summary.json made to agree with it) ranked first:
     re-scored from the estimates, the row gets the estimates' numbers and no rank. Without estimates
     there is nothing to check the table against: unranked too."""
-    from musicbench.evaluate import summarize
+    from musicbench.harness.summaries import summarize
 
     _, _, runs, root = board
     mine = tmp_path / "runs"
@@ -751,7 +751,7 @@ def test_confinement_must_agree_with_its_own_description(board, tmp_path):
 def test_a_baseline_is_the_repositorys_own_file(board, tmp_path, monkeypatch):
     """Any model file in a folder named baselines/ was a baseline of the tests: now only a run whose
     model file has the SHA-256 of the file of that name in the repository's baselines/."""
-    from musicbench.evaluate import summarize
+    from musicbench.harness.summaries import summarize
     from musicbench.leaderboard import runs as runs_module
     from musicbench.leaderboard.board import make_board
     from musicbench.leaderboard.runs import find_runs

@@ -309,7 +309,8 @@ def test_solos_pipeline_offline_from_download_to_mixtures(small_synth, tmp_path)
 
 
 def test_the_video_bootstrap_counts_the_clips_of_one_video_as_that_video():
-    from musicbench.evaluate import ITEM_COLUMNS, summarize_track
+    from musicbench.harness.scoring import ITEM_COLUMNS
+    from musicbench.harness.summaries import summarize_track
 
     rng = np.random.default_rng(0)
 

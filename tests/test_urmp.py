@@ -21,8 +21,9 @@ import yaml
 from musicbench.benchmark import DataRoot, read_clip_frames, side_by_side_strips
 from musicbench.concurrency import hold_data_root
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import evaluate, player_crops, run_tracks
+from musicbench.evaluate import evaluate
 from musicbench.fsutil import sha256_file
+from musicbench.harness.inference import player_crops, run_tracks
 from musicbench.instruments import MUSIC_INSTRUMENTS, SYNTH_INSTRUMENTS, URMP_CODES, URMP_EXTRA_INSTRUMENTS
 from musicbench.leaderboard import build_leaderboard
 from musicbench.media import probe

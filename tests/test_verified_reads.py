@@ -12,8 +12,10 @@ import pytest
 
 from musicbench.benchmark import DataRoot, read_mixtures
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import evaluate, run_inference, score_run
+from musicbench.evaluate import evaluate
 from musicbench.fsutil import write_parquet
+from musicbench.harness.inference import run_inference
+from musicbench.harness.scoring import score_run
 from musicbench.leaderboard import build_leaderboard
 from tests.conftest import REPO_ROOT, run_cli
 

@@ -22,12 +22,13 @@ Honesty rules:
   instrument labels (``uses_labels``) are marked and ranked in their own track.
 - Run folders are untrusted: the board believes none of summary.json's numbers. Every count, flag and
   figure of a row (items, failures, completeness, means, medians, CIs, localization, per-instrument,
-  duet and URMP blocks) is recomputed from the run's items.parquet with `musicbench.evaluate.summarize`
-  (the run's own seed); with the data root (`root`) of the run's benchmark version, items.parquet is
-  first re-scored from the run's estimates (`board.Rescorer`, through the signed score cache). A folder
-  that disagrees with its own files, or that cannot be re-scored, is listed unranked with the first
-  disagreement; a complete run has the data root's item count (else the most items a run of its table
-  has). Symlinked run folders and run files are never followed (`runs.find_runs`, `runs.load_run`).
+  duet and URMP blocks) is recomputed from the run's items.parquet with
+  `musicbench.harness.summaries.summarize` (the run's own seed); with the data root (`root`) of the
+  run's benchmark version, items.parquet is first re-scored from the run's estimates
+  (`board.Rescorer`, through the signed score cache). A folder that disagrees with its own files, or
+  that cannot be re-scored, is listed unranked with the first disagreement; a complete run has the
+  data root's item count (else the most items a run of its table has). Symlinked run folders and run
+  files are never followed (`runs.find_runs`, `runs.load_run`).
 - Every mean carries its 95% bootstrap CI (recomputed from the run's items) and its median.
 - Each method is compared with the table's best baseline by `stats.SIGNIFICANCE_TEST` (`stats.paired_test`).
 

@@ -10,9 +10,9 @@ the p-values Holm-adjusted per table.
 
 A run folder is untrusted, so the board believes none of summary.json's numbers (`check_run`): every
 count, flag and figure of a row is recomputed from the run's items.parquet with
-`musicbench.evaluate.summarize`, the function that wrote summary.json; with the data root of the run's
-benchmark version, items.parquet is first re-scored from the run's estimates (`Rescorer`, through the
-signed score cache). A folder whose files disagree (`summary_difference`, `table_difference`), or that
+`musicbench.harness.summaries.summarize`, the function that wrote summary.json; with the data root of
+the run's benchmark version, items.parquet is first re-scored from the run's estimates (`Rescorer`,
+through the signed score cache). A folder whose files disagree (`summary_difference`, `table_difference`), or that
 cannot be re-scored, is listed unranked with the first disagreement (``Row.untrusted``).
 """
 
@@ -32,7 +32,9 @@ import pandas as pd
 
 from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem, read_mixtures
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import ORACLES, score_items, summarize
+from musicbench.harness.oracles import ORACLES
+from musicbench.harness.scoring import score_items
+from musicbench.harness.summaries import summarize
 from musicbench.leaderboard.runs import ITEM_KEY, MAX_ITEMS_BYTES, Run
 from musicbench.leaderboard.stats import (
     ALPHA,
@@ -481,10 +483,11 @@ class Rescored:
 
 
 class Rescorer:
-    """Re-scores run folders of the data root's benchmark version (`musicbench.evaluate.score_items`,
-    no progress bar): each split's items are built and checked once for the whole board
-    (`DataRoot.read_verified_items`, per track, as many as the runs need), and scores come from the
-    data root's signed score cache, so re-scoring an honest run costs a cache lookup per item."""
+    """Re-scores run folders of the data root's benchmark version
+    (`musicbench.harness.scoring.score_items`, no progress bar): each split's items are built and
+    checked once for the whole board (`DataRoot.read_verified_items`, per track, as many as the runs
+    need), and scores come from the data root's signed score cache, so re-scoring an honest run costs
+    a cache lookup per item."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
@@ -633,7 +636,7 @@ def _with_localization_of(table: pd.DataFrame, claimed: pd.DataFrame, tracks: se
 class CheckedRun:
     """A run as the board trusts it (`check_run`): `run` with the items table its numbers come from
     (items.parquet, or the re-scored table where they disagree) and its problems, `summary` recomputed
-    from that table (`musicbench.evaluate.summarize`), `untrusted` the first reason its numbers cannot
+    from that table (`musicbench.harness.summaries.summarize`), `untrusted` the first reason its numbers cannot
     be trusted ("" if none), `rescored` whether items.parquet was checked against the estimates."""
 
     run: Run

@@ -26,8 +26,8 @@ import numpy as np
 
 from musicbench.benchmark import TRACKS, DataRoot, EvalItem
 from musicbench.errors import MusicbenchError
-from musicbench.evaluate import MAX_HEATMAP_BYTES
 from musicbench.fsutil import NpyError, atomic_path, atomic_write_text, read_npy
+from musicbench.harness.outputs import MAX_HEATMAP_BYTES
 from musicbench.leaderboard.board import Board, Row
 from musicbench.leaderboard.pages import render_demo
 from musicbench.leaderboard.runs import Run

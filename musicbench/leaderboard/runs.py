@@ -269,7 +269,7 @@ TRACK_FIELDS: dict[str, Check] = {
     "per_instrument": _mapping(_mapping(_optional(_number))),
 }
 TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
-# summary.json as `musicbench.evaluate.summarize` writes it, with the run's name, version, split and labels flag.
+# summary.json as `musicbench.harness.summaries.summarize` writes it, with the run's name, version, split and labels flag.
 SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
                    "benchmark_version": _text, "split": _text, "uses_labels": _flag}, TRACK_REQUIRED)
@@ -278,7 +278,7 @@ COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count,
                                                 "videos_not_held": _list(_text, MAX_ITEM_ROWS)},
                                                ("items", "held", "not_held"))),
                     "tables_fingerprint": _text, "frames": _mapping(_text)}, ("tracks",))
-# provenance.json as `musicbench.evaluate.provenance` writes it ("created" and "timestamp": dates of older runs).
+# provenance.json as `musicbench.harness.provenance.provenance` writes it ("created" and "timestamp": dates of older runs).
 PROVENANCE = _record({
     "name": _text, "benchmark_version": _text, "metric_version": _text, "split": _text,
     "git_revision": _optional(_text), "package_versions": _mapping(_optional(_text)), "python": _optional(_text),
@@ -314,7 +314,7 @@ def _read_json(path: Path, schema: Check, problems: list[str]) -> tuple[dict[str
         return {}, f"{path.name} is nested too deeply"
 
 
-# items.parquet (`musicbench.evaluate.ITEM_COLUMNS`): the columns the board reads, and what they must hold.
+# items.parquet (`musicbench.harness.scoring.ITEM_COLUMNS`): the columns the board reads, and what they must hold.
 ITEM_TEXT_COLUMNS = ("item_id", "track", "split", "video_id", "instrument", "status", "reason", "item_key")
 ITEM_REQUIRED_COLUMNS = ("item_id", "source_index", "video_id", "instrument", "status")
 ITEM_NUMBER_COLUMNS = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds")

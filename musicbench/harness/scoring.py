@@ -1,0 +1,335 @@
+"""Scoring: a run folder's outputs against the data root's references, through the score cache.
+
+`score_items` scores the estimates (and heatmaps) of a run folder with `musicbench.metrics`
+(`score_item`, one item), and `score_run` writes them as ``items.parquet`` (`ITEM_COLUMNS`): each
+row carries its item's key (``item_key``, `musicbench.benchmark.item_keys`). Scores are cached
+(`ScoreCache`) by estimate hash, item and its content (`item_content_hash`), benchmark and metric
+version and metric code hash (`metric_code_hash`) in signed entries, so re-scoring is free, a
+tampered entry is recomputed, and anyone can re-score a submission of estimates.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import inspect
+import json
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicbench.annotations import load_dsol_boxes
+from musicbench.benchmark import SCORE_CACHE_SECRET_NAME, URMP_TRACK, DataRoot, EvalItem
+from musicbench.concurrency import worker_pool
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import (
+    NpyError,
+    UntrustedFileError,
+    atomic_write_text,
+    ensure_writable_dir,
+    read_npy,
+    read_regular_file,
+    read_untrusted_parquet,
+    sha256_file,
+    write_parquet,
+)
+from musicbench.harness.oracles import oracle_code_hash, oracle_outputs
+from musicbench.harness.outputs import INFERENCE_COLUMNS, MAX_HEATMAP_BYTES, check_estimates, check_heatmaps
+from musicbench.metrics import (
+    METRIC_VERSION,
+    MetricInputError,
+    boxes_to_mask,
+    bss_eval_sources,
+    ciou,
+    mixture_sdr,
+    pointing_game,
+    scores_keeping_plus_inf,
+    si_sdr,
+    si_sdr_improvement,
+)
+from musicbench.progress import progress_bar
+
+ITEM_COLUMNS = (
+    "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
+    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds", "item_key",
+)
+
+
+def _cache_key(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def item_content_hash(item: EvalItem) -> str:
+    """Hex SHA-256 of what an item's scores are computed from: its mixture and references (exact
+    samples), its boxes and its points. Two items of one id and key can differ here (a polarity
+    flip keeps every loudness contour): the score cache keys on this, never on the key alone."""
+    digest = hashlib.sha256()
+    for array in (item.mixture, item.references):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        digest.update(repr(array.shape).encode() + array.tobytes())
+    for box in item.boxes:
+        box = None if box is None else np.ascontiguousarray(box, dtype=np.float64)
+        digest.update(b"none" if box is None else repr(box.shape).encode() + box.tobytes())
+    digest.update(repr([tuple(map(float, point)) for point in item.points]).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def metric_code_hash() -> str:
+    """Hex SHA-256 of the code that computes a score: every musicbench/metrics/*.py and `score_item`'s source."""
+    from musicbench import metrics as metrics_package
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(metrics_package.__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
+    digest.update(inspect.getsource(score_item).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ScoreCache:
+    """The score cache: ``<key>.json`` entries, each signed (HMAC-SHA256 over its key and value) with
+    the folder's secret key file ``.secret``; an entry that fails the check is recomputed."""
+
+    directory: Path
+    secret: bytes
+
+    @classmethod
+    def open(cls, directory: str | os.PathLike) -> ScoreCache:
+        """The cache in `directory` (created if needed), with its secret key (created once, mode 0600)."""
+        directory = ensure_writable_dir(directory)
+        key_path = directory / SCORE_CACHE_SECRET_NAME
+        if not key_path.is_file():
+            tmp = directory / f".secret.{os.getpid()}.tmp"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, key_path)  # the first writer's key wins; never a half-written one
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        return cls(directory, key_path.read_bytes().strip())
+
+    @staticmethod
+    def renew_secret(directory: str | os.PathLike) -> None:
+        """Forget the cache's key, so that every entry signed so far is recomputed (a new key is made
+        by the next `open`): after a model ran unconfined, it may have read the key."""
+        (Path(directory) / SCORE_CACHE_SECRET_NAME).unlink(missing_ok=True)
+
+    def _signature(self, key: str, value: Any) -> str:
+        return hmac.new(self.secret, json.dumps([key, value], sort_keys=True).encode(), hashlib.sha256).hexdigest()
+
+    def get(self, key: str, compute) -> dict[str, Any]:
+        """The cached value of `key` if its entry is intact, else ``compute()``, stored signed."""
+        path = self.directory / f"{key}.json"
+        if path.is_file():
+            try:
+                entry = json.loads(path.read_text())
+                if hmac.compare_digest(str(entry["hmac"]), self._signature(key, entry["value"])):
+                    return entry["value"]
+            except (OSError, ValueError, TypeError, KeyError):
+                pass  # a damaged or tampered entry is recomputed
+        value = compute()
+        atomic_write_text(path, json.dumps({"key": key, "value": value, "hmac": self._signature(key, value)}, sort_keys=True))
+        return value
+
+
+def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | None, floor_sdr: np.ndarray) -> dict[str, list]:
+    """Metrics of one item: lists over sources (SDR/SIR/SAR/NSDR/SI-SDR/SI-SDRi, cIoU, pointing)."""
+    sdr, sir, sar = bss_eval_sources(item.references, estimates)
+    scores = {
+        "sdr": scores_keeping_plus_inf(sdr), "sir": scores_keeping_plus_inf(sir), "sar": scores_keeping_plus_inf(sar),
+        "sdr_mix": scores_keeping_plus_inf(floor_sdr), "nsdr": scores_keeping_plus_inf(sdr - floor_sdr),
+        "si_sdr": scores_keeping_plus_inf(si_sdr(item.references, estimates)),
+        "si_sdri": scores_keeping_plus_inf(si_sdr_improvement(item.references, estimates, item.mixture)),
+        "ciou": [None] * len(sdr), "pointing_hit": [None] * len(sdr),
+    }
+    if heatmaps is not None:
+        height, width = item.frames.shape[2:4]
+        for k, box in enumerate(item.boxes):
+            boxes = None if box is None else np.atleast_2d(box)
+            boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+            if boxes is not None and len(boxes):
+                scores["ciou"][k] = float(ciou(heatmaps[k], boxes_to_mask(boxes, height, width)))
+                scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
+    return scores
+
+
+def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str,
+                localizes: bool = False, oracle: str | None = None) -> list[dict[str, Any]]:
+    """The items.parquet rows (one per source) of one item; uses and fills the score cache. In a run
+    that `localizes`, a mixture item without heatmaps is excluded like one without estimates. An
+    `oracle` run's outputs are computed from the item (`oracle_outputs`), not read."""
+    base = {"item_id": item.item_id, "track": item.track, "split": item.split, "item_key": item.key}
+    estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
+    heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
+    if status is None or status["status"] != "ok":
+        scores, state = {}, "excluded"
+        reason = "no inference record" if status is None else status["reason"]
+    elif oracle is None and localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
+        scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
+    else:
+        code, content = metric_code_hash(), item_content_hash(item)
+        floor = cache.get(_cache_key("floor", version, item.item_id, content, METRIC_VERSION, code),
+                          lambda: {"sdr_mix": [float(v) for v in mixture_sdr(item.references, item.mixture)]})
+        try:
+            if oracle is not None:  # computed again from the item only when its scores are not cached
+                key_parts, outputs = (f"oracle:{oracle}", oracle_code_hash()), functools.partial(oracle_outputs, item, oracle)
+            else:
+                key_parts, arrays = _run_outputs(item, estimates_path, heatmaps_path)
+                outputs = functools.partial(tuple, arrays)
+            key = _cache_key("scores", version, item.item_id, content, METRIC_VERSION, code, *key_parts)
+            scores = cache.get(key, lambda: score_item(item, *outputs(), np.array(floor["sdr_mix"])))
+            state, reason = "ok", ""
+        except UntrustedFileError as exc:
+            scores, state, reason = {}, "excluded", str(exc)
+        except MetricInputError as exc:
+            scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
+    seconds = None if status is None else float(status["seconds"])
+    rows = []
+    for k, video_id in enumerate(item.video_ids):
+        row = {**base, "source_index": k, "video_id": video_id, "instrument": item.instruments[k],
+               "status": state, "reason": reason, "seconds": seconds}
+        row.update({name: values[k] for name, values in scores.items()})
+        rows.append(row)
+    return rows
+
+
+def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
+                 ) -> tuple[tuple[str, str], tuple[np.ndarray, np.ndarray | None]]:
+    """A run folder's estimates of `item` and its heatmaps (None without a file), each file read once
+    and checked (`read_regular_file`, `read_npy`, `check_estimates`, `check_heatmaps`) before it is
+    allocated or scored (run folders are untrusted), with their SHA-256s ("-" without heatmaps):
+    ((estimates hash, heatmaps hash), (estimates, heatmaps)). UntrustedFileError says why not."""
+    n_sources, n_samples = item.references.shape
+    name = f"estimates/{item.item_id}.npy"
+    data = read_regular_file(estimates_path, max_bytes=n_sources * n_samples * 8 + (1 << 16), name=name)
+    estimates, reason = check_estimates(read_npy(data, max_bytes=len(data), kinds="f", ndim=2, name=name), n_sources, n_samples)
+    if estimates is None:
+        raise NpyError(f"{name}: {reason}")
+    hashes = (hashlib.sha256(data).hexdigest(), "-")
+    if not os.path.lexists(heatmaps_path):
+        return hashes, (estimates, None)
+    name = f"heatmaps/{item.item_id}.npy"
+    data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=name)
+    heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3, name=name), n_sources,
+                                      item.frames.shape[2:4])
+    if heatmaps is None:
+        raise NpyError(f"{name}: {reason}")
+    return (hashes[0], hashlib.sha256(data).hexdigest()), (estimates, heatmaps)
+
+
+def _run_localizes(out_dir: Path) -> bool:
+    """Whether the run folder's model localizes: model.json says so, or any heatmaps file is there."""
+    try:
+        if json.loads(read_regular_file(out_dir / "model.json", max_bytes=1 << 20)).get("has_localize") is True:
+            return True
+    except (ValueError, AttributeError, RecursionError):  # UntrustedFileError is a ValueError
+        pass
+    return (out_dir / "heatmaps").is_dir() and any((out_dir / "heatmaps").iterdir())
+
+
+def score_run(
+    out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
+    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None, oracle: str | None = None,
+    items: Sequence[EvalItem] | None = None,
+) -> pd.DataFrame:
+    """Score the estimates under `out_dir` (`score_items`; `items`: already built); write items.parquet; return it."""
+    table = score_items(out_dir, root, split=split, cache_dir=cache_dir, limit=limit, jobs=jobs, boxes_file=boxes_file,
+                        oracle=oracle, items=items)
+    write_parquet(table, Path(out_dir) / "items.parquet")
+    return table
+
+
+def score_items(
+    out_dir: str | os.PathLike, root: str | os.PathLike, *, split: str = "test", cache_dir: str | os.PathLike | None = None,
+    limit: int | None = None, jobs: int = 1, boxes_file: str | os.PathLike | None = None,
+    items: Sequence[EvalItem] | None = None, show_progress: bool = True, oracle: str | None = None,
+) -> pd.DataFrame:
+    """The items.parquet table of the run folder `out_dir` (from
+    `musicbench.harness.inference.run_inference`), scored from its estimate files against the data
+    root (nothing is written but score cache entries).
+
+    `boxes_file`: localization ground truth for videos without boxes of their own (real MUSIC),
+    in DSOL's format (`musicbench.annotations.load_dsol_boxes`); its hash joins the cache key.
+
+    Every item of the mixtures track gets rows (failed ones as excluded, with the reason); duet
+    items get rows when the run has inference records for them. Every benchmark file the items are
+    built from is checked first (`DataRoot.verify_items`). Scores are cached in `cache_dir` (default
+    ``<root>/score_cache``, a `ScoreCache`) by (estimate file hash, heatmap file hash, item and
+    `item_content_hash`, benchmark version, metric version, `metric_code_hash`); mixture floors by
+    (item and its content hash, benchmark version, metric version, metric code hash).
+    `jobs` > 1 scores items in that many processes (one BLAS thread each). `items`: the split's
+    items already built and verified (`DataRoot.read_verified_items`, e.g. shared by every run the
+    leaderboard re-scores); those of the run's tracks are scored. An `oracle` run has no estimate
+    files: its outputs are computed again from the items (`oracle_outputs`).
+    """
+    out_dir, root = Path(out_dir), Path(root)
+    data = DataRoot(root)
+    cache = ScoreCache.open(cache_dir or data.score_cache_dir)
+    version = data.version()
+    try:  # a run folder is untrusted (the leaderboard re-scores folders it did not write)
+        inference = read_untrusted_parquet(out_dir / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
+                                           max_rows=1_000_000, max_memory=256 << 20, name="inference.parquet")
+    except UntrustedFileError as exc:
+        raise MusicbenchError(f"cannot read the inference table of {str(out_dir)!r}: {exc}; run the model first "
+                              "(`musicbench evaluate`)") from None
+    missing = [column for column in ("item_id", "status", "reason", "seconds") if column not in inference.columns]
+    if missing:
+        raise MusicbenchError(f"the inference table of {str(out_dir)!r} lacks column(s) {', '.join(missing)}; run the model "
+                              "again (`musicbench evaluate`)")
+    if "track" not in inference.columns:
+        inference["track"] = "mixtures"
+    status = {row["item_id"]: row for row in inference.to_dict("records")}
+    annotations = load_dsol_boxes(boxes_file) if boxes_file else None
+    version = version if not boxes_file else f"{version}+boxes:{sha256_file(boxes_file)}"
+    tracks = ("mixtures", *(track for track in ("duets", URMP_TRACK) if (inference["track"] == track).any()))
+    if items is None:
+        items = data.read_verified_items(split, limit, tracks, annotations)
+    else:
+        items = [item for item in items if item.track in tracks]
+    # a URMP item is defined by the real-ensembles track's version, not the MUSIC one: its cache entries carry both
+    urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
+    localizes = _run_localizes(out_dir)
+    tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version,
+              localizes, oracle) for item in items]
+    records = []
+    with progress_bar(f"scoring ({split})", total=len(items), show=show_progress) as advance:
+        if jobs <= 1:
+            for task in tasks:
+                records += _score_rows(*task)
+                advance()
+        else:
+            import multiprocessing
+
+            with _single_blas_thread(), worker_pool(jobs, multiprocessing.get_context("spawn")) as pool:
+                for rows in pool.map(_score_rows, *zip(*tasks)):
+                    records += rows
+                    advance()
+    return pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
+
+
+class _single_blas_thread:
+    """Context manager: worker processes started inside it use one BLAS/OpenMP thread each."""
+
+    NAMES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+    def __enter__(self):
+        self.saved = {name: os.environ.get(name) for name in self.NAMES}
+        os.environ.update({name: "1" for name in self.NAMES})
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
