@@ -25,8 +25,9 @@ from rich.console import Console
 from rich.table import Table
 
 from musicbench.benchmark import DataRoot
-from musicbench.evaluate import _run_outputs, oracle_outputs
 from musicbench.fsutil import UntrustedFileError
+from musicbench.harness.oracles import oracle_outputs
+from musicbench.harness.scoring import _run_outputs
 from musicbench.metrics.recipes import SOP_FIGURES, SopSteps, sop_average, sop_item_scores
 
 #: musicbench's recipe, then the Sound of Pixels' steps added one at a time (the last is its whole recipe).
