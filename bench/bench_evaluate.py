@@ -4,7 +4,8 @@ decodes the same items once, in one process, side by side.
 A trivial model (each source gets the mixture divided by the number of sources) costs next to
 nothing, so evaluate's wall time is the harness: start-up, verification, the model process, building
 the items, scoring (fresh, or from the score cache) and the run folder. Printed: each timing, the
-ratio of evaluate (cached scores) to the plain loop, the fixed cost (evaluate of one item, cached) and
+ratio of evaluate (cached scores) to the plain loop, the speed-up of fresh scoring in 2 processes
+(``--jobs 2``) over one (scoring time: fresh minus cached), the fixed cost (evaluate of one item, cached) and
 the per-item harness cost beyond the loop ((evaluate − fixed − model time − loop) / items), and the
 command a user types for one item (interpreter start-up and imports included).
 
@@ -70,14 +71,16 @@ def main() -> None:
         model = scratch / "equal_shares.py"
         model.write_text(TRIVIAL_MODEL)
         runs = scratch / "runs"
-        figures: dict[str, list[float]] = {"plain loop": [], "evaluate, fresh scores": [], "evaluate, cached scores": [],
+        figures: dict[str, list[float]] = {"plain loop": [], "evaluate, fresh scores": [],
+                                           "evaluate, fresh scores, --jobs 2": [], "evaluate, cached scores": [],
                                            "evaluate, 1 item (cached)": [], "musicbench evaluate --limit 1 (command)": [],
                                            "model time": []}
         n_items = 0
 
-        def evaluated(folder: str, cache: Path, limit: int | None = None) -> float:
+        def evaluated(folder: str, cache: Path, limit: int | None = None, jobs: int = 1) -> float:
             start = time.perf_counter()
-            evaluate(model, args.root, runs / folder, split=args.split, device="cpu", cache_dir=cache, limit=limit)
+            evaluate(model, args.root, runs / folder, split=args.split, device="cpu", cache_dir=cache, limit=limit,
+                     jobs=jobs)
             return time.perf_counter() - start
 
         for repeat in range(args.repeat):
@@ -86,6 +89,8 @@ def main() -> None:
             cache = scratch / f"cache-{repeat}"  # fresh: an empty score cache
             figures["evaluate, fresh scores"].append(evaluated(f"fresh-{repeat}", cache))
             figures["evaluate, cached scores"].append(evaluated(f"cached-{repeat}", cache))
+            figures["evaluate, fresh scores, --jobs 2"].append(evaluated(f"jobs-{repeat}", scratch / f"cache-jobs-{repeat}",
+                                                                         jobs=2))
             inference = pd.read_parquet(runs / f"cached-{repeat}" / "inference.parquet")
             figures["model time"].append(float(inference["seconds"].sum()))
             figures["evaluate, 1 item (cached)"].append(evaluated(f"one-{repeat}", cache, limit=1))
@@ -103,6 +108,8 @@ def main() -> None:
     per_item = (median["evaluate, cached scores"] - median["evaluate, 1 item (cached)"] - median["model time"]
                 - median["plain loop"]) / max(n_items - 1, 1)
     table.add_row("evaluate (cached) / plain loop", f"{ratio:.2f}×")
+    scoring = [median[f"evaluate, fresh scores{jobs}"] - median["evaluate, cached scores"] for jobs in ("", ", --jobs 2")]
+    table.add_row("fresh scoring, 1 process / 2 processes", f"{scoring[0] / max(scoring[1], 1e-9):.2f}×")
     table.add_row("fixed cost (evaluate of 1 item, cached)", f"{median['evaluate, 1 item (cached)']:.2f}")
     table.add_row("per-item harness cost beyond the loop (ms)", f"{1000 * per_item:.1f}")
     Console(width=120).print(table)

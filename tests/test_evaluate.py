@@ -106,6 +106,21 @@ def test_example_model_evaluates_end_to_end(example_run):
     assert "nsdr" in printed and "duet track (separate_at): 3/3 items scored" in printed
 
 
+def test_scoring_workers_get_the_same_scores_without_the_pictures(example_run, tmp_path):
+    """--jobs 2 sends each worker the item without its frames (only their size is read): the rows,
+    localization included, equal one process's; the items themselves keep their frames."""
+    from musicbench.harness.scoring import _without_pictures, score_items
+
+    root, out, _ = example_run
+    items = DataRoot(root).read_verified_items("test", tracks=("mixtures", "duets"))
+    tables = [score_items(out, root, cache_dir=tmp_path / f"cache{jobs}", jobs=jobs, items=items, show_progress=False)
+              for jobs in (1, 2)]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    assert tables[0]["ciou"].notna().sum() == 24
+    light = _without_pictures(items[0])
+    assert light.frames.shape[2:] == items[0].frames.shape[2:] and light.frames.size == 0 and items[0].frames.size
+
+
 def test_motion_alone_separates_a_still_scene_and_not_a_lively_one(example_run, still_bench_root, tmp_path):
     """Where only playing moves (`synth.scene: still`), the reference heuristic (per-bin envelope
     against each video's motion) separates well above the example model, on both tracks, and both

@@ -274,7 +274,14 @@ def test_weight_average_is_what_validation_and_best_pt_hold(trained, bench_root,
     a, b = (torch.load(tmp_path / run / "checkpoint.pt", weights_only=True) for run in ("straight", "resumed"))
     for name, tensor in a["ema"].items():
         assert torch.equal(tensor, b["ema"][name]), name
-    assert "ema" not in torch.load(trained[1] / "checkpoint.pt", weights_only=True)  # off by default
+    saved = torch.load(trained[1] / "checkpoint.pt", weights_only=True)
+    assert "ema" not in saved  # off by default
+    del saved["config"]["ema"]  # a checkpoint written before the key existed: it trained without an average
+    (tmp_path / "older").mkdir()
+    torch.save(saved, tmp_path / "older" / "checkpoint.pt")
+    with pytest.raises(MusicbenchError, match=r"pixelplayer\.tiny\.ema = 0\.0, params now say 0\.5") as info:
+        train_pixelplayer(params, root, tmp_path / "older", device="cpu", progress=False)
+    assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
@@ -702,6 +709,7 @@ def test_published_weights_are_refused_where_their_training_videos_are_scored(tr
 def test_the_repository_publishes_the_cpu_profiles_weights():
     """baselines/weights holds the cpu profile's weights: they match their card, load into the
     network, and were trained with exactly the recipe params.yaml's cpu profile gives."""
+    from musicbench.pixelplayer.config import LEGACY_DEFAULTS
     from musicbench.pixelplayer.weights import card_recipe, published_weights_path, read_card, verify_weights
 
     published = published_weights_path("cpu")
@@ -709,7 +717,8 @@ def test_the_repository_publishes_the_cpu_profiles_weights():
     verify_weights(published, card)
     params = copy.deepcopy(REPO_PARAMS)
     assert params["pixelplayer"]["weights"] == "published"
-    assert card_recipe(card, "cpu") == PixelPlayerConfig.from_params(params, "cpu").to_dict()
+    assert card_recipe(card) == PixelPlayerConfig.from_params(params, "cpu").to_dict()
+    assert set(card_recipe(card)) - set(card["config"]) <= set(LEGACY_DEFAULTS)  # only keys newer than the card
     separator = Separator.from_checkpoint(published)
     assert count_parameters(separator.net) == card["training"]["n_parameters"]
     for curve in card["curves"].values():

@@ -108,3 +108,58 @@ def test_validity_skips_what_musicbench_charges():
     # a source whose Σ|x| is at most 1e-5 is skipped too, though BSS Eval could score it
     estimates[1] = 1e-5 / N
     assert sop_item_scores(references, estimates, mixture) is None
+
+
+FAILS_FIRST_ITEM = '''
+import numpy as np
+
+
+class EqualSharesAfterTheFirst:
+    calls = 0
+
+    def separate(self, mixture, frames, sample_rate):
+        EqualSharesAfterTheFirst.calls += 1
+        if EqualSharesAfterTheFirst.calls == 1:
+            raise RuntimeError("the first item fails")
+        return np.repeat(mixture[None] / frames.shape[0], frames.shape[0], axis=0)
+
+
+def load_model(device="cpu"):
+    return EqualSharesAfterTheFirst()
+'''
+
+
+def test_the_bench_tables_the_runs_it_can_check_and_says_which_it_cannot(bench_root, tmp_path):
+    """bench/bench_sop_recipe.py on real runs: an oracle and a model that fails one item (charged
+    −inf under musicbench's recipe, skipped under the reference's); a symlinked run folder and one
+    whose items.parquet was scored elsewhere are left out with a line each."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from musicbench.evaluate import evaluate
+    from tests.conftest import REPO_ROOT
+
+    root = bench_root[0]
+    runs = tmp_path / "runs"
+    evaluate(None, root, runs / "oracle-irm", oracle="irm", device="cpu")
+    model = tmp_path / "fails_first.py"
+    model.write_text(FAILS_FIRST_ITEM)
+    evaluate(model, root, runs / "fails-first", device="cpu")
+    (runs / "linked").symlink_to(runs / "oracle-irm")
+    shutil.copytree(runs / "oracle-irm", runs / "relabelled")  # a mixture oracle's items under an IRM claim
+    summary = json.loads((runs / "relabelled" / "provenance.json").read_text())
+    (runs / "relabelled" / "provenance.json").write_text(json.dumps({**summary, "oracle": "mixture"}))
+    out = tmp_path / "sop.json"
+    result = subprocess.run([sys.executable, "bench/bench_sop_recipe.py", "--root", str(root), "--runs", str(runs),
+                             "--json", str(out)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    tabled = json.loads(out.read_text())["runs"]
+    assert set(tabled) == {"oracle-irm", "fails-first"}
+    assert tabled["fails-first"]["musicbench"]["nsdr"] == float("-inf")
+    sop = tabled["fails-first"]["+ batches (SoP)"]
+    assert np.isfinite(sop["nsdr"]) and sop["n_valid"] == 11  # the failed item is skipped: failing pays there
+    assert tabled["oracle-irm"]["+ batches (SoP)"]["n_valid"] == 12
+    printed = " ".join(result.stdout.split())
+    assert "not tabled: linked" in printed and "not tabled: relabelled" in printed

@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +83,16 @@ def item_content_hash(item: EvalItem) -> str:
 
 @functools.cache
 def metric_code_hash() -> str:
-    """Hex SHA-256 of the code that computes a score: every musicbench/metrics/*.py and `score_item`'s source."""
+    """Hex SHA-256 of the code that computes a score: every musicbench/metrics/*.py, how outputs are
+    read and checked (`musicbench.harness.outputs`, `_run_outputs`) and `score_item`'s source."""
     from musicbench import metrics as metrics_package
+    from musicbench.harness import outputs
 
     digest = hashlib.sha256()
-    for path in sorted(Path(metrics_package.__file__).resolve().parent.glob("*.py")):
+    for path in [*sorted(Path(metrics_package.__file__).resolve().parent.glob("*.py")), Path(outputs.__file__)]:
         digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
-    digest.update(inspect.getsource(score_item).encode())
+    for function in (_run_outputs, score_item):
+        digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()
 
 
@@ -311,11 +314,20 @@ def score_items(
         else:
             import multiprocessing
 
+            tasks = [(_without_pictures(task[0]), *task[1:]) for task in tasks]
             with _single_blas_thread(), worker_pool(jobs, multiprocessing.get_context("spawn")) as pool:
                 for rows in pool.map(_score_rows, *zip(*tasks)):
                     records += rows
                     advance()
     return pd.DataFrame.from_records(records).reindex(columns=list(ITEM_COLUMNS))
+
+
+def _without_pictures(item: EvalItem) -> EvalItem:
+    """`item` with no frames left but their shape's other axes (scoring reads only the frame size):
+    what a scoring worker is sent, a sixth of the item (the pictures are most of it)."""
+    shape = list(item.frames.shape)
+    shape[1] = 0
+    return replace(item, frames=np.empty(shape, dtype=item.frames.dtype))
 
 
 class _single_blas_thread:

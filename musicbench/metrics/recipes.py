@@ -70,8 +70,8 @@ def sop_item_scores(reference: ArrayLike, estimate: ArrayLike | None, mixture: A
         reference, estimate, mixture = reference[:, :SOP_SAMPLES], estimate[:, :SOP_SAMPLES], mixture[:SOP_SAMPLES]
     if steps.clip:
         estimate, mixture = np.clip(estimate, -1.0, 1.0), np.clip(mixture, -1.0, 1.0)
-    silent = min(np.abs(reference).sum(axis=-1).min(), np.abs(estimate).sum(axis=-1).min()) <= SOP_VALID_SUM
-    if silent and steps.validity:
+    valid = bool(np.all(np.abs(reference).sum(axis=-1) > SOP_VALID_SUM) and np.all(np.abs(estimate).sum(axis=-1) > SOP_VALID_SUM))
+    if not valid and steps.validity:  # as the reference's `>` tests: a NaN sum is not valid either
         return None
     sdr_mix = float(np.mean(bss_eval_sources(reference, np.broadcast_to(mixture, reference.shape))[0]))
     if not np.all(np.any(estimate != 0, axis=-1)):  # kept although silent: charged as musicbench charges a failure

@@ -27,6 +27,11 @@ UnetInit = Literal["reference", "torch"]
 UNET_INITS: tuple[str, ...] = typing.get_args(UnetInit)
 
 
+#: Profile keys added after weights or checkpoints were first written, with the value that leaves
+#: training as it was before them: a card or checkpoint without one of these keys had that value.
+LEGACY_DEFAULTS: dict[str, Any] = {"ema": 0.0}
+
+
 @dataclass(frozen=True)
 class PixelPlayerConfig:
     """One PixelPlayer profile: architecture, data, optimisation and bookkeeping.

@@ -61,7 +61,7 @@ from musicbench.config import AudioConfig
 from musicbench.device import resolve_device
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
-from musicbench.pixelplayer.config import PixelPlayerConfig
+from musicbench.pixelplayer.config import LEGACY_DEFAULTS, PixelPlayerConfig
 from musicbench.pixelplayer.inference import CHECKPOINT_FORMAT, Separator, load_checkpoint_file, load_error_reason
 from musicbench.pixelplayer.model import OUTPUT_STRIDE, PixelPlayer, count_parameters
 from musicbench.progress import cpu_seconds, progress_bar
@@ -353,7 +353,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 def _check_resumable(saved: dict[str, Any], config: PixelPlayerConfig, global_batch: int, path: Path) -> None:
     current = config.to_dict()
-    for key, value in saved["config"].items():
+    for key, value in {**LEGACY_DEFAULTS, **saved["config"]}.items():
         if key not in RESUMABLE_CHANGES and current.get(key) != value:
             raise MusicbenchError(
                 f"{str(path)!r} was trained with pixelplayer.{config.profile}.{key} = {value!r}, params now say "

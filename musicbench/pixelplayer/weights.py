@@ -242,7 +242,7 @@ def prepare_weights(params: dict[str, Any], root: str | os.PathLike, out_dir: st
                               "card); set pixelplayer.weights: train, or pixelplayer.profile to a published one")
     verify_weights(published, card)
     check_no_leak(card, root, published)
-    recipe = card_recipe(card, config.profile)
+    recipe = card_recipe(card)
     differs = sorted(key for key, value in config.to_dict().items()
                      if key not in BOOKKEEPING_KEYS and recipe.get(key) != value)
     with atomic_path(out_dir / WEIGHTS_NAME) as tmp:
@@ -252,12 +252,13 @@ def prepare_weights(params: dict[str, Any], root: str | os.PathLike, out_dir: st
     return card
 
 
-def card_recipe(card: dict[str, Any], profile: str) -> dict[str, Any]:
-    """The profile config a card records, with the keys newer than the card at their defaults
-    (which left training as it was, e.g. ``ema`` 0)."""
-    from musicbench.pixelplayer.config import PixelPlayerConfig
+def card_recipe(card: dict[str, Any]) -> dict[str, Any]:
+    """The profile config a card records, with a key newer than the card at the value it had
+    before (`LEGACY_DEFAULTS`, e.g. ``ema`` 0); any other missing key stays missing (so it differs)."""
+    from musicbench.pixelplayer.config import LEGACY_DEFAULTS
 
-    return {**PixelPlayerConfig(profile=profile).to_dict(), **card.get("config", {})}
+    config = card.get("config")
+    return {**LEGACY_DEFAULTS, **(config if isinstance(config, dict) else {})}
 
 
 def publish_weights(trained_dir: str | os.PathLike, published_dir: str | os.PathLike = PUBLISHED_DIR,
