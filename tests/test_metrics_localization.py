@@ -12,7 +12,7 @@ from musicbench.metrics import (
     centre_prior,
     ciou,
     ciou_success,
-    dsol_iou,
+    dsol_ciou,
     normalize_heatmap,
     pointing_game,
     resize_bilinear,
@@ -112,14 +112,39 @@ def test_pointing_game():
     assert not pointing_game(coarse, [[0, 0, 40, 80]], (80, 80))
 
 
-def test_dsol_iou():
+def _dsol_eval_port(pred_map: np.ndarray, boxes_normalised: list, side: int = 224) -> float:
+    """music-exp/eval.py's lines for one class: gtmap from normalised boxes on a side×side grid, the
+    map resized (bilinear, half-pixel centres as cv2.resize), threshold 0.5·max, strict."""
+    gtmap = np.zeros((side, side))
+    for box in boxes_normalised:
+        box = np.array(box) * side
+        gtmap[int(box[1]): int(box[1] + box[3]), int(box[0]): int(box[0] + box[2])] = 1
+    predmap = resize_bilinear(pred_map, side, side)
+    thresvalue = 0.5 * np.max(predmap)
+    return np.sum((predmap > thresvalue) * (gtmap > 0)) / (np.sum(gtmap) + np.sum((predmap > thresvalue) * (gtmap == 0)))
+
+
+def test_dsol_ciou_is_the_rule_of_dsols_evaluation():
     gt = boxes_to_mask([[2, 2, 4, 4]], 8, 8)
-    assert dsol_iou(gt.astype(float), gt) == 1.0
+    assert dsol_ciou(gt.astype(float), gt) == 1.0
     heat = np.zeros((8, 8))
     heat[2:6, 2:4] = 1.0  # half of the box
     heat[0, 0] = 0.6  # above half max: predicted too
-    assert dsol_iou(heat, gt) == pytest.approx(8 / 17)
-    assert dsol_iou(np.ones((8, 8)), gt) == 0.0
+    assert dsol_ciou(heat, gt) == pytest.approx(8 / 17)
+    heat[0, 0] = 0.5  # at half max: not predicted (strict)
+    assert dsol_ciou(heat, gt) == pytest.approx(8 / 16)
+    assert dsol_ciou(np.ones((8, 8)), gt) == pytest.approx(16 / 64)  # a constant map predicts everything
+    assert dsol_ciou(-np.ones((8, 8)), gt) == 0.0
+    # raw values, not min-max normalised: a map in [0.4, 1] binarised at 0.5 (0.5·max), not at 0.7
+    rng = np.random.default_rng(26)
+    for _ in range(20):
+        coarse = 0.4 + 0.6 * rng.random((14, 14))  # a sigmoid map of DSOL's 14×14 grid
+        x, y = rng.uniform(0, 0.6, 2)
+        boxes = [[x, y, rng.uniform(0.1, 0.4), rng.uniform(0.1, 0.4)]]
+        gtmap = np.zeros((224, 224))
+        box = np.array(boxes[0]) * 224
+        gtmap[int(box[1]): int(box[1] + box[3]), int(box[0]): int(box[0] + box[2])] = 1
+        assert dsol_ciou(coarse, gtmap) == pytest.approx(_dsol_eval_port(coarse, boxes), abs=1e-12)
 
 
 def test_centre_prior():

@@ -26,7 +26,7 @@ from musicbench.metrics.localization import (
     centre_prior,
     ciou,
     ciou_success,
-    dsol_iou,
+    dsol_ciou,
     normalize_heatmap,
     pointing_game,
     resize_bilinear,
@@ -103,7 +103,7 @@ __all__ = [
     "ciou_success",
     "auc_success",
     "pointing_game",
-    "dsol_iou",
+    "dsol_ciou",
     "centre_prior",
 ]
 

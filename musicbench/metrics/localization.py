@@ -36,7 +36,7 @@ __all__ = [
     "ciou_success",
     "auc_success",
     "pointing_game",
-    "dsol_iou",
+    "dsol_ciou",
     "centre_prior",
 ]
 
@@ -212,21 +212,22 @@ def pointing_game(heatmap: ArrayLike, boxes: ArrayLike, frame_size: Sequence[int
     return bool(np.any((rr - r) ** 2 + (cc - c) ** 2 <= tolerance**2))
 
 
-def dsol_iou(heatmap: ArrayLike, gt_mask: ArrayLike, relative_threshold: float = 0.5) -> float:
-    """Class-aware IoU as in DSOL (Hu et al., NeurIPS 2020): binarise at half the maximum.
+def dsol_ciou(heatmap: ArrayLike, gt_mask: ArrayLike, relative_threshold: float = 0.5) -> float:
+    """Class-aware cIoU as DSOL's evaluation computes it (Hu et al., NeurIPS 2020;
+    DTaoo/Discriminative-Sounding-Objects-Localization, ``music-exp/eval.py``).
 
-    The heatmap is resized to ``gt_mask``'s frame and min-max normalised; ``pred = map >=
-    relative_threshold · max(map)`` (max is 1 after normalisation); IoU = |pred ∧ gt| / |pred ∨ gt|
-    with the binary ``gt_mask`` of the class's boxes (``gt > 0``). DSOL reports the success rate
-    at IoU ≥ 0.3 (use :func:`ciou_success` with ``threshold=0.3`` on these values). A constant
-    heatmap predicts nothing (IoU 0).
+    The class's map is resized to ``gt_mask``'s frame (bilinear, :func:`resize_bilinear`) and
+    *not* normalised; ``pred = map > relative_threshold · max(map)`` (strict, on the raw values,
+    which DSOL's sigmoid maps keep in (0, 1)); then Σ(pred · [gt > 0]) / (Σ gt + Σ pred · [gt = 0]),
+    which is the IoU of ``pred`` and the boxes for a binary ``gt_mask``. A constant positive map
+    predicts every pixel; a map whose maximum is ≤ 0 predicts none (0). DSOL averages it over a
+    frame's sounding classes and reports the success rate at 0.3 (:func:`ciou_success` with
+    ``threshold=0.3``) and the AUC (:func:`auc_success`).
     """
-    gt = _gt_mask(gt_mask) > 0
-    m = _frame_heatmap(heatmap, *gt.shape)
-    if m.max() == 0:
-        return 0.0
-    pred = m >= relative_threshold * m.max()
-    return float(np.sum(pred & gt) / np.sum(pred | gt))
+    gt = _gt_mask(gt_mask)
+    m = resize_bilinear(heatmap, *gt.shape)
+    pred = m > relative_threshold * m.max()
+    return float(np.sum(pred * (gt > 0)) / (np.sum(gt) + np.sum(pred * (gt == 0))))
 
 
 def centre_prior(height: int, width: int) -> NDArray[np.float32]:
