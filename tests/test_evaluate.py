@@ -99,6 +99,16 @@ def test_example_model_evaluates_end_to_end(example_run):
     assert localization["n"] == 24 and localization["ciou_mean"] == pytest.approx(items["ciou"].mean())
     assert 0 <= localization["auc_success"] <= 1 and 0 <= localization["ciou_success@0.5"] <= 1
     assert localization["pointing_game"] == pytest.approx(mixtures["pointing_hit"].mean())
+    # the literature's other binarisations, per source and summarised (never ranked)
+    from musicbench.metrics import auc_success, ciou_success
+
+    for name, success_at in (("ciou_t05", 0.5), ("dsol_ciou", 0.3)):
+        values = items[name].dropna()
+        assert len(values) == 24 and values.between(0, 1).all()
+        assert localization[f"{name}_mean"] == pytest.approx(values.mean())
+        assert localization[f"{name}_success@{success_at}"] == pytest.approx(ciou_success(values, success_at))
+        assert localization[f"{name}_auc"] == pytest.approx(auc_success(values))
+    assert not items["ciou_t05"].dropna().equals(items["ciou"].dropna())
     assert provenance["benchmark_version"] == benchmark["benchmark_version"] == summary["benchmark_version"]
     assert provenance["device"] == "cpu" and provenance["uses_labels"] is False
     assert len(provenance["model_sha256"]) == 64 and provenance["metric_version"]

@@ -82,6 +82,19 @@ def test_ciou_known_answers():
         ciou(np.full((2, 2), np.nan), gt4)
 
 
+def test_ciou_at_a_fixed_threshold():
+    heat = np.array([[15, 14, 0, 1], [13, 2, 3, 4], [12, 11, 10, 9], [5, 6, 7, 8]], float)
+    gt4 = boxes_to_mask([[0, 0, 2, 2]], 4, 4)
+    # normalised (x / 15) >= 0.5: values 8..15 (8 pixels), 3 of them in the box: 3 / (4 + 5)
+    assert ciou(heat, gt4, threshold=0.5) == pytest.approx(3 / 9)
+    assert ciou(heat, gt4, threshold=1.0) == pytest.approx(1 / 4)  # only the maximum
+    assert ciou(heat, gt4, threshold=0.5) != ciou(heat, gt4)  # not the median rule (3 / 8)
+    assert ciou(np.ones((4, 4)), gt4, threshold=0.5) == 0.0  # a constant map predicts nothing
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(MetricInputError, match="threshold"):
+            ciou(heat, gt4, threshold=bad)
+
+
 def test_success_and_auc():
     assert ciou_success([0.2, 0.5, 0.7]) == pytest.approx(2 / 3)
     assert ciou_success([0.2, 0.5, 0.7], threshold=0.3) == pytest.approx(2 / 3)

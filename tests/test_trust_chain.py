@@ -544,6 +544,10 @@ def test_a_failed_localize_is_charged_like_a_failed_separate(bench_root, tmp_pat
     assert skipped["n_excluded"] == 2
     assert list(skipped["excluded_reasons"]) == ["localize: RuntimeError: no idea where (at localizer.py:13)"]
     assert skipped["localization"]["ciou_mean"] <= honest["localization"]["ciou_mean"]
+    figures = [key for key in honest["localization"] if key != "n"]
+    assert {"dsol_ciou_success@0.3", "ciou_t05_auc"} <= set(figures)  # every variant is charged alike
+    for key in figures:
+        assert skipped["localization"][key] <= honest["localization"][key], key
     assert skipped["metrics"]["nsdr"]["mean"] is None  # charged −inf, like a failed separate
     runs, _ = find_runs(tmp_path / "runs")
     assert {run.folder for run in runs} == {"honest", "skipped"}

@@ -43,11 +43,13 @@ from musicbench.fsutil import (
 from musicbench.harness.oracles import oracle_code_hash, oracle_outputs
 from musicbench.harness.outputs import INFERENCE_COLUMNS, MAX_HEATMAP_BYTES, check_estimates, check_heatmaps
 from musicbench.metrics import (
+    LOCALIZATION_VARIANTS,
     METRIC_VERSION,
     MetricInputError,
     boxes_to_mask,
     bss_eval_sources,
     ciou,
+    dsol_ciou,
     mixture_sdr,
     pointing_game,
     scores_keeping_plus_inf,
@@ -58,7 +60,7 @@ from musicbench.progress import progress_bar
 
 ITEM_COLUMNS = (
     "item_id", "track", "split", "source_index", "video_id", "instrument", "status", "reason", "sdr", "sir", "sar", "sdr_mix",
-    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds", "item_key",
+    "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds", "item_key", *LOCALIZATION_VARIANTS,
 )
 
 
@@ -147,14 +149,15 @@ class ScoreCache:
 
 
 def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | None, floor_sdr: np.ndarray) -> dict[str, list]:
-    """Metrics of one item: lists over sources (SDR/SIR/SAR/NSDR/SI-SDR/SI-SDRi, cIoU, pointing)."""
+    """Metrics of one item: lists over sources (SDR/SIR/SAR/NSDR/SI-SDR/SI-SDRi, cIoU, pointing, and
+    the `LOCALIZATION_VARIANTS`)."""
     sdr, sir, sar = bss_eval_sources(item.references, estimates)
     scores = {
         "sdr": scores_keeping_plus_inf(sdr), "sir": scores_keeping_plus_inf(sir), "sar": scores_keeping_plus_inf(sar),
         "sdr_mix": scores_keeping_plus_inf(floor_sdr), "nsdr": scores_keeping_plus_inf(sdr - floor_sdr),
         "si_sdr": scores_keeping_plus_inf(si_sdr(item.references, estimates)),
         "si_sdri": scores_keeping_plus_inf(si_sdr_improvement(item.references, estimates, item.mixture)),
-        "ciou": [None] * len(sdr), "pointing_hit": [None] * len(sdr),
+        **{name: [None] * len(sdr) for name in ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)},
     }
     if heatmaps is not None:
         height, width = item.frames.shape[2:4]
@@ -162,8 +165,11 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
             boxes = None if box is None else np.atleast_2d(box)
             boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
             if boxes is not None and len(boxes):
-                scores["ciou"][k] = float(ciou(heatmaps[k], boxes_to_mask(boxes, height, width)))
+                mask = boxes_to_mask(boxes, height, width)
+                scores["ciou"][k] = float(ciou(heatmaps[k], mask))
                 scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
+                scores["ciou_t05"][k] = float(ciou(heatmaps[k], mask, threshold=0.5))
+                scores["dsol_ciou"][k] = float(dsol_ciou(heatmaps[k], mask))
     return scores
 
 

@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from musicbench.benchmark import URMP_TRACK
-from musicbench.metrics import ITEM_METRICS, PER_INSTRUMENT_METRICS, auc_success, charge_failures, ciou_success, finite_or_none
+from musicbench.metrics import (
+    ITEM_METRICS,
+    LOCALIZATION_VARIANTS,
+    PER_INSTRUMENT_METRICS,
+    auc_success,
+    charge_failures,
+    ciou_success,
+    finite_or_none,
+)
 from musicbench.stats import video_bootstrap_ci, videos_by_item
 
 
@@ -60,15 +68,24 @@ def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
     """The named localization variants over every source with a box (None if none; failed items'
     sources charged cIoU 0 and a miss by `charge_failures`):
     ``ciou_mean``, ``ciou_success@0.5`` (LVS / Senocak et al.), ``auc_success`` (thresholds
-    0, 0.05, ..., 1, trapezoid), ``pointing_game`` (hit rate), and ``n`` (sources)."""
+    0, 0.05, ..., 1, trapezoid), ``pointing_game`` (hit rate), and ``n`` (sources); where the rows
+    have them (`LOCALIZATION_VARIANTS`), the same of cIoU with the normalised map ≥ 0.5
+    (``ciou_t05_mean``, ``ciou_t05_success@0.5``, ``ciou_t05_auc``) and DSOL's class-aware cIoU
+    (``dsol_ciou_mean``, ``dsol_ciou_success@0.3``, DSOL's reported rate, and ``dsol_ciou_auc``)."""
     if "ciou" not in scored or scored["ciou"].notna().sum() == 0:
         return None
     cious = scored["ciou"].dropna().to_numpy(dtype=np.float64)
-    return {
+    summary = {
         "ciou_mean": float(cious.mean()), "ciou_success@0.5": ciou_success(cious, 0.5),
         "auc_success": auc_success(cious), "pointing_game": float(scored["pointing_hit"].dropna().mean()),
         "n": int(cious.size),
     }
+    for name, success_at in zip(LOCALIZATION_VARIANTS, (0.5, 0.3)):
+        values = scored[name].dropna().to_numpy(dtype=np.float64) if name in scored else np.empty(0)
+        if values.size:
+            summary.update({f"{name}_mean": float(values.mean()), f"{name}_success@{success_at}": ciou_success(values, success_at),
+                            f"{name}_auc": auc_success(values)})
+    return summary
 
 
 def summarize(items: pd.DataFrame, seed: int = 1234) -> dict[str, Any]:

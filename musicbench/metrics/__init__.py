@@ -57,7 +57,12 @@ PER_INSTRUMENT_METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdri")
 # What a failed item (no estimate, or one the metrics refuse) is charged: a score no better than any
 # the method could have reached, so that failing never raises a mean, a median or a rank: the lower
 # bound of each metric (−inf dB for separation, 0 for the localization fractions).
-WORST_SCORES = {**{name: float("-inf") for name in SEPARATION_METRICS}, **{name: 0.0 for name in LOCALIZATION_METRICS}}
+# The literature's other binarisations of a source's map, per source in items.parquet and summarised in
+# summary.json's localization block only (never ranked): cIoU of the normalised map ≥ 0.5
+# (`ciou` with ``threshold=0.5``) and DSOL's class-aware cIoU (`dsol_ciou`).
+LOCALIZATION_VARIANTS = ("ciou_t05", "dsol_ciou")
+WORST_SCORES = {**{name: float("-inf") for name in SEPARATION_METRICS},
+                **{name: 0.0 for name in LOCALIZATION_METRICS + LOCALIZATION_VARIANTS}}
 
 
 def scores_keeping_plus_inf(values: np.ndarray) -> list[float | None]:
@@ -78,6 +83,7 @@ __all__ = [
     "METRIC_VERSION",
     "SEPARATION_METRICS",
     "LOCALIZATION_METRICS",
+    "LOCALIZATION_VARIANTS",
     "ITEM_METRICS",
     "PER_INSTRUMENT_METRICS",
     "WORST_SCORES",

@@ -134,7 +134,7 @@ def _gt_mask(gt_mask: ArrayLike) -> NDArray[np.float64]:
     return gt
 
 
-def ciou(heatmap: ArrayLike, gt_mask: ArrayLike) -> float:
+def ciou(heatmap: ArrayLike, gt_mask: ArrayLike, threshold: float | None = None) -> float:
     """Consensus IoU (Senocak et al., CVPR 2018), binarised as in LVS (Chen et al., CVPR 2021).
 
     The heatmap is resized to ``gt_mask``'s frame size and min-max normalised; the prediction is
@@ -143,12 +143,19 @@ def ciou(heatmap: ArrayLike, gt_mask: ArrayLike) -> float:
 
         cIoU = Σ(pred · gt) / (Σ gt + Σ pred · [gt = 0]).
 
+    With a fixed `threshold` instead, ``pred = map ≥ threshold`` on the normalised map (the rule of
+    evaluators that binarise at 0.5; Senocak et al.'s repository has no evaluation script, so this
+    variant is named by its rule): any share of the pixels may be on (a constant map, all zeros
+    once normalised, predicts nothing).
+
     Parameters
     ----------
     heatmap : array_like, shape (h, w)
     gt_mask : array_like, shape (H, W)
         Ground truth in [0, 1]: binary (e.g. :func:`boxes_to_mask`) or a soft consensus map
         (Senocak's annotator average); it must have at least one non-zero pixel.
+    threshold : float in (0, 1], optional
+        A fixed binarisation threshold on the normalised map; None: the median rule.
 
     Returns
     -------
@@ -156,8 +163,12 @@ def ciou(heatmap: ArrayLike, gt_mask: ArrayLike) -> float:
     """
     gt = _gt_mask(gt_mask)
     m = _frame_heatmap(heatmap, *gt.shape)
-    threshold = np.sort(m, axis=None)[m.size // 2]
-    pred = (m > threshold).astype(np.float64)
+    if threshold is None:
+        pred = (m > np.sort(m, axis=None)[m.size // 2]).astype(np.float64)
+    elif 0.0 < threshold <= 1.0:
+        pred = (m >= threshold).astype(np.float64)
+    else:
+        raise MetricInputError(f"cIoU threshold must lie in (0, 1], got {threshold!r}")
     return float(np.sum(pred * gt) / (np.sum(gt) + np.sum(pred * (gt == 0))))
 
 
