@@ -108,6 +108,9 @@ def test_validity_skips_what_musicbench_charges():
     # a source whose Σ|x| is at most 1e-5 is skipped too, though BSS Eval could score it
     estimates[1] = 1e-5 / N
     assert sop_item_scores(references, estimates, mixture) is None
+    estimates[1] = np.nan  # the reference's `Σ|x| > 1e-5` is False for NaN: skipped, whichever source it is in
+    assert sop_item_scores(references, estimates, mixture) is None
+    assert sop_item_scores(references, estimates[::-1], mixture) is None
 
 
 FAILS_FIRST_ITEM = '''
