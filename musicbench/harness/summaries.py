@@ -16,8 +16,8 @@ import pandas as pd
 from musicbench.benchmark import URMP_TRACK
 from musicbench.metrics import (
     ITEM_METRICS,
-    LOCALIZATION_VARIANTS,
     PER_INSTRUMENT_METRICS,
+    VARIANT_SUCCESS_AT,
     auc_success,
     charge_failures,
     ciou_success,
@@ -69,7 +69,7 @@ def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
     sources charged cIoU 0 and a miss by `charge_failures`):
     ``ciou_mean``, ``ciou_success@0.5`` (LVS / Senocak et al.), ``auc_success`` (thresholds
     0, 0.05, ..., 1, trapezoid), ``pointing_game`` (hit rate), and ``n`` (sources); where the rows
-    have them (`LOCALIZATION_VARIANTS`), the same of cIoU with the normalised map ≥ 0.5
+    have them (`VARIANT_SUCCESS_AT`), the same of cIoU with the normalised map ≥ 0.5
     (``ciou_t05_mean``, ``ciou_t05_success@0.5``, ``ciou_t05_auc``) and DSOL's class-aware cIoU
     (``dsol_ciou_mean``, ``dsol_ciou_success@0.3``, DSOL's reported rate, and ``dsol_ciou_auc``)."""
     if "ciou" not in scored or scored["ciou"].notna().sum() == 0:
@@ -80,7 +80,7 @@ def localization_summary(scored: pd.DataFrame) -> dict[str, float] | None:
         "auc_success": auc_success(cious), "pointing_game": float(scored["pointing_hit"].dropna().mean()),
         "n": int(cious.size),
     }
-    for name, success_at in zip(LOCALIZATION_VARIANTS, (0.5, 0.3)):
+    for name, success_at in VARIANT_SUCCESS_AT.items():
         values = scored[name].dropna().to_numpy(dtype=np.float64) if name in scored else np.empty(0)
         if values.size:
             summary.update({f"{name}_mean": float(values.mean()), f"{name}_success@{success_at}": ciou_success(values, success_at),

@@ -30,6 +30,7 @@ import musicbench
 from musicbench.benchmark import ALL_TRACKS
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import MissingFileError, UntrustedFileError, read_regular_file, read_untrusted_parquet, sha256_file
+from musicbench.metrics import LOCALIZATION_VARIANTS, VARIANT_SUMMARY_KEYS
 from musicbench.progress import plain
 
 # The repository's own baselines: a run is a musicbench baseline when its model file is one of these,
@@ -262,7 +263,8 @@ def _record(fields: dict[str, Check], required: tuple[str, ...] = ()) -> Check:
 METRIC_BLOCK = _record({"mean": _optional(_number), "median": _optional(_number), "ci95": _pair(_optional(_number)),
                         "n": _count, "n_failed": _count, "n_plus_inf": _count}, required=("mean",))
 LOCALIZATION = _record({"ciou_mean": _optional(_number), "ciou_success@0.5": _optional(_number),
-                        "auc_success": _optional(_number), "pointing_game": _optional(_number), "n": _count})
+                        "auc_success": _optional(_number), "pointing_game": _optional(_number), "n": _count,
+                        **{key: _optional(_number) for key in VARIANT_SUMMARY_KEYS}})
 TRACK_FIELDS: dict[str, Check] = {
     "n_items": _count, "n_scored": _count, "n_excluded": _count, "excluded_reasons": _mapping(_count), "complete": _flag,
     "metrics": _mapping(METRIC_BLOCK), "localization": _optional(LOCALIZATION),
@@ -317,8 +319,9 @@ def _read_json(path: Path, schema: Check, problems: list[str]) -> tuple[dict[str
 # items.parquet (`musicbench.harness.scoring.ITEM_COLUMNS`): the columns the board reads, and what they must hold.
 ITEM_TEXT_COLUMNS = ("item_id", "track", "split", "video_id", "instrument", "status", "reason", "item_key")
 ITEM_REQUIRED_COLUMNS = ("item_id", "source_index", "video_id", "instrument", "status")
-ITEM_NUMBER_COLUMNS = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds")
-ITEM_FRACTION_COLUMNS = ("ciou", "pointing_hit")  # in [0, 1]
+ITEM_NUMBER_COLUMNS = ("sdr", "sir", "sar", "sdr_mix", "nsdr", "si_sdr", "si_sdri", "ciou", "pointing_hit", "seconds",
+                       *LOCALIZATION_VARIANTS)
+ITEM_FRACTION_COLUMNS = ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)  # in [0, 1]
 ITEM_KEY = ("track", "item_id", "source_index")  # one row per item of a track and source
 
 

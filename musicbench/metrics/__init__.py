@@ -61,6 +61,11 @@ PER_INSTRUMENT_METRICS = ("nsdr", "sdr", "sir", "sar", "si_sdri")
 # summary.json's localization block only (never ranked): cIoU of the normalised map ≥ 0.5
 # (`ciou` with ``threshold=0.5``) and DSOL's class-aware cIoU (`dsol_ciou`).
 LOCALIZATION_VARIANTS = ("ciou_t05", "dsol_ciou")
+# The cIoU at which each variant's success rate is reported (DSOL reports 0.3).
+VARIANT_SUCCESS_AT = {"ciou_t05": 0.5, "dsol_ciou": 0.3}
+# summary.json's localization keys of the variants: mean, success rate and AUC of each.
+VARIANT_SUMMARY_KEYS = tuple(key for name, at in VARIANT_SUCCESS_AT.items()
+                             for key in (f"{name}_mean", f"{name}_success@{at}", f"{name}_auc"))
 WORST_SCORES = {**{name: float("-inf") for name in SEPARATION_METRICS},
                 **{name: 0.0 for name in LOCALIZATION_METRICS + LOCALIZATION_VARIANTS}}
 
@@ -84,6 +89,8 @@ __all__ = [
     "SEPARATION_METRICS",
     "LOCALIZATION_METRICS",
     "LOCALIZATION_VARIANTS",
+    "VARIANT_SUCCESS_AT",
+    "VARIANT_SUMMARY_KEYS",
     "ITEM_METRICS",
     "PER_INSTRUMENT_METRICS",
     "WORST_SCORES",
