@@ -34,7 +34,7 @@ from musicbench.harness.outputs import INFERENCE_COLUMNS
 from musicbench.harness.scoring import _run_outputs
 from musicbench.leaderboard.runs import Run, find_runs
 from musicbench.metrics import charge_failures
-from musicbench.metrics.recipes import SOP_FIGURES, SopSteps, sop_average, sop_item_scores
+from musicbench.metrics.recipes import SopSteps, sop_figures, sop_item_scores
 from musicbench.progress import plain
 
 #: musicbench's recipe, then the Sound of Pixels' steps added one at a time (the last is its whole recipe).
@@ -71,7 +71,8 @@ def run_estimates(run: Run, items: list) -> list[np.ndarray | None]:
 
 
 def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str, dict[str, float]]:
-    """Per recipe step (`STEPS`): SDR, SIR, SAR, mixture SDR and NSDR averaged as that step says."""
+    """Per recipe step (`STEPS`): its `sop_figures` (item scores computed once per truncation, clipping
+    and validity setting)."""
     per_item: dict[tuple[bool, bool, bool], list] = {}  # item scores depend on the first three steps
     out = {}
     for name, steps in STEPS.items():
@@ -79,11 +80,7 @@ def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str,
         if key not in per_item:
             per_item[key] = [sop_item_scores(item.references, estimate, item.mixture, steps)
                              for item, estimate in zip(items, estimates)]
-        scored = per_item[key]
-        figures = {figure: sop_average([None if s is None else s[figure] for s in scored], steps) for figure in SOP_FIGURES}
-        figures["nsdr"] = figures["sdr"] - figures["sdr_mix"]
-        figures["n_valid"] = sum(s is not None for s in scored)
-        out[name] = figures
+        out[name] = sop_figures(per_item[key], steps)
     return out
 
 

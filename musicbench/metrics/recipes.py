@@ -94,15 +94,21 @@ def sop_average(values: Sequence[float | None], steps: SopSteps = SopSteps()) ->
     return float(np.mean(means)) if means else float("nan")
 
 
-def sop_recipe(items: Iterable[tuple[ArrayLike, ArrayLike | None, ArrayLike]], steps: SopSteps = SopSteps()
-               ) -> dict[str, float | int]:
-    """The Sound of Pixels' figures of items given in list order as ``(reference, estimate or None,
-    mixture)``: ``sdr``, ``sir``, ``sar``, ``sdr_mix`` and ``nsdr`` (dB), ``n_items``, ``n_valid``
-    and ``n_batches``."""
-    scored = [sop_item_scores(reference, estimate, mixture, steps) for reference, estimate, mixture in items]
+def sop_figures(scored: Sequence[dict[str, float] | None], steps: SopSteps = SopSteps()) -> dict[str, float | int]:
+    """The recipe's figures from per-item scores in list order (`sop_item_scores`, None: skipped):
+    ``sdr``, ``sir``, ``sar``, ``sdr_mix`` and ``nsdr`` (dB) averaged as `steps` say (`sop_average`),
+    ``n_items``, ``n_valid`` and ``n_batches``."""
     figures: dict[str, float | int] = {
         name: sop_average([None if item is None else item[name] for item in scored], steps) for name in SOP_FIGURES}
     figures["nsdr"] = figures["sdr"] - figures["sdr_mix"]
     figures.update(n_items=len(scored), n_valid=sum(item is not None for item in scored),
                    n_batches=-(-len(scored) // SOP_BATCH) if steps.batches else 0)
     return figures
+
+
+def sop_recipe(items: Iterable[tuple[ArrayLike, ArrayLike | None, ArrayLike]], steps: SopSteps = SopSteps()
+               ) -> dict[str, float | int]:
+    """The Sound of Pixels' figures (`sop_figures`) of items given in list order as ``(reference,
+    estimate or None, mixture)``."""
+    return sop_figures([sop_item_scores(reference, estimate, mixture, steps) for reference, estimate, mixture in items],
+                       steps)
