@@ -28,10 +28,8 @@ from rich.table import Table
 
 from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import UntrustedFileError, read_untrusted_parquet
-from musicbench.harness.oracles import ORACLES, oracle_outputs
-from musicbench.harness.outputs import INFERENCE_COLUMNS
-from musicbench.harness.scoring import _run_outputs
+from musicbench.harness.oracles import ORACLES
+from musicbench.harness.scoring import ok_items, run_item_estimates
 from musicbench.leaderboard.runs import Run, find_runs
 from musicbench.metrics import charge_failures
 from musicbench.metrics.recipes import SopSteps, sop_figures, sop_item_scores
@@ -50,24 +48,11 @@ STEPS = {
 def run_estimates(run: Run, items: list) -> list[np.ndarray | None]:
     """Each item's estimates from the run folder (None where the model failed or its file is not
     acceptable, as scoring treats it), or an oracle's outputs computed again from the item."""
-    oracle = run.provenance.get("oracle")
-    if oracle:
-        if oracle not in ORACLES:
-            raise MusicbenchError(f"provenance.json names oracle {oracle!r}, not one of {', '.join(ORACLES)}")
-        return [oracle_outputs(item, oracle)[0] for item in items]
-    inference = read_untrusted_parquet(run.path / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
-                                       max_rows=1_000_000, max_memory=256 << 20, name="inference.parquet")
-    status = dict(zip(inference["item_id"], inference["status"]))
-    estimates = []
-    for item in items:
-        estimates_path = run.path / "estimates" / f"{item.item_id}.npy"
-        try:
-            ok = status.get(item.item_id) == "ok"
-            estimates.append(_run_outputs(item, estimates_path, run.path / "heatmaps" / f"{item.item_id}.npy")[1][0]
-                             if ok else None)
-        except (UntrustedFileError, OSError):
-            estimates.append(None)
-    return estimates
+    oracle = run.provenance.get("oracle") or None
+    if oracle is not None and oracle not in ORACLES:
+        raise MusicbenchError(f"provenance.json names oracle {oracle!r}, not one of {', '.join(ORACLES)}")
+    done = set() if oracle is not None else ok_items(run.path)
+    return [run_item_estimates(run.path, item, item.item_id in done, oracle) for item in items]
 
 
 def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ and nowhere else (mirdata's one path resolver)::
     splits/splits.csv                                                      train/val/test per video
     mixtures/{mixtures,duets}.parquet, mixtures/benchmark.json             the benchmark definition
     mixtures/ground_truth.json                                             SHA-256 of the stems and boxes it uses
+    protocols/<name>/{mixtures,duets}.parquet, .../*.json                 a paper's test set (`musicbench protocol build`)
     score_cache/<sha256>.json, score_cache/.secret                         signed metric results by content hash
     .musicbench.lock                                                       the writing stages' lock (`musicbench.concurrency`)
 
@@ -100,6 +101,7 @@ SPLITS_DIR = "splits"
 SPLITS_RELPATH = f"{SPLITS_DIR}/splits.csv"
 MIXTURES_DIR = "mixtures"
 MIXTURES_NAME, DUETS_NAME, DEFINITION_NAME = "mixtures.parquet", "duets.parquet", "benchmark.json"
+PROTOCOLS_DIR = "protocols"  # protocols/<name>/: a paper's test set, in the layout of mixtures/ (`musicbench.protocols`)
 GROUND_TRUTH_NAME = "ground_truth.json"
 VALIDATE_HINT = "run `musicbench validate`"
 SCORE_CACHE_DIR, SCORE_CACHE_SECRET_NAME = "score_cache", ".secret"
@@ -173,13 +175,28 @@ def processed_paths(processed_dir: str | os.PathLike, video_id: str) -> tuple[Pa
 
 
 class DataRoot:
-    """A data root and every path of its layout (see the module docstring)."""
+    """A data root and every path of its layout (see the module docstring).
 
-    def __init__(self, root: str | os.PathLike):
+    `protocol`: a paper's test set built here (`musicbench.protocols`); the data root is then seen
+    through it: its items, definition, version and ground truth are the protocol's
+    (``protocols/<name>/``, the layout of ``mixtures/``). A DataRoot is a path (``os.fspath`` gives
+    the root), and ``DataRoot(data_root)`` keeps its protocol, so the stages that take a data root
+    path take a protocol's view too.
+    """
+
+    def __init__(self, root: str | os.PathLike, protocol: str | None = None):
         self.root = Path(root)
+        self.protocol = protocol if protocol is not None else getattr(root, "protocol", None)
 
     def __repr__(self) -> str:
-        return f"DataRoot({os.fspath(self.root)!r})"
+        view = "" if self.protocol is None else f", protocol={self.protocol!r}"
+        return f"DataRoot({os.fspath(self.root)!r}{view})"
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.root)
+
+    def __str__(self) -> str:
+        return os.fspath(self.root)
 
     def resolve(self, relative: str | os.PathLike) -> Path:
         """A path stored in a manifest or table (relative, untrusted), refused if it leaves the root."""
@@ -236,7 +253,8 @@ class DataRoot:
 
     @property
     def mixtures_dir(self) -> Path:
-        return self.root / MIXTURES_DIR
+        """``<root>/mixtures``, or ``<root>/protocols/<name>`` seen through a protocol: the items' folder."""
+        return self.root / MIXTURES_DIR if self.protocol is None else self.root / PROTOCOLS_DIR / self.protocol
 
     @property
     def mixtures_path(self) -> Path:
@@ -269,7 +287,7 @@ class DataRoot:
 
     def layout_paths(self) -> list[Path]:
         """Every top-level folder of the layout: what a model under test must never see."""
-        names = (SYNTH_DIR, MUSIC_DIR, PROCESSED_DIR, SPLITS_DIR, MIXTURES_DIR, SCORE_CACHE_DIR)
+        names = (SYNTH_DIR, MUSIC_DIR, PROCESSED_DIR, SPLITS_DIR, MIXTURES_DIR, PROTOCOLS_DIR, SCORE_CACHE_DIR)
         paths = [self.root / name for name in names]
         if (self.root / URMP_DIR).exists():  # the URMP track and the copy it was imported from (its real stems)
             paths.append(self.root / URMP_DIR)
@@ -294,8 +312,9 @@ class DataRoot:
             doc = json.loads(path.read_text())
             doc["benchmark_version"], doc["recipe"], doc["coverage"]["tables_fingerprint"]
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
+            build = "`musicbench mixtures` (or `dvc repro`)" if self.protocol is None else f"`musicbench protocol build {self.protocol}`"
             raise MusicbenchError(f"no benchmark definition at {str(path)!r} (or one written by an older musicbench); "
-                                  "run `musicbench mixtures` (or `dvc repro`)") from None
+                                  f"run {build}") from None
         return doc
 
     def version(self) -> str:
@@ -312,8 +331,9 @@ class DataRoot:
         return read_index(self.index_path)
 
     def has_urmp_track(self) -> bool:
-        """Whether `musicbench urmp process` has written the real-ensembles track here."""
-        return self.urmp_items_path.is_file()
+        """Whether `musicbench urmp process` has written the real-ensembles track here (a track of the
+        main benchmark: never seen through a protocol)."""
+        return self.protocol is None and self.urmp_items_path.is_file()
 
     def urmp_version(self) -> str | None:
         """The real-ensembles track's identity (``urmp/benchmark.json``), None when there is no track."""

@@ -62,12 +62,24 @@ def synth(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root); writes ROOT/synth"),
     jobs: int = typer.Option(None, "--jobs", help="parallel videos (default: synth.jobs)"),
     force: bool = typer.Option(False, "--force", help="generate even when dataset.source is music"),
+    protocol: str = typer.Option(None, "--protocol", help="generate a protocol's videos instead, under their official "
+                                 "YouTube ids and listed lengths (an offline fixture; `musicbench protocol list`)"),
+    items: int = typer.Option(None, "--items", help="with --protocol: only the videos of its first N items"),
+    lists: Path = typer.Option(Path("manifests/published"), "--lists", help="folder of the published lists"),
 ) -> None:
     """Generate the embedded MUSIC-Synth dataset (videos, clean stems, player boxes, manifest)."""
     from musicbench.config import data_root, load_params
     from musicbench.synth import synth_stage
 
     loaded = load_params(params)
+    if protocol is not None:
+        from musicbench.protocols import protocol_video_specs
+        from musicbench.synth import SynthConfig, generate_synth
+
+        specs = protocol_video_specs(protocol, lists, items)
+        entries = generate_synth(SynthConfig.from_params(loaded), root or data_root(loaded), jobs=jobs, specs=specs)
+        console.print(plain(f"{len(entries)} videos of protocol {protocol} under their official ids"))
+        return
     if synth_stage(loaded, root or data_root(loaded), jobs=jobs, force=force) is None:
         console.print("dataset.source is music: MUSIC-Synth not generated (use --force to generate it anyway)")
 
@@ -372,6 +384,44 @@ def mixtures(
         console.print("the published definition is fully available here")
 
 
+protocol_app = typer.Typer(help="The papers' own test sets (iQuery, ...), built beside the main benchmark.",
+                           no_args_is_help=True)
+app.add_typer(protocol_app, name="protocol")
+PROTOCOL_OPTION = typer.Option(None, "--protocol", help="a paper's test set built here (`musicbench protocol list`) "
+                               "instead of the main benchmark")
+
+
+@protocol_app.command("list")
+@user_errors
+def protocol_list() -> None:
+    """Every protocol: its name, paper and source code."""
+    from musicbench.protocols import PROTOCOLS, RECIPES
+
+    for protocol in PROTOCOLS.values():
+        report.print(plain(f"{protocol.name}: {protocol.paper}; scored also by {RECIPES[protocol.recipe]}"))
+
+
+@protocol_app.command("build")
+@user_errors
+def protocol_build(
+    name: str = typer.Argument(..., help="the protocol (`musicbench protocol list`)"),
+    params: Path = PARAMS_OPTION,
+    root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
+    lists: Path = typer.Option(Path("manifests/published"), "--lists", help="folder of the published lists"),
+) -> None:
+    """Build a protocol's items from the videos this data root holds: its identity and coverage."""
+    from musicbench.config import data_root, load_params
+    from musicbench.definition import coverage_lines
+    from musicbench.protocols import build_protocol
+
+    loaded = load_params(params)
+    document = build_protocol(loaded, root or data_root(loaded), name, lists)
+    console.print(plain(f"protocol {name}: benchmark version {document['benchmark_version']} "
+                        f"(frames {document['frames_fingerprint']}); coverage:"))
+    for line in coverage_lines(document["coverage"]):
+        console.print(plain(f"  {line}"))
+
+
 def _print_clip_comparison(clips, other: Path) -> None:
     from rich.table import Table
 
@@ -427,18 +477,20 @@ def evaluate(
                                     "e.g. one holding hardlinks or copies of the data"),
     scratch_mb: int = typer.Option(2048, "--scratch-mb", help="MiB the confined model may write (to its TMPDIR, in "
                                    "memory; as much again to /dev/shm)"),
+    protocol: str = PROTOCOL_OPTION,
 ) -> None:
     """Score a model file (or an oracle) on the fixed benchmark items; writes runs/NAME/."""
     from musicbench.config import data_root, load_params, project_dir, statistics_seed
     from musicbench.evaluate import evaluate as run_evaluation
     from musicbench.evaluate import run_name
+    from musicbench.protocols import protocol_root
 
     if (model is None) == (oracle is None):
         raise MusicbenchError("give either a model file or --oracle ibm|irm")
     loaded = load_params(params)
     name = name or run_name(model, oracle)
     out_dir = out or project_dir(params) / "runs" / name
-    summary = run_evaluation(model, root or data_root(loaded), out_dir, split=split, device=device,
+    summary = run_evaluation(model, protocol_root(root or data_root(loaded), protocol, split), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
                              confine=not no_confine, python=python, hide=tuple(hide or ()),
@@ -456,12 +508,15 @@ def export(
     limit: int = typer.Option(None, "--limit", help="export only the first N items of each track"),
     runs: Path = typer.Option(Path("runs"), "--runs", help="the runs folder, which the export may not overlap"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace a non-empty OUT once the new export is complete"),
+    protocol: str = PROTOCOL_OPTION,
 ) -> None:
     """Write every item as plain files (mixture.wav, frames, points) for methods run elsewhere; OUT/README.txt says how."""
     from musicbench.config import data_root, load_params
     from musicbench.export import export_items
+    from musicbench.protocols import protocol_root
 
-    table = export_items(root or data_root(load_params(params)), out, split=split, limit=limit, protected=(runs,),
+    data = protocol_root(root or data_root(load_params(params)), protocol, split)
+    table = export_items(data, out, split=split, limit=limit, protected=(runs,),
                          overwrite=overwrite)
     counts = table["track"].value_counts()
     report.print(plain(f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items in {out}/ "
@@ -482,14 +537,17 @@ def score(
     limit: int = typer.Option(None, "--limit", help="score only the first N items of each track"),
     jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
     boxes: Path = typer.Option(None, "--boxes", help="localization boxes for videos without their own, DSOL format"),
+    protocol: str = PROTOCOL_OPTION,
 ) -> None:
     """Score estimate files made outside the harness (see `musicbench export`); writes runs/NAME/ like evaluate."""
     from musicbench.config import data_root, load_params, project_dir, statistics_seed
     from musicbench.export import score_estimates
+    from musicbench.protocols import protocol_root
 
     loaded = load_params(params)
     out_dir = out or project_dir(params) / "runs" / name
-    summary = score_estimates(estimates, root or data_root(loaded), out_dir, name=name, split=split, uses_labels=uses_labels,
+    data = protocol_root(root or data_root(loaded), protocol, split)
+    summary = score_estimates(estimates, data, out_dir, name=name, split=split, uses_labels=uses_labels,
                               limit=limit, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
                               seed=statistics_seed(loaded))
     _print_summary(summary, out_dir)

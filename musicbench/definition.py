@@ -65,6 +65,7 @@ DUET_SLOT_COLUMNS = ("item_id", "split", "video_id", "instruments")
 NOT_HELD_COLUMNS = ("item_id", "track", "split", "videos", "reason", "item_videos")
 # the reasons an item of the identity is not held by a data root
 NOT_HELD, TOO_SHORT, AUDIO_DIFFERS, NOT_PUBLISHED = "video not held", "video too short", "audio differs", "not in the definition"
+SAME_CLIP = "one clip twice"  # a protocol item that mixes a clip with itself (`musicbench.protocols`): BSS Eval is undefined
 
 
 @dataclass(frozen=True)
@@ -300,19 +301,26 @@ def build_items(
                              "source_index": int(slot.source_index), "video_id": slot.video_id,
                              "instrument": slot.instrument, "gain": float(slot.gain), **common(found)})
         if reasons:
-            not_held.append(_not_held(item_id, "mixtures", split, reasons, list(item["video_id"])))
+            not_held.append(not_held_record(item_id, "mixtures", split, reasons, list(item["video_id"])))
         else:
             records += held
     for slot in duet_slots.itertuples(index=False):
         found, why = clip(slot.item_id, 0, slot.video_id, None, central=True)
         if found is None:
-            not_held.append(_not_held(slot.item_id, "duets", slot.split, [(slot.video_id, why)], [slot.video_id]))
+            not_held.append(not_held_record(slot.item_id, "duets", slot.split, [(slot.video_id, why)], [slot.video_id]))
             continue
         video = found["video"]
         stems = video.get("stems_path") or ""
         duet_records.append({"item_id": slot.item_id, "split": slot.split, "video_id": slot.video_id,
                              "instruments": slot.instruments, **common(found), "stems_path": stems,
                              "stems_pcm_sha256": pcm(stems), "boxes_path": video.get("boxes_path") or ""})
+    return built_items(records, duet_records, not_held)
+
+
+def built_items(records: list[dict[str, Any]], duet_records: list[dict[str, Any]],
+                not_held: list[dict[str, Any]]) -> BuiltItems:
+    """`BuiltItems` of held mixture and duet rows and `not_held_record` records (their ``clips``
+    give each video's reason, the first one found)."""
     video_reasons: dict[str, str] = {}
     for row in not_held:
         for video, why in row.pop("clips"):
@@ -322,13 +330,13 @@ def build_items(
                       pd.DataFrame.from_records(not_held, columns=list(NOT_HELD_COLUMNS)), dict(sorted(video_reasons.items())))
 
 
-REASON_ORDER = (NOT_HELD, NOT_PUBLISHED, TOO_SHORT, AUDIO_DIFFERS)
+REASON_ORDER = (NOT_HELD, NOT_PUBLISHED, TOO_SHORT, AUDIO_DIFFERS, SAME_CLIP)
 
 
-def _not_held(item_id: str, track: str, split: str, reasons: list[tuple[str, str]], videos: list[str]) -> dict[str, Any]:
+def not_held_record(item_id: str, track: str, split: str, reasons: list[tuple[str, str]], videos: list[str]) -> dict[str, Any]:
     """One NOT_HELD_COLUMNS record: the item's videos that are not held, the first reason in
     `REASON_ORDER` and all its videos (``item_videos``); ``clips`` keeps each (video, reason) until
-    `build_items` collects them."""
+    `built_items` collects them."""
     return {"item_id": item_id, "track": track, "split": split, "videos": " ".join(sorted({v for v, _ in reasons})),
             "reason": min((why for _, why in reasons), key=REASON_ORDER.index), "item_videos": " ".join(sorted(set(videos))),
             "clips": reasons}

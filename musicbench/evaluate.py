@@ -51,7 +51,7 @@ from musicbench.device import resolve_device
 from musicbench.fsutil import atomic_write_text
 from musicbench.harness.inference import run_inference
 from musicbench.harness.provenance import provenance
-from musicbench.harness.scoring import ScoreCache, score_run
+from musicbench.harness.scoring import ScoreCache, paper_recipe_scores, score_run
 from musicbench.harness.summaries import summarize
 from musicbench.hidden import register_copy
 from musicbench.model_runner import LOAD_TIMEOUT
@@ -132,6 +132,18 @@ def evaluate(
                               info=info, wall_seconds=time.perf_counter() - start, oracle=oracle))
 
 
+def protocol_recipe_figures(work_dir: Path, data: DataRoot, split: str, limit: int | None, oracle: str | None,
+                            built: Sequence[EvalItem] | None) -> dict[str, Any]:
+    """summary.json's ``paper_recipe`` of a protocol run (`musicbench.harness.scoring.paper_recipe_scores`)
+    over the items it ran, in the paper's order, with ``n_not_held``: the protocol's items this data
+    root lacks (left out of the list, as a lab drops the rows of videos it does not have)."""
+    definition = data.definition()
+    items = built if built else data.read_verified_items(split, limit)
+    figures = paper_recipe_scores(work_dir, items, definition["protocol"]["recipe"], oracle)
+    counts = definition["coverage"]["tracks"]["mixtures"]["test"]
+    return {**figures, "n_not_held": counts["items"] - counts["held"]}
+
+
 def finish_run(
     work_dir: Path, root: str | os.PathLike, *, name: str, split: str, seed: int, limit: int | None, jobs: int,
     cache_dir: str | os.PathLike | None, boxes_file: str | os.PathLike | None,
@@ -147,8 +159,12 @@ def finish_run(
                       oracle=oracle, items=None if boxes_file else built)
     summary = summarize(items, seed)
     info = json.loads((work_dir / "model.json").read_text())
-    summary.update({"name": name, "benchmark_version": DataRoot(root).version(), "split": split,
+    data = DataRoot(root)
+    summary.update({"name": name, "benchmark_version": data.version(), "split": split,
                     "uses_labels": bool(info.get("uses_labels", False))})
+    if data.protocol is not None:  # a paper's test set: its items scored by the paper's recipe too
+        summary["protocol"] = data.protocol
+        summary["paper_recipe"] = protocol_recipe_figures(work_dir, data, split, limit, oracle, built)
     atomic_write_text(work_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=True, allow_nan=True) + "\n")
     prov = provenance_of(info)
     if summary.get(URMP_TRACK):  # the real-ensembles track's identity and coverage, only where the run has the track

@@ -161,6 +161,23 @@ def benchmark_document(identity: str, recipe: dict[str, Any], built: BuiltItems,
     }
 
 
+def synth_recipe(params: dict[str, Any]) -> dict[str, Any] | None:
+    """What an identity hashes of MUSIC-Synth when ``dataset.source`` is synth (None otherwise): the
+    ``synth`` section but its ``jobs``, the soundfont by content (another seed, scene or recording
+    is another dataset under the same ids)."""
+    if (params.get("dataset") or {}).get("source", "synth") != "synth":
+        return None
+    from dataclasses import asdict
+
+    from musicbench.synth import SynthConfig
+
+    synth_config = SynthConfig.from_params(params)
+    synth = {key: value for key, value in asdict(synth_config).items() if key not in ("jobs", "audio")}
+    synth["instruments"] = list(synth["instruments"])
+    synth["soundfont"] = sha256_file(synth_config.soundfont_path) if synth_config.soundfont else ""  # content, not path
+    return synth
+
+
 @holds_data_root("mixtures", "root")
 def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: str | os.PathLike | None = None,
                   publish: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -181,17 +198,7 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     config = MixturesConfig.from_params(params)
     frames = ProcessConfig.from_params(params)
     slots, duet_slots = draw_slots(read_stage_split_rows(root), config)  # a missing or leaking split file: one line
-    synth = None
-    if (params.get("dataset") or {}).get("source", "synth") == "synth":
-        from dataclasses import asdict
-
-        from musicbench.synth import SynthConfig
-
-        synth_config = SynthConfig.from_params(params)
-        synth = {key: value for key, value in asdict(synth_config).items() if key not in ("jobs", "audio")}
-        synth["instruments"] = list(synth["instruments"])
-        synth["soundfont"] = sha256_file(synth_config.soundfont_path) if synth_config.soundfont else ""  # content, not path
-    recipe = definition_recipe(config, frames.size, frames.crop, synth)
+    recipe = definition_recipe(config, frames.size, frames.crop, synth_recipe(params))
     identity = benchmark_identity(slots, duet_slots, recipe)
     published, source = None, None
     if definition is not None:

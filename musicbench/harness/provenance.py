@@ -36,10 +36,11 @@ def provenance(
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
-    definition = DataRoot(root).definition()  # benchmark.json, read once
+    data = DataRoot(root)
+    definition = data.definition()  # benchmark.json, read once
     fingerprint = definition.get("frames_fingerprint")
     return {
-        "name": name, "benchmark_version": str(definition["benchmark_version"]),
+        "name": name, "benchmark_version": str(definition["benchmark_version"]), "protocol": data.protocol,
         "frames_fingerprint": str(fingerprint) if fingerprint else None,
         "coverage": split_coverage(definition["coverage"], split), "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),

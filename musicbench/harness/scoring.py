@@ -50,6 +50,7 @@ from musicbench.metrics import (
     bss_eval_sources,
     ciou,
     dsol_ciou,
+    finite_or_none,
     mixture_sdr,
     pointing_game,
     scores_keeping_plus_inf,
@@ -282,8 +283,7 @@ def score_items(
     leaderboard re-scores); those of the run's tracks are scored. An `oracle` run has no estimate
     files: its outputs are computed again from the items (`oracle_outputs`).
     """
-    out_dir, root = Path(out_dir), Path(root)
-    data = DataRoot(root)
+    out_dir, data = Path(out_dir), DataRoot(root)  # DataRoot keeps a protocol's view (`musicbench.protocols`)
     cache = ScoreCache.open(cache_dir or data.score_cache_dir)
     version = data.version()
     try:  # a run folder is untrusted (the leaderboard re-scores folders it did not write)
@@ -351,3 +351,44 @@ class _single_blas_thread:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+
+def run_item_estimates(out_dir: str | os.PathLike, item: EvalItem, ok: bool, oracle: str | None = None) -> np.ndarray | None:
+    """The estimates ``(n_sources, n_samples)`` a run folder holds for `item`, read and checked as
+    scoring reads them (an oracle's computed again); None where inference did not end `ok` or the
+    file is missing or unfit."""
+    if oracle is not None:
+        return oracle_outputs(item, oracle)[0]
+    if not ok:
+        return None
+    out_dir = Path(out_dir)
+    try:
+        return _run_outputs(item, out_dir / "estimates" / f"{item.item_id}.npy",
+                            out_dir / "heatmaps" / f"{item.item_id}.npy")[1][0]
+    except (ValueError, OSError):  # UntrustedFileError is a ValueError
+        return None
+
+
+def ok_items(out_dir: str | os.PathLike) -> set[str]:
+    """The ids of the items whose inference ended "ok" in a run folder's inference.parquet (untrusted)."""
+    inference = read_untrusted_parquet(Path(out_dir) / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
+                                       max_rows=1_000_000, max_memory=256 << 20, name="inference.parquet")
+    return set(inference.loc[inference["status"] == "ok", "item_id"])
+
+
+def paper_recipe_scores(out_dir: str | os.PathLike, items: Sequence[EvalItem], recipe: str,
+                        oracle: str | None = None) -> dict[str, Any]:
+    """A protocol run's figures by its paper's own recipe (`musicbench.metrics.recipes`; ``"sop"``:
+    The Sound of Pixels' ``calc_metrics``), from the run's estimates of `items` (its mixtures track,
+    in the paper's order: item order); a figure that is not finite (the mixture's SAR) is None."""
+    from musicbench.metrics.recipes import sop_figures, sop_item_scores
+
+    if recipe != "sop":
+        raise MusicbenchError(f"unknown scoring recipe {recipe!r}")
+    done = set() if oracle is not None else ok_items(out_dir)
+    scored = [sop_item_scores(item.references, run_item_estimates(out_dir, item, item.item_id in done, oracle), item.mixture)
+              for item in sorted((item for item in items if item.track == "mixtures"), key=lambda item: item.item_id)]
+    figures = sop_figures(scored)
+    return {**{key: finite_or_none(value) if isinstance(value, float) else value for key, value in figures.items()},
+            "recipe": recipe}

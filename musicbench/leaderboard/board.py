@@ -33,7 +33,7 @@ import pandas as pd
 from musicbench.benchmark import ALL_TRACKS, URMP_TRACK, DataRoot, EvalItem, read_mixtures
 from musicbench.errors import MusicbenchError
 from musicbench.harness.oracles import ORACLES
-from musicbench.harness.scoring import score_items
+from musicbench.harness.scoring import paper_recipe_scores, score_items
 from musicbench.harness.summaries import summarize
 from musicbench.leaderboard.runs import ITEM_KEY, MAX_ITEMS_BYTES, Run
 from musicbench.leaderboard.stats import (
@@ -60,6 +60,9 @@ DUET_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "Duet NSDR (dB)"), ("si_sd
 # The real-ensembles (URMP) table: these metrics over its items, mean [95% CI over pieces].
 URMP_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "NSDR (dB)"), ("sdr", "SDR (dB)"), ("sir", "SIR (dB)"),
                                              ("sar", "SAR (dB)"), ("si_sdri", "SI-SDRi (dB)"))
+# A protocol table's figures by the paper's own recipe (`musicbench.metrics.recipes`), never ranked.
+PAPER_RECIPE_FIGURES: tuple[tuple[str, str], ...] = (("sdr", "SDR (dB)"), ("sdr_mix", "Mixture SDR (dB)"),
+                                                     ("nsdr", "NSDR (dB)"), ("sir", "SIR (dB)"), ("sar", "SAR (dB)"))
 # summary.json ``localization``: the named variants pooled over sources (key, column title, flat key).
 LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("ciou_success@0.5", "cIoU success@0.5", "ciou_success_0_5"), ("auc_success", "cIoU AUC", "ciou_auc"),
@@ -186,6 +189,7 @@ class Row:
     demo: str | None = None
     demo_note: str = ""
     urmp: UrmpResult | None = None  # the real-ensembles track, when the run has one (left out of the JSON otherwise)
+    paper_recipe: dict[str, Any] | None = None  # a protocol run: the paper's recipe, recomputed (left out of the JSON otherwise)
 
     @property
     def nsdr_mean(self) -> float | None:
@@ -217,6 +221,7 @@ class Table:
     instruments: list[str]
     rows: list[Row]
     unseen_classes: dict[str, list[str]] = field(default_factory=dict)  # track → its classes the training split lacks
+    protocol: dict[str, str] | None = None  # a paper's test set (`musicbench.protocols`): name, paper, recipe
 
 
 @dataclass
@@ -234,12 +239,16 @@ class Board:
 
     def to_json(self) -> dict[str, Any]:
         """The board as leaderboard.json holds it: plain dicts and lists, NaN and ±inf as None; a row's
-        ``urmp`` only where it has the real-ensembles track."""
+        ``urmp`` only where it has the real-ensembles track, its ``paper_recipe`` and the table's
+        ``protocol`` only for a paper's test set."""
         doc = json_safe(asdict(self))
         for table in doc["tables"]:
+            if table.get("protocol") is None:
+                table.pop("protocol", None)
             for row in table["rows"]:
-                if row.get("urmp") is None:
-                    row.pop("urmp", None)
+                for key in ("urmp", "paper_recipe"):
+                    if row.get(key) is None:
+                        row.pop(key, None)
         return doc
 
 
@@ -490,9 +499,10 @@ class Rescorer:
     a cache lookup per item."""
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.data = DataRoot(self.root)
+        self.data = DataRoot(root)  # a protocol's view (`musicbench.protocols.protocol_root`) re-scores its runs
+        self.root = self.data.root
         self.version = self.data.version()
+        self.protocol: dict[str, Any] | None = self.data.definition().get("protocol") if self.data.protocol else None
         # (split, track) → the items the data root holds by id, or the error building them
         self._items: dict[tuple[str, str], dict[str, EvalItem] | MusicbenchError] = {}
 
@@ -602,7 +612,7 @@ class Rescorer:
             except MusicbenchError as exc:
                 return Rescored(None, plain(f"not re-scored: {exc}"))
         try:
-            table = score_items(run.path, self.root, split=run.split, items=items, show_progress=False,
+            table = score_items(run.path, self.data, split=run.split, items=items, show_progress=False,
                                 oracle=run.oracle if run.oracle in ORACLES else None)
         except Exception as exc:  # an untrusted folder: whatever its files make the scorer raise is this row's problem
             return Rescored(None, plain(f"not re-scored: {type(exc).__name__}: {exc}")[:300])
@@ -613,6 +623,21 @@ class Rescorer:
             notes.append(f"cIoU and pointing game of the {', '.join(sorted(skip))} track(s) are not re-scored (the data "
                          "root has no boxes for their items; `evaluate --boxes` files are not recorded): items.parquet's")
         return Rescored(table, "", notes, skip)
+
+
+    def paper_recipe(self, run: Run) -> dict[str, Any] | None:
+        """A protocol run's figures by the paper's recipe, recomputed from its estimates of this data
+        root's items (`musicbench.harness.scoring.paper_recipe_scores`), with ``n_not_held``; None when
+        this is not a protocol or the run cannot be re-scored (the row says why)."""
+        if self.protocol is None or run.items is None or estimates_problem(run.path, run.oracle):
+            return None
+        try:
+            items = self._held(run, "mixtures", run.items)
+            figures = paper_recipe_scores(run.path, items, self.protocol["recipe"], run.oracle if run.oracle in ORACLES else None)
+        except Exception:  # an untrusted folder: `rescore` reports what is wrong with it
+            return None
+        counts = self.data.definition()["coverage"]["tracks"]["mixtures"]["test"]
+        return {**figures, "n_not_held": counts["items"] - counts["held"]}
 
 
 def _with_localization_of(table: pd.DataFrame, claimed: pd.DataFrame, tracks: set[str]) -> pd.DataFrame:
@@ -643,6 +668,7 @@ class CheckedRun:
     summary: dict[str, Any]
     untrusted: str = ""
     rescored: bool = False
+    paper_recipe: dict[str, Any] | None = None  # a protocol run's figures by the paper's recipe, recomputed
 
 
 def _confinement(prov: dict[str, Any]) -> tuple[bool | None, str]:
@@ -697,10 +723,17 @@ def check_run(run: Run, seed: int = 1234, rescorer: Rescorer | None = None) -> C
         if difference:
             problems.append(f"summary.json disagrees with {source}: {difference}")
             untrusted = untrusted or problems[-1]
+    paper = rescorer.paper_recipe(run) if rescorer is not None and rescored else None
+    claimed = run.summary.get("paper_recipe")
+    wrong = [key for key in sorted(claimed or {}) if paper is not None and not _same(claimed[key], paper.get(key))]
+    if wrong:
+        problems.append(f"summary.json disagrees with its estimates (re-scored): paper_recipe.{wrong[0]} "
+                        f"{_shown(claimed[wrong[0]])}, its estimates give {_shown(paper.get(wrong[0]))}")
+        untrusted = untrusted or problems[-1]
     _, confinement_problem = _confinement(run.provenance)
     if confinement_problem:
         problems.append(confinement_problem)
-    return CheckedRun(replace(run, items=items, problems=problems), summary, untrusted, rescored)
+    return CheckedRun(replace(run, items=items, problems=problems), summary, untrusted, rescored, paper)
 
 
 # ------------------------------------------------------------------------------------------- rows
@@ -842,6 +875,7 @@ def row_of(run: Run | CheckedRun, seed: int = 1234) -> Row:
         item_videos=item_videos(run.items), item_keys=_item_keys(run.items),
         untrusted=checked.untrusted, rescored=checked.rescored,
         provenance=_provenance(run, summary), problems=list(run.problems), urmp=_urmp_result(run, summary),
+        paper_recipe=checked.paper_recipe,
     )
 
 
@@ -1077,10 +1111,24 @@ def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str,
     return {track: sorted(classes - train_classes) for track, classes in sorted(by_track.items()) if classes - train_classes}
 
 
+def _table_protocol(runs: list[Run], rescorer: Rescorer | None) -> dict[str, str] | None:
+    """The label of a table of protocol runs: the protocol's name, paper and recipe, from the data root
+    that re-scores them (else the name the runs give); None for the main benchmark's runs."""
+    if rescorer is not None and rescorer.protocol is not None:
+        info = rescorer.protocol
+        return {"name": plain(info["name"]), "paper": plain(info["paper"]), "recipe": plain(info["recipe_text"])}
+    names = sorted({run.protocol for run in runs if run.protocol})
+    if not names:
+        return None
+    return {"name": names[0], "paper": "(the data root that would name its paper does not have it built)",
+            "recipe": "the paper's recipe (not recomputed here)"}
+
+
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
                warnings: list[str] | None = None, seed: int = 1234, current_frames: str | None = None,
                train_classes: set[str] | None = None, rescorer: Rescorer | None = None,
-               current_video_frames: dict[str, dict[str, str]] | None = None) -> Board:
+               current_video_frames: dict[str, dict[str, str]] | None = None,
+               protocol_rescorers: tuple[Rescorer, ...] = ()) -> Board:
     """The leaderboard: a table per (benchmark version, split, metric version), the current benchmark
     version's first (`current_version`, else the version with most runs); every run checked by
     `check_run` (re-scored by `rescorer`, the data root's, where it has the run's benchmark version);
@@ -1089,7 +1137,10 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
     `choose_baseline` (bootstrap `seed`); rows whose frames differ from the data root's
     (`current_video_frames`: split → video → SHA-256, else the fingerprint `current_frames`) are
     marked (`_mark_frames`); each table names the classes of its tracks that `train_classes` (the
-    data root's training split) lacks."""
+    data root's training split) lacks. A protocol's runs (a paper's test set, its own benchmark
+    version) are a table of their own, labelled with the paper and its recipe, re-scored by the
+    `protocol_rescorers` of their version (the data root's protocols), whose paper-recipe figures
+    are shown beside the ranked ones, never ranked."""
     warnings = list(warnings or [])
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -1107,13 +1158,16 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         warnings.insert(0, "Runs on different splits or metric versions: each combination is ranked in its own table.")
     tables = []
     keys = sorted(groups, key=lambda k: (k[0] != current_version, k[1] != "test", -counts[k[0]], k))
+    rescorers = {each.version: each for each in (rescorer, *protocol_rescorers) if each is not None}
     for number, key in enumerate(keys, start=1):
         version, split, metric_version = key
-        if rescorer is not None and version == rescorer.version:
-            rescorer.reserve(groups[key])
-        checked = [check_run(run, seed, rescorer) for run in groups[key]]
-        expected = rescorer.item_count(split) if rescorer is not None and version == rescorer.version else None
-        canonical = rescorer.canonical_items(split) if rescorer is not None and version == rescorer.version else None
+        table_rescorer = rescorers.get(version)
+        if table_rescorer is not None:
+            table_rescorer.reserve(groups[key])
+        checked = [check_run(run, seed, table_rescorer) for run in groups[key]]
+        expected = table_rescorer.item_count(split) if table_rescorer is not None else None
+        canonical = table_rescorer.canonical_items(split) if table_rescorer is not None else None
+        protocol = _table_protocol(groups[key], table_rescorer)
         rows = [row_of(run, seed) for run in checked]
         for row, run in zip(rows, checked, strict=True):
             row.coverage, problem = checked_coverage(run.run, canonical)
@@ -1122,7 +1176,10 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
                 row.untrusted = row.untrusted or problem
         rows = sort_and_rank(rows, expected)
         table_warnings = []
-        if version != current_version:
+        if protocol is not None:
+            table_warnings.append(f"Protocol {protocol['name']}: {protocol['paper']}. Its own items, ranked only among "
+                                  "themselves by musicbench's recipe; the paper's recipe is shown beside, never ranked.")
+        elif version != current_version:
             table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "
                                   "were scored on other items and are ranked only among themselves.")
         for row in rows:
@@ -1141,5 +1198,6 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
             current=version == current_version, warnings=table_warnings,
             baseline=None if chosen is None else BaselineChoice(chosen.name, chosen.folder, why),
             instruments=sorted({name for row in rows for name in row.per_instrument}), rows=rows, unseen_classes=unseen,
+            protocol=protocol,
         ))
     return Board(current_benchmark_version=current_version, warnings=warnings, tables=tables)

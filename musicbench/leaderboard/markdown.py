@@ -6,7 +6,15 @@ import html
 import re
 from typing import Any
 
-from musicbench.leaderboard.board import BOARD_METRICS, DUET_METRICS, LOCALIZATION_VARIANTS, URMP_METRICS, Board, Table
+from musicbench.leaderboard.board import (
+    BOARD_METRICS,
+    DUET_METRICS,
+    LOCALIZATION_VARIANTS,
+    PAPER_RECIPE_FIGURES,
+    URMP_METRICS,
+    Board,
+    Table,
+)
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
 from musicbench.leaderboard.text import (
     ci_text,
@@ -101,6 +109,23 @@ def _urmp(table: Table) -> list[str]:
     return out + [""]
 
 
+def _paper_recipe(table: Table) -> list[str]:
+    """A protocol table's figures by the paper's own recipe, recomputed from each run's estimates; never ranked."""
+    rows = [row for row in table.rows if row.paper_recipe is not None]
+    if table.protocol is None or not rows:
+        return []
+    out = [f"By the paper's recipe ({md_escape(table.protocol['recipe'])}); recomputed from each run's estimates, "
+           "never ranked:", "",
+           "| Method | " + " | ".join(title for _, title in PAPER_RECIPE_FIGURES) + " | Items kept | Items not held |",
+           "|:---|" + "---:|" * len(PAPER_RECIPE_FIGURES) + "---:|---:|"]
+    for row in rows:
+        figures = row.paper_recipe
+        cells = [md_escape(row.name)] + [fmt(figures.get(key)) for key, _ in PAPER_RECIPE_FIGURES]
+        cells += [f"{figures['n_valid']}/{figures['n_items']}", str(figures["n_not_held"])]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def render_markdown(board: Board) -> str:
     """leaderboard.md: per table the ranking (mean [95% CI] and median), the per-instrument NSDR and the provenance."""
     out = [f"# {board.title}", ""]
@@ -113,12 +138,13 @@ def render_markdown(board: Board) -> str:
     for warning in board.warnings:
         out += [f"> **Warning:** {md_escape(warning)}", ""]
     for table in board.tables:
-        out.append(f"## Benchmark version `{md_escape(table.benchmark_version)}` · split {md_escape(table.split)} · "
-                   f"metric version {md_escape(table.metric_version)}" + ("" if table.current else " (not current)"))
+        title = "Benchmark version" if table.protocol is None else f"Protocol {md_escape(table.protocol['name'])}, version"
+        out.append(f"## {title} `{md_escape(table.benchmark_version)}` · split {md_escape(table.split)} · "
+                   f"metric version {md_escape(table.metric_version)}" + ("" if table.current or table.protocol else " (not current)"))
         out.append("")
         for warning in table.warnings:
             out += [f"> **Warning:** {md_escape(warning)}", ""]
         if table.baseline:
             out += [f"Baseline of the tests: {md_escape(table.baseline.name)} ({md_escape(table.baseline.why)}).", ""]
-        out += _ranking(table) + _per_instrument(table) + _urmp(table) + _provenance(table)
+        out += _ranking(table) + _paper_recipe(table) + _per_instrument(table) + _urmp(table) + _provenance(table)
     return "\n".join(out)

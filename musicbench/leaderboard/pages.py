@@ -19,6 +19,7 @@ from musicbench.leaderboard.board import (
     DUET_METRICS,
     KINDS,
     LOCALIZATION_VARIANTS,
+    PAPER_RECIPE_FIGURES,
     URMP_METRICS,
     Board,
     Comparison,
@@ -84,6 +85,7 @@ def environment() -> Environment:
                        px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
     env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS, urmp_metrics=URMP_METRICS,
+                       paper_recipe_figures=PAPER_RECIPE_FIGURES,
                        localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS,
                        column_groups=COLUMN_GROUPS, localization_keys=LOCALIZATION_METRICS)
     return env

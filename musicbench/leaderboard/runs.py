@@ -79,6 +79,12 @@ class Run:
         return plain(self.summary.get("split") or self.provenance.get("split") or "unknown")
 
     @property
+    def protocol(self) -> str | None:
+        """The paper's test set the run scored (`musicbench.protocols`), None for the main benchmark."""
+        value = self.summary.get("protocol") or self.provenance.get("protocol")
+        return plain(value) if value else None
+
+    @property
     def metric_version(self) -> str:
         return plain(self.provenance.get("metric_version") or "unknown")
 
@@ -272,9 +278,13 @@ TRACK_FIELDS: dict[str, Check] = {
 }
 TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 # summary.json as `musicbench.harness.summaries.summarize` writes it, with the run's name, version, split and labels flag.
+# a protocol run's figures by the paper's own recipe (`musicbench.harness.scoring.paper_recipe_scores`)
+PAPER_RECIPE = _record({"recipe": _text, **{key: _optional(_number) for key in ("sdr", "sir", "sar", "sdr_mix", "nsdr")},
+                        "n_items": _count, "n_valid": _count, "n_batches": _count, "n_not_held": _count}, ("recipe",))
 SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
-                   "benchmark_version": _text, "split": _text, "uses_labels": _flag}, TRACK_REQUIRED)
+                   "benchmark_version": _text, "split": _text, "uses_labels": _flag,
+                   "protocol": _optional(_text), "paper_recipe": _optional(PAPER_RECIPE)}, TRACK_REQUIRED)
 # a run's coverage (`musicbench.definition.split_coverage`): per track, the benchmark's items, those held, those not
 COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count, "not_held": _list(_text, MAX_ITEM_ROWS),
                                                 "videos_not_held": _list(_text, MAX_ITEM_ROWS)},
@@ -282,7 +292,7 @@ COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count,
                     "tables_fingerprint": _text, "frames": _mapping(_text)}, ("tracks",))
 # provenance.json as `musicbench.harness.provenance.provenance` writes it ("created" and "timestamp": dates of older runs).
 PROVENANCE = _record({
-    "name": _text, "benchmark_version": _text, "metric_version": _text, "split": _text,
+    "name": _text, "benchmark_version": _text, "metric_version": _text, "split": _text, "protocol": _optional(_text),
     "git_revision": _optional(_text), "package_versions": _mapping(_optional(_text)), "python": _optional(_text),
     "seed": _optional(_integer), "device": _optional(_text), "options": _mapping(_plain_json),
     "oracle": _optional(_text), "model_file": _optional(_text), "model_sha256": _optional(_text),
@@ -424,6 +434,8 @@ def load_run(path: str | os.PathLike) -> Run:
     items, items_problem = (None, "") if summary_problem or provenance_problem else _read_items(path / "items.parquet")
     if summary and provenance and summary.get("benchmark_version") != provenance.get("benchmark_version"):
         problems.append("summary.json and provenance.json name different benchmark versions (summary.json used)")
+    if summary and provenance and summary.get("protocol") != provenance.get("protocol"):
+        problems.append("summary.json and provenance.json name different protocols (summary.json used)")
     return Run(path.name, path, summary, provenance, items, problems, summary_problem or provenance_problem or items_problem)
 
 

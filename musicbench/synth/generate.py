@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from concurrent.futures import as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,11 +86,13 @@ class SynthConfig:
 @dataclass(frozen=True)
 class VideoSpec:
     """One video to generate: its id, kind (solo, duet, or ensemble: 2-5 players side by side in
-    URMP's layout, `musicbench.synth.urmp_layout`) and instruments (source order)."""
+    URMP's layout, `musicbench.synth.urmp_layout`), instruments (source order) and its length in
+    seconds (None: ``synth.duration``; a protocol's videos have the lengths its files list)."""
 
     video_id: str
     kind: str
     instruments: tuple[str, ...]
+    duration: float | None = None
 
 
 def plan_videos(config: SynthConfig) -> list[VideoSpec]:
@@ -262,6 +264,8 @@ def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.Pat
     Each file is written under a temporary name and renamed when complete.
     """
     data_root = Path(data_root)
+    if spec.duration is not None:
+        config = replace(config, duration=float(spec.duration))
     rng = video_rng(config.seed, spec.video_id)
     stems, performances = render_stems(spec, config, rng)
     frames, boxes = render_frames(spec, config, performances, rng)
@@ -284,8 +288,11 @@ def generate_video(spec: VideoSpec, config: SynthConfig, data_root: str | os.Pat
 
 
 @holds_data_root("synth", "data_root")
-def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int | None = None) -> list[ManifestEntry]:
-    """Generate the whole MUSIC-Synth set under `data_root`/synth and write its manifest.
+def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int | None = None,
+                   specs: list[VideoSpec] | None = None) -> list[ManifestEntry]:
+    """Generate the whole MUSIC-Synth set under `data_root`/synth and write its manifest
+    (`specs`: these videos instead of the set `plan_videos` plans, e.g. a protocol's,
+    `musicbench.protocols.protocol_video_specs`).
 
     Checks every parameter, the soundfont and the output folder before writing anything.
     Returns the manifest entries in plan order.
@@ -294,7 +301,7 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
     for sub in SYNTH_KINDS:
         ensure_writable_dir(synth_dir / sub)
-    specs = plan_videos(config)
+    specs = plan_videos(config) if specs is None else specs
     jobs = jobs_option(jobs, config.jobs)
     entries: dict[str, ManifestEntry] = {}
     with progress_bar("MUSIC-Synth videos", total=len(specs)) as advance:

@@ -1,0 +1,478 @@
+"""The papers' own test sets (protocols), built on a data root beside the main benchmark.
+
+A protocol is the fixed test items of a later MUSIC paper, made exactly as that paper's public code
+makes them from the files it published (``manifests/published``, see its PROVENANCE.md): which
+videos, how many sources, where each clip lies and how the mixture is normalised. Its items are a
+benchmark identity of their own (``benchmark_version``: the SHA-256 of the protocol's item table and
+its recipe), and a data root holds the items whose videos it has, as for the main benchmark: the
+coverage says which are not held and why.
+
+Files (under ``<root>/protocols/<name>/``, the layout of ``<root>/mixtures/``, so that
+`DataRoot(root, protocol=name)` reads, checks and hides a protocol's items with the main benchmark's
+machinery)::
+
+    mixtures.parquet   the held items, one row per (item, source): MIXTURE_COLUMNS (split "test")
+    duets.parquet      empty (a protocol has no duet track)
+    benchmark.json     the identity, its recipe, the protocol, the coverage, the frames fingerprint
+    ground_truth.json  SHA-256 of the MUSIC-Synth stems and boxes the items read
+
+Protocols (`PROTOCOLS`). Row k of a protocol's file (from 0) is item ``item-<k>``; each entry is
+looked up in the paper's list of frame counts at 1 fps; the centre frame is ``count // 2 + 1``, the
+centre sample ``int((centre - 0.5) * 11025)``, and the clip the 65534 samples ``[centre - 32767,
+centre + 32767)`` (the papers' 65535-sample buffer ends in a sample they never fill); every mixed
+source is divided by N (``_mix_n_and_stft``). Each is scored also by the Sound of Pixels' recipe,
+which their ``calc_metrics`` and evaluation loops repeat (`musicbench.metrics.recipes`):
+
+- ``iquery-music``, ``iquery-music21``: iQuery (Chen et al., CVPR 2023), JiabenChen/iQuery
+  ``code/dataset/music.py`` (test split), ``base.py``, ``main_music.py``: ``testsepmusic.csv`` (250
+  pairs; MUSIC-21 ``testsepmusic21.csv``, 587) looked up in ``testmusic.csv`` (``testmusic21.csv``).
+- ``ccol``: CCoL (Tian et al., CVPR 2021), YapengTian/CCOL-CVPR21 ``code/dataset/music.py``,
+  ``base.py``, ``main_ccol.py``, ``scripts/eval_ccol.sh``: ``test_sep.csv`` (260 rows of 4 videos)
+  looked up in ``test.csv``. Only entries 1 and 3 sound: the mixture is their sum over 2, and CCoL
+  scores those two; entries 2 and 4 are silent visual objects (zero audio), which its separation
+  scores do not depend on in evaluation (no grounding gate), so musicbench checks them and leaves them
+  out. CCoL reports raw SDR (``paper_recipe``'s ``sdr``), not NSDR.
+
+- ``sop-val``: The Sound of Pixels (Zhao et al., ECCV 2018), hangzhaomit/Sound-of-Pixels
+  ``dataset/music.py`` and ``base.py`` (split val), ``main.py``, ``scripts/eval_MUSIC.sh``. Its val
+  list is not public, so the recipe runs on the test solo videos of the data root's split file, in
+  its order: item i mixes video i with video ``randint(0, n - 1)`` of Python's ``random`` seeded
+  with i (no class check), each clip centred on frame ``count // 2`` of the video's own length in
+  8-fps frames (`sop_clip_start`), ``num_mix`` 2. Its identity hashes the split file's items. An
+  item that pairs a video with itself mixes one clip twice, for which BSS Eval is undefined: it is
+  not held ("one clip twice").
+
+Where musicbench differs from a paper's pipeline, it says so: a clip that would need the papers'
+zero padding (the video ends before the clip does) is not held ("video too short"); a model gets the
+processed frames of its clip (``frames.fps``, the main benchmark's size and crop), from which it may
+take the paper's frames (the centre frame and ± 1 s), not the papers' detector crops.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicbench.benchmark import (
+    DEFINITION_NAME,
+    DUETS_NAME,
+    GROUND_TRUTH_NAME,
+    MIXTURES_NAME,
+    DataRoot,
+    loudness_contour,
+    table_to_csv,
+    tables_fingerprint,
+)
+from musicbench.concurrency import holds_data_root
+from musicbench.config import AudioConfig
+from musicbench.definition import (
+    DUET_SLOT_COLUMNS,
+    NOT_HELD,
+    SAME_CLIP,
+    TOO_SHORT,
+    BuiltItems,
+    built_items,
+    coverage,
+    decoded_audio,
+    not_held_record,
+    pcm_hashes,
+)
+from musicbench.errors import MusicbenchError
+from musicbench.fsutil import atomic_write_text, sha256_file, write_parquet
+from musicbench.metrics import METRIC_VERSION
+
+PROTOCOL_FORMAT = "musicbench protocol 1"
+PROTOCOL_SLOT_COLUMNS = ("item_id", "split", "n_sources", "source_index", "video_id", "instrument", "gain",
+                         "start_sample", "n_samples")
+#: What a protocol's items are scored by besides musicbench's own recipe.
+RECIPES = {"sop": "The Sound of Pixels' calc_metrics (truncate to 65280 samples, clip, skip silent, batches of 32)"}
+_CSV_ENTRY = re.compile(r"^/(?P<instrument>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{11})\.wav$")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One source of a protocol item: a video, its instrument, and the clip's first sample and length
+    (samples at the protocol's `Protocol.sample_rate`; the first sample None where the paper places
+    the clip by the video's own length, `Protocol.place`)."""
+
+    video_id: str
+    instrument: str
+    start_sample: int | None
+    n_samples: int
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A paper's fixed test set: `items(lists_dir, labels, root)` gives each item's clips in the
+    paper's order (from its `files` in the folder of published lists, ``manifests/published``, or
+    from the data root's split file), `videos(lists_dir)` each video with its listed length in
+    seconds (what an offline fixture renders; None: the protocol lists no lengths), `place` the first
+    sample of a clip the paper centres by the video's own length."""
+
+    name: str
+    paper: str
+    source: str
+    files: tuple[str, ...]
+    recipe: str
+    sample_rate: int
+    items: Callable[[Path, dict[str, tuple[str, str]], Path | None], list[list[Clip]]]
+    videos: Callable[[Path], dict[str, tuple[str, float]]] | None
+    place: Callable[[int, int], int] | None = None  # (video samples, sample rate) → first sample, for clips placed by length
+
+
+def _rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, cells) of the non-empty rows of a published CSV file, or one-line MusicbenchError."""
+    try:
+        with open(path, newline="") as handle:
+            return [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row and any(row)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise MusicbenchError(f"cannot read protocol file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}; "
+                              "restore it from the repository (manifests/published)") from None
+
+
+def _entry(cell: str, where: str, labels: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(video id, instrument) of an entry such as ``/flute/kbTy_5o6AB4.wav``, checked against the
+    official MUSIC lists (`labels`: video → (kind, instruments))."""
+    match = _CSV_ENTRY.match(cell.replace(" ", ""))
+    if not match:
+        raise MusicbenchError(f"{where}: {cell.strip()[:60]!r} is not an entry like /flute/<YouTube id>.wav; "
+                              "restore the file from the repository (manifests/published)")
+    video_id, instrument = match.group("id"), match.group("instrument")
+    kind, official = labels.get(video_id, ("", ""))
+    if kind != "solo" or official != instrument:
+        known = f"listed as {kind} {official!r}" if kind else "in no official MUSIC list"
+        raise MusicbenchError(f"{where}: video {video_id} ({instrument}) is {known} (manifests/published/"
+                              "MUSIC*_videos.json); fix the entry or use the repository's copy of the file")
+    return video_id, instrument
+
+
+def _iquery_counts(path: Path) -> dict[str, int]:
+    """``{entry: frame count at 1 fps}`` of iQuery's ``testmusic*.csv`` (rows ``audio, frames, count``)."""
+    counts = {}
+    for number, row in _rows(path):
+        try:
+            counts[row[0].strip()] = int(row[2])
+        except (IndexError, ValueError):
+            raise MusicbenchError(f"{path}:{number}: expected 'audio, frames, count' with an integer count; "
+                                  "restore the file from the repository (manifests/published)") from None
+    return counts
+
+
+IQUERY_AUDIO_SAMPLES = 65535  # iQuery's audLen at 11025 Hz
+IQUERY_FRAME_RATE = 1.0  # frames per second of its frame folders (scripts/evaluate.sh: --frameRate 1)
+
+
+def iquery_clip(count: int, sample_rate: int = 11025) -> tuple[int, int]:
+    """(first sample, length) of an iQuery test clip of a video with `count` frames at 1 fps: the
+    centre frame ``count // 2 + 1`` at ``(centre - 0.5) / fps`` s, and the samples of the reference's
+    buffer it fills (``audLen // 2`` each side of the centre sample: 65534)."""
+    centre_frame = count // 2 + 1
+    centre = int((centre_frame - 0.5) / IQUERY_FRAME_RATE * sample_rate)
+    half = IQUERY_AUDIO_SAMPLES // 2
+    return centre - half, 2 * half
+
+
+def _centre_clips(pairs_file: str, counts_file: str, sounding: tuple[int, ...] | None) -> tuple[Callable, Callable]:
+    """(items, videos) of a protocol whose rows name videos looked up in a list of frame counts at
+    1 fps, each clip centred on the video's centre frame (`iquery_clip`; iQuery's and CCoL's
+    ``dataset/music.py``): `sounding` are the entries of a row that are mixed (None: all; CCoL's
+    others are silent visual objects, checked like the rest but not mixed)."""
+    def items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
+        counts = _iquery_counts(lists_dir / counts_file)
+        found = []
+        for number, row in _rows(lists_dir / pairs_file):
+            where = f"{lists_dir / pairs_file}:{number}"
+            clips = []
+            for cell in row:
+                video_id, instrument = _entry(cell, where, labels)
+                count = counts.get(cell.replace(" ", ""))
+                if count is None:
+                    raise MusicbenchError(f"{where}: {cell.strip()!r} has no frame count in {lists_dir / counts_file}; "
+                                          "restore both files from the repository (manifests/published)")
+                clips.append(Clip(video_id, instrument, *iquery_clip(count)))
+            if sounding is not None:
+                if len(clips) <= max(sounding):
+                    raise MusicbenchError(f"{where}: expected {max(sounding) + 1} entries, found {len(clips)}")
+                clips = [clips[k] for k in sounding]
+            if len(clips) < 2 or len({clip.instrument for clip in clips}) < len(clips):
+                raise MusicbenchError(f"{where}: an item mixes two or more videos of different instruments")
+            found.append(clips)
+        return found
+
+    def videos(lists_dir: Path) -> dict[str, tuple[str, float]]:
+        out = {}
+        for cell, count in _iquery_counts(lists_dir / counts_file).items():
+            match = _CSV_ENTRY.match(cell)
+            if match:
+                out[match.group("id")] = (match.group("instrument"), count / IQUERY_FRAME_RATE)
+        return out
+
+    return items, videos
+
+
+SOP_FRAME_RATE = 8  # frames per second of The Sound of Pixels' frame folders (scripts/eval_MUSIC.sh: --frameRate 8)
+
+
+def sop_clip_start(n_samples: int, sample_rate: int = 11025) -> int:
+    """The first sample of The Sound of Pixels' val clip of a video of `n_samples` samples: its
+    length in 8-fps frames ``count``, the centre frame ``count // 2`` at ``(centre - 0.5) / 8`` s
+    (``dataset/music.py``), the 65534 samples of the buffer around it (`iquery_clip`'s window)."""
+    count = n_samples * SOP_FRAME_RATE // sample_rate
+    centre = int((count // 2 - 0.5) / SOP_FRAME_RATE * sample_rate)
+    return centre - IQUERY_AUDIO_SAMPLES // 2
+
+
+def sop_val_items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
+    """The Sound of Pixels' val items (``dataset/music.py``, split val, ``num_mix`` 2) over the test
+    solo videos of the data root's split file, in its order: item i mixes video i with video
+    ``randint(0, n - 1)`` of Python's ``random`` seeded with i (no class check: a partner can be of
+    the same class, or the same video)."""
+    import random
+
+    from musicbench.splits import read_stage_split_rows
+
+    if root is None:
+        raise MusicbenchError("protocol sop-val takes its videos from a data root's split file; give the data root")
+    listed = [row for row in read_stage_split_rows(root) if row.split == "test" and row.kind == "solo"]
+    if not listed:
+        raise MusicbenchError(f"the split file of {str(root)!r} has no test solo video; protocol sop-val mixes those")
+    half = 2 * (IQUERY_AUDIO_SAMPLES // 2)
+    found = []
+    for index, first in enumerate(listed):
+        partner = listed[random.Random(index).randint(0, len(listed) - 1)]
+        found.append([Clip(row.video_id, row.instruments, None, half) for row in (first, partner)])
+    return found
+
+
+_IQUERY_SOURCE = ("JiabenChen/iQuery @ 315fba343ec240b63f8632f0347940efda5b4c51: code/dataset/music.py (test split), "
+                  "code/dataset/base.py (_load_audio, _mix_n_and_stft), code/main_music.py (calc_metrics, evaluate), "
+                  "code/scripts/evaluate.sh")
+_CCOL_SOURCE = ("YapengTian/CCOL-CVPR21 @ 0f9cf3b73995c00f3c6c5d7a5b7d6d9942f3487d: code/dataset/music.py (test split), "
+                "code/dataset/base.py (_load_audio, _mix_n_and_stft), code/main_ccol.py (calc_metrics, evaluate), "
+                "code/scripts/eval_ccol.sh")
+_SOP_SOURCE = ("hangzhaomit/Sound-of-Pixels @ 45350346: dataset/music.py and dataset/base.py (split val), "
+               "main.py (calc_metrics, evaluate), scripts/eval_MUSIC.sh")
+_IQUERY, _CCOL = "splits_iquery_JiabenChen", "splits_ccol_YapengTian"
+PROTOCOLS: dict[str, Protocol] = {
+    "iquery-music": Protocol(
+        "iquery-music", "iQuery (Chen et al., CVPR 2023), MUSIC: 250 test pairs", _IQUERY_SOURCE,
+        (f"{_IQUERY}/testsepmusic.csv", f"{_IQUERY}/testmusic.csv"), "sop", 11025,
+        *_centre_clips(f"{_IQUERY}/testsepmusic.csv", f"{_IQUERY}/testmusic.csv", None)),
+    "iquery-music21": Protocol(
+        "iquery-music21", "iQuery (Chen et al., CVPR 2023), MUSIC-21: 587 test pairs", _IQUERY_SOURCE,
+        (f"{_IQUERY}/testsepmusic21.csv", f"{_IQUERY}/testmusic21.csv"), "sop", 11025,
+        *_centre_clips(f"{_IQUERY}/testsepmusic21.csv", f"{_IQUERY}/testmusic21.csv", None)),
+    "ccol": Protocol(
+        "ccol", "CCoL (Tian et al., CVPR 2021): 260 test mixtures of 2 sounding and 2 silent objects", _CCOL_SOURCE,
+        (f"{_CCOL}/test_sep.csv", f"{_CCOL}/test.csv"), "sop", 11025,
+        *_centre_clips(f"{_CCOL}/test_sep.csv", f"{_CCOL}/test.csv", (0, 2))),
+    "sop-val": Protocol(
+        "sop-val", "The Sound of Pixels (Zhao et al., ECCV 2018): its val recipe on this benchmark's test solo videos",
+        _SOP_SOURCE, (), "sop", 11025, sop_val_items, None, sop_clip_start),
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    """The protocol called `name`, or MusicbenchError naming the ones there are."""
+    if name not in PROTOCOLS:
+        raise MusicbenchError(f"unknown protocol {str(name)[:40]!r}: choose one of {', '.join(PROTOCOLS)} "
+                              "(`musicbench protocol list`)")
+    return PROTOCOLS[name]
+
+
+def official_labels(lists_dir: str | os.PathLike) -> dict[str, tuple[str, str]]:
+    """``{video_id: (kind, instruments)}`` from the official MUSIC lists in `lists_dir`."""
+    from musicbench.published_splits import _official_labels
+
+    try:
+        return _official_labels(Path(lists_dir))
+    except (OSError, ValueError, KeyError) as exc:
+        raise MusicbenchError(f"cannot read the official MUSIC lists in {os.fspath(lists_dir)!r} ({type(exc).__name__}); "
+                              "pass --lists manifests/published") from None
+
+
+def protocol_slots(protocol: Protocol, lists_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The protocol's item table (PROTOCOL_SLOT_COLUMNS) from its files in `lists_dir` (or the split
+    file of the data root `root`): item ``item-<k>`` for row k (from 0), each source's gain ``1 / N``
+    (the papers divide every source by N); ``start_sample`` -1 where the clip is placed by the
+    video's length (`Protocol.place`)."""
+    lists_dir = Path(lists_dir)
+    records = []
+    labels = official_labels(lists_dir)
+    for number, clips in enumerate(protocol.items(lists_dir, labels, None if root is None else Path(root))):
+        for source_index, clip in enumerate(clips):
+            records.append({"item_id": f"item-{number:05d}", "split": "test", "n_sources": len(clips),
+                            "source_index": source_index, "video_id": clip.video_id, "instrument": clip.instrument,
+                            "gain": 1.0 / len(clips), "n_samples": clip.n_samples,
+                            "start_sample": -1 if clip.start_sample is None else clip.start_sample})
+    return pd.DataFrame.from_records(records, columns=list(PROTOCOL_SLOT_COLUMNS))
+
+
+def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | None = None) -> list[Any]:
+    """The MUSIC-Synth videos (`musicbench.synth.generate.VideoSpec`) of an offline fixture of
+    protocol `name`: each video of its first `items` items (all: None) under its official YouTube
+    id, with the length its files list, for the instruments MUSIC-Synth renders (the others are left
+    out: a data root without them holds fewer items, as a lab lacking videos does)."""
+    from musicbench.instruments import SYNTH_INSTRUMENTS
+    from musicbench.synth.generate import VideoSpec
+
+    protocol = get_protocol(name)
+    if protocol.videos is None:
+        raise MusicbenchError(f"protocol {name} lists no videos of its own (it draws from the split file): "
+                              "generate MUSIC-Synth as usual (`musicbench synth`)")
+    lists_dir = Path(lists_dir)
+    lengths = protocol.videos(lists_dir)
+    wanted: dict[str, str] = {}
+    for clips in protocol.items(lists_dir, official_labels(lists_dir))[:items]:
+        wanted.update({clip.video_id: clip.instrument for clip in clips})
+    return [VideoSpec(video_id, "solo", (instrument,), lengths[video_id][1]) for video_id, instrument in sorted(wanted.items())
+            if instrument in SYNTH_INSTRUMENTS]
+
+
+def protocol_recipe(protocol: Protocol, audio: AudioConfig, frame_size: int, crop: str,
+                    synth: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a protocol's identity hashes besides its item table: the protocol and its scoring
+    recipe, the frames models get (fps, size, crop), the metric version and, for MUSIC-Synth, the
+    params of its videos."""
+    recipe = {"protocol": protocol.name, "format": PROTOCOL_FORMAT, "recipe": protocol.recipe,
+              "sample_rate": audio.sample_rate, "fps": audio.fps, "frame_size": frame_size, "crop": crop,
+              "metric_version": METRIC_VERSION}
+    if synth is not None:
+        recipe["synth"] = synth
+    return recipe
+
+
+def protocol_identity(slots: pd.DataFrame, recipe: dict[str, Any]) -> str:
+    """``mb-`` + 16 hex digits of the SHA-256 over the item table and the recipe (canonical JSON)."""
+    digest = hashlib.sha256(table_to_csv(slots, PROTOCOL_SLOT_COLUMNS).encode())
+    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
+    return "mb-" + digest.hexdigest()[:16]
+
+
+def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | os.PathLike,
+                         audio: AudioConfig, place: Callable[[int, int], int] | None = None) -> BuiltItems:
+    """The protocol items the data root at `root` holds (its processed-video `index`): an item is
+    held when every video is processed and holds its clip, audio and frames (the frame of the
+    clip's start, ``round(start / sample_rate * fps)``, and ``floor(n_samples / sample_rate * fps)``
+    frames). A slot's start -1 is placed by the video's length (`place`)."""
+    root = Path(root)
+    pcm, decoded = pcm_hashes(root), decoded_audio(root)
+    videos = index.set_index("video_id", drop=False)
+    records, not_held = [], []
+    for item_id, item in slots.groupby("item_id", sort=True):
+        held, reasons = [], []
+        for slot in item.sort_values("source_index").itertuples(index=False):
+            start, length = int(slot.start_sample), int(slot.n_samples)
+            if slot.video_id not in videos.index:
+                reasons.append((slot.video_id, NOT_HELD))
+                continue
+            video = videos.loc[slot.video_id]
+            if start < 0 and place is not None:
+                start = place(int(video["n_samples"]), audio.sample_rate)
+            start_frame = int(round(start / audio.sample_rate * audio.fps))
+            n_frames = int(np.floor(length / audio.sample_rate * audio.fps))
+            if start < 0 or start + length > int(video["n_samples"]) or start_frame + n_frames > int(video["n_frames"]):
+                reasons.append((slot.video_id, TOO_SHORT))
+                continue
+            samples = decoded(video["audio_path"])
+            held.append({"item_id": item_id, "split": slot.split, "n_sources": int(slot.n_sources),
+                         "source_index": int(slot.source_index), "video_id": slot.video_id, "instrument": slot.instrument,
+                         "start_sample": start, "n_samples": length, "start_frame": start_frame, "n_frames": n_frames,
+                         "gain": float(slot.gain), "audio_path": video["audio_path"], "audio_sha256": video["audio_sha256"],
+                         "audio_pcm_sha256": pcm(video["audio_path"]),
+                         "clip_loudness_db": loudness_contour(samples[start:start + length]),
+                         "frames_path": video["frames_path"], "frames_sha256": video["frames_sha256"]})
+        clips = [(row["video_id"], row["start_sample"]) for row in held]
+        if not reasons and len(set(clips)) < len(clips):  # The Sound of Pixels may pair a video with itself
+            reasons = [(video, SAME_CLIP) for video, _ in clips]
+        if reasons:
+            not_held.append(not_held_record(item_id, "mixtures", item["split"].iloc[0], reasons, list(item["video_id"])))
+        else:
+            records += held
+    return built_items(records, [], not_held)
+
+
+def protocol_document(protocol: Protocol, identity: str, recipe: dict[str, Any], built: BuiltItems,
+                      cover: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
+    """A protocol's benchmark.json: the identity and recipe, the protocol (name, paper, source code,
+    its files' SHA-256, the scoring recipe), the coverage, the frames fingerprint and counts."""
+    from musicbench.mixtures import frames_fingerprint
+
+    mixtures = built.mixtures
+    return {
+        "benchmark_version": identity, "recipe": recipe, "coverage": cover, "definition": None,
+        "protocol": {"name": protocol.name, "paper": protocol.paper, "source": protocol.source, "files": files,
+                     "recipe": protocol.recipe, "recipe_text": RECIPES[protocol.recipe]},
+        "frames_fingerprint": frames_fingerprint(mixtures, built.duets), "sample_rate": protocol.sample_rate,
+        "items": {"val": 0, "test": int(mixtures["item_id"].nunique())}, "duet_items": {"val": 0, "test": 0},
+        "videos": int(mixtures["video_id"].nunique()),
+    }
+
+
+@holds_data_root("protocol", "root")
+def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
+                   lists_dir: str | os.PathLike = "manifests/published") -> dict[str, Any]:
+    """Write ``<root>/protocols/<name>/`` (module docstring) from the protocol's files in
+    `lists_dir` and the processed index; return its benchmark.json. Everything is checked and
+    built before anything is written; the folder is replaced at once."""
+    from musicbench.mixtures import synth_recipe
+    from musicbench.process import ProcessConfig
+    from musicbench.run_folder import staged_folder
+
+    protocol = get_protocol(name)
+    audio = AudioConfig.from_params(params)
+    if audio.sample_rate != protocol.sample_rate:
+        raise MusicbenchError(f"protocol {name} needs audio at {protocol.sample_rate} Hz, params.yaml's audio.sample_rate "
+                              f"is {audio.sample_rate}; process the videos at {protocol.sample_rate} Hz")
+    frames = ProcessConfig.from_params(params)
+    slots = protocol_slots(protocol, lists_dir, root)
+    recipe = protocol_recipe(protocol, audio, frames.size, frames.crop, synth_recipe(params))
+    identity = protocol_identity(slots, recipe)
+    data = DataRoot(root, protocol=name)
+    built = build_protocol_items(slots, data.read_index(), data.root, audio, protocol.place)
+    tables = tables_fingerprint(built.mixtures, built.duets)
+    cover = coverage(slots, pd.DataFrame(columns=list(DUET_SLOT_COLUMNS)), built, tables)
+    files = {relative: sha256_file(Path(lists_dir) / relative) for relative in protocol.files}
+    if not protocol.files:  # drawn from the data root's split file
+        files = {"splits/splits.csv": sha256_file(data.splits_path)}
+    document = protocol_document(protocol, identity, recipe, built, cover, files)
+    ground_truth = data.ground_truth_document(built.mixtures, built.duets, tables)
+    with staged_folder(data.mixtures_dir) as staged:
+        write_parquet(built.mixtures, staged / MIXTURES_NAME)
+        write_parquet(built.duets, staged / DUETS_NAME)
+        atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(staged / DEFINITION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return document
+
+
+def protocol_root(root: str | os.PathLike, name: str | None, split: str = "test") -> DataRoot:
+    """The data root at `root` seen through protocol `name` (None: the main benchmark), checked to be
+    built there (a protocol has test items only: `split` must be "test"): what `musicbench evaluate
+    --protocol` and friends pass on as their data root."""
+    if name is None:
+        return DataRoot(root)
+    get_protocol(name)
+    if split != "test":
+        raise MusicbenchError(f"protocol {name} has test items only; drop --split {str(split)[:20]} (or give --split test)")
+    data = DataRoot(root, protocol=name)
+    if not data.has_definition():
+        raise MusicbenchError(f"protocol {name} is not built in the data root {os.fspath(root)!r}; "
+                              f"run `musicbench protocol build {name}`")
+    return data
+
+
+def protocol_views(root: str | os.PathLike) -> list[DataRoot]:
+    """The data root at `root` seen through each protocol built there (a benchmark.json under
+    ``protocols/<name>/`` of a known protocol), by name."""
+    views = [DataRoot(root, protocol=name) for name in PROTOCOLS]
+    return [view for view in views if view.has_definition()]
