@@ -13,7 +13,9 @@ can pay there (it never does under musicbench's).
 
 Prints a table (NSDR under each recipe step, and SDR/SIR/SAR under both recipes) and writes
 ``--json``. docs/metrics.md ("The Sound of Pixels' recipe") holds its output on the default repro.
-Usage: python bench/bench_sop_recipe.py [--root data] [--runs runs] [--split test] [--json bench_out/sop_recipe.json]
+With ``--protocol NAME`` the items are a paper's test set built in the data root (`musicbench.protocols`)
+and the runs those scored on it. docs/protocols.md holds its output on an offline fixture of iQuery's pairs.
+Usage: python bench/bench_sop_recipe.py [--root data] [--runs runs] [--split test] [--protocol NAME] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from musicbench.benchmark import DataRoot
 from musicbench.errors import MusicbenchError
 from musicbench.harness.oracles import ORACLES
 from musicbench.harness.scoring import ok_items, run_item_estimates
@@ -34,6 +35,7 @@ from musicbench.leaderboard.runs import Run, find_runs
 from musicbench.metrics import charge_failures
 from musicbench.metrics.recipes import SopSteps, sop_figures, sop_item_scores
 from musicbench.progress import plain
+from musicbench.protocols import protocol_root
 
 #: musicbench's recipe, then the Sound of Pixels' steps added one at a time (the last is its whole recipe).
 STEPS = {
@@ -74,14 +76,18 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("data"))
     parser.add_argument("--runs", type=Path, default=Path("runs"))
     parser.add_argument("--split", default="test")
+    parser.add_argument("--protocol", default=None, help="a paper's test set built in --root (`musicbench protocol list`)")
     parser.add_argument("--json", type=Path, default=Path("bench_out/sop_recipe.json"))
     args = parser.parse_args()
-    items = DataRoot(args.root).read_verified_items(args.split)
+    items = protocol_root(args.root, args.protocol, args.split).read_verified_items(args.split)
     runs, skipped = find_runs(args.runs)
     results, oracles = {}, set()
     for run in runs:
         if run.invalid:
             skipped.append(f"{run.folder}: {run.invalid}")
+            continue
+        if run.protocol != args.protocol:
+            skipped.append(f"{run.folder}: scored on {'protocol ' + run.protocol if run.protocol else 'the main benchmark'}")
             continue
         try:
             figures = recipe_figures(items, run_estimates(run, items))
@@ -117,7 +123,8 @@ def main() -> None:
     for line in skipped:
         console.print(plain(f"not tabled: {line}"), markup=False)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"split": args.split, "n_items": len(items), "runs": results}, indent=2) + "\n")
+    args.json.write_text(json.dumps({"split": args.split, "protocol": args.protocol, "n_items": len(items), "runs": results},
+                                    indent=2) + "\n")
 
 
 if __name__ == "__main__":

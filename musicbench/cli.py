@@ -117,7 +117,7 @@ def validate(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
     index: Path = typer.Option(None, "--index", help="index to check (default: ROOT/processed/videos.parquet)"),
 ) -> None:
-    """Re-check every file the benchmark reads (processed media, mixture tables, stems, boxes, the URMP track); exit 1 on any mismatch."""
+    """Re-check every file the benchmark reads (media, mixture and protocol tables, stems, boxes, URMP); exit 1 on any mismatch."""
     from rich.table import Table
 
     from musicbench.benchmark import DataRoot

@@ -660,8 +660,9 @@ def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> li
     """Re-check every file the benchmark reads: the processed audio and frames listed in `index_path`
     (size and sha256) and, once `musicbench mixtures` has run, the mixture tables (against
     benchmark.json and the index) and the MUSIC-Synth stems and boxes their items use (against
-    ``mixtures/ground_truth.json``); with a real-ensembles track, its item table and every file its
-    items read (`_urmp_problems`).
+    ``mixtures/ground_truth.json``), and so for each protocol built there (``protocols/<name>/``,
+    `musicbench.protocols`); with a real-ensembles track, its item table and every file its items
+    read (`_urmp_problems`).
 
     Paths in the index are relative to the data root `root`. Returns the problems found (empty if
     all files match); raises MusicbenchError if the index itself cannot be read.
@@ -674,9 +675,13 @@ def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> li
                                   int(getattr(row, f"{kind}_bytes")), "index")
             if problem is not None:
                 problems.append(problem)
+    from musicbench.protocols import protocol_views
+
     data = DataRoot(root)
     if data.has_definition():
         problems += _benchmark_problems(data, frame)
+    for view in protocol_views(root):  # the papers' test sets built here: their tables, like the benchmark's
+        problems += _benchmark_problems(view, frame)
     if data.has_urmp_track():
         problems += _urmp_problems(data)
     return problems

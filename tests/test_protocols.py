@@ -168,6 +168,20 @@ def test_coverage_is_the_items_whose_videos_are_held_and_the_identity_does_not_d
     assert (same["clip_loudness_db"] == same["clip_loudness_db_full"]).all()
 
 
+def test_validate_checks_the_protocols_tables(fixture_root, tmp_path):
+    from musicbench.process import validate_index
+
+    root = tmp_path / "root"
+    shutil.copytree(fixture_root, root, ignore=shutil.ignore_patterns("score_cache"))
+    assert validate_index(DataRoot(root).index_path, root) == []
+    table = root / "protocols" / "ccol" / "mixtures.parquet"
+    pd.read_parquet(table).iloc[:-1].to_parquet(table)  # a row gone: the tables no longer give the fingerprint
+    problems = validate_index(DataRoot(root).index_path, root)
+    assert [problem.path for problem in problems] == ["protocols/ccol"] and "tables fingerprint" in problems[0].detail
+    result = run_cli("evaluate", "--oracle", "ibm", "--protocol", "ccol", "--root", root, "--out", tmp_path / "run", cwd=REPO_ROOT)
+    assert result.returncode != 0 and "tables fingerprint" in result.stderr and not (tmp_path / "run").exists()
+
+
 def test_a_video_shorter_than_its_listed_length_is_too_short(tmp_path):
     spec = protocol_video_specs("iquery-music", LISTS, 1)
     short = [type(s)(s.video_id, s.kind, s.instruments, 30.0 if s.video_id == "kbTy_5o6AB4" else s.duration) for s in spec]
@@ -342,5 +356,14 @@ def test_sop_val_is_the_sound_of_pixels_val_recipe_on_the_test_split(bench_root,
     assert len(items) == len(listed) - len(same)
     summary = evaluate(None, protocol_root(root, "sop-val"), tmp_path / "runs" / "ibm", oracle="ibm")
     assert summary["protocol"] == "sop-val" and summary["paper_recipe"]["n_items"] == len(items)
+    # beside a run of the main benchmark: the current table first, the protocol's apart
+    main = evaluate(EXAMPLE_MODEL, root, tmp_path / "runs" / "motion_energy", device="cpu")
+    assert "protocol" not in main and main["benchmark_version"] == DataRoot(root).version()
+    board = build_leaderboard(tmp_path / "runs", tmp_path / "board", root)
+    assert [table.get("protocol", {}).get("name") for table in board["tables"]] == [None, "sop-val"]
+    assert board["tables"][0]["current"] and board["tables"][0]["rows"][0]["demo"]
+    assert "paper_recipe" not in board["tables"][0]["rows"][0]
+    protocol_row = board["tables"][1]["rows"][0]
+    assert protocol_row["rescored"] and "protocol sop-val" in protocol_row["demo_note"]
     with pytest.raises(MusicbenchError, match="lists no videos of its own"):
         protocol_video_specs("sop-val", LISTS)

@@ -353,7 +353,6 @@ class _single_blas_thread:
                 os.environ[name] = value
 
 
-
 def run_item_estimates(out_dir: str | os.PathLike, item: EvalItem, ok: bool, oracle: str | None = None) -> np.ndarray | None:
     """The estimates ``(n_sources, n_samples)`` a run folder holds for `item`, read and checked as
     scoring reads them (an oracle's computed again); None where inference did not end `ok` or the

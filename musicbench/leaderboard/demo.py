@@ -357,6 +357,9 @@ def write_demos(board: Board, runs: list[Run], root: str | os.PathLike | None, o
     taken: set[str] = {"assets", "index", SHARED_DIR}
     pages: list[tuple[Row, str, dict[str, list[DemoItem]]]] = []
     for row in rows:
+        if by_folder[row.folder].protocol:
+            row.demo_note = f"a run on protocol {by_folder[row.folder].protocol}: demo pages show the main benchmark's items"
+            continue
         if row.provenance.benchmark_version != version:
             row.demo_note = f"run on benchmark version {row.provenance.benchmark_version}, the data root holds {version}"
             continue
