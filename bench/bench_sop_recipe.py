@@ -53,7 +53,7 @@ def run_estimates(run: Run, items: list) -> list[np.ndarray | None]:
     oracle = run.provenance.get("oracle") or None
     if oracle is not None and oracle not in ORACLES:
         raise MusicbenchError(f"provenance.json names oracle {oracle!r}, not one of {', '.join(ORACLES)}")
-    done = set() if oracle is not None else ok_items(run.path)
+    done = ok_items(run.path)
     return [run_item_estimates(run.path, item, item.item_id in done, oracle) for item in items]
 
 

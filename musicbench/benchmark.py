@@ -297,6 +297,11 @@ class DataRoot:
                 pass
         return paths
 
+    @property
+    def build_command(self) -> str:
+        """The command that writes this view's items: `musicbench mixtures`, or `musicbench protocol build NAME`."""
+        return "`musicbench mixtures`" if self.protocol is None else f"`musicbench protocol build {self.protocol}`"
+
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
         return self.definition_path.is_file()
@@ -312,7 +317,7 @@ class DataRoot:
             doc = json.loads(path.read_text())
             doc["benchmark_version"], doc["recipe"], doc["coverage"]["tables_fingerprint"]
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
-            build = "`musicbench mixtures` (or `dvc repro`)" if self.protocol is None else f"`musicbench protocol build {self.protocol}`"
+            build = self.build_command + (" (or `dvc repro`)" if self.protocol is None else "")
             raise MusicbenchError(f"no benchmark definition at {str(path)!r} (or one written by an older musicbench); "
                                   f"run {build}") from None
         return doc
@@ -490,8 +495,8 @@ class DataRoot:
                                       f"{' and '.join(EVAL_SPLITS)}; choose --split {' or --split '.join(held or EVAL_SPLITS)}")
             if held:
                 raise MusicbenchError(f"this data root holds none of the benchmark's {split!r} items (their videos are "
-                                      f"missing: `musicbench mixtures` prints its coverage); choose --split {' or --split '.join(held)}")
-            raise MusicbenchError(f"the benchmark has no {split!r} items here; run `musicbench mixtures` (or `dvc repro`) first")
+                                      f"missing: {self.build_command} prints its coverage); choose --split {' or --split '.join(held)}")
+            raise MusicbenchError(f"the benchmark has no {split!r} items here; run {self.build_command} (or `dvc repro`) first")
         if limit is not None:
             table = table[table["item_id"].isin(table["item_id"].drop_duplicates().iloc[:max(limit, 0)])]
         return table
@@ -525,13 +530,13 @@ class DataRoot:
         for row in rows.itertuples(index=False):
             if row.video_id not in index.index:
                 raise MusicbenchError(f"video {row.video_id} of item {row.item_id} is not in the index {str(self.index_path)!r}; "
-                                      "run `musicbench mixtures`")
+                                      f"run {self.build_command}")
             video = index.loc[row.video_id]
             for kind in ("audio", "frames"):
                 path, sha = getattr(row, f"{kind}_path"), getattr(row, f"{kind}_sha256")
                 if (path, sha) != (video[f"{kind}_path"], video[f"{kind}_sha256"]):
                     raise MusicbenchError(f"item {row.item_id}: {path} differs between the mixture table and the index "
-                                          f"{str(self.index_path)!r}; {VALIDATE_HINT}, then `musicbench mixtures`")
+                                          f"{str(self.index_path)!r}; {VALIDATE_HINT}, then {self.build_command}")
                 expected[path] = sha
             ground_truth += [row.stems_path, row.boxes_path] if track == "duets" else [video.get("boxes_path") or ""]
         ground_truth = sorted({path for path in ground_truth if path})
@@ -539,7 +544,7 @@ class DataRoot:
             recorded = self.read_ground_truth()
             for path in ground_truth:
                 if path not in recorded:
-                    raise MusicbenchError(f"{path} has no hash in {str(self.ground_truth_path)!r}; run `musicbench mixtures`")
+                    raise MusicbenchError(f"{path} has no hash in {str(self.ground_truth_path)!r}; run {self.build_command}")
                 expected[path] = recorded[path]
         for path, sha in sorted(expected.items()):
             if _content_sha256(self.resolve(path)) != sha:
@@ -555,7 +560,7 @@ class DataRoot:
         recomputed = tables_fingerprint(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
         if recomputed != recorded:
             raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give tables fingerprint {recomputed}, "
-                                  f"benchmark.json records {recorded}; {VALIDATE_HINT}, then `musicbench mixtures`")
+                                  f"benchmark.json records {recorded}; {VALIDATE_HINT}, then {self.build_command}")
         if None not in identities:
             _VERIFIED_HASHES[identities] = recomputed
 
@@ -578,11 +583,11 @@ class DataRoot:
             doc = json.loads(path.read_text())
             hashes, tables = doc["sha256"], doc["tables_fingerprint"]
         except (OSError, KeyError, TypeError, json.JSONDecodeError):
-            raise MusicbenchError(f"no stems/boxes hashes at {str(path)!r}; run `musicbench mixtures` (or `dvc repro`)") from None
+            raise MusicbenchError(f"no stems/boxes hashes at {str(path)!r}; run {self.build_command}") from None
         recorded = self.definition()["coverage"]["tables_fingerprint"]
         if tables != recorded or not isinstance(hashes, dict):
             raise MusicbenchError(f"{str(path)!r} was written for the tables {tables}, not {recorded}; "
-                                  "run `musicbench mixtures`")
+                                  f"run {self.build_command}")
         return hashes
 
     def _read_clip(self, path: str, start: int, n_samples: int, item_id: str) -> tuple[np.ndarray, int]:

@@ -65,7 +65,7 @@ def synth(
     protocol: str = typer.Option(None, "--protocol", help="generate a protocol's videos instead, under their official "
                                  "YouTube ids and listed lengths (an offline fixture; `musicbench protocol list`)"),
     items: int = typer.Option(None, "--items", help="with --protocol: only the videos of its first N items"),
-    lists: Path = typer.Option(Path("manifests/published"), "--lists", help="folder of the published lists"),
+    lists: Path = typer.Option(None, "--lists", help="folder of the published lists (default: the project's manifests/published)"),
 ) -> None:
     """Generate the embedded MUSIC-Synth dataset (videos, clean stems, player boxes, manifest)."""
     from musicbench.config import data_root, load_params
@@ -73,12 +73,12 @@ def synth(
 
     loaded = load_params(params)
     if protocol is not None:
-        from musicbench.protocols import protocol_video_specs
-        from musicbench.synth import SynthConfig, generate_synth
+        from musicbench.protocols import generate_protocol_videos
 
-        specs = protocol_video_specs(protocol, lists, items)
-        entries = generate_synth(SynthConfig.from_params(loaded), root or data_root(loaded), jobs=jobs, specs=specs)
-        console.print(plain(f"{len(entries)} videos of protocol {protocol} under their official ids"))
+        entries = generate_protocol_videos(loaded, root or data_root(loaded), protocol, lists or default_lists(params),
+                                           items, jobs=jobs, force=force)
+        console.print(plain(f"{len(entries)} videos of protocol {protocol} under their official ids, added to the "
+                            "MUSIC-Synth manifest"))
         return
     if synth_stage(loaded, root or data_root(loaded), jobs=jobs, force=force) is None:
         console.print("dataset.source is music: MUSIC-Synth not generated (use --force to generate it anyway)")
@@ -387,6 +387,13 @@ def mixtures(
 protocol_app = typer.Typer(help="The papers' own test sets (iQuery, ...), built beside the main benchmark.",
                            no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
+def default_lists(params: Path | None) -> Path:
+    """The project's folder of published lists (``manifests/published`` beside params.yaml)."""
+    from musicbench.config import project_dir
+
+    return project_dir(params) / "manifests" / "published"
+
+
 PROTOCOL_OPTION = typer.Option(None, "--protocol", help="a paper's test set built here (`musicbench protocol list`) "
                                "instead of the main benchmark")
 
@@ -407,19 +414,32 @@ def protocol_build(
     name: str = typer.Argument(..., help="the protocol (`musicbench protocol list`)"),
     params: Path = PARAMS_OPTION,
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
-    lists: Path = typer.Option(Path("manifests/published"), "--lists", help="folder of the published lists"),
+    lists: Path = typer.Option(None, "--lists", help="folder of the published lists (default: the project's manifests/published)"),
 ) -> None:
     """Build a protocol's items from the videos this data root holds: its identity and coverage."""
+    from musicbench.benchmark import DataRoot
     from musicbench.config import data_root, load_params
     from musicbench.definition import coverage_lines
-    from musicbench.protocols import build_protocol
+    from musicbench.protocols import build_protocol, get_protocol
 
+    get_protocol(name)
     loaded = load_params(params)
-    document = build_protocol(loaded, root or data_root(loaded), name, lists)
+    view = DataRoot(root or data_root(loaded), protocol=name)
+    try:
+        previous = view.version() if view.has_definition() else None
+    except MusicbenchError:
+        previous = None
+    document = build_protocol(loaded, view.root, name, lists or default_lists(params))
     console.print(plain(f"protocol {name}: benchmark version {document['benchmark_version']} "
                         f"(frames {document['frames_fingerprint']}); coverage:"))
     for line in coverage_lines(document["coverage"]):
         console.print(plain(f"  {line}"))
+    if document["protocol"].get("train_videos"):
+        console.print(plain(f"  note: {len(document['protocol']['train_videos'])} of its videos are in this data root's "
+                            "train split (a model trained here has heard them)"))
+    if previous is not None and previous != document["benchmark_version"]:
+        console.print(plain(f"note: this replaces protocol {name} version {previous}: runs on that version are no "
+                            "longer re-scored here"))
 
 
 def _print_clip_comparison(clips, other: Path) -> None:

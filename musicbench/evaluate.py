@@ -135,10 +135,11 @@ def evaluate(
 def protocol_recipe_figures(work_dir: Path, data: DataRoot, split: str, limit: int | None, oracle: str | None,
                             built: Sequence[EvalItem] | None) -> dict[str, Any]:
     """summary.json's ``paper_recipe`` of a protocol run (`musicbench.harness.scoring.paper_recipe_scores`)
-    over the items it ran, in the paper's order, with ``n_not_held``: the protocol's items this data
-    root lacks (left out of the list, as a lab drops the rows of videos it does not have)."""
+    over every item of the protocol this data root holds, in the paper's order (one the run did not
+    complete, e.g. beyond ``--limit``, counts as failed), with ``n_not_held``: the protocol's items
+    this data root lacks (left out of the list, as a lab drops the rows of videos it does not have)."""
     definition = data.definition()
-    items = built if built else data.read_verified_items(split, limit)
+    items = built if built and limit is None else data.read_verified_items(split)
     figures = paper_recipe_scores(work_dir, items, definition["protocol"]["recipe"], oracle)
     counts = definition["coverage"]["tracks"]["mixtures"]["test"]
     return {**figures, "n_not_held": counts["items"] - counts["held"]}

@@ -16,7 +16,7 @@ machinery)::
     benchmark.json     the identity, its recipe, the protocol, the coverage, the frames fingerprint
     ground_truth.json  SHA-256 of the MUSIC-Synth stems and boxes the items read
 
-Protocols (`PROTOCOLS`). Row k of a protocol's file (from 0) is item ``item-<k>``; each entry is
+Protocols (`PROTOCOLS`). Row k of a protocol's file (from 0) is item ``<name>-<k>``; each entry is
 looked up in the paper's list of frame counts at 1 fps; the centre frame is ``count // 2 + 1``, the
 centre sample ``int((centre - 0.5) * 11025)``, and the clip the 65534 samples ``[centre - 32767,
 centre + 32767)`` (the papers' 65535-sample buffer ends in a sample they never fill); every mixed
@@ -130,14 +130,29 @@ class Protocol:
     place: Callable[[int, int], int] | None = None  # (video samples, sample rate) → first sample, for clips placed by length
 
 
+MAX_PROTOCOL_FILE_BYTES = 4 << 20  # the published files are tens of kB
+# the synth params that choose MUSIC-Synth's own videos, not how a video looks or sounds: a protocol
+# whose files list its videos does not depend on them
+SYNTH_PLAN_KEYS = ("solo_per_instrument", "duets_per_pair", "duration", "instruments", "scale")
+
+
 def _rows(path: Path) -> list[tuple[int, list[str]]]:
-    """(line number, cells) of the non-empty rows of a published CSV file, or one-line MusicbenchError."""
+    """(line number, cells) of the non-empty rows of a published CSV file, or one-line
+    MusicbenchError (unreadable, not UTF-8 text, larger than `MAX_PROTOCOL_FILE_BYTES`, or no row)."""
     try:
-        with open(path, newline="") as handle:
-            return [(number, row) for number, row in enumerate(csv.reader(handle), start=1) if row and any(row)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise MusicbenchError(f"cannot read protocol file {str(path)!r}: {getattr(exc, 'strerror', None) or exc}; "
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_PROTOCOL_FILE_BYTES + 1)
+        if len(raw) > MAX_PROTOCOL_FILE_BYTES:
+            raise ValueError(f"larger than {MAX_PROTOCOL_FILE_BYTES >> 20} MiB")
+        lines = raw.decode("utf-8").splitlines()
+        rows = [(number, row) for number, row in enumerate(csv.reader(lines), start=1) if any(cell.strip() for cell in row)]
+    except (OSError, ValueError, csv.Error) as exc:  # UnicodeDecodeError is a ValueError
+        why = getattr(exc, "strerror", None) or ("not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc))
+        raise MusicbenchError(f"cannot read protocol file {str(path)!r}: {why}; "
                               "restore it from the repository (manifests/published)") from None
+    if not rows:
+        raise MusicbenchError(f"protocol file {str(path)!r} has no row; restore it from the repository (manifests/published)")
+    return rows
 
 
 def _entry(cell: str, where: str, labels: dict[str, tuple[str, str]]) -> tuple[str, str]:
@@ -158,16 +173,20 @@ def _entry(cell: str, where: str, labels: dict[str, tuple[str, str]]) -> tuple[s
 
 def _iquery_counts(path: Path) -> dict[str, int]:
     """``{entry: frame count at 1 fps}`` of iQuery's ``testmusic*.csv`` (rows ``audio, frames, count``)."""
-    counts = {}
+    counts: dict[str, int] = {}
     for number, row in _rows(path):
         try:
-            counts[row[0].strip()] = int(row[2])
+            count = int(row[2])
         except (IndexError, ValueError):
-            raise MusicbenchError(f"{path}:{number}: expected 'audio, frames, count' with an integer count; "
-                                  "restore the file from the repository (manifests/published)") from None
+            count = -1
+        if len(row) != 3 or not 1 <= count <= MAX_FRAME_COUNT:
+            raise MusicbenchError(f"{path}:{number}: expected 'audio, frames, count' with a count of 1 to {MAX_FRAME_COUNT} "
+                                  "frames; restore the file from the repository (manifests/published)")
+        counts.setdefault(row[0].strip(), count)  # the papers' lookup takes the first row naming the entry
     return counts
 
 
+MAX_FRAME_COUNT = 3600  # frames at 1 fps: an hour; the longest listed MUSIC test video has 931
 IQUERY_AUDIO_SAMPLES = 65535  # iQuery's audLen at 11025 Hz
 IQUERY_FRAME_RATE = 1.0  # frames per second of its frame folders (scripts/evaluate.sh: --frameRate 1)
 
@@ -182,16 +201,19 @@ def iquery_clip(count: int, sample_rate: int = 11025) -> tuple[int, int]:
     return centre - half, 2 * half
 
 
-def _centre_clips(pairs_file: str, counts_file: str, sounding: tuple[int, ...] | None) -> tuple[Callable, Callable]:
-    """(items, videos) of a protocol whose rows name videos looked up in a list of frame counts at
-    1 fps, each clip centred on the video's centre frame (`iquery_clip`; iQuery's and CCoL's
-    ``dataset/music.py``): `sounding` are the entries of a row that are mixed (None: all; CCoL's
-    others are silent visual objects, checked like the rest but not mixed)."""
+def _centre_clips(pairs_file: str, counts_file: str, n_entries: int, sounding: tuple[int, ...]) -> tuple[Callable, Callable]:
+    """(items, videos) of a protocol whose rows of `n_entries` videos (the paper's ``num_mix``) are
+    looked up in a list of frame counts at 1 fps, each clip centred on the video's centre frame
+    (`iquery_clip`; iQuery's and CCoL's ``dataset/music.py``): `sounding` are the entries that are
+    mixed (CCoL's others are silent visual objects, checked like the rest but not mixed)."""
     def items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
         counts = _iquery_counts(lists_dir / counts_file)
         found = []
         for number, row in _rows(lists_dir / pairs_file):
             where = f"{lists_dir / pairs_file}:{number}"
+            if len(row) != n_entries:
+                raise MusicbenchError(f"{where}: expected {n_entries} entries (the paper's num_mix), found {len(row)}; "
+                                      "restore the file from the repository (manifests/published)")
             clips = []
             for cell in row:
                 video_id, instrument = _entry(cell, where, labels)
@@ -200,12 +222,9 @@ def _centre_clips(pairs_file: str, counts_file: str, sounding: tuple[int, ...] |
                     raise MusicbenchError(f"{where}: {cell.strip()!r} has no frame count in {lists_dir / counts_file}; "
                                           "restore both files from the repository (manifests/published)")
                 clips.append(Clip(video_id, instrument, *iquery_clip(count)))
-            if sounding is not None:
-                if len(clips) <= max(sounding):
-                    raise MusicbenchError(f"{where}: expected {max(sounding) + 1} entries, found {len(clips)}")
-                clips = [clips[k] for k in sounding]
-            if len(clips) < 2 or len({clip.instrument for clip in clips}) < len(clips):
-                raise MusicbenchError(f"{where}: an item mixes two or more videos of different instruments")
+            if len({clip.instrument for clip in clips}) < len(clips):
+                raise MusicbenchError(f"{where}: two entries of one instrument (the paper's rows mix different ones)")
+            clips = [clips[k] for k in sounding]
             found.append(clips)
         return found
 
@@ -267,15 +286,15 @@ PROTOCOLS: dict[str, Protocol] = {
     "iquery-music": Protocol(
         "iquery-music", "iQuery (Chen et al., CVPR 2023), MUSIC: 250 test pairs", _IQUERY_SOURCE,
         (f"{_IQUERY}/testsepmusic.csv", f"{_IQUERY}/testmusic.csv"), "sop", 11025,
-        *_centre_clips(f"{_IQUERY}/testsepmusic.csv", f"{_IQUERY}/testmusic.csv", None)),
+        *_centre_clips(f"{_IQUERY}/testsepmusic.csv", f"{_IQUERY}/testmusic.csv", 2, (0, 1))),
     "iquery-music21": Protocol(
         "iquery-music21", "iQuery (Chen et al., CVPR 2023), MUSIC-21: 587 test pairs", _IQUERY_SOURCE,
         (f"{_IQUERY}/testsepmusic21.csv", f"{_IQUERY}/testmusic21.csv"), "sop", 11025,
-        *_centre_clips(f"{_IQUERY}/testsepmusic21.csv", f"{_IQUERY}/testmusic21.csv", None)),
+        *_centre_clips(f"{_IQUERY}/testsepmusic21.csv", f"{_IQUERY}/testmusic21.csv", 2, (0, 1))),
     "ccol": Protocol(
         "ccol", "CCoL (Tian et al., CVPR 2021): 260 test mixtures of 2 sounding and 2 silent objects", _CCOL_SOURCE,
         (f"{_CCOL}/test_sep.csv", f"{_CCOL}/test.csv"), "sop", 11025,
-        *_centre_clips(f"{_CCOL}/test_sep.csv", f"{_CCOL}/test.csv", (0, 2))),
+        *_centre_clips(f"{_CCOL}/test_sep.csv", f"{_CCOL}/test.csv", 4, (0, 2))),
     "sop-val": Protocol(
         "sop-val", "The Sound of Pixels (Zhao et al., ECCV 2018): its val recipe on this benchmark's test solo videos",
         _SOP_SOURCE, (), "sop", 11025, sop_val_items, None, sop_clip_start),
@@ -303,7 +322,8 @@ def official_labels(lists_dir: str | os.PathLike) -> dict[str, tuple[str, str]]:
 
 def protocol_slots(protocol: Protocol, lists_dir: str | os.PathLike, root: str | os.PathLike | None = None) -> pd.DataFrame:
     """The protocol's item table (PROTOCOL_SLOT_COLUMNS) from its files in `lists_dir` (or the split
-    file of the data root `root`): item ``item-<k>`` for row k (from 0), each source's gain ``1 / N``
+    file of the data root `root`): item ``<name>-<k>`` for row k (from 0; the name keeps estimates of
+    one protocol from being scored as another's), each source's gain ``1 / N``
     (the papers divide every source by N); ``start_sample`` -1 where the clip is placed by the
     video's length (`Protocol.place`)."""
     lists_dir = Path(lists_dir)
@@ -311,7 +331,7 @@ def protocol_slots(protocol: Protocol, lists_dir: str | os.PathLike, root: str |
     labels = official_labels(lists_dir)
     for number, clips in enumerate(protocol.items(lists_dir, labels, None if root is None else Path(root))):
         for source_index, clip in enumerate(clips):
-            records.append({"item_id": f"item-{number:05d}", "split": "test", "n_sources": len(clips),
+            records.append({"item_id": f"{protocol.name}-{number:05d}", "split": "test", "n_sources": len(clips),
                             "source_index": source_index, "video_id": clip.video_id, "instrument": clip.instrument,
                             "gain": 1.0 / len(clips), "n_samples": clip.n_samples,
                             "start_sample": -1 if clip.start_sample is None else clip.start_sample})
@@ -337,6 +357,22 @@ def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | N
         wanted.update({clip.video_id: clip.instrument for clip in clips})
     return [VideoSpec(video_id, "solo", (instrument,), lengths[video_id][1]) for video_id, instrument in sorted(wanted.items())
             if instrument in SYNTH_INSTRUMENTS]
+
+
+def generate_protocol_videos(params: dict[str, Any], root: str | os.PathLike, name: str, lists_dir: str | os.PathLike,
+                             items: int | None = None, jobs: int | None = None, force: bool = False) -> list[Any]:
+    """`musicbench synth --protocol`: render an offline fixture of protocol `name`
+    (`protocol_video_specs`) under `root`'s synth folder, added to its manifest; the manifest
+    entries written. Needs ``dataset.source`` synth (or `force`) and `items` of at least 1."""
+    from musicbench.synth import SynthConfig, generate_synth
+
+    if items is not None and items < 1:
+        raise MusicbenchError(f"--items must be at least 1 (the videos of the protocol's first N items), got {items}")
+    source = (params.get("dataset") or {}).get("source", "synth")
+    if source != "synth" and not force:
+        raise MusicbenchError(f"dataset.source is {source}: a protocol's MUSIC-Synth fixture goes with dataset.source "
+                              "synth (use --force to generate it anyway)")
+    return generate_synth(SynthConfig.from_params(params), root, jobs=jobs, specs=protocol_video_specs(name, lists_dir, items))
 
 
 def protocol_recipe(protocol: Protocol, audio: AudioConfig, frame_size: int, crop: str,
@@ -436,7 +472,10 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
                               f"is {audio.sample_rate}; process the videos at {protocol.sample_rate} Hz")
     frames = ProcessConfig.from_params(params)
     slots = protocol_slots(protocol, lists_dir, root)
-    recipe = protocol_recipe(protocol, audio, frames.size, frames.crop, synth_recipe(params))
+    synth = synth_recipe(params)
+    if synth is not None and protocol.videos is not None:  # its videos are the listed ones, whatever MUSIC-Synth's plan
+        synth = {key: value for key, value in synth.items() if key not in SYNTH_PLAN_KEYS}
+    recipe = protocol_recipe(protocol, audio, frames.size, frames.crop, synth)
     identity = protocol_identity(slots, recipe)
     data = DataRoot(root, protocol=name)
     built = build_protocol_items(slots, data.read_index(), data.root, audio, protocol.place)
@@ -446,6 +485,7 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
     if not protocol.files:  # drawn from the data root's split file
         files = {"splits/splits.csv": sha256_file(data.splits_path)}
     document = protocol_document(protocol, identity, recipe, built, cover, files)
+    document["protocol"]["train_videos"] = train_videos(data.root, built.mixtures)
     ground_truth = data.ground_truth_document(built.mixtures, built.duets, tables)
     with staged_folder(data.mixtures_dir) as staged:
         write_parquet(built.mixtures, staged / MIXTURES_NAME)
@@ -453,6 +493,19 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
         atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
         atomic_write_text(staged / DEFINITION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
     return document
+
+
+def train_videos(root: str | os.PathLike, mixtures: pd.DataFrame) -> list[str]:
+    """The videos of held protocol items that the data root's split file puts in its train split
+    (a model trained on this data root has heard them; none without a split file)."""
+    from musicbench.benchmark import SPLITS_RELPATH
+    from musicbench.splits import read_splits
+
+    path = Path(root) / SPLITS_RELPATH
+    if not path.is_file():
+        return []
+    train = {row.video_id for row in read_splits(path) if row.split == "train"}
+    return sorted(set(mixtures["video_id"]) & train)
 
 
 def protocol_root(root: str | os.PathLike, name: str | None, split: str = "test") -> DataRoot:
@@ -468,7 +521,18 @@ def protocol_root(root: str | os.PathLike, name: str | None, split: str = "test"
     if not data.has_definition():
         raise MusicbenchError(f"protocol {name} is not built in the data root {os.fspath(root)!r}; "
                               f"run `musicbench protocol build {name}`")
-    return data
+    return checked_view(data)
+
+
+def checked_view(view: DataRoot) -> DataRoot:
+    """`view` (a data root seen through a protocol) once its benchmark.json is that protocol's, else
+    MusicbenchError (a folder copied or moved under another protocol's name)."""
+    document = view.definition()
+    named = (document.get("protocol") or {}).get("name") if isinstance(document.get("protocol"), dict) else None
+    if named != view.protocol or not isinstance(document["protocol"].get("recipe"), str):
+        raise MusicbenchError(f"{str(view.definition_path)!r} is not the definition of protocol {view.protocol}; "
+                              f"run `musicbench protocol build {view.protocol}`")
+    return view
 
 
 def protocol_views(root: str | os.PathLike) -> list[DataRoot]:

@@ -108,7 +108,7 @@ def test_protocol_items_are_the_papers_test_items(name, pairs, counts, sounding,
     assert slots["item_id"].nunique() == n_items
     counts_rows = reference_rows(LISTS / counts)
     for number, row in enumerate(reference_rows(LISTS / pairs)):
-        item = slots[slots["item_id"] == f"item-{number:05d}"].sort_values("source_index")
+        item = slots[slots["item_id"] == f"{name}-{number:05d}"].sort_values("source_index")
         infos = reference_infos(row, counts_rows)
         assert len(item) == len(sounding)
         for clip, n in zip(item.itertuples(index=False), sounding):
@@ -166,6 +166,14 @@ def test_coverage_is_the_items_whose_videos_are_held_and_the_identity_does_not_d
     assert set(kept["item_id"]) == expected - lost and expected & lost
     same = kept.merge(table, on=["item_id", "source_index"], suffixes=("", "_full"))
     assert (same["clip_loudness_db"] == same["clip_loudness_db_full"]).all()
+    assert other["protocol"]["train_videos"] == []  # no split file: nothing to say
+
+    # a split file that trains on one of its videos: said at build time (and on the board)
+    from musicbench.splits import SplitRow, write_splits
+
+    write_splits([SplitRow("train", "solo", "flute", "kbTy_5o6AB4"), SplitRow("test", "solo", "cello", "-Gdh8N_KpLY")],
+                 smaller / "splits" / "splits.csv")
+    assert build_protocol(fixture_params(), smaller, "iquery-music", LISTS)["protocol"]["train_videos"] == ["kbTy_5o6AB4"]
 
 
 def test_validate_checks_the_protocols_tables(fixture_root, tmp_path):
@@ -180,6 +188,23 @@ def test_validate_checks_the_protocols_tables(fixture_root, tmp_path):
     assert [problem.path for problem in problems] == ["protocols/ccol"] and "tables fingerprint" in problems[0].detail
     result = run_cli("evaluate", "--oracle", "ibm", "--protocol", "ccol", "--root", root, "--out", tmp_path / "run", cwd=REPO_ROOT)
     assert result.returncode != 0 and "tables fingerprint" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_protocol_fixture_is_added_to_the_synth_manifest(tmp_path):
+    from musicbench.manifest import read_manifest
+    from musicbench.protocols import generate_protocol_videos
+
+    root = tmp_path / "root"
+    params = fixture_params()
+    first = generate_protocol_videos(params, root, "iquery-music", LISTS, 1)
+    second = generate_protocol_videos(params, root, "ccol", LISTS, 1)
+    listed = [entry.video_id for entry in read_manifest(root / "synth" / "manifest.csv")]
+    assert sorted(listed) == sorted({entry.video_id for entry in (*first, *second)}) and len(listed) == len(set(listed))
+    with pytest.raises(MusicbenchError, match="--items must be at least 1"):
+        generate_protocol_videos(params, root, "ccol", LISTS, 0)
+    params["dataset"]["source"] = "music"
+    with pytest.raises(MusicbenchError, match="dataset.source is music"):
+        generate_protocol_videos(params, root, "ccol", LISTS, 1)
 
 
 def test_a_video_shorter_than_its_listed_length_is_too_short(tmp_path):
@@ -210,6 +235,27 @@ def test_a_protocol_file_with_an_unknown_id_is_one_line(tmp_path):
     pairs.write_text("\n".join(["/violin/ICKS19qRRd4.wav, /flute/kbTy_5o6AB4.wav", *lines[1:]]) + "\n")
     with pytest.raises(MusicbenchError, match="has no frame count in"):
         protocol_slots(get_protocol("iquery-music"), lists)
+    # a row of another shape than the paper's, an empty file, a count out of range: one line each
+    for text, expected in ((lines[0] + ", /flute/3-zT9mN8Lio.wav\n", "expected 2 entries"), ("", "has no row"),
+                           ("\x00\xff\n", "not UTF-8 text")):
+        pairs.write_bytes(text.encode("latin-1"))
+        with pytest.raises(MusicbenchError, match=expected):
+            protocol_slots(get_protocol("iquery-music"), lists)
+    pairs.write_text("\n".join(lines) + "\n")
+    counts = lists / "splits_iquery_JiabenChen" / "testmusic.csv"
+    counts.write_text(counts.read_text().replace(",122\n", ",-122\n", 1))
+    with pytest.raises(MusicbenchError, match="with a count of 1 to"):
+        protocol_slots(get_protocol("iquery-music"), lists)
+
+
+def test_a_bad_protocol_file_leaves_the_built_protocol_as_it_was(fixture_root, tmp_path):
+    lists = tmp_path / "published"
+    shutil.copytree(LISTS, lists)
+    (lists / "splits_iquery_JiabenChen" / "testsepmusic.csv").write_text("")
+    before = {path.name: path.read_bytes() for path in (fixture_root / "protocols" / "iquery-music").iterdir()}
+    result = run_cli("protocol", "build", "iquery-music", "--root", fixture_root, "--lists", lists, cwd=REPO_ROOT)
+    assert result.returncode != 0 and "has no row" in result.stderr
+    assert {path.name: path.read_bytes() for path in (fixture_root / "protocols" / "iquery-music").iterdir()} == before
 
 
 def test_bad_protocol_names_and_splits_are_one_line_errors(fixture_root, tmp_path):
@@ -292,6 +338,27 @@ def test_a_model_runs_confined_on_a_protocol_and_lands_in_its_own_board_table(fi
     markdown = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "## Protocol iquery-music, version" in markdown and "By the paper's recipe" in markdown
 
+    # a run that drops items: its paper-recipe figure still counts every item the data root holds
+    dropped = runs / "dropped"
+    shutil.copytree(runs / "peeking", dropped)
+    items = pd.read_parquet(dropped / "items.parquet")
+    last = sorted(set(items["item_id"]))[-1]
+    items[items["item_id"] != last].to_parquet(dropped / "items.parquet")
+    inference = pd.read_parquet(dropped / "inference.parquet")
+    inference[inference["item_id"] != last].to_parquet(dropped / "inference.parquet")
+    (dropped / "estimates" / f"{last}.npy").unlink()
+    claimed = json.loads((dropped / "summary.json").read_text())
+    claimed.pop("paper_recipe")
+    claimed["name"] = "dropped"
+    for key in ("n_items", "n_scored"):
+        claimed[key] -= 1
+    (dropped / "summary.json").write_text(json.dumps(claimed))
+    board = build_leaderboard(runs, tmp_path / "board", fixture_root)
+    rows = {row["name"]: row for table in board["tables"] for row in table["rows"]}
+    assert rows["dropped"]["paper_recipe"]["n_items"] == held and rows["dropped"]["paper_recipe"]["n_valid"] == held - 1
+    assert rows["dropped"]["rank"] is None
+    shutil.rmtree(dropped)
+
     # a summary that claims another paper-recipe figure is caught against the estimates
     claimed = json.loads((runs / "peeking" / "summary.json").read_text())
     claimed["paper_recipe"]["sdr"] += 1.0
@@ -299,6 +366,16 @@ def test_a_model_runs_confined_on_a_protocol_and_lands_in_its_own_board_table(fi
     board = build_leaderboard(runs, tmp_path / "board", fixture_root)
     rows = {row["name"]: row for table in board["tables"] for row in table["rows"]}
     assert "paper_recipe.sdr" in rows["peeking"]["untrusted"] and rows["peeking"]["rank"] is None
+
+    # a broken protocol folder leaves that protocol out of the board, not the board
+    (fixture_root / "protocols" / "ccol" / "benchmark.json").rename(tmp_path / "ccol.json")
+    (fixture_root / "protocols" / "ccol" / "benchmark.json").write_text("{garbage")
+    try:
+        board = build_leaderboard(runs, tmp_path / "board", fixture_root)
+    finally:
+        (tmp_path / "ccol.json").replace(fixture_root / "protocols" / "ccol" / "benchmark.json")
+    assert any("Protocol ccol is left out" in warning for warning in board["warnings"])
+    assert any(table.get("protocol", {}).get("name") == "iquery-music" for table in board["tables"])
 
 
 def test_export_and_score_take_a_protocol(fixture_root, tmp_path):
@@ -320,6 +397,20 @@ def test_export_and_score_take_a_protocol(fixture_root, tmp_path):
     summary = json.loads((tmp_path / "runs" / "halves" / "summary.json").read_text())
     assert summary["protocol"] == "ccol" and summary["n_scored"] == len(exported)
     assert summary["paper_recipe"]["n_items"] == len(exported)
+    # one protocol's estimates are never another's: its item ids carry its name
+    result = run_cli("score", estimates, "--name", "crossed", "--protocol", "iquery-music", "--root", fixture_root,
+                     "--out", tmp_path / "runs" / "crossed", cwd=REPO_ROOT)
+    assert result.returncode != 0 and "holds no folder of a 'test' mixture item (e.g. iquery-music-00000/)" in result.stderr
+
+
+def test_a_protocol_folder_under_another_name_is_refused(fixture_root, tmp_path):
+    root = tmp_path / "root"
+    shutil.copytree(fixture_root, root, ignore=shutil.ignore_patterns("score_cache"))
+    shutil.rmtree(root / "protocols" / "ccol")
+    shutil.copytree(root / "protocols" / "iquery-music", root / "protocols" / "ccol")
+    result = run_cli("evaluate", "--oracle", "ibm", "--protocol", "ccol", "--root", root, "--out", tmp_path / "run", cwd=REPO_ROOT)
+    assert result.returncode != 0 and "is not the definition of protocol ccol" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
 def test_sop_val_is_the_sound_of_pixels_val_recipe_on_the_test_split(bench_root, tmp_path):
@@ -343,9 +434,9 @@ def test_sop_val_is_the_sound_of_pixels_val_recipe_on_the_test_split(bench_root,
         random.seed(index_number)  # as the reference does, on the global generator
         partner = listed[random.randint(0, len(listed) - 1)]
         if partner == first:  # one clip twice: not held, and said so
-            same.add(f"item-{index_number:05d}")
+            same.add(f"sop-val-{index_number:05d}")
             continue
-        item = items[f"item-{index_number:05d}"]
+        item = items[f"sop-val-{index_number:05d}"]
         assert item.video_ids == [first, partner]
         for k, video_id in enumerate(item.video_ids):
             raw = sf.read(data.resolve(index.loc[video_id, "audio_path"]), dtype="float32")[0]
@@ -365,5 +456,19 @@ def test_sop_val_is_the_sound_of_pixels_val_recipe_on_the_test_split(bench_root,
     assert "paper_recipe" not in board["tables"][0]["rows"][0]
     protocol_row = board["tables"][1]["rows"][0]
     assert protocol_row["rescored"] and "protocol sop-val" in protocol_row["demo_note"]
+    assert not any("benchmark versions" in warning for warning in board["warnings"])  # a protocol is apart, not another version
+
+    # a main run that claims to be a protocol run relabels nothing and is untrusted
+    liar = tmp_path / "runs" / "liar"
+    shutil.copytree(tmp_path / "runs" / "motion_energy", liar)
+    for name in ("summary.json", "provenance.json"):
+        document = json.loads((liar / name).read_text())
+        document.update(protocol="ccol", name="liar")
+        (liar / name).write_text(json.dumps(document))
+    board = build_leaderboard(tmp_path / "runs", tmp_path / "board", root)
+    assert [table.get("protocol", {}).get("name") for table in board["tables"]] == [None, "sop-val"]
+    rows = {row["name"]: row for row in board["tables"][0]["rows"]}
+    assert "names protocol 'ccol'" in rows["liar"]["untrusted"] and rows["liar"]["rank"] is None
+    assert rows["motion_energy"]["rank"] == 1
     with pytest.raises(MusicbenchError, match="lists no videos of its own"):
         protocol_video_specs("sop-val", LISTS)

@@ -357,10 +357,10 @@ def run_item_estimates(out_dir: str | os.PathLike, item: EvalItem, ok: bool, ora
     """The estimates ``(n_sources, n_samples)`` a run folder holds for `item`, read and checked as
     scoring reads them (an oracle's computed again); None where inference did not end `ok` or the
     file is missing or unfit."""
-    if oracle is not None:
-        return oracle_outputs(item, oracle)[0]
     if not ok:
         return None
+    if oracle is not None:
+        return oracle_outputs(item, oracle)[0]
     out_dir = Path(out_dir)
     try:
         return _run_outputs(item, out_dir / "estimates" / f"{item.item_id}.npy",
@@ -379,13 +379,15 @@ def ok_items(out_dir: str | os.PathLike) -> set[str]:
 def paper_recipe_scores(out_dir: str | os.PathLike, items: Sequence[EvalItem], recipe: str,
                         oracle: str | None = None) -> dict[str, Any]:
     """A protocol run's figures by its paper's own recipe (`musicbench.metrics.recipes`; ``"sop"``:
-    The Sound of Pixels' ``calc_metrics``), from the run's estimates of `items` (its mixtures track,
-    in the paper's order: item order); a figure that is not finite (the mixture's SAR) is None."""
+    The Sound of Pixels' ``calc_metrics``) over `items` (every item of the protocol the data root
+    holds, mixtures track, in the paper's order: item order), from the run's estimates: an item the
+    run did not complete counts as the paper's code counts a failed one (silent, so skipped:
+    ``n_valid`` of ``n_items``); a figure that is not finite (the mixture's SAR) is None."""
     from musicbench.metrics.recipes import sop_figures, sop_item_scores
 
     if recipe != "sop":
         raise MusicbenchError(f"unknown scoring recipe {recipe!r}")
-    done = set() if oracle is not None else ok_items(out_dir)
+    done = ok_items(out_dir)
     scored = [sop_item_scores(item.references, run_item_estimates(out_dir, item, item.item_id in done, oracle), item.mixture)
               for item in sorted((item for item in items if item.track == "mixtures"), key=lambda item: item.item_id)]
     figures = sop_figures(scored)

@@ -62,7 +62,7 @@ from musicbench.leaderboard.tables import (
     plots_csv,
     write_dvc_metrics,
 )
-from musicbench.protocols import protocol_views
+from musicbench.protocols import checked_view, protocol_views
 from musicbench.run_folder import refuse_strangers
 from musicbench.splits import train_instruments
 
@@ -133,7 +133,12 @@ def assemble_board(runs_dir: str | os.PathLike, root: str | os.PathLike | None =
     if not runs:
         raise MusicbenchError(f"no run under {str(runs_dir)!r} (a run folder holds summary.json); "
                               "run `musicbench evaluate` first")
-    views = [] if root is None else protocol_views(root)  # the papers' test sets built there re-score their runs
+    protocol_rescorers = []  # the papers' test sets built there re-score their runs
+    for view in [] if root is None else protocol_views(root):
+        try:
+            protocol_rescorers.append(Rescorer(checked_view(view)))
+        except MusicbenchError as exc:
+            warnings.append(f"Protocol {view.protocol} is left out: {exc}")
     if root is not None and not DataRoot(root).has_definition():
         warnings.append(f"No benchmark definition under the data root {str(root)!r}: no demo pages were written "
                         "(run `musicbench mixtures`, or give --root).")
@@ -143,7 +148,7 @@ def assemble_board(runs_dir: str | os.PathLike, root: str | os.PathLike | None =
                        None if data is None else data.frames_fingerprint(), None if data is None else train_instruments(data.root),
                        rescorer=None if root is None else Rescorer(root),
                        current_video_frames=None if data is None else data.definition()["coverage"].get("frames"),
-                       protocol_rescorers=tuple(Rescorer(view) for view in views))
+                       protocol_rescorers=tuple(protocol_rescorers))
     return board, runs, root
 
 

@@ -221,7 +221,7 @@ class Table:
     instruments: list[str]
     rows: list[Row]
     unseen_classes: dict[str, list[str]] = field(default_factory=dict)  # track → its classes the training split lacks
-    protocol: dict[str, str] | None = None  # a paper's test set (`musicbench.protocols`): name, paper, recipe
+    protocol: dict[str, str] | None = None  # a paper's test set (`musicbench.protocols`): name, paper, recipe, checked
 
 
 @dataclass
@@ -626,13 +626,15 @@ class Rescorer:
 
 
     def paper_recipe(self, run: Run) -> dict[str, Any] | None:
-        """A protocol run's figures by the paper's recipe, recomputed from its estimates of this data
-        root's items (`musicbench.harness.scoring.paper_recipe_scores`), with ``n_not_held``; None when
-        this is not a protocol or the run cannot be re-scored (the row says why)."""
+        """A protocol run's figures by the paper's recipe, recomputed from its estimates over every
+        item of the protocol this data root holds (`musicbench.harness.scoring.paper_recipe_scores`:
+        one the run lacks counts as failed), with ``n_not_held``; None when this is not a protocol or
+        the run cannot be re-scored (the row says why)."""
         if self.protocol is None or run.items is None or estimates_problem(run.path, run.oracle):
             return None
         try:
-            items = self._held(run, "mixtures", run.items)
+            self._held(run, "mixtures", run.items)  # the run's items are this data root's
+            items = list(self._track_items(run.split, "mixtures").values())  # a missing one counts as failed
             figures = paper_recipe_scores(run.path, items, self.protocol["recipe"], run.oracle if run.oracle in ORACLES else None)
         except Exception:  # an untrusted folder: `rescore` reports what is wrong with it
             return None
@@ -1112,16 +1114,38 @@ def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str,
 
 
 def _table_protocol(runs: list[Run], rescorer: Rescorer | None) -> dict[str, str] | None:
-    """The label of a table of protocol runs: the protocol's name, paper and recipe, from the data root
-    that re-scores them (else the name the runs give); None for the main benchmark's runs."""
-    if rescorer is not None and rescorer.protocol is not None:
+    """The label of a table of protocol runs (name, paper, recipe; ``checked``: "yes" when the data
+    root re-scores them): from the data root that holds their benchmark version, never from what
+    the runs say, except where no data root holds it (all runs name one known protocol: labelled as
+    their claim). None for the main benchmark's runs."""
+    from musicbench.protocols import PROTOCOLS, RECIPES
+
+    if rescorer is not None:
+        if rescorer.protocol is None:
+            return None
         info = rescorer.protocol
-        return {"name": plain(info["name"]), "paper": plain(info["paper"]), "recipe": plain(info["recipe_text"])}
-    names = sorted({run.protocol for run in runs if run.protocol})
-    if not names:
+        return {"name": plain(info["name"]), "paper": plain(info["paper"]), "recipe": plain(info["recipe_text"]),
+                "checked": "yes"}
+    names = {run.protocol for run in runs}
+    if len(names) != 1 or next(iter(names)) not in PROTOCOLS:
         return None
-    return {"name": names[0], "paper": "(the data root that would name its paper does not have it built)",
-            "recipe": "the paper's recipe (not recomputed here)"}
+    protocol = PROTOCOLS[next(iter(names))]
+    return {"name": protocol.name, "paper": protocol.paper, "recipe": RECIPES[protocol.recipe],
+            "checked": "no: the runs say so, and no data root here holds this version"}
+
+
+def _protocol_problem(run: Run, rescorer: Rescorer | None) -> str:
+    """Why the protocol a run names is not the one its benchmark version is here ("" when it is, or
+    when no data root here holds the version)."""
+    from musicbench.protocols import PROTOCOLS
+
+    if rescorer is None:
+        return "" if run.protocol is None or run.protocol in PROTOCOLS else f"names an unknown protocol {run.protocol[:40]!r}"
+    actual = None if rescorer.protocol is None else rescorer.protocol["name"]
+    if run.protocol == actual:
+        return ""
+    claimed = "no protocol" if run.protocol is None else f"protocol {run.protocol[:40]!r}"
+    return f"it names {claimed}, but its benchmark version is {'the main benchmark' if actual is None else 'protocol ' + actual}'s here"
 
 
 def make_board(runs: list[Run], current_version: str | None = None, baseline: str | None = None,
@@ -1145,20 +1169,23 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.benchmark_version, run.split, run.metric_version), []).append(run)
+    rescorers = {each.version: each for each in (rescorer, *protocol_rescorers) if each is not None}
+    labels = {key: _table_protocol(members, rescorers.get(key[0])) for key, members in groups.items()}
     counts: dict[str, int] = {}
-    for (version, _, _), members in groups.items():
-        counts[version] = counts.get(version, 0) + len(members)
+    for (version, split, metric), members in groups.items():
+        if labels[(version, split, metric)] is None:  # the papers' test sets are versions of their own, apart
+            counts[version] = counts.get(version, 0) + len(members)
     if current_version is None and counts:
         current_version = max(counts, key=lambda v: (counts[v], v))
     versions = sorted(counts)
     if len(versions) > 1:
         warnings.insert(0, f"Runs on {len(versions)} benchmark versions ({', '.join(versions)}): each version is "
                            "ranked in its own table; numbers from different tables are not comparable.")
-    if len(groups) > len(versions):
+    if sum(label is None for label in labels.values()) > len(versions):
         warnings.insert(0, "Runs on different splits or metric versions: each combination is ranked in its own table.")
     tables = []
-    keys = sorted(groups, key=lambda k: (k[0] != current_version, k[1] != "test", -counts[k[0]], k))
-    rescorers = {each.version: each for each in (rescorer, *protocol_rescorers) if each is not None}
+    keys = sorted(groups, key=lambda k: (labels[k] is not None, k[0] != current_version, k[1] != "test",
+                                         -counts.get(k[0], len(groups[k])), k))
     for number, key in enumerate(keys, start=1):
         version, split, metric_version = key
         table_rescorer = rescorers.get(version)
@@ -1167,18 +1194,25 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         checked = [check_run(run, seed, table_rescorer) for run in groups[key]]
         expected = table_rescorer.item_count(split) if table_rescorer is not None else None
         canonical = table_rescorer.canonical_items(split) if table_rescorer is not None else None
-        protocol = _table_protocol(groups[key], table_rescorer)
+        protocol = labels[key]
         rows = [row_of(run, seed) for run in checked]
         for row, run in zip(rows, checked, strict=True):
-            row.coverage, problem = checked_coverage(run.run, canonical)
-            if problem:
-                row.problems.append(problem)
-                row.untrusted = row.untrusted or problem
+            row.coverage, coverage_problem = checked_coverage(run.run, canonical)
+            for problem in (coverage_problem, _protocol_problem(run.run, table_rescorer)):
+                if problem:
+                    row.problems.append(problem)
+                    row.untrusted = row.untrusted or problem
         rows = sort_and_rank(rows, expected)
         table_warnings = []
         if protocol is not None:
             table_warnings.append(f"Protocol {protocol['name']}: {protocol['paper']}. Its own items, ranked only among "
-                                  "themselves by musicbench's recipe; the paper's recipe is shown beside, never ranked.")
+                                  "themselves by musicbench's recipe; the paper's recipe is shown beside, never ranked"
+                                  + ("." if protocol["checked"] == "yes" else f" (label checked: {protocol['checked']})."))
+            heard = table_rescorer.protocol.get("train_videos") if table_rescorer is not None else None
+            if heard:
+                table_warnings.append(f"{len(heard)} of its videos are in the data root's train split "
+                                      f"({', '.join(map(plain, heard[:5]))}{', …' if len(heard) > 5 else ''}): "
+                                      "a model trained on this data root has heard them.")
         elif version != current_version:
             table_warnings.append(f"Benchmark version {version} is not the current one ({current_version}): these runs "
                                   "were scored on other items and are ranked only among themselves.")

@@ -114,13 +114,15 @@ def _paper_recipe(table: Table) -> list[str]:
     rows = [row for row in table.rows if row.paper_recipe is not None]
     if table.protocol is None or not rows:
         return []
-    out = [f"By the paper's recipe ({md_escape(table.protocol['recipe'])}); recomputed from each run's estimates, "
-           "never ranked:", "",
-           "| Method | " + " | ".join(title for _, title in PAPER_RECIPE_FIGURES) + " | Items kept | Items not held |",
-           "|:---|" + "---:|" * len(PAPER_RECIPE_FIGURES) + "---:|---:|"]
+    out = [f"By the paper's recipe ({md_escape(table.protocol['recipe'])}); recomputed from each run's estimates over "
+           "every item the data root holds (an item a run lacks counts as failed, so skipped: Items kept), never ranked; "
+           "the rank is musicbench's:", "",
+           "| Rank | Method | " + " | ".join(title for _, title in PAPER_RECIPE_FIGURES) + " | Items kept | Items not held |",
+           "|---:|:---|" + "---:|" * len(PAPER_RECIPE_FIGURES) + "---:|---:|"]
     for row in rows:
         figures = row.paper_recipe
-        cells = [md_escape(row.name)] + [fmt(figures.get(key)) for key, _ in PAPER_RECIPE_FIGURES]
+        rank = str(row.rank) if row.rank is not None else ("untrusted" if row.untrusted else "—")
+        cells = [rank, md_escape(row.name)] + [fmt(figures.get(key)) for key, _ in PAPER_RECIPE_FIGURES]
         cells += [f"{figures['n_valid']}/{figures['n_items']}", str(figures["n_not_held"])]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]

@@ -20,7 +20,7 @@ from musicbench.config import AudioConfig, check_fields, config_from_params, job
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_path, atomic_write_text, ensure_writable_dir
 from musicbench.instruments import MUSIC_DUET_PAIRS, get_instrument
-from musicbench.manifest import ManifestEntry, write_manifest
+from musicbench.manifest import ManifestEntry, read_manifest, write_manifest
 from musicbench.media import write_video
 from musicbench.progress import progress_bar
 from musicbench.synth.audio import check_soundfont, default_soundfont, render_part
@@ -292,7 +292,7 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
                    specs: list[VideoSpec] | None = None) -> list[ManifestEntry]:
     """Generate the whole MUSIC-Synth set under `data_root`/synth and write its manifest
     (`specs`: these videos instead of the set `plan_videos` plans, e.g. a protocol's,
-    `musicbench.protocols.protocol_video_specs`).
+    `musicbench.protocols.protocol_video_specs`, added to the manifest there: its other entries are kept).
 
     Checks every parameter, the soundfont and the output folder before writing anything.
     Returns the manifest entries in plan order.
@@ -301,6 +301,7 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
     synth_dir = ensure_writable_dir(DataRoot(data_root).synth_dir)
     for sub in SYNTH_KINDS:
         ensure_writable_dir(synth_dir / sub)
+    added = specs is not None
     specs = plan_videos(config) if specs is None else specs
     jobs = jobs_option(jobs, config.jobs)
     entries: dict[str, ManifestEntry] = {}
@@ -317,7 +318,10 @@ def generate_synth(config: SynthConfig, data_root: str | os.PathLike, jobs: int 
                     entries[entry.video_id] = entry
                     advance()
     ordered = [entries[spec.video_id] for spec in specs]
-    write_manifest(ordered, synth_dir / MANIFEST_NAME)
+    kept = []
+    if added and (synth_dir / MANIFEST_NAME).is_file():  # the set already generated here stays in the manifest
+        kept = [entry for entry in read_manifest(synth_dir / MANIFEST_NAME) if entry.video_id not in entries]
+    write_manifest(kept + ordered, synth_dir / MANIFEST_NAME)
     return ordered
 
 
