@@ -486,7 +486,9 @@ class DataRoot:
 
     def _mixture_rows(self, split: str, limit: int | None) -> pd.DataFrame:
         """The mixture-table rows of the first `limit` items of `split`, by item and source."""
-        whole = read_mixtures(self.mixtures_path)
+        if self.protocol is not None and split != "test":
+            raise MusicbenchError(f"protocol {self.protocol} has test items only; use split 'test', not {str(split)[:20]!r}")
+        whole = read_mixtures(self.mixtures_path, hint=f"run {self.build_command}")
         table = whole[whole["split"] == split].sort_values(["item_id", "source_index"])
         if table.empty:
             held = sorted(set(whole["split"]))
@@ -503,7 +505,7 @@ class DataRoot:
 
     def _duet_rows(self, split: str, limit: int | None) -> pd.DataFrame:
         """The duet-table rows of the first `limit` duet items of `split` that have stems and boxes."""
-        table = read_mixtures(self.duets_path, DUET_COLUMNS)
+        table = read_mixtures(self.duets_path, DUET_COLUMNS, f"run {self.build_command}")
         table = table[(table["split"] == split) & (table["stems_path"] != "") & (table["boxes_path"] != "")]
         return table.sort_values("item_id").iloc[:None if limit is None else max(limit, 0)]
 
@@ -557,7 +559,8 @@ class DataRoot:
         identities = tuple(_file_identity(path) for path in (self.definition_path, self.mixtures_path, self.duets_path))
         if None not in identities and identities in _VERIFIED_HASHES:
             return
-        recomputed = tables_fingerprint(read_mixtures(self.mixtures_path), read_mixtures(self.duets_path, DUET_COLUMNS))
+        hint = f"run {self.build_command}"
+        recomputed = tables_fingerprint(read_mixtures(self.mixtures_path, hint=hint), read_mixtures(self.duets_path, DUET_COLUMNS, hint))
         if recomputed != recorded:
             raise MusicbenchError(f"{str(self.mixtures_dir)!r}: the mixture tables give tables fingerprint {recomputed}, "
                                   f"benchmark.json records {recorded}; {VALIDATE_HINT}, then {self.build_command}")
@@ -737,9 +740,11 @@ def read_index(path: str | os.PathLike) -> pd.DataFrame:
     return read_parquet(path, INDEX_COLUMNS, "index", "run `musicbench process`")
 
 
-def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS) -> pd.DataFrame:
-    """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns."""
-    return read_parquet(path, columns, "mixture table", "run `musicbench mixtures`")
+def read_mixtures(path: str | os.PathLike, columns: tuple[str, ...] = MIXTURE_COLUMNS,
+                  hint: str = "run `musicbench mixtures`") -> pd.DataFrame:
+    """Read a mixture table (or, with DUET_COLUMNS, the duet table), checking its columns; `hint`:
+    how to write it again (a protocol's: `musicbench protocol build NAME`)."""
+    return read_parquet(path, columns, "mixture table", hint)
 
 
 # ------------------------------------------------------------------------------------ frame archives

@@ -125,13 +125,17 @@ def validate(
     from musicbench.process import validate_index
 
     data = root or data_root(load_params(params))
+    from musicbench.protocols import protocol_views
+
     index_path = index or DataRoot(data).index_path
     problems = validate_index(index_path, data)
     has_urmp = DataRoot(data).has_urmp_track()
+    protocols = [view.protocol for view in protocol_views(data)]
     if not problems:
         benchmark = "; so do the mixture tables and the stems and boxes of their items" if DataRoot(data).has_definition() else ""
+        built = f"; so do the tables of protocol(s) {', '.join(protocols)}" if protocols else ""
         urmp = "; so does the real-ensembles (URMP) track" if has_urmp else ""
-        console.print(plain(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}{urmp}"))
+        console.print(plain(f"ok: every file listed in {index_path} matches its size and sha256{benchmark}{built}{urmp}"))
         return
     table = Table(title=plain(f"{len(problems)} file(s) do not match {index_path}"))
     for column in ("video_id", "path", "problem", "detail"):
@@ -139,8 +143,10 @@ def validate(
     for problem in problems:
         table.add_row(plain(problem.video_id), plain(problem.path), plain(problem.problem), plain(problem.detail))
     console.print(table)
-    console.print("rerun `musicbench process` to rebuild processed files, `musicbench synth` for stems and boxes, "
-                  "then `musicbench mixtures`" + ("; `musicbench urmp process` for the real-ensembles track" if has_urmp else ""))
+    console.print("rerun `musicbench process` to rebuild processed files, `musicbench synth` for stems and boxes (`musicbench "
+                  "synth --protocol NAME` for a protocol's fixture), then `musicbench mixtures`"
+                  + (f" and `musicbench protocol build NAME` for {', '.join(protocols)}" if protocols else "")
+                  + ("; `musicbench urmp process` for the real-ensembles track" if has_urmp else ""))
     raise typer.Exit(code=1)
 
 
@@ -387,6 +393,12 @@ def mixtures(
 protocol_app = typer.Typer(help="The papers' own test sets (iQuery, ...), built beside the main benchmark.",
                            no_args_is_help=True)
 app.add_typer(protocol_app, name="protocol")
+def run_folder_name(name: str, protocol: str | None) -> str:
+    """The default folder under runs/ of a run: its name, and ``--PROTOCOL`` after it for a protocol run
+    (the same model on the main benchmark and on a paper's test set are two runs)."""
+    return name if protocol is None else f"{name}--{protocol}"
+
+
 def default_lists(params: Path | None) -> Path:
     """The project's folder of published lists (``manifests/published`` beside params.yaml)."""
     from musicbench.config import project_dir
@@ -478,7 +490,8 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="val or test"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
     jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
-    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME); an existing run there is refused"),
+    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME, runs/NAME--PROTOCOL with --protocol); "
+                             "an existing run there is refused"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run at --out, once the new run is complete"),
     option: list[str] = typer.Option(None, "--option", help="key=value passed to load_model (repeatable)"),
     oracle: str = typer.Option(None, "--oracle", help="ibm or irm (ideal-mask ceilings) or mixture (the floor) instead of a model"),
@@ -509,7 +522,7 @@ def evaluate(
         raise MusicbenchError("give either a model file or --oracle ibm|irm")
     loaded = load_params(params)
     name = name or run_name(model, oracle)
-    out_dir = out or project_dir(params) / "runs" / name
+    out_dir = out or project_dir(params) / "runs" / run_folder_name(name, protocol)
     summary = run_evaluation(model, protocol_root(root or data_root(loaded), protocol, split), out_dir, split=split, device=device,
                              options=_parse_options(option), timeout=timeout, load_timeout=load_timeout, limit=limit,
                              oracle=oracle, name=name, jobs=jobs, boxes_file=boxes, overwrite=overwrite,
@@ -552,7 +565,8 @@ def score(
     root: Path = typer.Option(None, "--root", help="data root (default: dataset.root)"),
     split: str = typer.Option("test", "--split", help="val or test"),
     uses_labels: bool = typer.Option(False, "--uses-labels", help="the method used labels.csv (ranked apart)"),
-    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME); an existing run there is refused"),
+    out: Path = typer.Option(None, "--out", help="run folder (default runs/NAME, runs/NAME--PROTOCOL with --protocol); "
+                             "an existing run there is refused"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace the run at --out, once the new run is complete"),
     limit: int = typer.Option(None, "--limit", help="score only the first N items of each track"),
     jobs: int = typer.Option(1, "--jobs", help="processes that score items in parallel"),
@@ -565,7 +579,7 @@ def score(
     from musicbench.protocols import protocol_root
 
     loaded = load_params(params)
-    out_dir = out or project_dir(params) / "runs" / name
+    out_dir = out or project_dir(params) / "runs" / run_folder_name(name, protocol)
     data = protocol_root(root or data_root(loaded), protocol, split)
     summary = score_estimates(estimates, data, out_dir, name=name, split=split, uses_labels=uses_labels,
                               limit=limit, jobs=jobs, boxes_file=boxes, overwrite=overwrite,

@@ -110,7 +110,7 @@ Expected estimate layout (EST_DIR is any folder you choose):
                                  over the frame (saved with numpy.save, no pickles)
 Duet items are scored when EST_DIR has any duet item folder. A missing or malformed file fails
 that item with a reason; the other items are scored. Then, where the benchmark data lives:
-  musicbench score EST_DIR --name NAME --split {split}
+  musicbench score EST_DIR --name NAME --split {split}{protocol}
 """
 
 
@@ -187,7 +187,8 @@ def export_items(
         atomic_write_text(work_dir / README_NAME, README_TEXT.format(
             version=version, split=split, n_mixtures=int(counts.get("mixtures", 0)), n_duets=int(counts.get("duets", 0)),
             sample_rate=int(table["sample_rate"].iloc[0]) if len(table) else 11025,
-            fps=f"{table['fps'].iloc[0]:g}" if len(table) else "8"))
+            fps=f"{table['fps'].iloc[0]:g}" if len(table) else "8",
+            protocol="" if data.protocol is None else f" --protocol {data.protocol}"))
     return table
 
 
@@ -338,7 +339,8 @@ def score_estimates(
     data = DataRoot(root)
     if not any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit)):
         raise MusicbenchError(f"estimate folder {str(est_dir)!r} holds no folder of a {split!r} mixture item "
-                              f"(e.g. {data.item_ids(split, 1)[0]}/); score the split you exported (--split)")
+                              f"(e.g. {data.item_ids(split, 1)[0]}/); score the split (--split) and the protocol "
+                              "(--protocol) you exported")
     has_duets = any((est_dir / item_id).is_dir() for item_id in data.item_ids(split, limit, "duets"))
     items = data.read_verified_items(split, limit, TRACKS if has_duets else ("mixtures",))
     exported_keys = _exported_keys(est_dir)

@@ -675,12 +675,17 @@ def validate_index(index_path: str | os.PathLike, root: str | os.PathLike) -> li
                                   int(getattr(row, f"{kind}_bytes")), "index")
             if problem is not None:
                 problems.append(problem)
-    from musicbench.protocols import protocol_views
+    from musicbench.protocols import checked_view, protocol_views
 
     data = DataRoot(root)
     if data.has_definition():
         problems += _benchmark_problems(data, frame)
     for view in protocol_views(root):  # the papers' test sets built here: their tables, like the benchmark's
+        try:
+            checked_view(view)
+        except MusicbenchError as exc:
+            problems.append(IndexProblem("", view.mixtures_dir.relative_to(view.root).as_posix(), "stale", str(exc)))
+            continue
         problems += _benchmark_problems(view, frame)
     if data.has_urmp_track():
         problems += _urmp_problems(data)

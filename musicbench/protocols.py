@@ -372,7 +372,17 @@ def generate_protocol_videos(params: dict[str, Any], root: str | os.PathLike, na
     if source != "synth" and not force:
         raise MusicbenchError(f"dataset.source is {source}: a protocol's MUSIC-Synth fixture goes with dataset.source "
                               "synth (use --force to generate it anyway)")
-    return generate_synth(SynthConfig.from_params(params), root, jobs=jobs, specs=protocol_video_specs(name, lists_dir, items))
+    specs = protocol_video_specs(name, lists_dir, items)
+    manifest = DataRoot(root).manifest_path("synth")
+    if manifest.is_file():  # a fixture joins other fixtures, never MUSIC-Synth's own set (whose splits it would enter)
+        from musicbench.manifest import read_manifest
+
+        listed = {video for protocol in PROTOCOLS.values() if protocol.videos for video in protocol.videos(Path(lists_dir))}
+        own = [entry.video_id for entry in read_manifest(manifest) if entry.video_id not in listed]
+        if own:
+            raise MusicbenchError(f"{str(manifest)!r} lists MUSIC-Synth's own videos (e.g. {own[0]}); render a protocol's "
+                                  "fixture in a data root of its own (--root)")
+    return generate_synth(SynthConfig.from_params(params), root, jobs=jobs, specs=specs)
 
 
 def protocol_recipe(protocol: Protocol, audio: AudioConfig, frame_size: int, crop: str,
@@ -529,7 +539,14 @@ def checked_view(view: DataRoot) -> DataRoot:
     MusicbenchError (a folder copied or moved under another protocol's name)."""
     document = view.definition()
     named = (document.get("protocol") or {}).get("name") if isinstance(document.get("protocol"), dict) else None
-    if named != view.protocol or not isinstance(document["protocol"].get("recipe"), str):
+    recipe = document["recipe"] if isinstance(document["recipe"], dict) else {}
+    order = [row.get("item_id") for row in document["coverage"].get("not_held", []) if isinstance(row, dict)]
+    if view.mixtures_path.is_file():
+        from musicbench.benchmark import read_mixtures
+
+        order += list(read_mixtures(view.mixtures_path, hint=f"run {view.build_command}")["item_id"].drop_duplicates())
+    if named != view.protocol or recipe.get("protocol") != view.protocol or not isinstance(document["protocol"].get("recipe"), str) \
+            or not all(isinstance(item, str) and item.startswith(f"{view.protocol}-") for item in order):
         raise MusicbenchError(f"{str(view.definition_path)!r} is not the definition of protocol {view.protocol}; "
                               f"run `musicbench protocol build {view.protocol}`")
     return view

@@ -168,6 +168,15 @@ def test_coverage_is_the_items_whose_videos_are_held_and_the_identity_does_not_d
     assert (same["clip_loudness_db"] == same["clip_loudness_db_full"]).all()
     assert other["protocol"]["train_videos"] == []  # no split file: nothing to say
 
+    # a run on the smaller data root stays trusted on the board of the fuller one (same version)
+    runs = tmp_path / "runs"
+    summary = evaluate(None, protocol_root(smaller, "iquery-music"), runs / "smaller-ibm", oracle="ibm")
+    assert summary["paper_recipe"]["n_items"] == len(expected - lost)
+    board = build_leaderboard(runs, tmp_path / "board", fixture_root)
+    row = board["tables"][0]["rows"][0]
+    assert row["rescored"] and not row["untrusted"], row["problems"]
+    assert row["paper_recipe"]["n_items"] == len(expected) and row["paper_recipe"]["n_valid"] == len(expected - lost)
+
     # a split file that trains on one of its videos: said at build time (and on the board)
     from musicbench.splits import SplitRow, write_splits
 
@@ -202,6 +211,11 @@ def test_a_protocol_fixture_is_added_to_the_synth_manifest(tmp_path):
     assert sorted(listed) == sorted({entry.video_id for entry in (*first, *second)}) and len(listed) == len(set(listed))
     with pytest.raises(MusicbenchError, match="--items must be at least 1"):
         generate_protocol_videos(params, root, "ccol", LISTS, 0)
+    own = tmp_path / "own"
+    generate_synth(SynthConfig.from_params({**params, "synth": {**params["synth"], "instruments": ["flute"],
+                                                                "solo_per_instrument": 1, "duets_per_pair": 0}}), own)
+    with pytest.raises(MusicbenchError, match="lists MUSIC-Synth's own videos"):
+        generate_protocol_videos(params, own, "ccol", LISTS, 1)
     params["dataset"]["source"] = "music"
     with pytest.raises(MusicbenchError, match="dataset.source is music"):
         generate_protocol_videos(params, root, "ccol", LISTS, 1)
@@ -382,6 +396,7 @@ def test_export_and_score_take_a_protocol(fixture_root, tmp_path):
     out = tmp_path / "export"
     result = run_cli("export", out, "--protocol", "ccol", "--root", fixture_root, "--runs", tmp_path / "runs", cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr
+    assert "--split test --protocol ccol" in (out / "README.txt").read_text()
     table = pd.read_parquet(fixture_root / "protocols" / "ccol" / "mixtures.parquet")
     exported = sorted(path.name for path in out.iterdir() if path.is_dir())
     assert exported == sorted(set(table["item_id"]))
@@ -411,6 +426,16 @@ def test_a_protocol_folder_under_another_name_is_refused(fixture_root, tmp_path)
     result = run_cli("evaluate", "--oracle", "ibm", "--protocol", "ccol", "--root", root, "--out", tmp_path / "run", cwd=REPO_ROOT)
     assert result.returncode != 0 and "is not the definition of protocol ccol" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+    from musicbench.process import validate_index
+
+    problems = validate_index(DataRoot(root).index_path, root)
+    assert [problem.path for problem in problems] == ["protocols/ccol"]
+    # renaming the protocol inside its definition is not enough: its items are iQuery's
+    document = json.loads((root / "protocols" / "ccol" / "benchmark.json").read_text())
+    document["protocol"]["name"] = document["recipe"]["protocol"] = "ccol"
+    (root / "protocols" / "ccol" / "benchmark.json").write_text(json.dumps(document))
+    with pytest.raises(MusicbenchError, match="is not the definition of protocol ccol"):
+        protocol_root(root, "ccol")
 
 
 def test_sop_val_is_the_sound_of_pixels_val_recipe_on_the_test_split(bench_root, tmp_path):

@@ -625,21 +625,28 @@ class Rescorer:
         return Rescored(table, "", notes, skip)
 
 
-    def paper_recipe(self, run: Run) -> dict[str, Any] | None:
-        """A protocol run's figures by the paper's recipe, recomputed from its estimates over every
-        item of the protocol this data root holds (`musicbench.harness.scoring.paper_recipe_scores`:
-        one the run lacks counts as failed), with ``n_not_held``; None when this is not a protocol or
-        the run cannot be re-scored (the row says why)."""
+    def paper_recipe(self, run: Run) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """A protocol run's figures by the paper's recipe, recomputed from its estimates
+        (`musicbench.harness.scoring.paper_recipe_scores`, with ``n_not_held``), twice: over every
+        item of the protocol this data root holds (what the board shows: one the run lacks counts as
+        failed), and over those its own data root held by its provenance's coverage (what its
+        summary.json states: a lab's data root may lack videos this one has). None when this is not
+        a protocol or the run cannot be re-scored (the row says why)."""
         if self.protocol is None or run.items is None or estimates_problem(run.path, run.oracle):
             return None
+        declared = (((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures") or {}).get("not_held") or []
         try:
             self._held(run, "mixtures", run.items)  # the run's items are this data root's
-            items = list(self._track_items(run.split, "mixtures").values())  # a missing one counts as failed
-            figures = paper_recipe_scores(run.path, items, self.protocol["recipe"], run.oracle if run.oracle in ORACLES else None)
+            held = list(self._track_items(run.split, "mixtures").values())
+            oracle = run.oracle if run.oracle in ORACLES else None
+            recipe = self.protocol["recipe"]
+            shown = paper_recipe_scores(run.path, held, recipe, oracle)
+            own = [item for item in held if item.item_id not in set(declared)]
+            stated = shown if len(own) == len(held) else paper_recipe_scores(run.path, own, recipe, oracle)
         except Exception:  # an untrusted folder: `rescore` reports what is wrong with it
             return None
-        counts = self.data.definition()["coverage"]["tracks"]["mixtures"]["test"]
-        return {**figures, "n_not_held": counts["items"] - counts["held"]}
+        items = self.data.definition()["coverage"]["tracks"]["mixtures"]["test"]["items"]
+        return {**shown, "n_not_held": items - len(held)}, {**stated, "n_not_held": items - len(own)}
 
 
 def _with_localization_of(table: pd.DataFrame, claimed: pd.DataFrame, tracks: set[str]) -> pd.DataFrame:
@@ -725,12 +732,13 @@ def check_run(run: Run, seed: int = 1234, rescorer: Rescorer | None = None) -> C
         if difference:
             problems.append(f"summary.json disagrees with {source}: {difference}")
             untrusted = untrusted or problems[-1]
-    paper = rescorer.paper_recipe(run) if rescorer is not None and rescored else None
+    both = rescorer.paper_recipe(run) if rescorer is not None and rescored else None
+    paper, stated = (None, None) if both is None else both
     claimed = run.summary.get("paper_recipe")
-    wrong = [key for key in sorted(claimed or {}) if paper is not None and not _same(claimed[key], paper.get(key))]
+    wrong = [key for key in sorted(claimed or {}) if stated is not None and not _same(claimed[key], stated.get(key))]
     if wrong:
         problems.append(f"summary.json disagrees with its estimates (re-scored): paper_recipe.{wrong[0]} "
-                        f"{_shown(claimed[wrong[0]])}, its estimates give {_shown(paper.get(wrong[0]))}")
+                        f"{_shown(claimed[wrong[0]])}, its estimates give {_shown(stated.get(wrong[0]))}")
         untrusted = untrusted or problems[-1]
     _, confinement_problem = _confinement(run.provenance)
     if confinement_problem:
@@ -1208,6 +1216,11 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
             table_warnings.append(f"Protocol {protocol['name']}: {protocol['paper']}. Its own items, ranked only among "
                                   "themselves by musicbench's recipe; the paper's recipe is shown beside, never ranked"
                                   + ("." if protocol["checked"] == "yes" else f" (label checked: {protocol['checked']})."))
+            built = {each.protocol["name"]: each.version for each in protocol_rescorers if each.protocol}
+            if table_rescorer is None and protocol["name"] in built:
+                table_warnings.append(f"Not the current build of protocol {protocol['name']}: the data root holds version "
+                                      f"{built[protocol['name']]}; these runs were scored on other items, are not "
+                                      "re-scored and are ranked only among themselves.")
             heard = table_rescorer.protocol.get("train_videos") if table_rescorer is not None else None
             if heard:
                 table_warnings.append(f"{len(heard)} of its videos are in the data root's train split "

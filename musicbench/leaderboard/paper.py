@@ -124,7 +124,8 @@ def _name(row: Row, names: dict[str, str], latex: bool) -> str:
 
 def _caption(table: Table, ci: bool) -> str:
     n_items = max((row.n_items for row in table.rows if isinstance(row.n_items, int)), default=None)
-    return (f"musicbench {table.benchmark_version}, {table.split} split" + (f", {n_items} items" if n_items else "")
+    protocol = "" if table.protocol is None else f"Protocol {table.protocol['name']} ({table.protocol['paper']}): "
+    return (f"{protocol}musicbench {table.benchmark_version}, {table.split} split" + (f", {n_items} items" if n_items else "")
             + f", metric version {table.metric_version}. Mean over items"
             + ("; in brackets the 95% confidence interval of a bootstrap over videos" if ci else "")
             + ". Best label-free value in bold.")
