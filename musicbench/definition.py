@@ -181,8 +181,15 @@ def definition_recipe(config: MixturesConfig, frame_size: int, crop: str,
 
 def benchmark_identity(slots: pd.DataFrame, duet_slots: pd.DataFrame, recipe: dict[str, Any]) -> str:
     """``mb-`` + 16 hex digits of the SHA-256 over the canonical slot tables and the recipe as canonical JSON."""
-    digest = hashlib.sha256(table_to_csv(slots, SLOT_COLUMNS).encode())
-    digest.update(table_to_csv(duet_slots, DUET_SLOT_COLUMNS).encode())
+    return identity_of([(slots, SLOT_COLUMNS), (duet_slots, DUET_SLOT_COLUMNS)], recipe)
+
+
+def identity_of(tables: list[tuple[pd.DataFrame, tuple[str, ...]]], recipe: dict[str, Any]) -> str:
+    """``mb-`` + 16 hex digits of the SHA-256 over `tables` (each as canonical CSV of its columns, in
+    order) and `recipe` as canonical JSON: a benchmark identity (the main one's, a protocol's)."""
+    digest = hashlib.sha256()
+    for table, columns in tables:
+        digest.update(table_to_csv(table, columns).encode())
     digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
     return "mb-" + digest.hexdigest()[:16]
 

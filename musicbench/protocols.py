@@ -51,7 +51,6 @@ take the paper's frames (the centre frame and ± 1 s), not the papers' detector 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -70,7 +69,6 @@ from musicbench.benchmark import (
     MIXTURES_NAME,
     DataRoot,
     loudness_contour,
-    table_to_csv,
     tables_fingerprint,
 )
 from musicbench.concurrency import holds_data_root
@@ -84,6 +82,7 @@ from musicbench.definition import (
     built_items,
     coverage,
     decoded_audio,
+    identity_of,
     not_held_record,
     pcm_hashes,
 )
@@ -399,10 +398,8 @@ def protocol_recipe(protocol: Protocol, audio: AudioConfig, frame_size: int, cro
 
 
 def protocol_identity(slots: pd.DataFrame, recipe: dict[str, Any]) -> str:
-    """``mb-`` + 16 hex digits of the SHA-256 over the item table and the recipe (canonical JSON)."""
-    digest = hashlib.sha256(table_to_csv(slots, PROTOCOL_SLOT_COLUMNS).encode())
-    digest.update(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode())
-    return "mb-" + digest.hexdigest()[:16]
+    """``mb-`` + 16 hex digits of the SHA-256 over the item table and the recipe (`identity_of`)."""
+    return identity_of([(slots, PROTOCOL_SLOT_COLUMNS)], recipe)
 
 
 def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | os.PathLike,
