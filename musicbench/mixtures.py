@@ -178,6 +178,18 @@ def synth_recipe(params: dict[str, Any]) -> dict[str, Any] | None:
     return synth
 
 
+def write_items_folder(data: DataRoot, built: BuiltItems, ground_truth: dict[str, Any], document: dict[str, Any]) -> None:
+    """Replace the items' folder of `data` (``mixtures/``, or a protocol's view's ``protocols/<name>/``)
+    at once with the held tables of `built`, ground_truth.json and benchmark.json (`document`)."""
+    from musicbench.run_folder import staged_folder
+
+    with staged_folder(data.mixtures_dir) as staged:
+        write_parquet(built.mixtures, staged / MIXTURES_NAME)
+        write_parquet(built.duets, staged / DUETS_NAME)
+        atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(staged / DEFINITION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
 @holds_data_root("mixtures", "root")
 def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: str | os.PathLike | None = None,
                   publish: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -191,7 +203,6 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
     (`musicbench.hidden.register_copy`: each clip's loudness contour), hidden from every model.
     """
     from musicbench.process import ProcessConfig
-    from musicbench.run_folder import staged_folder
     from musicbench.splits import read_stage_split_rows
 
     data = DataRoot(root)
@@ -215,11 +226,7 @@ def make_mixtures(params: dict[str, Any], root: str | os.PathLike, definition: s
         except OSError as exc:
             raise MusicbenchError(f"cannot write the definition to {os.fspath(publish)!r}: {exc.strerror or exc}; "
                                   "give --publish a file path in a writable folder") from None
-    with staged_folder(data.mixtures_dir) as staged:
-        write_parquet(built.mixtures, staged / MIXTURES_NAME)
-        write_parquet(built.duets, staged / DUETS_NAME)
-        atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
-        atomic_write_text(staged / DEFINITION_NAME, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    write_items_folder(data, built, ground_truth, summary)
     # a definition holds every clip's loudness contour, a coarse envelope of each reference: hidden from every model
     for copy in (definition, publish):
         if copy is not None:

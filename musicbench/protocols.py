@@ -51,7 +51,6 @@ take the paper's frames (the centre frame and ± 1 s), not the papers' detector 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from collections.abc import Callable
@@ -63,10 +62,6 @@ import numpy as np
 import pandas as pd
 
 from musicbench.benchmark import (
-    DEFINITION_NAME,
-    DUETS_NAME,
-    GROUND_TRUTH_NAME,
-    MIXTURES_NAME,
     DataRoot,
     loudness_contour,
     tables_fingerprint,
@@ -87,7 +82,7 @@ from musicbench.definition import (
     pcm_hashes,
 )
 from musicbench.errors import MusicbenchError
-from musicbench.fsutil import atomic_write_text, sha256_file, write_parquet
+from musicbench.fsutil import sha256_file
 from musicbench.metrics import METRIC_VERSION
 
 PROTOCOL_FORMAT = "musicbench protocol 1"
@@ -468,9 +463,8 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
     """Write ``<root>/protocols/<name>/`` (module docstring) from the protocol's files in
     `lists_dir` and the processed index; return its benchmark.json. Everything is checked and
     built before anything is written; the folder is replaced at once."""
-    from musicbench.mixtures import synth_recipe
+    from musicbench.mixtures import synth_recipe, write_items_folder
     from musicbench.process import ProcessConfig
-    from musicbench.run_folder import staged_folder
 
     protocol = get_protocol(name)
     audio = AudioConfig.from_params(params)
@@ -488,17 +482,12 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
     built = build_protocol_items(slots, data.read_index(), data.root, audio, protocol.place)
     tables = tables_fingerprint(built.mixtures, built.duets)
     cover = coverage(slots, pd.DataFrame(columns=list(DUET_SLOT_COLUMNS)), built, tables)
-    files = {relative: sha256_file(Path(lists_dir) / relative) for relative in protocol.files}
-    if not protocol.files:  # drawn from the data root's split file
-        files = {"splits/splits.csv": sha256_file(data.splits_path)}
+    files = ({relative: sha256_file(Path(lists_dir) / relative) for relative in protocol.files} if protocol.files
+             else {"splits/splits.csv": sha256_file(data.splits_path)})  # drawn from the data root's split file
     document = protocol_document(protocol, identity, recipe, built, cover, files)
     document["protocol"]["train_videos"] = train_videos(data.root, built.mixtures)
     ground_truth = data.ground_truth_document(built.mixtures, built.duets, tables)
-    with staged_folder(data.mixtures_dir) as staged:
-        write_parquet(built.mixtures, staged / MIXTURES_NAME)
-        write_parquet(built.duets, staged / DUETS_NAME)
-        atomic_write_text(staged / GROUND_TRUTH_NAME, json.dumps(ground_truth, indent=2, sort_keys=True) + "\n")
-        atomic_write_text(staged / DEFINITION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    write_items_folder(data, built, ground_truth, document)
     return document
 
 
