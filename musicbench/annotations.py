@@ -26,17 +26,20 @@ from musicbench.errors import MusicbenchError
 from musicbench.fsutil import read_text
 from musicbench.manifest import validate_video_id
 
-_DSOL_KEY = re.compile(r"(?P<id>.+?)_\d+_\d+/frame_(?P<sec>\d+)/\d+\.\w+")
+_DSOL_KEY = re.compile(r"(?P<id>.+?)_\d+_\d+/frame_(?P<sec>\d+)/(?P<frame>\d+)\.\w+")
 
 
 @dataclass(frozen=True)
 class AnnotatedFrame:
-    """Boxes ``(k, 4)`` ``[x, y, w, h]`` in pixels of a ``(width, height)`` frame at `time` s."""
+    """Boxes ``(k, 4)`` ``[x, y, w, h]`` in pixels of a ``(width, height)`` frame at `time` s;
+    `key` the file's name for the frame, `frame` its number in the source video (DSOL's 30-fps count)."""
 
     time: float
     width: int
     height: int
     boxes: np.ndarray
+    key: str = ""
+    frame: int = -1
 
 
 @dataclass
@@ -75,5 +78,6 @@ def load_dsol_boxes(path: str | os.PathLike) -> BoxAnnotations:
             boxes = np.array([b["box"] for b in entry.get("bbox", [])], dtype=np.float64).reshape(-1, 4)
         except (KeyError, TypeError, ValueError) as exc:
             raise MusicbenchError(f"{where}: needs 'wdith' (or 'width'), 'height' and bbox[].box [x, y, w, h] ({exc})") from None
-        frames.setdefault(video_id, []).append(AnnotatedFrame(int(match["sec"]) + 0.5, width, height, boxes))
+        frames.setdefault(video_id, []).append(AnnotatedFrame(int(match["sec"]) + 0.5, width, height, boxes,
+                                                                 key, int(match["frame"])))
     return BoxAnnotations({video: sorted(items, key=lambda f: f.time) for video, items in frames.items()})

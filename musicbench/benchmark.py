@@ -131,6 +131,9 @@ DUET_COLUMNS: tuple[str, ...] = (
 )
 FILE_HASH_COLUMNS = ("audio_sha256", "frames_sha256")
 UNVERSIONED_COLUMNS = (*FILE_HASH_COLUMNS, "audio_pcm_sha256")
+# A localization protocol's item table (`musicbench.protocols`) also carries, per source, the annotated
+# frame its map is scored against: JSON {"frame", "width", "height", "boxes": [[x, y, w, h], ...]}.
+ANNOTATION_COLUMN = "annotation"
 LOUDNESS_WINDOW = 8192  # samples per step of a clip's loudness contour
 LOUDNESS_FLOOR_DB = -100.0
 
@@ -302,6 +305,17 @@ class DataRoot:
         """The command that writes this view's items: `musicbench mixtures`, or `musicbench protocol build NAME`."""
         return "`musicbench mixtures`" if self.protocol is None else f"`musicbench protocol build {self.protocol}`"
 
+    @property
+    def localization_only(self) -> bool:
+        """Whether this view's items score localization alone (a localization protocol, e.g.
+        DSOL's solo test): models are asked only for `localize`, and only maps are scored."""
+        if self.protocol is None:
+            return False
+        from musicbench.protocols import LOCALIZATION_TASK, PROTOCOLS
+
+        protocol = PROTOCOLS.get(self.protocol)
+        return protocol is not None and protocol.task == LOCALIZATION_TASK
+
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
         return self.definition_path.is_file()
@@ -389,6 +403,9 @@ class DataRoot:
                 references.append(clip * np.float32(row.gain))
                 frames.append(self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames)))
                 centre_frame = int(row.start_frame) + int(row.n_frames) // 2
+                if getattr(row, ANNOTATION_COLUMN, ""):  # a localization protocol's own annotated frame comes first
+                    boxes.append(_item_annotation(getattr(row, ANNOTATION_COLUMN), video, item_id))
+                    continue
                 players = self._player_boxes(video, video.get("boxes_path") or "", centre_frame)
                 boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
             references_array = np.stack(references).astype(np.float32)
@@ -672,9 +689,11 @@ def table_to_csv(table: pd.DataFrame, columns: tuple[str, ...]) -> str:
 def tables_fingerprint(mixtures: pd.DataFrame, duets: pd.DataFrame) -> str:
     """``cv-`` + 16 hex digits of the SHA-256 over the held mixture and duet tables without their
     exact hashes (`UNVERSIONED_COLUMNS`: each clip's loudness contour stands for its audio): which
-    items a data root holds, and their clips."""
+    items a data root holds, and their clips (and a localization protocol's annotated frames,
+    `ANNOTATION_COLUMN`, where the table has them)."""
     digest = hashlib.sha256()
-    for table, columns in ((mixtures, MIXTURE_COLUMNS), (duets, DUET_COLUMNS)):
+    annotated = (ANNOTATION_COLUMN,) if ANNOTATION_COLUMN in mixtures else ()
+    for table, columns in ((mixtures, MIXTURE_COLUMNS + annotated), (duets, DUET_COLUMNS)):
         digest.update(table_to_csv(table, tuple(c for c in columns if c not in UNVERSIONED_COLUMNS)).encode())
     return "cv-" + digest.hexdigest()[:16]
 
@@ -879,6 +898,21 @@ def _video_time(video: pd.Series, frame: int) -> float:
     """Seconds from the start of the original video to processed frame `frame` (adds the trim start)."""
     start = video.get("start")
     return frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
+
+
+def _item_annotation(text: str, video: pd.Series, item_id: str) -> np.ndarray:
+    """Boxes ``(k, 4)`` in processed-frame pixels from an item table's `ANNOTATION_COLUMN` cell."""
+    try:
+        annotation = json.loads(text)
+        size = (int(annotation["width"]), int(annotation["height"]))
+        boxes = [[float(v) for v in box] for box in annotation["boxes"]]
+        if not boxes or min(size) <= 0 or any(len(box) != 4 for box in boxes):
+            raise ValueError("no box")
+    except (ValueError, KeyError, TypeError):
+        raise MusicbenchError(f"item {item_id}: its annotated frame is not readable; rebuild the protocol "
+                              "(`musicbench protocol build NAME`)") from None
+    frame_size = (int(video["frame_width"]), int(video["frame_height"]))
+    return np.stack([frame_box(box, size, frame_size) for box in boxes])
 
 
 def _annotated_boxes(annotations: BoxAnnotations | None, video: pd.Series, frame: int) -> np.ndarray | None:

@@ -552,7 +552,8 @@ def export(
     table = export_items(data, out, split=split, limit=limit, protected=(runs,),
                          overwrite=overwrite)
     counts = table["track"].value_counts()
-    report.print(plain(f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items in {out}/ "
+    report.print(plain((f"{counts['localization']} localization items" if "localization" in counts else
+                        f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items") + f" in {out}/ "
                        f"(see {out / 'README.txt'})"))
 
 
@@ -777,7 +778,9 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     from musicbench.leaderboard.board import MetricBlock
     from musicbench.leaderboard.text import ci_text, fmt, fmt_mean
 
-    tracks = [("mixtures track", summary)] + ([("duet track (separate_at)", summary["duets"])] if summary.get("duets") else [])
+    protocol = summary.get("protocol")
+    tracks = [(f"protocol {protocol}" if protocol else "mixtures track", summary)]
+    tracks += [("duet track (separate_at)", summary["duets"])] if summary.get("duets") else []
     tracks += [("real-ensembles track (URMP)", summary["urmp"])] if summary.get("urmp") else []
     for title, track in tracks:
         table = Table(title=plain(f"{summary['name']} on {summary['benchmark_version']} ({summary['split']}), {title}: "
@@ -791,7 +794,12 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
         report.print(table)
         for reason, count in track["excluded_reasons"].items():
             report.print(plain(f"{title}: excluded {count}: {reason}"))
-    if not summary.get("duets"):
+    recipe = summary.get("paper_recipe") or {}
+    if recipe:  # a protocol run: its figures by the paper's own recipe, beside musicbench's
+        figures = ", ".join(f"{key} {fmt(value) if isinstance(value, float) else value}" for key, value in recipe.items()
+                            if key not in ("recipe", "n_not_held"))
+        report.print(plain(f"by the paper's recipe ({recipe.get('recipe')}): {figures}"))
+    elif not summary.get("duets"):
         report.print("duet track: n/a (the model has no separate_at, or the benchmark has no duet items with stems)")
     report.print(plain(f"results in {out_dir}/ (items.parquet, summary.json, provenance.json)"))
 

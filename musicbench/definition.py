@@ -325,14 +325,15 @@ def build_items(
 
 
 def built_items(records: list[dict[str, Any]], duet_records: list[dict[str, Any]],
-                not_held: list[dict[str, Any]]) -> BuiltItems:
+                not_held: list[dict[str, Any]], extra_columns: tuple[str, ...] = ()) -> BuiltItems:
     """`BuiltItems` of held mixture and duet rows and `not_held_record` records (their ``clips``
-    give each video's reason, the first one found)."""
+    give each video's reason, the first one found); the mixture rows keep `extra_columns` too (a
+    localization protocol's annotated frames)."""
     video_reasons: dict[str, str] = {}
     for row in not_held:
         for video, why in row.pop("clips"):
             video_reasons.setdefault(video, why)
-    return BuiltItems(pd.DataFrame.from_records(records, columns=list(MIXTURE_COLUMNS)),
+    return BuiltItems(pd.DataFrame.from_records(records, columns=[*MIXTURE_COLUMNS, *extra_columns]),
                       pd.DataFrame.from_records(duet_records, columns=list(DUET_COLUMNS)),
                       pd.DataFrame.from_records(not_held, columns=list(NOT_HELD_COLUMNS)), dict(sorted(video_reasons.items())))
 
@@ -372,17 +373,25 @@ def coverage(slots: pd.DataFrame, duet_slots: pd.DataFrame, built: BuiltItems, t
             "frames": {split: dict(sorted(videos.items())) for split, videos in frames.items()}}
 
 
-def split_coverage(cover: dict[str, Any], split: str) -> dict[str, Any]:
+def split_coverage(cover: dict[str, Any], split: str, lengths: dict[str, tuple[int, int]] | None = None) -> dict[str, Any]:
     """A run's ``coverage`` (provenance.json): per track, the benchmark's items of `split`
     (``items``), those the data root held (``held``), the ids of those it did not (``not_held``) and
     the videos that made them not held (``videos_not_held``: what the board checks a partial run
-    by), with the held tables' fingerprint and the frame archive of each video of the split's held items."""
+    by), with the held tables' fingerprint and the frame archive of each video of the split's held items.
+    Where a video of ``videos_not_held`` is held but too short for some clips, ``videos_short`` gives
+    its length, ``[samples, frames]`` (from `lengths`, the data root's index): the board then takes
+    as not held only the items whose clip of it ends beyond that length."""
     tracks = {}
     for track, splits in cover["tracks"].items():
         counts = splits.get(split, {"items": 0, "held": 0})
         rows = [row for row in cover["not_held"] if row["track"] == track and row["split"] == split]
+        videos = sorted({video for row in rows for video in row["videos"].split()})
         tracks[track] = {"items": counts["items"], "held": counts["held"], "not_held": sorted(row["item_id"] for row in rows),
-                         "videos_not_held": sorted({video for row in rows for video in row["videos"].split()})}
+                         "videos_not_held": videos}
+        short = {video: list(lengths[video]) for video in videos
+                 if cover["videos_not_held"].get(video) == TOO_SHORT and video in (lengths or {})}
+        if short:
+            tracks[track]["videos_short"] = short
     return {"tracks": tracks, "tables_fingerprint": cover["tables_fingerprint"], "frames": cover["frames"].get(split, {})}
 
 

@@ -12,6 +12,9 @@ method can run in its own environment (another machine, a cluster job array, tor
     OUT_DIR/<item>/frames/NNNNNN.jpg        track "duets": the frames of the one duet video
     OUT_DIR/<item>/points.json              track "duets": [[x, y], ...] in frame pixels, one point per player
 
+A localization protocol's items (DSOL's solo test) are listed with track "localization": the
+layout of a mixture item, of whose estimates only the heatmaps are read (and required).
+
 The mixture and the frames are byte for byte what the harness passes (the JPEG files are copied
 from the frame archives, the mixture is the float32 sum the harness builds), so a model run on
 them gives the estimates it would give inside `musicbench evaluate`.
@@ -61,6 +64,8 @@ from musicbench.hidden import register_copy
 from musicbench.run_folder import check_apart, claim_run_folder, refuse_strangers, staged_folder
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
+# items.csv's track of a localization protocol's items (`musicbench.benchmark.DataRoot.localization_only`): localize only
+LOCALIZATION_ITEM = "localization"
 RUNNER_NAME = "run_model.py"
 MAX_ITEMS_CSV_BYTES = 16 << 20  # an export's items.csv: some hundred bytes an item
 DUET_FRAMES_DIR = "frames"
@@ -85,7 +90,7 @@ def source_frames_dir(k: int) -> str:
 
 README_TEXT = """musicbench benchmark items, exported for methods that run outside the harness.
 
-Benchmark version {version}, split {split}: {n_mixtures} mixture items, {n_duets} duet items.
+Benchmark version {version}, split {split}: {n_mixtures} mixture items, {n_duets} duet items{n_localization}.
 
 Each item folder <item>/ holds what the harness would pass to a model:
   mixture.wav            float32 WAV, mono, {sample_rate} Hz ("mixture", shape (n_samples,))
@@ -107,7 +112,8 @@ Expected estimate layout (EST_DIR is any folder you choose):
                                  of the player at point k (duet items); mono WAV or FLAC at exactly
                                  {sample_rate} Hz and exactly n_samples long, float or PCM
   EST_DIR/<item>/heatmap<k>.npy  optional, mixture items: where source k sounds, a float array (h, w)
-                                 over the frame (saved with numpy.save, no pickles)
+                                 over the frame (saved with numpy.save, no pickles); items of track
+                                 "localization" (a localization protocol) need only these, and must have them
 Duet items are scored when EST_DIR has any duet item folder. A missing or malformed file fails
 that item with a reason; the other items are scored. Then, where the benchmark data lives:
   musicbench score EST_DIR --name NAME --split {split}{protocol}
@@ -170,7 +176,8 @@ def export_items(
             for item, (item_id, frame_files) in zip(data.iter_items(split, limit, track), data.iter_frame_files(split, limit, track)):
                 assert item.item_id == item_id, (item.item_id, item_id)
                 _export_item(work_dir / item.item_id, item, frame_files)
-                records.append({"item_id": item.item_id, "track": item.track, "n_sources": int(item.references.shape[0]),
+                records.append({"item_id": item.item_id, "track": LOCALIZATION_ITEM if data.localization_only else item.track,
+                                "n_sources": int(item.references.shape[0]),
                                 "n_samples": int(item.mixture.shape[0]), "n_frames": int(item.frames.shape[1]),
                                 "sample_rate": int(item.sample_rate), "fps": float(fps.loc[item.video_ids[0]]),
                                 "item_key": item.key})
@@ -186,6 +193,7 @@ def export_items(
         counts = table["track"].value_counts()
         atomic_write_text(work_dir / README_NAME, README_TEXT.format(
             version=version, split=split, n_mixtures=int(counts.get("mixtures", 0)), n_duets=int(counts.get("duets", 0)),
+            n_localization=f", {int(counts[LOCALIZATION_ITEM])} localization items (localize only)" if LOCALIZATION_ITEM in counts else "",
             sample_rate=int(table["sample_rate"].iloc[0]) if len(table) else 11025,
             fps=f"{table['fps'].iloc[0]:g}" if len(table) else "8",
             protocol="" if data.protocol is None else f" --protocol {data.protocol}"))
@@ -256,13 +264,17 @@ def _read_heatmap(data: bytes, name: str) -> tuple[np.ndarray | None, str]:
         return None, str(exc)
 
 
-def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
-    """Read and check ``est_dir/<item>/source<k>.wav`` (and any ``heatmap<k>.npy``) for one item."""
+def read_item_estimates(est_dir: Path, item: EvalItem, localization_only: bool = False) -> ItemEstimates:
+    """Read and check ``est_dir/<item>/source<k>.wav`` (and any ``heatmap<k>.npy``) for one item; for
+    a localization protocol's item (`localization_only`) its ``heatmap<k>.npy`` alone, all required."""
     n_sources, n_samples = item.references.shape
     item_dir, files = est_dir / item.item_id, {}
     if item_dir.is_symlink() or not item_dir.is_dir():
         return ItemEstimates(None, None, f"no estimate folder {item.item_id}/" + (" (a symlink)" if item_dir.is_symlink() else ""),
                              files)
+    if localization_only:
+        found = _read_item_heatmaps(item_dir, item, files, list(range(n_sources)))
+        return ItemEstimates(None, found.heatmaps, found.reason, files)
     max_wav = n_samples * 8 + (1 << 16)  # float64 samples and a generous header
     sources = []
     for k in range(n_sources):
@@ -279,6 +291,14 @@ def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
     present = [k for k in range(n_sources) if os.path.lexists(item_dir / heatmap_name(k))]
     if not present:
         return ItemEstimates(estimates, None, "", files)
+    found = _read_item_heatmaps(item_dir, item, files, present)
+    return ItemEstimates(estimates if found.heatmaps is not None else None, found.heatmaps, found.reason, files)
+
+
+def _read_item_heatmaps(item_dir: Path, item: EvalItem, files: dict[str, str], present: list[int]) -> ItemEstimates:
+    """An item folder's ``heatmap<k>.npy``, one per source (`present`: the k whose file exists, or
+    all, to name the first one missing), checked; `files` gets each file's SHA-256."""
+    n_sources = item.references.shape[0]
     if item.track != "mixtures" or len(present) != n_sources:
         return ItemEstimates(None, None, f"{item.item_id}/ has heatmaps {', '.join(heatmap_name(k) for k in present)}: "
                              f"a mixture item needs one per source ({n_sources}), a duet item none", files)
@@ -294,7 +314,7 @@ def read_item_estimates(est_dir: Path, item: EvalItem) -> ItemEstimates:
     if len({m.shape for m in maps}) != 1:
         return ItemEstimates(None, None, f"{item.item_id}/ heatmaps differ in shape: {sorted({m.shape for m in maps})}", files)
     heatmaps, reason = check_heatmaps(np.stack(maps), n_sources, item.frames.shape[2:4])
-    return ItemEstimates(estimates if heatmaps is not None else None, heatmaps, reason, files)
+    return ItemEstimates(None, heatmaps, reason, files)
 
 
 def estimate_folder_hash(files: dict[str, str]) -> str:
@@ -349,17 +369,18 @@ def score_estimates(
             staged_folder(out_dir) as work_dir:
         register_copy(root, out_dir, "run")
         for item in items:
-            found = read_item_estimates(est_dir, item)
+            found = read_item_estimates(est_dir, item, data.localization_only)
             files.update(found.files)
             record = {"item_id": item.item_id, "track": item.track, "seconds": float("nan"), "localized": False}
             if exported_keys.get(item.item_id, item.key) != item.key:
                 records.append({**record, "status": "failed", "reason": "exported from a data root whose item has other "
                                 f"audio (item key {exported_keys[item.item_id][:20]}, here {item.key})"})
                 continue
-            if found.estimates is None:
+            if found.estimates is None and (found.heatmaps is None or not data.localization_only):
                 records.append({**record, "status": "failed", "reason": found.reason})
                 continue
-            _save_npy(work_dir / "estimates" / f"{item.item_id}.npy", found.estimates)
+            if found.estimates is not None:
+                _save_npy(work_dir / "estimates" / f"{item.item_id}.npy", found.estimates)
             if found.heatmaps is not None:
                 _save_npy(work_dir / "heatmaps" / f"{item.item_id}.npy", found.heatmaps)
                 record["localized"] = localized = True

@@ -51,6 +51,7 @@ take the paper's frames (the centre frame and ± 1 s), not the papers' detector 
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 from collections.abc import Callable
@@ -62,6 +63,7 @@ import numpy as np
 import pandas as pd
 
 from musicbench.benchmark import (
+    ANNOTATION_COLUMN,
     DataRoot,
     loudness_contour,
     tables_fingerprint,
@@ -88,8 +90,10 @@ from musicbench.metrics import METRIC_VERSION
 PROTOCOL_FORMAT = "musicbench protocol 1"
 PROTOCOL_SLOT_COLUMNS = ("item_id", "split", "n_sources", "source_index", "video_id", "instrument", "gain",
                          "start_sample", "n_samples")
+LOCALIZATION_TASK = "localization"
 #: What a protocol's items are scored by besides musicbench's own recipe.
-RECIPES = {"sop": "The Sound of Pixels' calc_metrics (truncate to 65280 samples, clip, skip silent, batches of 32)"}
+RECIPES = {"sop": "The Sound of Pixels' calc_metrics (truncate to 65280 samples, clip, skip silent, batches of 32)",
+           "dsol-solo": "DSOL's tools.py (map and boxes at 224 × 224, map > 0.1 × its maximum, cIoU success at 0.5, AUC)"}
 _CSV_ENTRY = re.compile(r"^/(?P<instrument>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{11})\.wav$")
 
 
@@ -97,12 +101,14 @@ _CSV_ENTRY = re.compile(r"^/(?P<instrument>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{11})\.w
 class Clip:
     """One source of a protocol item: a video, its instrument, and the clip's first sample and length
     (samples at the protocol's `Protocol.sample_rate`; the first sample None where the paper places
-    the clip by the video's own length, `Protocol.place`)."""
+    the clip by the video's own length, `Protocol.place`); `annotation`: for a localization
+    protocol, the annotated frame its map is scored against (`annotation_text`)."""
 
     video_id: str
     instrument: str
     start_sample: int | None
     n_samples: int
+    annotation: str = ""
 
 
 @dataclass(frozen=True)
@@ -122,6 +128,7 @@ class Protocol:
     items: Callable[[Path, dict[str, tuple[str, str]], Path | None], list[list[Clip]]]
     videos: Callable[[Path], dict[str, tuple[str, float]]] | None
     place: Callable[[int, int], int] | None = None  # (video samples, sample rate) → first sample, for clips placed by length
+    task: str = "separation"  # or "localization": only `localize` is called and scored (`LOCALIZATION_TASK`)
 
 
 MAX_PROTOCOL_FILE_BYTES = 4 << 20  # the published files are tens of kB
@@ -267,6 +274,82 @@ def sop_val_items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Pat
     return found
 
 
+_DSOL = "dsol_DTaoo"
+_DSOL_LIST_ROW = re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})_\d+_\d+\.flac\s+(?P=id)_\d+_\d+\.mp4$")
+DSOL_SOLO_FILES = (f"{_DSOL}/solo_testing.txt", f"{_DSOL}/solotest.json")
+
+
+def _dsol_test_videos(path: Path, labels: dict[str, tuple[str, str]], kind: str) -> list[tuple[str, str]]:
+    """(video id, instrument) of each row of a DSOL test list (``<id>_<a>_<b>.flac <id>_<a>_<b>.mp4``),
+    in its order, checked against the official MUSIC lists (`labels`) to be a `kind` video."""
+    found = []
+    for number, row in _rows(path):
+        match = _DSOL_LIST_ROW.match(",".join(row).strip())
+        if match is None:
+            raise MusicbenchError(f"{path}:{number}: expected '<id>_<a>_<b>.flac <id>_<a>_<b>.mp4'; "
+                                  "restore the file from the repository (manifests/published)")
+        listed, instruments = labels.get(match["id"], ("", ""))
+        if listed != kind:
+            known = f"listed as {listed} {instruments!r}" if listed else "in no official MUSIC list"
+            raise MusicbenchError(f"{path}:{number}: video {match['id']} is {known}, not a {kind} video (manifests/published/"
+                                  "MUSIC*_videos.json); use the repository's copy of the file")
+        found.append((match["id"], instruments))
+    return found
+
+
+def _dsol_annotations(path: Path) -> Any:
+    """The `musicbench.annotations.BoxAnnotations` of a DSOL box file of at most `MAX_PROTOCOL_FILE_BYTES`."""
+    from musicbench.annotations import load_dsol_boxes
+
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise MusicbenchError(f"cannot read protocol file {str(path)!r}: {exc.strerror}; "
+                              "restore it from the repository (manifests/published)") from None
+    if size > MAX_PROTOCOL_FILE_BYTES:
+        raise MusicbenchError(f"cannot read protocol file {str(path)!r}: larger than {MAX_PROTOCOL_FILE_BYTES >> 20} MiB; "
+                              "restore it from the repository (manifests/published)")
+    return load_dsol_boxes(path)
+
+
+def annotation_text(frame: Any) -> str:
+    """The ``annotation`` cell of an annotated frame (`musicbench.annotations.AnnotatedFrame`): JSON
+    ``{"frame": DSOL's file name, "width", "height": its size in pixels, "boxes": [[x, y, w, h], ...]}``."""
+    return json.dumps({"frame": frame.key, "width": frame.width, "height": frame.height,
+                       "boxes": [[float(v) for v in box] for box in frame.boxes]}, sort_keys=True)
+
+
+def dsol_solo_items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
+    """DSOL's solo localization test (``music-exp/data/MUSIC_dataset.py``, test mode; ``tools.py``):
+    for each video of ``solo_testing.txt`` in its order, one item per second ``s`` that has an
+    annotated frame with a box in ``solotest.json``: the audio of ``[s, s + 1)`` s and the map scored
+    against one annotated frame of that second. DSOL draws that frame at random (unseeded) among the
+    second's 4; musicbench takes the middle one of those with a box (frame 14 of 0, 7, 14 and 21)."""
+    annotations = _dsol_annotations(lists_dir / DSOL_SOLO_FILES[1])
+    rate = PROTOCOLS["dsol-solo"].sample_rate
+    found = []
+    for video_id, instrument in _dsol_test_videos(lists_dir / DSOL_SOLO_FILES[0], labels, "solo"):
+        by_second: dict[int, list[Any]] = {}
+        for frame in annotations.frames.get(video_id, []):
+            if len(frame.boxes):
+                by_second.setdefault(int(frame.time), []).append(frame)
+        for second, frames in sorted(by_second.items()):
+            frames.sort(key=lambda frame: frame.frame)
+            found.append([Clip(video_id, instrument, second * rate, rate, annotation_text(frames[len(frames) // 2]))])
+    return found
+
+
+def dsol_solo_videos(lists_dir: Path) -> dict[str, tuple[str, float]]:
+    """Each video of DSOL's solo test with its instrument and its annotated length in seconds (the
+    last annotated second's end)."""
+    clips = [clip for item in dsol_solo_items(lists_dir, official_labels(lists_dir)) for clip in item]
+    lengths: dict[str, tuple[str, float]] = {}
+    for clip in clips:
+        end = (clip.start_sample + clip.n_samples) / PROTOCOLS["dsol-solo"].sample_rate
+        lengths[clip.video_id] = (clip.instrument, max(end, lengths.get(clip.video_id, ("", 0.0))[1]))
+    return lengths
+
+
 _IQUERY_SOURCE = ("JiabenChen/iQuery @ 315fba343ec240b63f8632f0347940efda5b4c51: code/dataset/music.py (test split), "
                   "code/dataset/base.py (_load_audio, _mix_n_and_stft), code/main_music.py (calc_metrics, evaluate), "
                   "code/scripts/evaluate.sh")
@@ -275,6 +358,8 @@ _CCOL_SOURCE = ("YapengTian/CCOL-CVPR21 @ 0f9cf3b73995c00f3c6c5d7a5b7d6d9942f348
                 "code/scripts/eval_ccol.sh")
 _SOP_SOURCE = ("hangzhaomit/Sound-of-Pixels @ 45350346: dataset/music.py and dataset/base.py (split val), "
                "main.py (calc_metrics, evaluate), scripts/eval_MUSIC.sh")
+_DSOL_SOURCE = ("DTaoo/Discriminative-Sounding-Objects-Localization @ 7f40207: music-exp/data/MUSIC_dataset.py (test mode), "
+                "music-exp/data/cut_audios.py, cut_videos.py (1-s segments, 4 frames a second), music-exp/tools.py (cal_ciou)")
 _IQUERY, _CCOL = "splits_iquery_JiabenChen", "splits_ccol_YapengTian"
 PROTOCOLS: dict[str, Protocol] = {
     "iquery-music": Protocol(
@@ -292,6 +377,9 @@ PROTOCOLS: dict[str, Protocol] = {
     "sop-val": Protocol(
         "sop-val", "The Sound of Pixels (Zhao et al., ECCV 2018): its val recipe on this benchmark's test solo videos",
         _SOP_SOURCE, (), "sop", 11025, sop_val_items, None, sop_clip_start),
+    "dsol-solo": Protocol(
+        "dsol-solo", "DSOL (Hu et al., NeurIPS 2020): solo sound localization on the annotated frames of 27 test videos",
+        _DSOL_SOURCE, DSOL_SOLO_FILES, "dsol-solo", 11025, dsol_solo_items, dsol_solo_videos, task=LOCALIZATION_TASK),
 }
 
 
@@ -328,8 +416,14 @@ def protocol_slots(protocol: Protocol, lists_dir: str | os.PathLike, root: str |
             records.append({"item_id": f"{protocol.name}-{number:05d}", "split": "test", "n_sources": len(clips),
                             "source_index": source_index, "video_id": clip.video_id, "instrument": clip.instrument,
                             "gain": 1.0 / len(clips), "n_samples": clip.n_samples,
-                            "start_sample": -1 if clip.start_sample is None else clip.start_sample})
-    return pd.DataFrame.from_records(records, columns=list(PROTOCOL_SLOT_COLUMNS))
+                            "start_sample": -1 if clip.start_sample is None else clip.start_sample,
+                            ANNOTATION_COLUMN: clip.annotation})
+    return pd.DataFrame.from_records(records, columns=list(slot_columns(protocol)))
+
+
+def slot_columns(protocol: Protocol) -> tuple[str, ...]:
+    """The columns of `protocol`'s item table: a localization protocol's carry each source's annotated frame."""
+    return PROTOCOL_SLOT_COLUMNS + ((ANNOTATION_COLUMN,) if protocol.task == LOCALIZATION_TASK else ())
 
 
 def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | None = None) -> list[Any]:
@@ -347,10 +441,16 @@ def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | N
     lists_dir = Path(lists_dir)
     lengths = protocol.videos(lists_dir)
     wanted: dict[str, str] = {}
+    needed: dict[str, float] = {}  # a localization protocol's clips lie at fixed times: render up to its last one (+1 s)
     for clips in protocol.items(lists_dir, official_labels(lists_dir))[:items]:
         wanted.update({clip.video_id: clip.instrument for clip in clips})
-    return [VideoSpec(video_id, "solo", (instrument,), lengths[video_id][1]) for video_id, instrument in sorted(wanted.items())
-            if instrument in SYNTH_INSTRUMENTS]
+        for clip in clips:
+            end = ((clip.start_sample or 0) + clip.n_samples) / protocol.sample_rate + 1.0
+            needed[clip.video_id] = max(needed.get(clip.video_id, 0.0), end)
+    if protocol.task != LOCALIZATION_TASK:
+        needed = {}
+    return [VideoSpec(video_id, "solo", (instrument,), min(lengths[video_id][1], needed.get(video_id, float("inf"))))
+            for video_id, instrument in sorted(wanted.items()) if instrument in SYNTH_INSTRUMENTS]
 
 
 def generate_protocol_videos(params: dict[str, Any], root: str | os.PathLike, name: str, lists_dir: str | os.PathLike,
@@ -393,8 +493,9 @@ def protocol_recipe(protocol: Protocol, audio: AudioConfig, frame_size: int, cro
 
 
 def protocol_identity(slots: pd.DataFrame, recipe: dict[str, Any]) -> str:
-    """``mb-`` + 16 hex digits of the SHA-256 over the item table and the recipe (`identity_of`)."""
-    return identity_of([(slots, PROTOCOL_SLOT_COLUMNS)], recipe)
+    """``mb-`` + 16 hex digits of the SHA-256 over the item table (with its annotated frames, where it
+    has them) and the recipe (`identity_of`)."""
+    return identity_of([(slots, PROTOCOL_SLOT_COLUMNS + ((ANNOTATION_COLUMN,) if ANNOTATION_COLUMN in slots else ()))], recipe)
 
 
 def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | os.PathLike,
@@ -402,10 +503,12 @@ def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | o
     """The protocol items the data root at `root` holds (its processed-video `index`): an item is
     held when every video is processed and holds its clip, audio and frames (the frame of the
     clip's start, ``round(start / sample_rate * fps)``, and ``floor(n_samples / sample_rate * fps)``
-    frames). A slot's start -1 is placed by the video's length (`place`)."""
+    frames). A slot's start -1 is placed by the video's length (`place`). A localization protocol's
+    held items keep each source's annotated frame (`ANNOTATION_COLUMN`)."""
     root = Path(root)
     pcm, decoded = pcm_hashes(root), decoded_audio(root)
     videos = index.set_index("video_id", drop=False)
+    annotated = ANNOTATION_COLUMN in slots
     records, not_held = [], []
     for item_id, item in slots.groupby("item_id", sort=True):
         held, reasons = [], []
@@ -429,7 +532,8 @@ def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | o
                          "gain": float(slot.gain), "audio_path": video["audio_path"], "audio_sha256": video["audio_sha256"],
                          "audio_pcm_sha256": pcm(video["audio_path"]),
                          "clip_loudness_db": loudness_contour(samples[start:start + length]),
-                         "frames_path": video["frames_path"], "frames_sha256": video["frames_sha256"]})
+                         "frames_path": video["frames_path"], "frames_sha256": video["frames_sha256"],
+                         **({ANNOTATION_COLUMN: slot.annotation} if annotated else {})})
         clips = [(row["video_id"], row["start_sample"]) for row in held]
         if not reasons and len(set(clips)) < len(clips):  # The Sound of Pixels may pair a video with itself
             reasons = [(video, SAME_CLIP) for video, _ in clips]
@@ -437,7 +541,7 @@ def build_protocol_items(slots: pd.DataFrame, index: pd.DataFrame, root: str | o
             not_held.append(not_held_record(item_id, "mixtures", item["split"].iloc[0], reasons, list(item["video_id"])))
         else:
             records += held
-    return built_items(records, [], not_held)
+    return built_items(records, [], not_held, (ANNOTATION_COLUMN,) if annotated else ())
 
 
 def protocol_document(protocol: Protocol, identity: str, recipe: dict[str, Any], built: BuiltItems,
@@ -450,7 +554,7 @@ def protocol_document(protocol: Protocol, identity: str, recipe: dict[str, Any],
     return {
         "benchmark_version": identity, "recipe": recipe, "coverage": cover, "definition": None,
         "protocol": {"name": protocol.name, "paper": protocol.paper, "source": protocol.source, "files": files,
-                     "recipe": protocol.recipe, "recipe_text": RECIPES[protocol.recipe]},
+                     "recipe": protocol.recipe, "recipe_text": RECIPES[protocol.recipe], "task": protocol.task},
         "frames_fingerprint": frames_fingerprint(mixtures, built.duets), "sample_rate": protocol.sample_rate,
         "items": {"val": 0, "test": int(mixtures["item_id"].nunique())}, "duet_items": {"val": 0, "test": 0},
         "videos": int(mixtures["video_id"].nunique()),

@@ -12,7 +12,8 @@ id); under ``torchrun`` the shard defaults to ``RANK/WORLD_SIZE``. An item whose
 is skipped, so a preempted job can be rerun; each item's folder is written under a temporary name and
 renamed when complete. A failing item is reported on stderr and the rest go on (scoring records it as
 failed); the exit status is 1 when any item failed, so job arrays see it. Without Pillow it stops at
-once with one line; duet items are left out, with one note, for a model without ``separate_at``.
+once with one line; duet items are left out, with one note, for a model without ``separate_at``. Items of
+track "localization" (a localization protocol) call ``localize`` alone and write only ``heatmap<k>.npy``.
 Then, where the benchmark lives: ``musicbench score EST_DIR --name NAME``.
 """
 
@@ -96,6 +97,9 @@ def run_item(model: Any, item: dict[str, str], items_dir: Path, labels: dict[str
     if item["track"] == "duets":
         points = [tuple(point) for point in json.loads((item_dir / "points.json").read_text())]
         estimates, heatmaps = model.separate_at(mixture=mixture, frames=read_frames(item_dir / "frames"), points=points), None
+    elif item["track"] == "localization":  # a localization protocol's item: only the maps are scored
+        frames = np.stack([read_frames(item_dir / f"source{k}") for k in range(int(item["n_sources"]))])
+        estimates, heatmaps = [], model.localize(mixture=mixture, frames=frames, sample_rate=rate)
     else:
         frames = np.stack([read_frames(item_dir / f"source{k}") for k in range(int(item["n_sources"]))])
         kwargs: dict[str, Any] = {"mixture": mixture, "frames": frames, "sample_rate": rate}
@@ -167,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: the model has no separate_at: its {len(duets)} duet items are left out (the duet track is not scored)",
               file=sys.stderr)
         items = [item for item in items if item["track"] != "duets"]
+    if any(item["track"] == "localization" for item in items) and not callable(getattr(model, "localize", None)):
+        raise SystemExit("error: these items score localization alone (a localization protocol) and the model has no "
+                         "localize(mixture, frames, sample_rate); add one that returns heatmaps (n_sources, h, w)")
     failed = 0
     for item in items:
         if (args.estimates / item["item_id"]).exists():

@@ -90,13 +90,14 @@ def run_inference(
             if info.get("undeclared_options"):
                 note(f"option(s) {', '.join(info['undeclared_options'])} are not parameters of load_model, which takes "
                      "**kwargs and so got them unchecked: check their spelling, or declare them as keyword parameters")
+        localization_only = _check_localization_task(DataRoot(root), info, oracle, model_path)
         items = DataRoot(root).read_verified_items(split, limit, run_tracks(DataRoot(root), info["has_separate_at"]))
         if keep_items is not None:  # the caller scores from them: each item is read and decoded once per run
             keep_items.extend(items)
         what = oracle or (Path(model_path).name if model_path is not None else type(model).__name__)
         with progress_bar(f"inference ({what}, {split})", total=len(items)) as advance:
             for item in items:
-                records.append(_infer_item(item, runner, info, oracle, out_dir))
+                records.append(_infer_item(item, runner, info, oracle, out_dir, localization_only))
                 advance()
     finally:
         if runner is not None:
@@ -113,6 +114,20 @@ def run_tracks(data: DataRoot, has_separate_at: bool) -> tuple[str, ...]:
     return ("mixtures", *(("duets",) if has_separate_at else ()), *((URMP_TRACK,) if data.has_urmp_track() else ()))
 
 
+def _check_localization_task(data: DataRoot, info: dict[str, Any], oracle: str | None, model_path: Any) -> bool:
+    """Whether the items score localization alone (`DataRoot.localization_only`); then a model
+    without ``localize``, or an oracle that only separates, is a MusicbenchError."""
+    if not data.localization_only:
+        return False
+    if oracle is not None and oracle != "mixture":
+        raise MusicbenchError(f"protocol {data.protocol} scores localization alone; oracle {oracle} only separates: "
+                              "use --oracle mixture (the centre prior, the localization floor)")
+    if oracle is None and not info.get("has_localize"):
+        raise MusicbenchError(f"protocol {data.protocol} scores localization alone, and model {model_path} has no "
+                              "localize(mixture, frames, sample_rate) method; add one that returns heatmaps (1, h, w)")
+    return True
+
+
 def player_crops(frames: np.ndarray, n_players: int) -> np.ndarray:
     """One crop per player of side-by-side ensemble frames ``(n_frames, H, W, 3)``: player k's strip
     (`musicbench.benchmark.side_by_side_strips`), every crop ``W // N`` pixels wide from the strip's
@@ -121,9 +136,12 @@ def player_crops(frames: np.ndarray, n_players: int) -> np.ndarray:
     return np.stack([frames[:, :, x0:x0 + width] for x0, _ in side_by_side_strips(frames.shape[2], n_players)])
 
 
-def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path) -> dict[str, Any]:
+def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None, out_dir: Path,
+                localization_only: bool = False) -> dict[str, Any]:
     n_sources, n_samples = item.references.shape
     record = {"item_id": item.item_id, "track": item.track, "localized": False}
+    if localization_only:
+        return {**record, **_localize_item(item, runner, oracle, out_dir)}
     if oracle:  # computed to check and time it, never written: scoring computes it again from the data root
         start = time.perf_counter()
         estimates, heatmaps = oracle_outputs(item, oracle)
@@ -156,6 +174,22 @@ def _infer_item(item: EvalItem, runner, info: dict[str, Any], oracle: str | None
         _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
         record["localized"] = True
     return {**record, "status": "ok", "reason": "", "seconds": seconds}
+
+
+def _localize_item(item: EvalItem, runner, oracle: str | None, out_dir: Path) -> dict[str, Any]:
+    """An item of a localization protocol: only ``localize`` is called (an oracle's maps, the
+    centre prior, are computed to time them and never written); heatmaps are written, no estimates."""
+    start = time.perf_counter()
+    if oracle:
+        oracle_outputs(item, oracle)
+        return {"status": "ok", "reason": "", "seconds": time.perf_counter() - start, "localized": True}
+    result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
+    heatmaps, reason = check_heatmaps(result.value, item.references.shape[0], item.frames.shape[2:4]) if result.ok \
+        else (None, result.reason)
+    if heatmaps is None:
+        return {"status": "failed", "reason": f"localize: {reason}", "seconds": result.seconds, "localized": False}
+    _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
+    return {"status": "ok", "reason": "", "seconds": result.seconds, "localized": True}
 
 
 class InProcessRunner:

@@ -25,6 +25,16 @@ def _git_revision() -> str:
         return "unknown"
 
 
+def _video_lengths(data: DataRoot, cover: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """(samples, frames) of each processed video the coverage names as not held (a video too short
+    for some clips is held for the others: `musicbench.definition.split_coverage` says how long)."""
+    if not cover.get("videos_not_held"):
+        return {}
+    index = data.read_index()
+    index = index[index["video_id"].isin(list(cover["videos_not_held"]))]
+    return {str(row.video_id): (int(row.n_samples), int(row.n_frames)) for row in index.itertuples(index=False)}
+
+
 def provenance(
     root: str | os.PathLike, model_path: str | os.PathLike | None, *, name: str, split: str, seed: int, device: str,
     options: dict[str, Any], info: dict[str, Any], wall_seconds: float, oracle: str | None = None,
@@ -42,7 +52,8 @@ def provenance(
     return {
         "name": name, "benchmark_version": str(definition["benchmark_version"]), "protocol": data.protocol,
         "frames_fingerprint": str(fingerprint) if fingerprint else None,
-        "coverage": split_coverage(definition["coverage"], split), "metric_version": METRIC_VERSION, "split": split,
+        "coverage": split_coverage(definition["coverage"], split, _video_lengths(data, definition["coverage"])),
+        "metric_version": METRIC_VERSION, "split": split,
         "git_revision": _git_revision(), "package_versions": versions, "python": platform.python_version(),
         "seed": seed, "device": device, "options": options, "oracle": oracle,
         "model_file": None if model_path is None else os.fspath(model_path),

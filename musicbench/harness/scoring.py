@@ -94,7 +94,7 @@ def metric_code_hash() -> str:
     digest = hashlib.sha256()
     for path in [*sorted(Path(metrics_package.__file__).resolve().parent.glob("*.py")), Path(outputs.__file__)]:
         digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
-    for function in (_run_outputs, score_item):
+    for function in (_run_outputs, _run_heatmaps, score_item, localization_scores, item_boxes):
         digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()
 
@@ -158,35 +158,64 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
         "sdr_mix": scores_keeping_plus_inf(floor_sdr), "nsdr": scores_keeping_plus_inf(sdr - floor_sdr),
         "si_sdr": scores_keeping_plus_inf(si_sdr(item.references, estimates)),
         "si_sdri": scores_keeping_plus_inf(si_sdr_improvement(item.references, estimates, item.mixture)),
-        **{name: [None] * len(sdr) for name in ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)},
     }
-    if heatmaps is not None:
-        height, width = item.frames.shape[2:4]
-        for k, box in enumerate(item.boxes):
-            boxes = None if box is None else np.atleast_2d(box)
-            boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
-            if boxes is not None and len(boxes):
-                mask = boxes_to_mask(boxes, height, width)
-                scores["ciou"][k] = float(ciou(heatmaps[k], mask))
-                scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
-                scores["ciou_t05"][k] = float(ciou(heatmaps[k], mask, threshold=0.5))
-                scores["dsol_ciou"][k] = float(dsol_ciou(heatmaps[k], mask))
+    return {**scores, **localization_scores(item, heatmaps)}
+
+
+def localization_scores(item: EvalItem, heatmaps: np.ndarray | None) -> dict[str, list]:
+    """The localization scores of one item, lists over sources: cIoU, pointing and the
+    `LOCALIZATION_VARIANTS` of each source's map against its boxes (None without a map or a box)."""
+    scores: dict[str, list] = {name: [None] * len(item.video_ids) for name in ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)}
+    if heatmaps is None:
+        return scores
+    height, width = item.frames.shape[2:4]
+    for k, boxes in enumerate(item_boxes(item)):
+        if boxes is not None:
+            mask = boxes_to_mask(boxes, height, width)
+            scores["ciou"][k] = float(ciou(heatmaps[k], mask))
+            scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
+            scores["ciou_t05"][k] = float(ciou(heatmaps[k], mask, threshold=0.5))
+            scores["dsol_ciou"][k] = float(dsol_ciou(heatmaps[k], mask))
     return scores
 
 
+def item_boxes(item: EvalItem) -> list[np.ndarray | None]:
+    """Per source of `item`, its boxes ``(k, 4)`` in frame pixels that have an area, or None (no box)."""
+    found = []
+    for box in item.boxes:
+        boxes = None if box is None else np.atleast_2d(box)
+        boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+        found.append(boxes if boxes is not None and len(boxes) else None)
+    return found
+
+
 def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str,
-                localizes: bool = False, oracle: str | None = None) -> list[dict[str, Any]]:
+                localizes: bool = False, oracle: str | None = None, localization_only: bool = False) -> list[dict[str, Any]]:
     """The items.parquet rows (one per source) of one item; uses and fills the score cache. In a run
     that `localizes`, a mixture item without heatmaps is excluded like one without estimates. An
-    `oracle` run's outputs are computed from the item (`oracle_outputs`), not read."""
+    `oracle` run's outputs are computed from the item (`oracle_outputs`), not read. With
+    `localization_only` (a localization protocol) only the maps are read and scored."""
     base = {"item_id": item.item_id, "track": item.track, "split": item.split, "item_key": item.key}
     estimates_path = out_dir / "estimates" / f"{item.item_id}.npy"
     heatmaps_path = out_dir / "heatmaps" / f"{item.item_id}.npy"
     if status is None or status["status"] != "ok":
         scores, state = {}, "excluded"
         reason = "no inference record" if status is None else status["reason"]
-    elif oracle is None and localizes and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
+    elif oracle is None and (localizes or localization_only) and item.track == "mixtures" and not os.path.lexists(heatmaps_path):
         scores, state, reason = {}, "excluded", "localize: no heatmaps for this item (a run that localizes must localize every item)"
+    elif localization_only:
+        try:
+            if oracle is not None:
+                key_parts, maps = (f"oracle:{oracle}", oracle_code_hash()), lambda: oracle_outputs(item, oracle)[1]
+            else:
+                digest, heatmaps = _run_heatmaps(item, heatmaps_path)
+                key_parts, maps = ("localization", digest), lambda: heatmaps
+            key = _cache_key("scores", version, item.item_id, item_content_hash(item), METRIC_VERSION, metric_code_hash(), *key_parts)
+            scores, state, reason = cache.get(key, lambda: localization_scores(item, maps())), "ok", ""
+        except UntrustedFileError as exc:
+            scores, state, reason = {}, "excluded", str(exc)
+        except MetricInputError as exc:
+            scores, state, reason = {}, "excluded", f"metric undefined: {exc}"
     else:
         code, content = metric_code_hash(), item_content_hash(item)
         floor = cache.get(_cache_key("floor", version, item.item_id, content, METRIC_VERSION, code),
@@ -226,16 +255,23 @@ def _run_outputs(item: EvalItem, estimates_path: Path, heatmaps_path: Path
     estimates, reason = check_estimates(read_npy(data, max_bytes=len(data), kinds="f", ndim=2, name=name), n_sources, n_samples)
     if estimates is None:
         raise NpyError(f"{name}: {reason}")
-    hashes = (hashlib.sha256(data).hexdigest(), "-")
     if not os.path.lexists(heatmaps_path):
-        return hashes, (estimates, None)
+        return (hashlib.sha256(data).hexdigest(), "-"), (estimates, None)
+    digest, heatmaps = _run_heatmaps(item, heatmaps_path)
+    return (hashlib.sha256(data).hexdigest(), digest), (estimates, heatmaps)
+
+
+def _run_heatmaps(item: EvalItem, heatmaps_path: Path) -> tuple[str, np.ndarray]:
+    """A run folder's heatmaps of `item` ``(n_sources, h, w)``, read once and checked as
+    `_run_outputs` reads them, with the file's SHA-256; UntrustedFileError says why not."""
     name = f"heatmaps/{item.item_id}.npy"
+    n_sources = item.references.shape[0]
     data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=name)
     heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3, name=name), n_sources,
                                       item.frames.shape[2:4])
     if heatmaps is None:
         raise NpyError(f"{name}: {reason}")
-    return (hashes[0], hashlib.sha256(data).hexdigest()), (estimates, heatmaps)
+    return hashlib.sha256(data).hexdigest(), heatmaps
 
 
 def _run_localizes(out_dir: Path) -> bool:
@@ -310,7 +346,7 @@ def score_items(
     urmp_version = f"{version}+{data.urmp_version()}" if URMP_TRACK in tracks else version
     localizes = _run_localizes(out_dir)
     tasks = [(item, status.get(item.item_id), out_dir, cache, urmp_version if item.track == URMP_TRACK else version,
-              localizes, oracle) for item in items]
+              localizes, oracle, data.localization_only) for item in items]
     records = []
     with progress_bar(f"scoring ({split})", total=len(items), show=show_progress) as advance:
         if jobs <= 1:
@@ -369,6 +405,20 @@ def run_item_estimates(out_dir: str | os.PathLike, item: EvalItem, ok: bool, ora
         return None
 
 
+def run_item_heatmaps(out_dir: str | os.PathLike, item: EvalItem, ok: bool, oracle: str | None = None) -> np.ndarray | None:
+    """The heatmaps ``(n_sources, h, w)`` a run folder holds for `item`, read and checked as scoring
+    reads them (an oracle's computed again); None where inference did not end `ok` or the file is
+    missing or unfit."""
+    if not ok:
+        return None
+    if oracle is not None:
+        return oracle_outputs(item, oracle)[1]
+    try:
+        return _run_heatmaps(item, Path(out_dir) / "heatmaps" / f"{item.item_id}.npy")[1]
+    except (ValueError, OSError):  # UntrustedFileError is a ValueError
+        return None
+
+
 def ok_items(out_dir: str | os.PathLike) -> set[str]:
     """The ids of the items whose inference ended "ok" in a run folder's inference.parquet (untrusted)."""
     inference = read_untrusted_parquet(Path(out_dir) / "inference.parquet", INFERENCE_COLUMNS, max_bytes=256 << 20,
@@ -379,17 +429,26 @@ def ok_items(out_dir: str | os.PathLike) -> set[str]:
 def paper_recipe_scores(out_dir: str | os.PathLike, items: Sequence[EvalItem], recipe: str,
                         oracle: str | None = None) -> dict[str, Any]:
     """A protocol run's figures by its paper's own recipe (`musicbench.metrics.recipes`; ``"sop"``:
-    The Sound of Pixels' ``calc_metrics``) over `items` (every item of the protocol the data root
-    holds, mixtures track, in the paper's order: item order), from the run's estimates: an item the
-    run did not complete counts as the paper's code counts a failed one (silent, so skipped:
-    ``n_valid`` of ``n_items``); a figure that is not finite (the mixture's SAR) is None."""
-    from musicbench.metrics.recipes import sop_figures, sop_item_scores
+    The Sound of Pixels' ``calc_metrics``; ``"dsol-solo"``: DSOL's ``cal_ciou``) over `items` (every
+    item of the protocol the data root holds, mixtures track, in the paper's order: item order), from
+    the run's estimates (heatmaps for ``"dsol-solo"``): an item the run did not complete counts as
+    the paper's code counts a failed one (silent, so skipped: ``n_valid`` of ``n_items``; a map's
+    cIoU 0); a figure that is not finite (the mixture's SAR) is None."""
+    from musicbench.metrics.recipes import dsol_solo_ciou, dsol_solo_figures, sop_figures, sop_item_scores
 
-    if recipe != "sop":
+    if recipe not in ("sop", "dsol-solo"):
         raise MusicbenchError(f"unknown scoring recipe {recipe!r}")
     done = ok_items(out_dir)
-    scored = [sop_item_scores(item.references, run_item_estimates(out_dir, item, item.item_id in done, oracle), item.mixture)
-              for item in sorted((item for item in items if item.track == "mixtures"), key=lambda item: item.item_id)]
-    figures = sop_figures(scored)
+    ordered = sorted((item for item in items if item.track == "mixtures"), key=lambda item: item.item_id)
+    if recipe == "dsol-solo":  # an item whose frame lost its box to the crop is left out, as DSOL leaves out a frame without one
+        cious = []
+        for item in ordered:
+            boxes, maps = item_boxes(item)[0], run_item_heatmaps(out_dir, item, item.item_id in done, oracle)
+            if boxes is not None:
+                cious.append(0.0 if maps is None else dsol_solo_ciou(maps[0], boxes, item.frames.shape[2:4]))
+        figures = dsol_solo_figures(cious)
+    else:
+        figures = sop_figures([sop_item_scores(item.references, run_item_estimates(out_dir, item, item.item_id in done, oracle),
+                                               item.mixture) for item in ordered])
     return {**{key: finite_or_none(value) if isinstance(value, float) else value for key, value in figures.items()},
             "recipe": recipe}

@@ -61,8 +61,13 @@ DUET_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "Duet NSDR (dB)"), ("si_sd
 URMP_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "NSDR (dB)"), ("sdr", "SDR (dB)"), ("sir", "SIR (dB)"),
                                              ("sar", "SAR (dB)"), ("si_sdri", "SI-SDRi (dB)"))
 # A protocol table's figures by the paper's own recipe (`musicbench.metrics.recipes`), never ranked.
-PAPER_RECIPE_FIGURES: tuple[tuple[str, str], ...] = (("sdr", "SDR (dB)"), ("sdr_mix", "Mixture SDR (dB)"),
-                                                     ("nsdr", "NSDR (dB)"), ("sir", "SIR (dB)"), ("sar", "SAR (dB)"))
+PAPER_RECIPE_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
+    "sop": (("sdr", "SDR (dB)"), ("sdr_mix", "Mixture SDR (dB)"), ("nsdr", "NSDR (dB)"), ("sir", "SIR (dB)"), ("sar", "SAR (dB)")),
+    "dsol-solo": (("ciou_mean", "cIoU mean"), ("success@0.5", "cIoU success@0.5"), ("auc", "cIoU AUC")),
+}
+# How each recipe counts an item a run lacks (as the paper's code counts a failed one).
+PAPER_RECIPE_FAILED = {"sop": "an item a run lacks counts as failed, so skipped: Items kept",
+                       "dsol-solo": "an item a run lacks counts cIoU 0"}
 # summary.json ``localization``: the named variants pooled over sources (key, column title, flat key).
 LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("ciou_success@0.5", "cIoU success@0.5", "ciou_success_0_5"), ("auc_success", "cIoU AUC", "ciou_auc"),
@@ -96,11 +101,13 @@ class MetricBlock:
 class Comparison(PairedTest):
     """A row against its table's baseline (leaderboard.json ``test``): the `PairedTest` fields, the
     baseline's name (`against`), the Holm-adjusted p and the verdict ("baseline", "better", "worse",
-    "no significant difference" or "not tested")."""
+    "no significant difference" or "not tested"); `unit` that of the differences ("dB" for NSDR, ""
+    for a localization table's cIoU; left out of the JSON when "dB")."""
 
     against: str
     verdict: str
     p_holm: float | None = None
+    unit: str = "dB"
 
 
 @dataclass
@@ -176,6 +183,8 @@ class Row:
     per_instrument: dict[str, dict[str, float]] = field(default_factory=dict)
     per_instrument_nsdr_ci95: dict[str, list[float | None]] = field(default_factory=dict)
     per_item_nsdr: dict[str, float] = field(default_factory=dict)
+    per_item_ciou: dict[str, float] = field(default_factory=dict)  # the rank's per-item scores in a localization table
+    rank_metric: str = "nsdr"  # "ciou" in a localization protocol's table (left out of the JSON otherwise)
     item_videos: dict[str, list[str]] = field(default_factory=dict)
     item_keys: dict[str, str] = field(default_factory=dict)
     coverage: dict[str, int] | None = None
@@ -192,10 +201,16 @@ class Row:
     paper_recipe: dict[str, Any] | None = None  # a protocol run: the paper's recipe, recomputed (left out of the JSON otherwise)
 
     @property
-    def nsdr_mean(self) -> float | None:
-        """The headline: mean NSDR over all items (−inf when an item failed), None when not scored."""
-        block = self.metrics.get("nsdr")
+    def headline_mean(self) -> float | None:
+        """The headline: the mean of `rank_metric` over all items (NSDR: −inf when an item failed;
+        cIoU: a failed item counts 0), None when not scored."""
+        block = self.metrics.get(self.rank_metric)
         return None if block is None or np.isnan(block.headline) else block.headline
+
+    @property
+    def per_item_headline(self) -> dict[str, float]:
+        """item_id → the `rank_metric` score of each item it scored (what the tests pair)."""
+        return self.per_item_nsdr if self.rank_metric == "nsdr" else self.per_item_ciou
 
 
 @dataclass
@@ -224,6 +239,11 @@ class Table:
     protocol: dict[str, str] | None = None  # a paper's test set (`musicbench.protocols`): name, paper, recipe, checked
 
 
+def is_localization_table(table: Table) -> bool:
+    """Whether `table` ranks a localization protocol's runs (by cIoU: `Row.rank_metric`)."""
+    return table.protocol is not None and table.protocol.get("task") == "localization"
+
+
 @dataclass
 class Board:
     """The whole leaderboard: the current benchmark version's tables first."""
@@ -246,6 +266,10 @@ class Board:
             if table.get("protocol") is None:
                 table.pop("protocol", None)
             for row in table["rows"]:
+                if row.get("rank_metric") == "nsdr":
+                    del row["rank_metric"], row["per_item_ciou"]
+                if isinstance(row.get("test"), dict) and row["test"].get("unit") == "dB":
+                    del row["test"]["unit"]
                 for key in ("urmp", "paper_recipe"):
                     if row.get(key) is None:
                         row.pop(key, None)
@@ -452,16 +476,18 @@ def _regular_file(path: Path, max_bytes: int) -> str:
     return f"{plain(path.name)[:60]} is too large" if info.st_size > max_bytes else ""
 
 
-def estimates_problem(run_dir: Path, oracle: str | None = None) -> str:
+def estimates_problem(run_dir: Path, oracle: str | None = None, localization_only: bool = False) -> str:
     """Why the run folder cannot be re-scored ("" if it can): no inference.parquet or, but for an
-    `oracle` run (its outputs are computed again from the data root), no estimates/ ("no estimates"),
-    or an inference.parquet, estimates/, heatmaps/ or file in them that is a symlink, not a regular
+    `oracle` run (its outputs are computed again from the data root), no estimates/ ("no estimates";
+    a run of a localization protocol, `localization_only`: no heatmaps/, "no heatmaps"), or an
+    inference.parquet, estimates/, heatmaps/ or file in them that is a symlink, not a regular
     file, or too large (nothing is followed out of the run folder)."""
     for name in ("inference.parquet", "estimates", "heatmaps"):
         if (run_dir / name).is_symlink():
             return f"{name} is a symlink"
-    if not (run_dir / "inference.parquet").exists() or (oracle is None and not (run_dir / "estimates").is_dir()):
-        return "no estimates"
+    outputs = "heatmaps" if localization_only else "estimates"
+    if not (run_dir / "inference.parquet").exists() or (oracle is None and not (run_dir / outputs).is_dir()):
+        return f"no {outputs}"
     problem = _regular_file(run_dir / "inference.parquet", MAX_ITEMS_BYTES)
     if problem:
         return problem
@@ -514,7 +540,8 @@ class Rescorer:
     def reserve(self, runs: list[Run]) -> None:
         """Build, once, every item of each split and track that a run of this version scored."""
         for split, track in sorted({(run.split, str(track)) for run in runs if self.covers(run)
-                                    and not estimates_problem(run.path, run.oracle) for track in run.items["track"].unique()}):
+                                    and not estimates_problem(run.path, run.oracle, self.data.localization_only)
+                                    for track in run.items["track"].unique()}):
             try:
                 self._track_items(split, track)
             except MusicbenchError:
@@ -543,6 +570,19 @@ class Rescorer:
             if row.get("track") == "mixtures" and row.get("split") == split:
                 items[row["item_id"]] = set(str(row.get("item_videos") or row.get("videos") or "").split())
         return items
+
+    def canonical_clips(self, split: str) -> dict[str, dict[str, tuple[int, int]]]:
+        """item_id → video → the end of its clip, ``(sample, frame)``, of each mixture item of `split`
+        this data root holds (what a run's claim that a video is too short is checked against)."""
+        try:
+            table = read_mixtures(self.data.mixtures_path)
+        except (MusicbenchError, OSError):
+            return {}
+        clips: dict[str, dict[str, tuple[int, int]]] = {}
+        for row in table[table["split"] == split].itertuples(index=False):
+            clips.setdefault(str(row.item_id), {})[str(row.video_id)] = (int(row.start_sample) + int(row.n_samples),
+                                                                         int(row.start_frame) + int(row.n_frames))
+        return clips
 
     def _track_items(self, split: str, track: str) -> dict[str, EvalItem]:
         """Every item of `split` and `track` that the data root holds, by id, built (and their files
@@ -591,7 +631,7 @@ class Rescorer:
         """The run's items table re-scored from its estimates: of each track, this data root's items of
         the ids in its items.parquet (a run made with ``--limit``, or on a data root that lacks some
         videos, scored some of them), each with the key the run recorded (`_held`)."""
-        problem = estimates_problem(run.path, run.oracle)
+        problem = estimates_problem(run.path, run.oracle, self.data.localization_only)
         if problem:
             return Rescored(None, f"not re-scored: {problem}")
         claimed = run.items
@@ -632,7 +672,7 @@ class Rescorer:
         failed), and over those its own data root held by its provenance's coverage (what its
         summary.json states: a lab's data root may lack videos this one has). None when this is not
         a protocol or the run cannot be re-scored (the row says why)."""
-        if self.protocol is None or run.items is None or estimates_problem(run.path, run.oracle):
+        if self.protocol is None or run.items is None or estimates_problem(run.path, run.oracle, self.data.localization_only):
             return None
         declared = (((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures") or {}).get("not_held") or []
         try:
@@ -882,6 +922,7 @@ def row_of(run: Run | CheckedRun, seed: int = 1234) -> Row:
         excluded_reasons={plain(k): v for k, v in (_dict_of(summary, "excluded_reasons") or {}).items()},
         per_instrument=_per_instrument(summary, charged), per_instrument_nsdr_ci95=_per_instrument_ci(charged, seed),
         per_item_nsdr={str(k): float(v) for k, v in per_item_values(run.items).items()},
+        per_item_ciou={str(k): float(v) for k, v in per_item_values(run.items, "ciou").items()},
         item_videos=item_videos(run.items), item_keys=_item_keys(run.items),
         untrusted=checked.untrusted, rescored=checked.rescored,
         provenance=_provenance(run, summary), problems=list(run.problems), urmp=_urmp_result(run, summary),
@@ -908,33 +949,59 @@ def _item_keys(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str,
     return dict(zip(rows["item_id"].map(str), rows["item_key"].map(str), strict=True))
 
 
-def checked_coverage(run: Run, canonical: dict[str, set[str]] | None) -> tuple[dict[str, int] | None, str]:
+def checked_coverage(run: Run, canonical: dict[str, set[str]] | None,
+                     clips: dict[str, dict[str, tuple[int, int]]] | None = None) -> tuple[dict[str, int] | None, str]:
     """(the run's coverage of its split's mixture items as the board can check it, the problem when
     its claim is false). `canonical`: every mixture item of the split with its videos, from the
-    board's data root (`Rescorer.canonical_items`; None: nothing to check against, no coverage).
+    board's data root (`Rescorer.canonical_items`; None: nothing to check against, no coverage);
+    `clips`: the end of each clip of the items that data root holds (`Rescorer.canonical_clips`).
 
     An item the run did not score counts as not held only if it uses a video that the run's
     provenance says its data root lacked (``coverage.tracks.mixtures.videos_not_held``): a claim
-    about videos, never about items, so no run can leave out items of its choosing. A claimed video
-    that an item the run scored uses makes the claim false (no item is then not held). Returns
-    ``{"items", "held", "not_held", "not_scored"}``: `not_scored` counts the items neither scored nor
-    explained (failures and skips, not lacking)."""
+    about videos, never about items, so no run can leave out items of its choosing. A video it says
+    was too short, with its length (``videos_short``: ``[samples, frames]``), explains only the items
+    whose clip of it ends beyond that length (an item whose clip the board does not know, as it
+    does not hold it either, is taken as explained). A claimed video that an item the run scored
+    uses (beyond the length it claims, for a short one) makes the claim false (no item is then not
+    held). Returns ``{"items", "held", "not_held", "not_scored"}``: `not_scored` counts the items
+    neither scored nor explained (failures and skips, not lacking)."""
     if canonical is None:
         return None, ""
     counts = ((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures")
     claimed = set(counts.get("videos_not_held") or []) if isinstance(counts, dict) else set()
+    short = _claimed_lengths(counts.get("videos_short") if isinstance(counts, dict) else None, claimed)
+    clips = clips or {}
+
+    def lacking(item: str, unknown: bool) -> list[str]:
+        """The claimed videos that explain `item` (`unknown`: what a clip the board does not know counts as)."""
+        found = []
+        for video in sorted(canonical.get(item, set()) & claimed):
+            end = clips.get(item, {}).get(video)
+            if video not in short or (unknown if end is None else end[0] > short[video][0] or end[1] > short[video][1]):
+                found.append(video)
+        return found
+
     scored = set(run.items.loc[run.items["track"] == "mixtures", "item_id"]) if run.items is not None else set()
     problem = ""
-    contradicting = sorted(item for item in scored if canonical.get(item, set()) & claimed)
+    contradicting = sorted(item for item in scored if lacking(item, unknown=False))
     if contradicting:
-        video = sorted(canonical[contradicting[0]] & claimed)[0]
-        problem = plain(f"provenance.json says its data root lacked {video[:40]}, yet the run scored "
+        video = lacking(contradicting[0], unknown=False)[0]
+        said = "lacked" if video not in short else f"held only {short[video][0]} samples of"
+        problem = plain(f"provenance.json says its data root {said} {video[:40]}, yet the run scored "
                         f"{contradicting[0][:40]}, which uses it: the coverage it claims is false")
         claimed = set()
     missing = set(canonical) - scored
-    not_held = {item for item in missing if canonical[item] & claimed}
+    not_held = {item for item in missing if lacking(item, unknown=True)}
     return {"items": len(canonical), "held": len(canonical) - len(not_held), "not_held": len(not_held),
             "not_scored": len(missing) - len(not_held)}, problem
+
+
+def _claimed_lengths(value: Any, claimed: set[str]) -> dict[str, tuple[int, int]]:
+    """A run's ``videos_short`` (video → ``[samples, frames]``) for the videos it claims, malformed entries left out."""
+    if not isinstance(value, dict):
+        return {}
+    return {video: (length[0], length[1]) for video, length in value.items() if video in claimed and isinstance(length, list)
+            and len(length) == 2 and all(type(number) is int and number >= 0 for number in length)}
 
 
 def _urmp_result(run: Run, summary: dict[str, Any]) -> UrmpResult | None:
@@ -972,8 +1039,8 @@ def _unranked_reason(row: Row, n_items: int) -> str:
         return f"partial coverage: {scored}/{coverage['items']} items, {coverage['not_held']} not held by its data root"
     if coverage is None and scored < n_items:
         return f"incomplete: scored {scored} of the {n_items} items"
-    if row.nsdr_mean is None:
-        return "no NSDR"
+    if row.headline_mean is None:
+        return "no cIoU" if row.rank_metric == "ciou" else "no NSDR"
     return ""
 
 
@@ -982,7 +1049,7 @@ def is_partial(row: Row) -> bool:
     item, every item it did not score explained by its checked coverage."""
     coverage = row.coverage
     return (not row.untrusted and not row.n_excluded and coverage is not None and bool(coverage["not_held"])
-            and not coverage["not_scored"] and row.nsdr_mean is not None)
+            and not coverage["not_scored"] and row.headline_mean is not None)
 
 
 def sort_and_rank(rows: list[Row], n_items: int | None = None) -> list[Row]:
@@ -999,13 +1066,13 @@ def sort_and_rank(rows: list[Row], n_items: int | None = None) -> list[Row]:
         for row in group:
             row.unranked = _unranked_reason(row, n_items)
         group.sort(key=lambda r: (bool(r.unranked), r.n_excluded if isinstance(r.n_excluded, int) else 0,
-                                  -(r.nsdr_mean if r.nsdr_mean is not None and not r.unranked else 0.0), r.name, r.folder))
+                                  -(r.headline_mean if r.headline_mean is not None and not r.unranked else 0.0), r.name, r.folder))
         previous, rank = None, 0
         for position, row in enumerate(group, start=1):
             if kind == "reference" or row.unranked:
                 continue
-            if row.nsdr_mean != previous:
-                rank, previous = position, row.nsdr_mean
+            if row.headline_mean != previous:
+                rank, previous = position, row.headline_mean
             row.rank = rank
         ordered += group
     return ordered
@@ -1015,22 +1082,22 @@ def choose_baseline(rows: list[Row], requested: str | None) -> tuple[Row | None,
     """The row a table's tests compare against, and why: the row named `requested` (name or folder),
     else the best label-free musicbench baseline, else the best baseline, else the best-ranked method,
     else (no ranked row) the partial run (`is_partial`) holding the most items."""
-    candidates = [r for r in rows if r.kind != "reference" and not r.unranked and r.per_item_nsdr]
+    candidates = [r for r in rows if r.kind != "reference" and not r.unranked and r.per_item_headline]
     if requested is not None:
-        chosen = [r for r in rows if requested in (r.name, r.folder) and r.per_item_nsdr]
+        chosen = [r for r in rows if requested in (r.name, r.folder) and r.per_item_headline]
         if chosen:
             return chosen[0], "the baseline requested with --baseline"
     baselines = [r for r in candidates if r.baseline]
     if baselines:
-        best = max(baselines, key=lambda r: (r.kind == "main", r.nsdr_mean, r.name))
+        best = max(baselines, key=lambda r: (r.kind == "main", r.headline_mean, r.name))
         track = "label-free " if best.kind == "main" else ""
         return best, f"the best {track}musicbench baseline (model file in baselines/) by mean NSDR"
     if candidates:
-        best = max(candidates, key=lambda r: (r.kind == "main", r.nsdr_mean, r.name))
+        best = max(candidates, key=lambda r: (r.kind == "main", r.headline_mean, r.name))
         return best, "no musicbench baseline in this table: the best-ranked method instead"
-    partial = [r for r in rows if r.kind != "reference" and is_partial(r) and r.per_item_nsdr]
+    partial = [r for r in rows if r.kind != "reference" and is_partial(r) and r.per_item_headline]
     if partial:  # e.g. a board built on a data root that lacks videos: every run is partial
-        best = max(partial, key=lambda r: (r.baseline, r.kind == "main", r.coverage["held"], r.nsdr_mean, r.name))
+        best = max(partial, key=lambda r: (r.baseline, r.kind == "main", r.coverage["held"], r.headline_mean, r.name))
         return best, "no ranked run in this table: the partial run holding the most items instead"
     return None, "no ranked method with per-item scores in this table"
 
@@ -1050,7 +1117,7 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
     of items to fail on, skip or misreport can buy a verdict."""
     if baseline is None:
         return
-    reference = pd.Series(baseline.per_item_nsdr, dtype=float)
+    reference = pd.Series(baseline.per_item_headline, dtype=float)
     videos = {**baseline.item_videos}
     tested = []
     for row in rows:
@@ -1061,7 +1128,7 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
         if row.unranked and not is_partial(row):
             row.test = Comparison(against=baseline.name, verdict="not tested", n=0, note=f"not tested: {row.unranked}")
             continue
-        method = pd.Series(row.per_item_nsdr, dtype=float)
+        method = pd.Series(row.per_item_headline, dtype=float)
         other = [item for item, key in row.item_keys.items() if baseline.item_keys.get(item, key) != key]
         paired = paired_test(method.drop(index=other, errors="ignore"), reference, {**row.item_videos, **videos}, seed)
         if other:
@@ -1072,6 +1139,9 @@ def _add_tests(rows: list[Row], baseline: Row | None, seed: int) -> None:
     for row, p_holm in zip(tested, holm([r.test.p for r in tested]), strict=True):
         row.test.p_holm = p_holm
         row.test.verdict = _verdict(row.test)
+    for row in rows:
+        if row.test is not None and baseline.rank_metric != "nsdr":
+            row.test.unit = ""
 
 
 def _mark_frames(rows: list[Row], expected: str | None, video_frames: dict[str, dict[str, str]],
@@ -1123,7 +1193,8 @@ def unseen_classes(runs: list[Run], train_classes: set[str] | None) -> dict[str,
 
 def _table_protocol(runs: list[Run], rescorer: Rescorer | None) -> dict[str, str] | None:
     """The label of a table of protocol runs (name, paper, recipe; ``checked``: "yes" when the data
-    root re-scores them): from the data root that holds their benchmark version, never from what
+    root re-scores them; ``task``: separation or localization; ``scoring``: the recipe's key in
+    `PAPER_RECIPE_FIGURES`): from the data root that holds their benchmark version, never from what
     the runs say, except where no data root holds it (all runs name one known protocol: labelled as
     their claim). None for the main benchmark's runs."""
     from musicbench.protocols import PROTOCOLS, RECIPES
@@ -1132,14 +1203,17 @@ def _table_protocol(runs: list[Run], rescorer: Rescorer | None) -> dict[str, str
         if rescorer.protocol is None:
             return None
         info = rescorer.protocol
+        known = PROTOCOLS.get(str(info["name"]))
         return {"name": plain(info["name"]), "paper": plain(info["paper"]), "recipe": plain(info["recipe_text"]),
-                "checked": "yes"}
+                "checked": "yes", "task": known.task if known is not None else "separation",
+                "scoring": known.recipe if known is not None else "sop"}
     names = {run.protocol for run in runs}
     if len(names) != 1 or next(iter(names)) not in PROTOCOLS:
         return None
     protocol = PROTOCOLS[next(iter(names))]
     return {"name": protocol.name, "paper": protocol.paper, "recipe": RECIPES[protocol.recipe],
-            "checked": "no: the runs say so, and no data root here holds this version"}
+            "checked": "no: the runs say so, and no data root here holds this version", "task": protocol.task,
+            "scoring": protocol.recipe}
 
 
 def _protocol_problem(run: Run, rescorer: Rescorer | None) -> str:
@@ -1202,10 +1276,14 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         checked = [check_run(run, seed, table_rescorer) for run in groups[key]]
         expected = table_rescorer.item_count(split) if table_rescorer is not None else None
         canonical = table_rescorer.canonical_items(split) if table_rescorer is not None else None
+        clips = table_rescorer.canonical_clips(split) if table_rescorer is not None else None
         protocol = labels[key]
         rows = [row_of(run, seed) for run in checked]
+        localization_table = protocol is not None and protocol["task"] == "localization"
         for row, run in zip(rows, checked, strict=True):
-            row.coverage, coverage_problem = checked_coverage(run.run, canonical)
+            if localization_table:
+                row.rank_metric = "ciou"
+            row.coverage, coverage_problem = checked_coverage(run.run, canonical, clips)
             for problem in (coverage_problem, _protocol_problem(run.run, table_rescorer)):
                 if problem:
                     row.problems.append(problem)
@@ -1214,7 +1292,10 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         table_warnings = []
         if protocol is not None:
             table_warnings.append(f"Protocol {protocol['name']}: {protocol['paper']}. Its own items, ranked only among "
-                                  "themselves by musicbench's recipe; the paper's recipe is shown beside, never ranked"
+                                  "themselves by musicbench's recipe"
+                                  + (" (localization alone: mean cIoU, the LVS median rule, a failed item counting 0)"
+                                     if localization_table else "")
+                                  + "; the paper's recipe is shown beside, never ranked"
                                   + ("." if protocol["checked"] == "yes" else f" (label checked: {protocol['checked']})."))
             built = {each.protocol["name"]: each.version for each in protocol_rescorers if each.protocol}
             if table_rescorer is None and protocol["name"] in built:

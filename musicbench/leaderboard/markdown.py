@@ -10,10 +10,12 @@ from musicbench.leaderboard.board import (
     BOARD_METRICS,
     DUET_METRICS,
     LOCALIZATION_VARIANTS,
+    PAPER_RECIPE_FAILED,
     PAPER_RECIPE_FIGURES,
     URMP_METRICS,
     Board,
     Table,
+    is_localization_table,
 )
 from musicbench.leaderboard.stats import SIGNIFICANCE_TEST
 from musicbench.leaderboard.text import (
@@ -26,6 +28,7 @@ from musicbench.leaderboard.text import (
     fmt_block,
     kind_text,
 )
+from musicbench.metrics import LOCALIZATION_METRICS
 from musicbench.progress import plain
 
 
@@ -38,11 +41,14 @@ def md_escape(text: Any) -> str:
 
 
 def _ranking(table: Table) -> list[str]:
+    localization = is_localization_table(table)  # a localization protocol's table: its separation columns would be empty
+    metrics = [(key, title) for key, title in BOARD_METRICS if not localization or key in LOCALIZATION_METRICS]
+    duet_metrics = () if localization else DUET_METRICS
     header = ["Rank", "Method", "Track"]
-    for _, title in BOARD_METRICS:
+    for _, title in metrics:
         header += [title, "median"]
     header += [title for _, title, _ in LOCALIZATION_VARIANTS]
-    header += [title for _, title in DUET_METRICS] + ["vs baseline (video bootstrap, Holm)", "Items scored"]
+    header += [title for _, title in duet_metrics] + ["vs baseline (video bootstrap, Holm)", "Items scored"]
     out = ["| " + " | ".join(header) + " |",
            "|" + "|".join(["---:", ":---", ":---"] + ["---:"] * (len(header) - 3)) + "|"]
     names = display_names(table.rows)
@@ -50,12 +56,12 @@ def _ranking(table: Table) -> list[str]:
         rank = "unranked" if row.unranked and row.kind != "reference" else ("—" if row.rank is None else str(row.rank))
         name = md_escape(names[row.folder]) + (" (other frames)" if row.frames_differ else "")
         cells = [rank, name, md_escape(kind_text(row))]
-        for key, _ in BOARD_METRICS:
+        for key, _ in metrics:
             block = row.metrics.get(key)
             cells += [fmt_block(block, digits(key)), "n/a" if block is None else fmt(block.median, digits(key))]
         for key, _, _ in LOCALIZATION_VARIANTS:
             cells.append(fmt((row.localization or {}).get(key), 3))
-        for key, _ in DUET_METRICS:
+        for key, _ in duet_metrics:
             cells.append("n/a" if row.duets is None else fmt_block(row.duets.get(key)))
         cells += [md_escape(comparison_text(row.test)), md_escape(f"{row.n_scored}/{row.n_items}")]
         out.append("| " + " | ".join(cells) + " |")
@@ -63,7 +69,7 @@ def _ranking(table: Table) -> list[str]:
 
 
 def _per_instrument(table: Table) -> list[str]:
-    if not table.instruments:
+    if not table.instruments or is_localization_table(table):
         return []
     out = ["Mean NSDR (dB) per instrument over sources, with its 95% video-bootstrap CI:", "",
            "| Method | " + " | ".join(md_escape(i) for i in table.instruments) + " |",
@@ -114,16 +120,17 @@ def _paper_recipe(table: Table) -> list[str]:
     rows = [row for row in table.rows if row.paper_recipe is not None]
     if table.protocol is None or not rows:
         return []
-    out = [f"By the paper's recipe ({md_escape(table.protocol['recipe'])}); recomputed from each run's estimates over "
-           "every item the data root holds (an item a run lacks counts as failed, so skipped: Items kept), never ranked; "
-           "the rank is musicbench's:", "",
-           "| Rank | Method | " + " | ".join(title for _, title in PAPER_RECIPE_FIGURES) + " | Items kept | Items not held |",
-           "|---:|:---|" + "---:|" * len(PAPER_RECIPE_FIGURES) + "---:|---:|"]
+    scoring = table.protocol.get("scoring", "sop")
+    columns = PAPER_RECIPE_FIGURES[scoring]
+    out = [f"By the paper's recipe ({md_escape(table.protocol['recipe'])}); recomputed from each run's outputs over "
+           f"every item the data root holds ({PAPER_RECIPE_FAILED[scoring]}), never ranked; the rank is musicbench's:", "",
+           "| Rank | Method | " + " | ".join(title for _, title in columns) + " | Items kept | Items not held |",
+           "|---:|:---|" + "---:|" * len(columns) + "---:|---:|"]
     for row in rows:
         figures = row.paper_recipe
         rank = str(row.rank) if row.rank is not None else ("untrusted" if row.untrusted else "—")
-        cells = [rank, md_escape(row.name)] + [fmt(figures.get(key)) for key, _ in PAPER_RECIPE_FIGURES]
-        cells += [f"{figures['n_valid']}/{figures['n_items']}", str(figures["n_not_held"])]
+        cells = [rank, md_escape(row.name)] + [fmt(figures.get(key)) for key, _ in columns]
+        cells += [f"{figures.get('n_valid', figures['n_items'])}/{figures['n_items']}", str(figures["n_not_held"])]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
 

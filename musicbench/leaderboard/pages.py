@@ -19,6 +19,7 @@ from musicbench.leaderboard.board import (
     DUET_METRICS,
     KINDS,
     LOCALIZATION_VARIANTS,
+    PAPER_RECIPE_FAILED,
     PAPER_RECIPE_FIGURES,
     URMP_METRICS,
     Board,
@@ -50,8 +51,9 @@ def comparison_detail(test: Comparison) -> str:
     """The tooltip of a tested row: both differences, both p-values and the paired items."""
     low, high = test.ci95
     ci = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
-    return (f"paired video bootstrap vs {test.against}: mean difference {test.mean_diff:+.3f} dB{ci}, "
-            f"median difference {test.median_diff:+.3f} dB, {p_text(test.p)}, Holm-adjusted {p_text(test.p_holm)}, "
+    unit = f" {test.unit}" if test.unit else ""
+    return (f"paired video bootstrap vs {test.against}: mean difference {test.mean_diff:+.3f}{unit}{ci}, "
+            f"median difference {test.median_diff:+.3f}{unit}, {p_text(test.p)}, Holm-adjusted {p_text(test.p_holm)}, "
             f"{test.n} paired items on {test.n_videos} videos")
 
 
@@ -85,7 +87,7 @@ def environment() -> Environment:
                        px=lambda value: f"{value:.1f}", comparison_detail=comparison_detail, provenance_details=provenance_details,
                        excluded_text=excluded_text)
     env.globals.update(csp=CSP, board_metrics=BOARD_METRICS, duet_metrics=DUET_METRICS, urmp_metrics=URMP_METRICS,
-                       paper_recipe_figures=PAPER_RECIPE_FIGURES,
+                       paper_recipe_figures=PAPER_RECIPE_FIGURES, paper_recipe_failed=PAPER_RECIPE_FAILED,
                        localization_variants=LOCALIZATION_VARIANTS, kinds=KINDS, kind_labels=KIND_LABELS,
                        column_groups=COLUMN_GROUPS, localization_keys=LOCALIZATION_METRICS)
     return env

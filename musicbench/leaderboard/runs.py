@@ -279,7 +279,8 @@ TRACK_FIELDS: dict[str, Check] = {
 TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 # summary.json as `musicbench.harness.summaries.summarize` writes it, with the run's name, version, split and labels flag.
 # a protocol run's figures by the paper's own recipe (`musicbench.harness.scoring.paper_recipe_scores`)
-PAPER_RECIPE = _record({"recipe": _text, **{key: _optional(_number) for key in ("sdr", "sir", "sar", "sdr_mix", "nsdr")},
+PAPER_RECIPE = _record({"recipe": _text, **{key: _optional(_number) for key in ("sdr", "sir", "sar", "sdr_mix", "nsdr", "ciou_mean",
+                                                                                 "success@0.5", "auc")},
                         "n_items": _count, "n_valid": _count, "n_batches": _count, "n_not_held": _count}, ("recipe",))
 SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,
@@ -287,7 +288,8 @@ SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRAC
                    "protocol": _optional(_text), "paper_recipe": _optional(PAPER_RECIPE)}, TRACK_REQUIRED)
 # a run's coverage (`musicbench.definition.split_coverage`): per track, the benchmark's items, those held, those not
 COVERAGE = _record({"tracks": _mapping(_record({"items": _count, "held": _count, "not_held": _list(_text, MAX_ITEM_ROWS),
-                                                "videos_not_held": _list(_text, MAX_ITEM_ROWS)},
+                                                "videos_not_held": _list(_text, MAX_ITEM_ROWS),
+                                                "videos_short": _mapping(_list(_count, 2))},
                                                ("items", "held", "not_held"))),
                     "tables_fingerprint": _text, "frames": _mapping(_text)}, ("tracks",))
 # provenance.json as `musicbench.harness.provenance.provenance` writes it ("created" and "timestamp": dates of older runs).

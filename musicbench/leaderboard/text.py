@@ -71,7 +71,8 @@ def comparison_text(test: Comparison | None) -> str:
     arrow = {"better": "better", "worse": "worse"}.get(test.verdict, "n.s.")
     low, high = test.ci95
     ci = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
-    return f"{arrow}: mean Δ {test.mean_diff:+.2f} dB{ci}, {p_text(test.p_holm)} (n = {test.n} items, {test.n_videos} videos)"
+    unit = f" {test.unit}" if test.unit else ""
+    return f"{arrow}: mean Δ {test.mean_diff:+.2f}{unit}{ci}, {p_text(test.p_holm)} (n = {test.n} items, {test.n_videos} videos)"
 
 
 def device_text(row: Row) -> str:

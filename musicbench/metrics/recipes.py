@@ -20,6 +20,14 @@ measure it alone (`SopSteps`):
 NSDR is the SDR average minus the mixture-SDR average. BSS Eval is `bss_eval_sources` (mir_eval's
 ``bss_eval_sources(..., False)`` to ~1e-10 dB). Step 3 lets a method gain by failing, which is why
 musicbench ranks by its own recipe and reports this one beside it.
+
+DSOL's solo localization recipe (DTaoo/Discriminative-Sounding-Objects-Localization,
+``music-exp/tools.py``, ``cal_ciou``; `dsol_solo_ciou`, `dsol_solo_figures`): the map is resized to
+`DSOL_SIZE` × `DSOL_SIZE` (``cv2.resize``, bilinear: `resize_bilinear`) and not normalised; the
+ground truth is every box in normalised coordinates times `DSOL_SIZE`, each edge truncated by
+``int()``; a pixel is predicted where the map exceeds `DSOL_SOLO_THRESHOLD` × its maximum; cIoU is
+Σ(pred · gt) / (Σ gt + Σ pred · (1 − gt)); the figures are the success rate at cIoU 0.5 and the
+AUC over thresholds 0, 0.05, ..., 1 (``sklearn.metrics.auc``: the trapezoid rule).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from musicbench.metrics import WORST_SCORES
+from musicbench.metrics.localization import auc_success, ciou_success, resize_bilinear
 from musicbench.metrics.separation import bss_eval_sources
 
 #: Samples an estimate keeps in the Sound of Pixels' pipeline: an inverse STFT of 256 frames at hop 256.
@@ -112,3 +121,33 @@ def sop_recipe(items: Iterable[tuple[ArrayLike, ArrayLike | None, ArrayLike]], s
     estimate or None, mixture)``."""
     return sop_figures([sop_item_scores(reference, estimate, mixture, steps) for reference, estimate, mixture in items],
                        steps)
+
+
+#: The side of the square DSOL's evaluation resizes maps and boxes to.
+DSOL_SIZE = 224
+#: DSOL's solo test predicts a pixel where the map exceeds this fraction of its maximum.
+DSOL_SOLO_THRESHOLD = 0.1
+
+
+def dsol_solo_ciou(heatmap: ArrayLike, boxes: ArrayLike, frame_size: Sequence[int]) -> float:
+    """cIoU of one map by DSOL's ``cal_ciou`` (module docstring): `heatmap` ``(h, w)``, `boxes`
+    ``(k, 4)`` ``[x, y, w, h]`` in pixels of a frame of `frame_size` ``(H, W)`` (normalised by it, as
+    DSOL's ``normbox``)."""
+    height, width = int(frame_size[0]), int(frame_size[1])
+    gt = np.zeros((DSOL_SIZE, DSOL_SIZE))
+    for box in np.atleast_2d(np.asarray(boxes, dtype=np.float64)):
+        x, y, w, h = np.array([box[0] / width, box[1] / height, box[2] / width, box[3] / height]) * DSOL_SIZE
+        gt[int(y):int(y + h), int(x):int(x + w)] = 1
+    predicted = resize_bilinear(heatmap, DSOL_SIZE, DSOL_SIZE)
+    predicted = predicted > DSOL_SOLO_THRESHOLD * np.max(predicted)
+    union = np.sum(gt) + np.sum(predicted * (gt == 0))
+    return float(np.sum(predicted * (gt > 0)) / union) if union else 0.0  # DSOL's 0 / 0 (a box under one pixel) is NaN
+
+
+def dsol_solo_figures(cious: Sequence[float]) -> dict[str, float | int]:
+    """DSOL's solo figures of per-item cIoUs (`dsol_solo_ciou`; a failed item's counted as 0):
+    ``ciou_mean``, ``success@0.5`` (DSOL's reported cIoU) and ``auc``, over ``n_items``."""
+    if not len(cious):
+        return {"ciou_mean": float("nan"), "success@0.5": float("nan"), "auc": float("nan"), "n_items": 0}
+    return {"ciou_mean": float(np.mean(cious)), "success@0.5": ciou_success(cious, 0.5), "auc": auc_success(cious),
+            "n_items": len(cious)}

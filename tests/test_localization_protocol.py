@@ -1,0 +1,302 @@
+"""DSOL's solo localization test as a protocol (`musicbench.protocols`, ``dsol-solo``): its items
+checked against a port of DSOL's test loader, its recipe against a port of ``tools.py``, and the
+whole route run for real on an offline MUSIC-Synth fixture under the official ids: build, a confined
+model that only localizes, the centre-prior oracle, export / run_model.py / score, the board ranked
+by cIoU, and the coverage of a video a data root holds only in part."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musicbench.benchmark import DataRoot
+from musicbench.errors import MusicbenchError
+from musicbench.evaluate import evaluate
+from musicbench.harness.oracles import oracle_outputs
+from musicbench.harness.scoring import item_boxes
+from musicbench.leaderboard import build_leaderboard
+from musicbench.metrics.localization import resize_bilinear
+from musicbench.metrics.recipes import dsol_solo_ciou, dsol_solo_figures
+from musicbench.protocols import build_protocol, get_protocol, protocol_root, protocol_slots, protocol_video_specs
+from tests.conftest import REPO_ROOT, run_cli
+from tests.test_protocols import LISTS, fixture_params, make_fixture
+
+DSOL = LISTS / "dsol_DTaoo"
+MOTION_ENERGY = REPO_ROOT / "baselines" / "motion_energy.py"
+N_ITEMS = 6  # the fixture: the first video of solo_testing.txt, rendered for its first 6 annotated seconds (+1 s)
+
+
+@pytest.fixture(scope="module")
+def dsol_root(tmp_path_factory):
+    """The first video of DSOL's solo test under its official id, 7 s long, with dsol-solo built."""
+    root = make_fixture(tmp_path_factory.mktemp("dsol_root"), protocol_video_specs("dsol-solo", LISTS, N_ITEMS))
+    build_protocol(fixture_params(), root, "dsol-solo", LISTS)
+    return root
+
+
+# ------------------------------------------------------------------------------- DSOL's code, ported
+
+def reference_solo_items() -> list[tuple[str, int, str, list]]:
+    """The test items of ``music-exp/data/MUSIC_dataset.py`` (mode test) over ``solo_testing.txt``:
+    per video in its order, one per second folder ``frame_<s>`` that holds an annotated frame with a
+    box (``tools.py`` skips frames without one), as (video id, second, the annotated frame
+    musicbench scores: the middle of the second's frames with a box, its boxes)."""
+    truth = json.loads((DSOL / "solotest.json").read_text())
+    found = []
+    for line in (DSOL / "solo_testing.txt").read_text().splitlines():
+        audio, _video = line.split()
+        folder = audio[:-5]  # `audio[:-5]`: the name without ".flac"
+        seconds = sorted({int(key.split("/")[1][len("frame_"):]) for key in truth if key.startswith(folder + "/")})
+        for second in seconds:
+            frames = sorted(key for key in truth if key.startswith(f"{folder}/frame_{second:03d}/") and truth[key]["bbox"])
+            if frames:
+                chosen = frames[len(frames) // 2]
+                found.append((folder.rsplit("_", 2)[0], second, chosen, [box["box"] for box in truth[chosen]["bbox"]]))
+    return found
+
+
+def reference_cal_ciou(predicted: np.ndarray, normboxes: list) -> float:
+    """``tools.py``'s ``cal_ciou`` for one frame: ``cv2.resize`` of the map to 224² (bilinear with
+    half-pixel centres: `resize_bilinear`), threshold 0.1 × max, the boxes ``normbox * 224`` cut by int()."""
+    gtmap = np.zeros((224, 224))
+    for box in normboxes:
+        box = np.array(box) * 224
+        gtmap[int(box[1]): int(box[1] + box[3]), int(box[0]): int(box[0] + box[2])] = 1
+    predmap = resize_bilinear(predicted, 224, 224)
+    thres = 0.1 * np.max(predmap)
+    return np.sum((predmap > thres) * (gtmap > 0)) / (np.sum(gtmap) + np.sum((predmap > thres) * (gtmap == 0)))
+
+
+def reference_figures(cious: list[float]) -> tuple[float, float]:
+    """``tools.py``'s AUC (``sklearn.metrics.auc``: trapezoids) and ``results[10]`` (success at 0.5)."""
+    results = [np.sum(np.array(cious) >= 0.05 * i) / len(cious) for i in range(21)]
+    x = [0.05 * i for i in range(21)]
+    return float(np.trapezoid(results, x)), float(results[10])
+
+
+def test_dsol_solo_items_are_dsols_annotated_seconds():
+    slots = protocol_slots(get_protocol("dsol-solo"), LISTS)
+    expected = reference_solo_items()
+    assert slots["item_id"].nunique() == len(expected) == 3134  # of 3368 annotated seconds: those with a box
+    assert len(set(v for v, *_ in expected)) == 27
+    for number, (video, second, frame, boxes) in enumerate(expected):
+        slot = slots.iloc[number]
+        assert slot["item_id"] == f"dsol-solo-{number:05d}" and slot["video_id"] == video
+        assert (slot["start_sample"], slot["n_samples"], slot["gain"]) == (second * 11025, 11025, 1.0)  # cut_audios.py: [s, s+1)
+        annotation = json.loads(slot["annotation"])
+        assert annotation["frame"] == frame and annotation["boxes"] == boxes
+    assert json.loads(slots.iloc[0]["annotation"])["frame"].endswith("frame_000/00014.jpg")  # of 0, 7, 14, 21: the middle
+
+
+def test_dsol_solo_recipe_is_tools_py():
+    rng = np.random.default_rng(28)
+    cious = []
+    for _ in range(40):
+        height, width = rng.integers(60, 200, 2)
+        predicted = rng.random((14, 14)) ** 3  # a sigmoid map of DSOL's 14 × 14 grid, peaked
+        boxes = np.array([[rng.uniform(0, width / 2), rng.uniform(0, height / 2), rng.uniform(4, width / 2),
+                           rng.uniform(4, height / 2)] for _ in range(rng.integers(1, 3))])
+        normboxes = [[b[0] / width, b[1] / height, b[2] / width, b[3] / height] for b in boxes]
+        value = dsol_solo_ciou(predicted, boxes, (height, width))
+        assert value == pytest.approx(reference_cal_ciou(predicted, normboxes), abs=1e-12)
+        cious.append(value)
+    figures = dsol_solo_figures(cious)
+    auc, success = reference_figures(cious)
+    assert figures["auc"] == pytest.approx(auc, abs=1e-12) and figures["success@0.5"] == success
+    assert figures["n_items"] == 40 and figures["ciou_mean"] == pytest.approx(np.mean(cious))
+    exact = np.zeros((224, 224))
+    exact[50:100, 60:120] = 0.7  # a map at DSOL's size that is the box: cIoU 1
+    assert dsol_solo_ciou(exact, [[60, 50, 60, 50]], (224, 224)) == 1.0
+
+
+# ------------------------------------------------------------------------------- end to end
+
+def test_dsol_solo_runs_end_to_end(dsol_root, tmp_path):
+    view = protocol_root(dsol_root, "dsol-solo")
+    held = pd.read_parquet(dsol_root / "protocols" / "dsol-solo" / "mixtures.parquet")
+    assert list(held["item_id"]) == [f"dsol-solo-{k:05d}" for k in range(N_ITEMS + 1)]  # 7 s hold seconds 0..6
+    items = view.read_verified_items("test")
+    assert [box.shape for box in item_boxes(items[0])] == [(1, 4)] and items[0].frames.shape[:2] == (1, 8)
+
+    runs = tmp_path / "runs"
+    result = run_cli("evaluate", MOTION_ENERGY, "--protocol", "dsol-solo", "--root", dsol_root, "--out", runs / "motion",
+                     cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((runs / "motion" / "summary.json").read_text())
+    assert set(summary["metrics"]) == {"ciou", "pointing_hit"} and summary["n_scored"] == N_ITEMS + 1
+    assert not (runs / "motion" / "estimates").exists()  # only the maps are asked for and kept
+    maps = {item.item_id: np.load(runs / "motion" / "heatmaps" / f"{item.item_id}.npy") for item in items}
+    cious = [reference_cal_ciou(maps[item.item_id][0], _normboxes(item)) for item in items]
+    recipe = summary["paper_recipe"]
+    assert recipe["recipe"] == "dsol-solo" and recipe["n_items"] == N_ITEMS + 1
+    assert recipe["ciou_mean"] == pytest.approx(np.mean(cious), abs=1e-12)
+    assert (recipe["auc"], recipe["success@0.5"]) == pytest.approx(reference_figures(cious), abs=1e-12)
+    assert recipe["n_not_held"] == 3134 - (N_ITEMS + 1)
+
+    centre = evaluate(None, view, runs / "centre", oracle="mixture")  # the centre prior: the floor
+    prior = oracle_outputs(items[0], "mixture")[1][0]
+    assert centre["paper_recipe"]["n_items"] == N_ITEMS + 1
+    assert centre["paper_recipe"]["ciou_mean"] == pytest.approx(
+        np.mean([reference_cal_ciou(prior, _normboxes(item)) for item in items]), abs=1e-12)
+    with pytest.raises(MusicbenchError, match="scores localization alone; oracle ibm only separates"):
+        evaluate(None, view, runs / "ibm", oracle="ibm")
+    separator = tmp_path / "separator.py"
+    separator.write_text(textwrap.dedent("""
+        import numpy as np
+
+        class Separator:
+            def separate(self, mixture, frames, sample_rate):
+                return np.repeat(mixture[None], frames.shape[0], axis=0)
+
+        def load_model(device="cpu"):
+            return Separator()
+    """))
+    result = run_cli("evaluate", separator, "--protocol", "dsol-solo", "--root", dsol_root, "--out", runs / "separator",
+                     cwd=REPO_ROOT)
+    assert result.returncode != 0 and "has no localize(mixture, frames, sample_rate)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (runs / "separator").exists()
+
+    # a model that fails one item: charged cIoU 0 by both recipes, and unranked
+    flaky = tmp_path / "flaky.py"
+    flaky.write_text(MOTION_ENERGY.read_text() + textwrap.dedent("""
+
+        class _Flaky(MotionEnergySplit):
+            calls = 0
+
+            def localize(self, mixture, frames, sample_rate):
+                type(self).calls += 1
+                if type(self).calls == 2:
+                    raise RuntimeError("no map this time")
+                return super().localize(mixture, frames, sample_rate)
+
+        def load_model(device="cpu"):
+            return _Flaky()
+    """))
+    flaky_summary = evaluate(flaky, view, runs / "flaky", device="cpu")
+    assert flaky_summary["n_excluded"] == 1
+    assert flaky_summary["metrics"]["ciou"]["mean"] == pytest.approx((sum(_ciou_column(runs / "motion")) -
+                                                                       _ciou_column(runs / "motion")[1]) / (N_ITEMS + 1))
+    assert flaky_summary["paper_recipe"]["ciou_mean"] == pytest.approx((sum(cious) - cious[1]) / (N_ITEMS + 1), abs=1e-12)
+
+    # export, run_model.py anywhere, score: the same numbers as evaluate
+    exported, estimates = tmp_path / "export", tmp_path / "estimates"
+    result = run_cli("export", exported, "--protocol", "dsol-solo", "--root", dsol_root, "--runs", runs, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert set(pd.read_csv(exported / "items.csv")["track"]) == {"localization"}
+    result = run_cli("score", estimates, "--name", "x", "--protocol", "dsol-solo", "--root", dsol_root,
+                     "--out", runs / "x", cwd=REPO_ROOT)  # no estimate folder yet
+    assert result.returncode != 0
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, exported / "run_model.py", MOTION_ENERGY, exported, estimates], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.name for p in (estimates / "dsol-solo-00000").iterdir()) == ["heatmap0.npy"]
+    result = run_cli("score", estimates, "--name", "motion from files", "--protocol", "dsol-solo", "--root", dsol_root,
+                     "--out", runs / "from-files", cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert _ciou_column(runs / "from-files") == _ciou_column(runs / "motion")
+    assert json.loads((runs / "from-files" / "summary.json").read_text())["paper_recipe"] == recipe
+
+    # the board: a table of its own, ranked by cIoU, DSOL's figures beside it
+    board = build_leaderboard(runs, tmp_path / "board", dsol_root)
+    (table,) = board["tables"]
+    assert table["protocol"]["task"] == "localization" and table["protocol"]["scoring"] == "dsol-solo"
+    rows = {row["folder"]: row for row in table["rows"]}
+    assert all(row["rank_metric"] == "ciou" and not row["untrusted"] for row in rows.values()), \
+        {name: row["problems"] for name, row in rows.items()}
+    assert rows["motion"]["unranked"].startswith("partial coverage")  # 7 of 3134 items held: never ranked
+    assert rows["flaky"]["unranked"].startswith("incomplete: 1 of 7 items failed")
+    assert rows["motion"]["paper_recipe"] == recipe and rows["centre"]["paper_recipe"] == centre["paper_recipe"]
+    assert rows["motion"]["test"]["verdict"] == "baseline" and rows["motion"]["test"]["unit"] == ""
+    markdown = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "Protocol dsol-solo" in markdown and "mean cIoU" in markdown and "| cIoU mean | cIoU success@0.5 | cIoU AUC |" in markdown
+    assert "NSDR (dB) | median" not in markdown.split("## Protocol dsol-solo")[1]
+
+
+def _normboxes(item) -> list:
+    """The item's boxes, normalised by its frame size (DSOL's ``normbox``, on the frames models get)."""
+    height, width = item.frames.shape[2:4]
+    return [[b[0] / width, b[1] / height, b[2] / width, b[3] / height] for b in item_boxes(item)[0]]
+
+
+def _ciou_column(run: Path) -> list[float]:
+    table = pd.read_parquet(run / "items.parquet").sort_values("item_id")
+    return [0.0 if pd.isna(value) else float(value) for value in table["ciou"]]
+
+
+def test_a_video_held_in_part_explains_only_its_later_items(dsol_root, tmp_path):
+    """A data root whose copy of the video is 4 s long holds seconds 0..3 only; its run stays trusted
+    on the board of the 7-s data root, and cannot use the claim to leave out an item it held."""
+    shorter = tmp_path / "shorter"
+    shutil.copytree(dsol_root, shorter, ignore=shutil.ignore_patterns("score_cache", "protocols"))
+    index = pd.read_parquet(shorter / "processed" / "videos.parquet")
+    index["n_samples"], index["n_frames"] = 4 * 11025, 32  # a copy trimmed to 4 s
+    index.to_parquet(shorter / "processed" / "videos.parquet")
+    short_doc = build_protocol(fixture_params(), shorter, "dsol-solo", LISTS)
+    assert short_doc["benchmark_version"] == json.loads(
+        (dsol_root / "protocols" / "dsol-solo" / "benchmark.json").read_text())["benchmark_version"]
+    runs = tmp_path / "runs"
+    evaluate(None, protocol_root(shorter, "dsol-solo"), runs / "short-centre", oracle="mixture")
+    claim = json.loads((runs / "short-centre" / "provenance.json").read_text())["coverage"]["tracks"]["mixtures"]
+    assert claim["videos_short"] == {"eBoCeQtoFtM": [4 * 11025, 32]} and claim["held"] == 4
+
+    board = build_leaderboard(runs, tmp_path / "board", dsol_root)
+    row = board["tables"][0]["rows"][0]
+    assert not row["untrusted"], row["problems"]
+    assert row["coverage"] == {"items": 3134, "held": 4, "not_held": 3130, "not_scored": 0}
+
+    # a claim shorter than what the run scored is false; an item it held and left out is not explained
+    provenance = runs / "short-centre" / "provenance.json"
+    document = json.loads(provenance.read_text())
+    document["coverage"]["tracks"]["mixtures"]["videos_short"]["eBoCeQtoFtM"] = [2 * 11025, 16]
+    provenance.write_text(json.dumps(document))
+    row = build_leaderboard(runs, tmp_path / "board2", dsol_root)["tables"][0]["rows"][0]
+    assert "held only 22050 samples of eBoCeQtoFtM, yet the run scored dsol-solo-00002" in row["untrusted"]
+    document["coverage"]["tracks"]["mixtures"]["videos_short"]["eBoCeQtoFtM"] = [4 * 11025, 32]
+    provenance.write_text(json.dumps(document))
+    inference = pd.read_parquet(runs / "short-centre" / "inference.parquet")
+    inference[inference["item_id"] != "dsol-solo-00001"].to_parquet(runs / "short-centre" / "inference.parquet")
+    items = pd.read_parquet(runs / "short-centre" / "items.parquet")
+    items[items["item_id"] != "dsol-solo-00001"].to_parquet(runs / "short-centre" / "items.parquet")
+    row = build_leaderboard(runs, tmp_path / "board3", dsol_root)["tables"][0]["rows"][0]
+    assert row["coverage"]["not_scored"] == 1 and not row["rank"]
+
+
+def test_bad_dsol_files_are_one_line_errors(dsol_root, tmp_path):
+    built = (dsol_root / "protocols" / "dsol-solo" / "benchmark.json").read_text()
+    lists = tmp_path / "lists"
+    shutil.copytree(LISTS, lists)
+    testing = lists / "dsol_DTaoo" / "solo_testing.txt"
+    original = testing.read_text()
+    for text, message in [
+        (original.replace("eBoCeQtoFtM_0_1000.flac", "eBoCeQtoFtM_0_1000.wav", 1), "expected '<id>_<a>_<b>.flac"),
+        ("aaaaaaaaaaa_0_1000.flac aaaaaaaaaaa_0_1000.mp4\n", "video aaaaaaaaaaa is in no official MUSIC list"),
+        ("", "has no row"),
+    ]:
+        testing.write_text(text)
+        result = run_cli("protocol", "build", "dsol-solo", "--root", dsol_root, "--lists", lists, cwd=REPO_ROOT)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    testing.write_text(original)
+    (lists / "dsol_DTaoo" / "solotest.json").write_text('{"eBoCeQtoFtM_0_1000/frame_000/x.jpg": {}}')
+    result = run_cli("protocol", "build", "dsol-solo", "--root", dsol_root, "--lists", lists, cwd=REPO_ROOT)
+    assert result.returncode != 0 and "expected '<id>_<a>_<b>/frame_<sec>/<n>.jpg'" in result.stderr
+    assert (dsol_root / "protocols" / "dsol-solo" / "benchmark.json").read_text() == built  # the build stays as it was
+    table = dsol_root / "protocols" / "dsol-solo" / "mixtures.parquet"
+    saved = table.read_bytes()
+    try:
+        rows = pd.read_parquet(table)
+        rows.loc[0, "annotation"] = rows.loc[0, "annotation"].replace("99.0", "9.0")  # a box moved after the build
+        rows.to_parquet(table)
+        with pytest.raises(MusicbenchError, match="tables fingerprint"):
+            DataRoot(dsol_root, protocol="dsol-solo").read_verified_items("test")
+    finally:
+        table.write_bytes(saved)
