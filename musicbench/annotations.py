@@ -32,7 +32,8 @@ _DSOL_KEY = re.compile(r"(?P<id>.+?)_\d+_\d+/frame_(?P<sec>\d+)/(?P<frame>\d+)\.
 @dataclass(frozen=True)
 class AnnotatedFrame:
     """Boxes ``(k, 4)`` ``[x, y, w, h]`` in pixels of a ``(width, height)`` frame at `time` s;
-    `key` the file's name for the frame, `frame` its number in the source video (DSOL's 30-fps count)."""
+    `key` the file's name for the frame, `frame` its number in the source video (DSOL's 30-fps count),
+    `categories` each box's class (DSOL's ``category_id``)."""
 
     time: float
     width: int
@@ -40,6 +41,7 @@ class AnnotatedFrame:
     boxes: np.ndarray
     key: str = ""
     frame: int = -1
+    categories: tuple[int | None, ...] = ()  # each box's ``category_id`` (None where the file gives none)
 
 
 @dataclass
@@ -59,8 +61,9 @@ def load_dsol_boxes(path: str | os.PathLike) -> BoxAnnotations:
     """Read a DSOL-format box file (see the module docstring); a malformed entry is a clear error."""
     try:
         document = json.loads(read_text(path, "box annotations"))
-    except json.JSONDecodeError as exc:
-        raise MusicbenchError(f"box annotations {os.fspath(path)!r} are not JSON: {exc}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        why = exc if isinstance(exc, json.JSONDecodeError) else "nested too deep"
+        raise MusicbenchError(f"box annotations {os.fspath(path)!r} are not JSON: {why}") from None
     if not isinstance(document, dict):
         raise MusicbenchError(f"box annotations {os.fspath(path)!r}: expected an object keyed by frame path")
     frames: dict[str, list[AnnotatedFrame]] = {}
@@ -76,8 +79,9 @@ def load_dsol_boxes(path: str | os.PathLike) -> BoxAnnotations:
         try:
             width, height = int(entry.get("wdith", entry.get("width"))), int(entry["height"])
             boxes = np.array([b["box"] for b in entry.get("bbox", [])], dtype=np.float64).reshape(-1, 4)
+            categories = tuple(None if b.get("category_id") is None else int(b["category_id"]) for b in entry.get("bbox", []))
         except (KeyError, TypeError, ValueError) as exc:
             raise MusicbenchError(f"{where}: needs 'wdith' (or 'width'), 'height' and bbox[].box [x, y, w, h] ({exc})") from None
         frames.setdefault(video_id, []).append(AnnotatedFrame(int(match["sec"]) + 0.5, width, height, boxes,
-                                                                 key, int(match["frame"])))
+                                                                 key, int(match["frame"]), categories))
     return BoxAnnotations({video: sorted(items, key=lambda f: f.time) for video, items in frames.items()})

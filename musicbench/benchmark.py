@@ -316,6 +316,15 @@ class DataRoot:
         protocol = PROTOCOLS.get(self.protocol)
         return protocol is not None and protocol.task == LOCALIZATION_TASK
 
+    @property
+    def class_maps(self) -> bool:
+        """Whether this view's items are scored per class (DSOL's duets): models are asked for
+        `localize_classes`, one map per MUSIC instrument (`musicbench.instruments.MUSIC_INSTRUMENTS`)."""
+        from musicbench.protocols import PROTOCOLS
+
+        protocol = PROTOCOLS.get(self.protocol) if self.protocol is not None else None
+        return protocol is not None and protocol.class_maps
+
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
         return self.definition_path.is_file()
@@ -396,7 +405,7 @@ class DataRoot:
         keys = item_keys(table, pd.DataFrame(columns=list(DUET_COLUMNS)))
         index = self.read_index().set_index("video_id", drop=False)
         for item_id, rows in table.groupby("item_id", sort=True):
-            references, frames, boxes = [], [], []
+            references, frames, boxes, class_boxes = [], [], [], None
             for row in rows.itertuples(index=False):
                 video = index.loc[row.video_id]
                 clip, rate = self._read_clip(row.audio_path, int(row.start_sample), int(row.n_samples), item_id)
@@ -404,13 +413,16 @@ class DataRoot:
                 frames.append(self._read_frames(row.frames_path, int(row.start_frame), int(row.n_frames)))
                 centre_frame = int(row.start_frame) + int(row.n_frames) // 2
                 if getattr(row, ANNOTATION_COLUMN, ""):  # a localization protocol's own annotated frame comes first
-                    boxes.append(_item_annotation(getattr(row, ANNOTATION_COLUMN), video, item_id))
+                    annotated, classes = _item_annotation(getattr(row, ANNOTATION_COLUMN), video, item_id)
+                    boxes.append(annotated)
+                    if classes is not None:  # scored per class: `localize_classes`
+                        class_boxes = {name: annotated[[c == name for c in classes]] for name in sorted(set(classes))}
                     continue
                 players = self._player_boxes(video, video.get("boxes_path") or "", centre_frame)
                 boxes.append(players[0] if players else _annotated_boxes(annotations, video, centre_frame))
             references_array = np.stack(references).astype(np.float32)
             yield EvalItem(item_id, split, list(rows["video_id"]), list(rows["instrument"]), references_array.sum(axis=0),
-                           references_array, np.stack(frames), rate, boxes, key=keys[str(item_id)])
+                           references_array, np.stack(frames), rate, boxes, key=keys[str(item_id)], class_boxes=class_boxes)
 
     def _iter_duet_items(self, split: str, limit: int | None) -> Iterator[EvalItem]:
         table = self._duet_rows(split, limit)
@@ -851,6 +863,8 @@ class EvalItem:
     ``[x, y, w, h]`` (or boxes ``(k, 4)``, from an annotation file) in frame pixels at the clip's
     centre frame, or None where no ground truth exists. key: the item's key (`item_keys`; "" for
     URMP items): what it is and how it sounds, equal on every data root that holds this item.
+    class_boxes: an item scored per class (a class-aware localization protocol, DSOL's duets): each
+    annotated instrument's boxes ``(k, 4)`` in frame pixels (None for every other item).
     """
 
     item_id: str
@@ -865,6 +879,7 @@ class EvalItem:
     track: str = "mixtures"
     points: list[tuple[float, float]] = field(default_factory=list)
     key: str = ""
+    class_boxes: dict[str, np.ndarray] | None = None
 
 
 def frame_box(box: list[float], video_size: tuple[int, int], frame_size: tuple[int, int]) -> np.ndarray:
@@ -900,19 +915,23 @@ def _video_time(video: pd.Series, frame: int) -> float:
     return frame / float(video["fps"]) + (0.0 if start is None or pd.isna(start) else float(start))
 
 
-def _item_annotation(text: str, video: pd.Series, item_id: str) -> np.ndarray:
-    """Boxes ``(k, 4)`` in processed-frame pixels from an item table's `ANNOTATION_COLUMN` cell."""
+def _item_annotation(text: str, video: pd.Series, item_id: str) -> tuple[np.ndarray, list[str] | None]:
+    """Boxes ``(k, 4)`` in processed-frame pixels from an item table's `ANNOTATION_COLUMN` cell, and
+    each box's class where it names them (else None)."""
     try:
         annotation = json.loads(text)
         size = (int(annotation["width"]), int(annotation["height"]))
         boxes = [[float(v) for v in box] for box in annotation["boxes"]]
+        classes = annotation.get("classes")
         if not boxes or min(size) <= 0 or any(len(box) != 4 for box in boxes):
             raise ValueError("no box")
-    except (ValueError, KeyError, TypeError):
+        if classes is not None and (len(classes) != len(boxes) or not all(isinstance(name, str) for name in classes)):
+            raise ValueError("classes")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise MusicbenchError(f"item {item_id}: its annotated frame is not readable; rebuild the protocol "
                               "(`musicbench protocol build NAME`)") from None
     frame_size = (int(video["frame_width"]), int(video["frame_height"]))
-    return np.stack([frame_box(box, size, frame_size) for box in boxes])
+    return np.stack([frame_box(box, size, frame_size) for box in boxes]), classes
 
 
 def _annotated_boxes(annotations: BoxAnnotations | None, video: pd.Series, frame: int) -> np.ndarray | None:

@@ -552,7 +552,8 @@ def export(
     table = export_items(data, out, split=split, limit=limit, protected=(runs,),
                          overwrite=overwrite)
     counts = table["track"].value_counts()
-    report.print(plain((f"{counts['localization']} localization items" if "localization" in counts else
+    localization = [f"{counts[track]} {track} items" for track in ("localization", "class-localization") if track in counts]
+    report.print(plain((", ".join(localization) if localization else
                         f"{counts.get('mixtures', 0)} mixture items and {counts.get('duets', 0)} duet items") + f" in {out}/ "
                        f"(see {out / 'README.txt'})"))
 

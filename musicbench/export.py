@@ -13,7 +13,9 @@ method can run in its own environment (another machine, a cluster job array, tor
     OUT_DIR/<item>/points.json              track "duets": [[x, y], ...] in frame pixels, one point per player
 
 A localization protocol's items (DSOL's solo test) are listed with track "localization": the
-layout of a mixture item, of whose estimates only the heatmaps are read (and required).
+layout of a mixture item, of whose estimates only the heatmaps are read (and required). A
+class-aware one's (DSOL's duets) with track "class-localization": one heatmap per class of
+``OUT_DIR/classes.json`` (``localize_classes``), in its order.
 
 The mixture and the frames are byte for byte what the harness passes (the JPEG files are copied
 from the frame archives, the mixture is the float32 sum the harness builds), so a model run on
@@ -58,14 +60,23 @@ from musicbench.fsutil import (
     read_regular_file,
     write_parquet,
 )
-from musicbench.harness.outputs import INFERENCE_COLUMNS, MAX_HEATMAP_BYTES, _save_npy, check_estimates, check_heatmaps
+from musicbench.harness.outputs import (
+    INFERENCE_COLUMNS,
+    MAX_HEATMAP_BYTES,
+    _save_npy,
+    check_estimates,
+    check_item_maps,
+    item_map_count,
+)
 from musicbench.harness.provenance import provenance
 from musicbench.hidden import register_copy
+from musicbench.instruments import MUSIC_INSTRUMENTS
 from musicbench.run_folder import check_apart, claim_run_folder, refuse_strangers, staged_folder
 
 MIXTURE_NAME, POINTS_NAME, LABELS_NAME, README_NAME = "mixture.wav", "points.json", "labels.csv", "README.txt"
-# items.csv's track of a localization protocol's items (`musicbench.benchmark.DataRoot.localization_only`): localize only
-LOCALIZATION_ITEM = "localization"
+# items.csv's track of a localization protocol's items (`musicbench.benchmark.DataRoot.localization_only`): localize
+# only; of a class-aware one's (`DataRoot.class_maps`): localize_classes only, with the classes of CLASSES_NAME
+LOCALIZATION_ITEM, CLASS_LOCALIZATION_ITEM, CLASSES_NAME = "localization", "class-localization", "classes.json"
 RUNNER_NAME = "run_model.py"
 MAX_ITEMS_CSV_BYTES = 16 << 20  # an export's items.csv: some hundred bytes an item
 DUET_FRAMES_DIR = "frames"
@@ -113,7 +124,9 @@ Expected estimate layout (EST_DIR is any folder you choose):
                                  {sample_rate} Hz and exactly n_samples long, float or PCM
   EST_DIR/<item>/heatmap<k>.npy  optional, mixture items: where source k sounds, a float array (h, w)
                                  over the frame (saved with numpy.save, no pickles); items of track
-                                 "localization" (a localization protocol) need only these, and must have them
+                                 "localization" (a localization protocol) need only these, and must have them;
+                                 items of track "class-localization" one per class of classes.json, k in its
+                                 order (each map in [0, 1])
 Duet items are scored when EST_DIR has any duet item folder. A missing or malformed file fails
 that item with a reason; the other items are scored. Then, where the benchmark data lives:
   musicbench score EST_DIR --name NAME --split {split}{protocol}
@@ -176,7 +189,9 @@ def export_items(
             for item, (item_id, frame_files) in zip(data.iter_items(split, limit, track), data.iter_frame_files(split, limit, track)):
                 assert item.item_id == item_id, (item.item_id, item_id)
                 _export_item(work_dir / item.item_id, item, frame_files)
-                records.append({"item_id": item.item_id, "track": LOCALIZATION_ITEM if data.localization_only else item.track,
+                track = (CLASS_LOCALIZATION_ITEM if data.class_maps else LOCALIZATION_ITEM) if data.localization_only \
+                    else item.track
+                records.append({"item_id": item.item_id, "track": track,
                                 "n_sources": int(item.references.shape[0]),
                                 "n_samples": int(item.mixture.shape[0]), "n_frames": int(item.frames.shape[1]),
                                 "sample_rate": int(item.sample_rate), "fps": float(fps.loc[item.video_ids[0]]),
@@ -190,10 +205,13 @@ def export_items(
         atomic_write_text(work_dir / LABELS_NAME,
                           pd.DataFrame.from_records(labels, columns=["item_id", "source_index", "instrument"]).to_csv(index=False))
         shutil.copyfile(Path(__file__).with_name("run_exported.py"), work_dir / RUNNER_NAME)
+        if data.class_maps:  # the classes localize_classes is asked for, in the order of heatmap<k>.npy
+            atomic_write_text(work_dir / CLASSES_NAME, json.dumps(list(MUSIC_INSTRUMENTS)) + "\n")
         counts = table["track"].value_counts()
         atomic_write_text(work_dir / README_NAME, README_TEXT.format(
             version=version, split=split, n_mixtures=int(counts.get("mixtures", 0)), n_duets=int(counts.get("duets", 0)),
-            n_localization=f", {int(counts[LOCALIZATION_ITEM])} localization items (localize only)" if LOCALIZATION_ITEM in counts else "",
+            n_localization="".join(f", {int(counts[track])} {track} items ({call} only)" for track, call in (
+                (LOCALIZATION_ITEM, "localize"), (CLASS_LOCALIZATION_ITEM, "localize_classes")) if track in counts),
             sample_rate=int(table["sample_rate"].iloc[0]) if len(table) else 11025,
             fps=f"{table['fps'].iloc[0]:g}" if len(table) else "8",
             protocol="" if data.protocol is None else f" --protocol {data.protocol}"))
@@ -273,7 +291,7 @@ def read_item_estimates(est_dir: Path, item: EvalItem, localization_only: bool =
         return ItemEstimates(None, None, f"no estimate folder {item.item_id}/" + (" (a symlink)" if item_dir.is_symlink() else ""),
                              files)
     if localization_only:
-        found = _read_item_heatmaps(item_dir, item, files, list(range(n_sources)))
+        found = _read_item_heatmaps(item_dir, item, files, list(range(item_map_count(item))))
         return ItemEstimates(None, found.heatmaps, found.reason, files)
     max_wav = n_samples * 8 + (1 << 16)  # float64 samples and a generous header
     sources = []
@@ -296,14 +314,16 @@ def read_item_estimates(est_dir: Path, item: EvalItem, localization_only: bool =
 
 
 def _read_item_heatmaps(item_dir: Path, item: EvalItem, files: dict[str, str], present: list[int]) -> ItemEstimates:
-    """An item folder's ``heatmap<k>.npy``, one per source (`present`: the k whose file exists, or
-    all, to name the first one missing), checked; `files` gets each file's SHA-256."""
-    n_sources = item.references.shape[0]
-    if item.track != "mixtures" or len(present) != n_sources:
+    """An item folder's ``heatmap<k>.npy``, one per source (per class of ``classes.json`` for an item
+    scored per class; `present`: the k whose file exists, or all, to name the first one missing),
+    checked; `files` gets each file's SHA-256."""
+    n_maps = item_map_count(item)
+    if item.track != "mixtures" or len(present) != n_maps:
         return ItemEstimates(None, None, f"{item.item_id}/ has heatmaps {', '.join(heatmap_name(k) for k in present)}: "
-                             f"a mixture item needs one per source ({n_sources}), a duet item none", files)
+                             f"a mixture item needs one per source ({n_maps}; one per class of classes.json for a "
+                             "class-localization item), a duet item none", files)
     maps = []
-    for k in range(n_sources):
+    for k in range(n_maps):
         data, reason = _open_regular(item_dir / heatmap_name(k), MAX_HEATMAP_BYTES)
         if data is not None:
             files[f"{item.item_id}/{heatmap_name(k)}"] = hashlib.sha256(data).hexdigest()
@@ -313,7 +333,7 @@ def _read_item_heatmaps(item_dir: Path, item: EvalItem, files: dict[str, str], p
         maps.append(heatmap)
     if len({m.shape for m in maps}) != 1:
         return ItemEstimates(None, None, f"{item.item_id}/ heatmaps differ in shape: {sorted({m.shape for m in maps})}", files)
-    heatmaps, reason = check_heatmaps(np.stack(maps), n_sources, item.frames.shape[2:4])
+    heatmaps, reason = check_item_maps(np.stack(maps), item)
     return ItemEstimates(None, heatmaps, reason, files)
 
 

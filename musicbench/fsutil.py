@@ -142,8 +142,9 @@ def read_text(path: str | os.PathLike, what: str, hint: str = "") -> str:
     """The UTF-8 text of a file, or MusicbenchError ``cannot read WHAT 'path': reason[; hint]``."""
     try:
         return Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MusicbenchError(f"cannot read {what} {os.fspath(path)!r}: {exc.strerror}" + (f"; {hint}" if hint else "")) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        raise MusicbenchError(f"cannot read {what} {os.fspath(path)!r}: {why}" + (f"; {hint}" if hint else "")) from None
 
 
 def write_parquet(

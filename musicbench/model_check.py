@@ -10,7 +10,7 @@ squares) with the benchmark's shapes, so a model can be checked before `dvc repr
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,10 @@ import numpy as np
 from musicbench.benchmark import DataRoot, EvalItem
 from musicbench.config import AudioConfig
 from musicbench.errors import MusicbenchError
-from musicbench.harness.outputs import check_estimates, check_heatmaps
+from musicbench.harness.outputs import check_estimates, check_heatmaps, check_item_maps
 from musicbench.harness.scoring import ScoreCache
 from musicbench.hidden import check_other_names, hidden_paths
+from musicbench.instruments import MUSIC_INSTRUMENTS
 from musicbench.model_runner import LOAD_TIMEOUT, ModelRunner
 
 FRAME_SIZE = 112  # pixels, the side of the generated items' frames
@@ -113,17 +114,21 @@ def validate_model(
         checks.append(Check("interpreter", "pass", ", ".join(f"{key} {value or 'absent'}" for key, value in info["interpreter"].items())))
         checks.append(Check("load_model", "pass", f"uses_labels={info['uses_labels']}, "
                             f"parameters={info['n_parameters'] if info['n_parameters'] is not None else 'n/a'}"))
-        if not info["has_separate"]:
+        maps_only = not info["has_separate"] and (info["has_localize"] or info["has_localize_classes"])
+        if not info["has_separate"] and not maps_only:
             checks.append(Check("separate", "fail", "the model has no separate(mixture, frames, sample_rate) method"))
             return checks, source
+        if maps_only:
+            checks.append(Check("separate", "warn", "not offered: only the localization protocols (dsol-solo, dsol-duet) "
+                                "can score this model"))
         for item in items:
-            checks.append(_check_call(runner, item, "separate", info, timeout))
-            for method in ("localize", "separate_at"):
+            for method in ("separate", "localize", "separate_at", "localize_classes"):
                 if info[f"has_{method}"]:
                     checks.append(_check_call(runner, item, method, info, timeout))
-        for method in ("localize", "separate_at"):
+        for method in ("localize", "separate_at", "localize_classes"):
             if not info[f"has_{method}"]:
-                checks.append(Check(method, "warn", "not offered (optional): the board shows n/a for it"))
+                checks.append(Check(method, "warn", "not offered (optional): the board shows n/a for it"
+                                    if method != "localize_classes" else "not offered (optional): protocol dsol-duet needs it"))
     return checks, source
 
 
@@ -134,6 +139,11 @@ def _check_call(runner: ModelRunner, item: EvalItem, method: str, info: dict[str
         points = [(float(b[0] + b[2] / 2), float(b[1] + b[3] / 2)) for b in item.boxes[:2]]
         result = runner.call(method, mixture=item.mixture, frames=item.frames[0], points=points)
         checked = check_estimates(result.value, len(points), n_samples) if result.ok else (None, result.reason)
+    elif method == "localize_classes":  # as DSOL's duets ask: one video, a map per MUSIC instrument
+        one_video = replace(item, frames=item.frames[:1], class_boxes={})
+        result = runner.call(method, mixture=item.mixture, frames=one_video.frames, sample_rate=item.sample_rate,
+                             classes=list(MUSIC_INSTRUMENTS))
+        checked = check_item_maps(result.value, one_video) if result.ok else (None, result.reason)
     else:
         kwargs: dict[str, Any] = {"mixture": item.mixture, "frames": item.frames, "sample_rate": item.sample_rate}
         if method == "separate" and info.get("uses_labels"):

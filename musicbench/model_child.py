@@ -131,6 +131,7 @@ def describe_model(model: Any) -> dict[str, Any]:
         "uses_labels": bool(getattr(model, "uses_labels", False)),
         "has_separate": callable(getattr(model, "separate", None)),
         "has_localize": callable(getattr(model, "localize", None)),
+        "has_localize_classes": callable(getattr(model, "localize_classes", None)),
         "has_separate_at": callable(getattr(model, "separate_at", None)),
         "n_parameters": n_parameters,
     }

@@ -47,7 +47,7 @@ MAX_HEADER_BYTES = 1 << 20  # of the child's JSON answer
 MAX_ARRAY_BYTES = 1 << 28  # of the child's result array
 MAX_MODEL_OUTPUT = 1 << 20  # bytes of the model's prints shown on the harness's stderr, per runner
 MAX_PARAMETERS = 1 << 53  # a parameter count at or above this is not believed (nor exact in JSON)
-INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at")
+INFO_FLAGS = ("uses_labels", "has_separate", "has_localize", "has_separate_at", "has_localize_classes")
 RUNTIME_KEYS = ("executable", "python", "numpy", "torch")
 # What the model process inherits of the harness's environment: locale, search path and the choice of
 # devices, CPU kernels and threads; never tokens, credentials or anything else (HOME and TMPDIR: its scratch folder).

@@ -93,7 +93,9 @@ PROTOCOL_SLOT_COLUMNS = ("item_id", "split", "n_sources", "source_index", "video
 LOCALIZATION_TASK = "localization"
 #: What a protocol's items are scored by besides musicbench's own recipe.
 RECIPES = {"sop": "The Sound of Pixels' calc_metrics (truncate to 65280 samples, clip, skip silent, batches of 32)",
-           "dsol-solo": "DSOL's tools.py (map and boxes at 224 × 224, map > 0.1 × its maximum, cIoU success at 0.5, AUC)"}
+           "dsol-solo": "DSOL's tools.py (map and boxes at 224 × 224, map > 0.1 × its maximum, cIoU success at 0.5, AUC)",
+           "dsol-duet": "DSOL's eval_duet.py (per class, map > 0.2 × its maximum at 224 × 224, the frame's mean over its "
+                        "classes, success at 0.3 and 0.5, AUC; NSA: the share of a silent class's map at or below 0.2)"}
 _CSV_ENTRY = re.compile(r"^/(?P<instrument>[a-z_]+)/(?P<id>[A-Za-z0-9_-]{11})\.wav$")
 
 
@@ -129,6 +131,7 @@ class Protocol:
     videos: Callable[[Path], dict[str, tuple[str, float]]] | None
     place: Callable[[int, int], int] | None = None  # (video samples, sample rate) → first sample, for clips placed by length
     task: str = "separation"  # or "localization": only `localize` is called and scored (`LOCALIZATION_TASK`)
+    class_maps: bool = False  # a localization protocol scored per class: `localize_classes` (`CLASS_MAP_CLASSES`)
 
 
 MAX_PROTOCOL_FILE_BYTES = 4 << 20  # the published files are tens of kB
@@ -275,8 +278,9 @@ def sop_val_items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Pat
 
 
 _DSOL = "dsol_DTaoo"
-_DSOL_LIST_ROW = re.compile(r"^(?P<id>[A-Za-z0-9_-]{11})_\d+_\d+\.flac\s+(?P=id)_\d+_\d+\.mp4$")
+_DSOL_LIST_ROW = re.compile(r"^(?P<name>(?P<id>[A-Za-z0-9_-]{11})_\d+_\d+)\.flac\s+(?P=name)\.mp4$")
 DSOL_SOLO_FILES = (f"{_DSOL}/solo_testing.txt", f"{_DSOL}/solotest.json")
+DSOL_SAMPLE_RATE = 11025  # musicbench's rate (DSOL's log-mels are of 16 kHz audio)
 
 
 def _dsol_test_videos(path: Path, labels: dict[str, tuple[str, str]], kind: str) -> list[tuple[str, str]]:
@@ -286,7 +290,10 @@ def _dsol_test_videos(path: Path, labels: dict[str, tuple[str, str]], kind: str)
     for number, row in _rows(path):
         match = _DSOL_LIST_ROW.match(",".join(row).strip())
         if match is None:
-            raise MusicbenchError(f"{path}:{number}: expected '<id>_<a>_<b>.flac <id>_<a>_<b>.mp4'; "
+            raise MusicbenchError(f"{path}:{number}: expected '<id>_<a>_<b>.flac <id>_<a>_<b>.mp4' (one name twice); "
+                                  "restore the file from the repository (manifests/published)")
+        if any(video == match["id"] for video, _ in found):
+            raise MusicbenchError(f"{path}:{number}: video {match['id']} is listed twice; "
                                   "restore the file from the repository (manifests/published)")
         listed, instruments = labels.get(match["id"], ("", ""))
         if listed != kind:
@@ -312,42 +319,71 @@ def _dsol_annotations(path: Path) -> Any:
     return load_dsol_boxes(path)
 
 
-def annotation_text(frame: Any) -> str:
+#: DSOL's box classes (``category_id``) as MUSIC instruments: ``eval_duet.py``'s ``duetkeys``.
+DSOL_CATEGORIES = {1: "cello", 3: "acoustic_guitar", 8: "saxophone", 10: "trumpet", 11: "violin", 12: "flute", 13: "accordion"}
+
+
+def annotation_text(frame: Any, with_classes: bool = False) -> str:
     """The ``annotation`` cell of an annotated frame (`musicbench.annotations.AnnotatedFrame`): JSON
-    ``{"frame": DSOL's file name, "width", "height": its size in pixels, "boxes": [[x, y, w, h], ...]}``."""
-    return json.dumps({"frame": frame.key, "width": frame.width, "height": frame.height,
-                       "boxes": [[float(v) for v in box] for box in frame.boxes]}, sort_keys=True)
+    ``{"frame": DSOL's file name, "width", "height": its size in pixels, "boxes": [[x, y, w, h], ...]}``
+    and, `with_classes`, ``"classes"``: each box's instrument (`DSOL_CATEGORIES`)."""
+    text = {"frame": frame.key, "width": frame.width, "height": frame.height,
+            "boxes": [[float(v) for v in box] for box in frame.boxes]}
+    if with_classes:
+        unknown = [category for category in frame.categories if category not in DSOL_CATEGORIES]
+        if unknown:
+            raise MusicbenchError(f"box annotations, entry {frame.key!r}: category_id {unknown[0]!r} is none of DSOL's "
+                                  f"({', '.join(map(str, DSOL_CATEGORIES))}); use the repository's copy of the file")
+        text["classes"] = [DSOL_CATEGORIES[category] for category in frame.categories]
+    return json.dumps(text, sort_keys=True)
 
 
-def dsol_solo_items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
-    """DSOL's solo localization test (``music-exp/data/MUSIC_dataset.py``, test mode; ``tools.py``):
-    for each video of ``solo_testing.txt`` in its order, one item per second ``s`` that has an
-    annotated frame with a box in ``solotest.json``: the audio of ``[s, s + 1)`` s and the map scored
-    against one annotated frame of that second. DSOL draws that frame at random (unseeded) among the
-    second's 4; musicbench takes the middle one of those with a box (frame 14 of 0, 7, 14 and 21)."""
-    annotations = _dsol_annotations(lists_dir / DSOL_SOLO_FILES[1])
-    rate = PROTOCOLS["dsol-solo"].sample_rate
-    found = []
-    for video_id, instrument in _dsol_test_videos(lists_dir / DSOL_SOLO_FILES[0], labels, "solo"):
-        by_second: dict[int, list[Any]] = {}
-        for frame in annotations.frames.get(video_id, []):
-            if len(frame.boxes):
-                by_second.setdefault(int(frame.time), []).append(frame)
-        for second, frames in sorted(by_second.items()):
-            frames.sort(key=lambda frame: frame.frame)
-            found.append([Clip(video_id, instrument, second * rate, rate, annotation_text(frames[len(frames) // 2]))])
-    return found
+def _check_annotated_frame(frame: Any, path: Path) -> None:
+    """MusicbenchError unless an annotated frame of a protocol's box file has a size and boxes of finite
+    numbers with a positive width and height (what DSOL's files hold)."""
+    boxes = np.asarray(frame.boxes, dtype=np.float64)
+    if frame.width <= 0 or frame.height <= 0 or not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
+        raise MusicbenchError(f"{path}, entry {frame.key!r}: a frame needs a positive size and boxes [x, y, w, h] of finite "
+                              "numbers with w and h above 0; restore the file from the repository (manifests/published)")
 
 
-def dsol_solo_videos(lists_dir: Path) -> dict[str, tuple[str, float]]:
-    """Each video of DSOL's solo test with its instrument and its annotated length in seconds (the
-    last annotated second's end)."""
-    clips = [clip for item in dsol_solo_items(lists_dir, official_labels(lists_dir)) for clip in item]
-    lengths: dict[str, tuple[str, float]] = {}
-    for clip in clips:
-        end = (clip.start_sample + clip.n_samples) / PROTOCOLS["dsol-solo"].sample_rate
-        lengths[clip.video_id] = (clip.instrument, max(end, lengths.get(clip.video_id, ("", 0.0))[1]))
-    return lengths
+def _dsol_items(files: tuple[str, str], kind: str, with_classes: bool) -> Callable:
+    """The items of a DSOL localization test (``music-exp/data/MUSIC_dataset.py``, test mode;
+    ``tools.py``, ``eval_duet.py``) from its list of `kind` videos and its box file (`files`): for
+    each video in the list's order, one item per second ``s`` that has an annotated frame with a box,
+    the audio of ``[s, s + 1)`` s and the map scored against one annotated frame of that second.
+    DSOL draws that frame at random (unseeded) among the second's 4; musicbench takes the middle one
+    of those with a box (frame 14 of 0, 7, 14 and 21). `with_classes`: each box keeps its class."""
+    def items(lists_dir: Path, labels: dict[str, tuple[str, str]], root: Path | None = None) -> list[list[Clip]]:
+        annotations = _dsol_annotations(lists_dir / files[1])
+        rate = DSOL_SAMPLE_RATE
+        found = []
+        for video_id, instruments in _dsol_test_videos(lists_dir / files[0], labels, kind):
+            by_second: dict[int, list[Any]] = {}
+            for frame in annotations.frames.get(video_id, []):
+                _check_annotated_frame(frame, lists_dir / files[1])
+                if len(frame.boxes):
+                    by_second.setdefault(int(frame.time), []).append(frame)
+            for second, frames in sorted(by_second.items()):
+                frames.sort(key=lambda frame: frame.frame)
+                annotation = annotation_text(frames[len(frames) // 2], with_classes)
+                found.append([Clip(video_id, instruments, second * rate, rate, annotation)])
+        if not found:
+            raise MusicbenchError(f"{lists_dir / files[1]} has no box on a frame of the videos of {lists_dir / files[0]}; "
+                                  "restore both files from the repository (manifests/published)")
+        return found
+
+    def videos(lists_dir: Path) -> dict[str, tuple[str, float]]:
+        lengths: dict[str, tuple[str, float]] = {}
+        for (clip,) in items(lists_dir, official_labels(lists_dir)):
+            end = (clip.start_sample + clip.n_samples) / DSOL_SAMPLE_RATE
+            lengths[clip.video_id] = (clip.instrument, max(end, lengths.get(clip.video_id, ("", 0.0))[1]))
+        return lengths
+
+    return items, videos
+
+
+DSOL_DUET_FILES = (f"{_DSOL}/duet_pairs_val.txt", f"{_DSOL}/duettest.json")
 
 
 _IQUERY_SOURCE = ("JiabenChen/iQuery @ 315fba343ec240b63f8632f0347940efda5b4c51: code/dataset/music.py (test split), "
@@ -379,7 +415,12 @@ PROTOCOLS: dict[str, Protocol] = {
         _SOP_SOURCE, (), "sop", 11025, sop_val_items, None, sop_clip_start),
     "dsol-solo": Protocol(
         "dsol-solo", "DSOL (Hu et al., NeurIPS 2020): solo sound localization on the annotated frames of 27 test videos",
-        _DSOL_SOURCE, DSOL_SOLO_FILES, "dsol-solo", 11025, dsol_solo_items, dsol_solo_videos, task=LOCALIZATION_TASK),
+        _DSOL_SOURCE, DSOL_SOLO_FILES, "dsol-solo", DSOL_SAMPLE_RATE, *_dsol_items(DSOL_SOLO_FILES, "solo", False),
+        task=LOCALIZATION_TASK),
+    "dsol-duet": Protocol(
+        "dsol-duet", "DSOL (Hu et al., NeurIPS 2020): class-aware localization in duets, on the annotated frames of "
+        "16 videos", _DSOL_SOURCE.replace("music-exp/tools.py (cal_ciou)", "music-exp/eval_duet.py"), DSOL_DUET_FILES,
+        "dsol-duet", DSOL_SAMPLE_RATE, *_dsol_items(DSOL_DUET_FILES, "duet", True), task=LOCALIZATION_TASK, class_maps=True),
 }
 
 
@@ -449,8 +490,9 @@ def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | N
             needed[clip.video_id] = max(needed.get(clip.video_id, 0.0), end)
     if protocol.task != LOCALIZATION_TASK:
         needed = {}
-    return [VideoSpec(video_id, "solo", (instrument,), min(lengths[video_id][1], needed.get(video_id, float("inf"))))
-            for video_id, instrument in sorted(wanted.items()) if instrument in SYNTH_INSTRUMENTS]
+    return [VideoSpec(video_id, "duet" if " " in instruments else "solo", tuple(instruments.split()),
+                      min(lengths[video_id][1], needed.get(video_id, float("inf"))))
+            for video_id, instruments in sorted(wanted.items()) if set(instruments.split()) <= set(SYNTH_INSTRUMENTS)]
 
 
 def generate_protocol_videos(params: dict[str, Any], root: str | os.PathLike, name: str, lists_dir: str | os.PathLike,
@@ -592,6 +634,10 @@ def build_protocol(params: dict[str, Any], root: str | os.PathLike, name: str,
     document["protocol"]["train_videos"] = train_videos(data.root, built.mixtures)
     ground_truth = data.ground_truth_document(built.mixtures, built.duets, tables)
     write_items_folder(data, built, ground_truth, document)
+    if protocol.task == LOCALIZATION_TASK:  # its boxes came from a public file: every later model run hides that copy
+        from musicbench.hidden import register_copy
+
+        register_copy(data.root, (Path(lists_dir) / protocol.files[-1]).parent, f"protocol {name} annotations")
     return document
 
 

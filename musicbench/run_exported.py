@@ -13,7 +13,8 @@ is skipped, so a preempted job can be rerun; each item's folder is written under
 renamed when complete. A failing item is reported on stderr and the rest go on (scoring records it as
 failed); the exit status is 1 when any item failed, so job arrays see it. Without Pillow it stops at
 once with one line; duet items are left out, with one note, for a model without ``separate_at``. Items of
-track "localization" (a localization protocol) call ``localize`` alone and write only ``heatmap<k>.npy``.
+track "localization" (a localization protocol) call ``localize`` alone and write only ``heatmap<k>.npy``;
+of track "class-localization" ``localize_classes`` with the classes of ``classes.json``, a map per class.
 Then, where the benchmark lives: ``musicbench score EST_DIR --name NAME``.
 """
 
@@ -100,6 +101,10 @@ def run_item(model: Any, item: dict[str, str], items_dir: Path, labels: dict[str
     elif item["track"] == "localization":  # a localization protocol's item: only the maps are scored
         frames = np.stack([read_frames(item_dir / f"source{k}") for k in range(int(item["n_sources"]))])
         estimates, heatmaps = [], model.localize(mixture=mixture, frames=frames, sample_rate=rate)
+    elif item["track"] == "class-localization":  # one map per class of classes.json, in its order
+        frames = np.stack([read_frames(item_dir / f"source{k}") for k in range(int(item["n_sources"]))])
+        classes = json.loads((items_dir / "classes.json").read_text())
+        estimates, heatmaps = [], model.localize_classes(mixture=mixture, frames=frames, sample_rate=rate, classes=classes)
     else:
         frames = np.stack([read_frames(item_dir / f"source{k}") for k in range(int(item["n_sources"]))])
         kwargs: dict[str, Any] = {"mixture": mixture, "frames": frames, "sample_rate": rate}
@@ -171,9 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"note: the model has no separate_at: its {len(duets)} duet items are left out (the duet track is not scored)",
               file=sys.stderr)
         items = [item for item in items if item["track"] != "duets"]
-    if any(item["track"] == "localization" for item in items) and not callable(getattr(model, "localize", None)):
-        raise SystemExit("error: these items score localization alone (a localization protocol) and the model has no "
-                         "localize(mixture, frames, sample_rate); add one that returns heatmaps (n_sources, h, w)")
+    for track, method in (("localization", "localize"), ("class-localization", "localize_classes")):
+        if any(item["track"] == track for item in items) and not callable(getattr(model, method, None)):
+            raise SystemExit(f"error: these items score localization alone (a localization protocol) and the model has no "
+                             f"{method}(); add it (see the README's model API)")
     failed = 0
     for item in items:
         if (args.estimates / item["item_id"]).exists():

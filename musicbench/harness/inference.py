@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,9 @@ from musicbench.confine import SCRATCH_BYTES
 from musicbench.errors import MusicbenchError
 from musicbench.fsutil import atomic_write_text, ensure_writable_dir, write_parquet
 from musicbench.harness.oracles import ORACLES, oracle_outputs
-from musicbench.harness.outputs import INFERENCE_COLUMNS, _save_npy, check_estimates, check_heatmaps
+from musicbench.harness.outputs import INFERENCE_COLUMNS, _save_npy, check_estimates, check_heatmaps, check_item_maps
 from musicbench.hidden import check_other_names, hidden_paths
+from musicbench.instruments import MUSIC_INSTRUMENTS
 from musicbench.model_child import describe_model, result_array, short_error
 from musicbench.model_runner import LOAD_TIMEOUT, CallResult, ModelRunner
 from musicbench.progress import note, progress_bar
@@ -48,10 +50,12 @@ def run_inference(
     item of `split`; write estimates and inference.parquet.
 
     The mixtures track always runs; the duets track runs when the model has ``separate_at`` (an
-    oracle always has); the real-ensembles track (URMP) runs when the data root has it, through
-    ``separate_at`` or else ``separate`` with one frame crop per player (`run_tracks`). `timeout`
-    bounds each call of the model, `load_timeout` the import of its file and ``load_model``
-    (seconds; the model process is killed after either). Returns the inference table: item_id,
+    oracle always has); a localization protocol's items (`DataRoot.localization_only`, whose boxes
+    are public) are called in a secret order, drawn afresh for every run, never from the params; the
+    real-ensembles track (URMP) runs when the data root has it, through ``separate_at`` or else
+    ``separate`` with one frame crop per player (`run_tracks`). `timeout` bounds each call of the
+    model, `load_timeout` the import of its file and ``load_model`` (seconds; the model process is
+    killed after either). Returns the inference table: item_id,
     track, status (ok | failed), reason, seconds, localized. `keep_items`: a list the verified,
     decoded items are added to, for scoring them without reading them again.
 
@@ -85,7 +89,7 @@ def run_inference(
             if runner.load_error:
                 raise MusicbenchError(f"model {model_path}: {runner.load_error}")
             info = runner.info
-            if not info["has_separate"]:
+            if not info["has_separate"] and not DataRoot(root).localization_only:  # a localization protocol asks for maps only
                 raise MusicbenchError(f"model {model_path}: the loaded object has no separate(mixture, frames, sample_rate) method")
             if info.get("undeclared_options"):
                 note(f"option(s) {', '.join(info['undeclared_options'])} are not parameters of load_model, which takes "
@@ -95,10 +99,15 @@ def run_inference(
         if keep_items is not None:  # the caller scores from them: each item is read and decoded once per run
             keep_items.extend(items)
         what = oracle or (Path(model_path).name if model_path is not None else type(model).__name__)
+        order = list(items)
+        if localization_only:  # public annotations (DSOL's): a secret order, so that counting calls names no item
+            random.SystemRandom().shuffle(order)
+        done: dict[int, dict[str, Any]] = {}
         with progress_bar(f"inference ({what}, {split})", total=len(items)) as advance:
-            for item in items:
-                records.append(_infer_item(item, runner, info, oracle, out_dir, localization_only))
+            for item in order:
+                done[id(item)] = _infer_item(item, runner, info, oracle, out_dir, localization_only)
                 advance()
+        records = [done[id(item)] for item in items]  # the table in item order, whatever the calls' order
     finally:
         if runner is not None:
             runner.close()
@@ -122,9 +131,12 @@ def _check_localization_task(data: DataRoot, info: dict[str, Any], oracle: str |
     if oracle is not None and oracle != "mixture":
         raise MusicbenchError(f"protocol {data.protocol} scores localization alone; oracle {oracle} only separates: "
                               "use --oracle mixture (the centre prior, the localization floor)")
-    if oracle is None and not info.get("has_localize"):
+    method, returns = (("localize_classes(mixture, frames, sample_rate, classes)", "one map per class in [0, 1], "
+                        f"({len(MUSIC_INSTRUMENTS)}, h, w)") if data.class_maps else
+                       ("localize(mixture, frames, sample_rate)", "heatmaps (1, h, w)"))
+    if oracle is None and not info.get("has_localize_classes" if data.class_maps else "has_localize"):
         raise MusicbenchError(f"protocol {data.protocol} scores localization alone, and model {model_path} has no "
-                              "localize(mixture, frames, sample_rate) method; add one that returns heatmaps (1, h, w)")
+                              f"{method} method; add one that returns {returns}")
     return True
 
 
@@ -183,11 +195,16 @@ def _localize_item(item: EvalItem, runner, oracle: str | None, out_dir: Path) ->
     if oracle:
         oracle_outputs(item, oracle)
         return {"status": "ok", "reason": "", "seconds": time.perf_counter() - start, "localized": True}
-    result = runner.call("localize", mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
-    heatmaps, reason = check_heatmaps(result.value, item.references.shape[0], item.frames.shape[2:4]) if result.ok \
-        else (None, result.reason)
+    if item.class_boxes is not None:  # one map per MUSIC instrument, each in [0, 1]
+        method = "localize_classes"
+        result = runner.call(method, mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate,
+                             classes=list(MUSIC_INSTRUMENTS))
+    else:
+        method = "localize"
+        result = runner.call(method, mixture=item.mixture, frames=item.frames, sample_rate=item.sample_rate)
+    heatmaps, reason = check_item_maps(result.value, item) if result.ok else (None, result.reason)
     if heatmaps is None:
-        return {"status": "failed", "reason": f"localize: {reason}", "seconds": result.seconds, "localized": False}
+        return {"status": "failed", "reason": f"{method}: {reason}", "seconds": result.seconds, "localized": False}
     _save_npy(out_dir / "heatmaps" / f"{item.item_id}.npy", heatmaps)
     return {"status": "ok", "reason": "", "seconds": result.seconds, "localized": True}
 

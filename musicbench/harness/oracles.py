@@ -52,12 +52,15 @@ def oracle_estimates(item: EvalItem, kind: str) -> np.ndarray:
 
 def oracle_outputs(item: EvalItem, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     """An oracle's estimates (`oracle_estimates`) of `item` and its heatmaps: the centre prior
-    ``(n_sources, h, w)`` for the mixture oracle on the mixtures track, else None."""
+    ``(n_sources, h, w)`` (one per class for an item scored per class) for the mixture oracle on the
+    mixtures track, else None."""
+    from musicbench.harness.outputs import item_map_count
+
     estimates = oracle_estimates(item, kind)
     if kind != "mixture" or item.track != "mixtures":
         return estimates, None
     height, width = item.frames.shape[2:4]
-    return estimates, np.repeat(centre_prior(height, width)[None], item.references.shape[0], axis=0)
+    return estimates, np.repeat(centre_prior(height, width)[None], item_map_count(item), axis=0)
 
 
 @functools.cache

@@ -59,6 +59,23 @@ def check_heatmaps(heatmaps: Any, n_sources: int, frame_size: tuple[int, int]) -
     return array, ""
 
 
+def item_map_count(item: Any) -> int:
+    """How many maps an item's localization has: one per source, or for an item scored per class
+    (``class_boxes``, DSOL's duets) one per MUSIC instrument (`musicbench.instruments.MUSIC_INSTRUMENTS`)."""
+    from musicbench.instruments import MUSIC_INSTRUMENTS
+
+    return len(MUSIC_INSTRUMENTS) if getattr(item, "class_boxes", None) is not None else int(item.references.shape[0])
+
+
+def check_item_maps(heatmaps: Any, item: Any) -> tuple[np.ndarray | None, str]:
+    """`check_heatmaps` for `item` (`item_map_count` maps at its frames' size); a class-aware item's
+    maps must also lie in [0, 1] (DSOL's NSA thresholds them at an absolute 0.2)."""
+    array, reason = check_heatmaps(heatmaps, item_map_count(item), item.frames.shape[2:4])
+    if array is not None and getattr(item, "class_boxes", None) is not None and (array.min() < 0 or array.max() > 1):
+        return None, f"class maps hold values in [{array.min():.3g}, {array.max():.3g}]: each must lie in [0, 1]"
+    return array, reason
+
+
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:

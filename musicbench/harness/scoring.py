@@ -41,7 +41,14 @@ from musicbench.fsutil import (
     write_parquet,
 )
 from musicbench.harness.oracles import oracle_code_hash, oracle_outputs
-from musicbench.harness.outputs import INFERENCE_COLUMNS, MAX_HEATMAP_BYTES, check_estimates, check_heatmaps
+from musicbench.harness.outputs import (
+    INFERENCE_COLUMNS,
+    MAX_HEATMAP_BYTES,
+    check_estimates,
+    check_item_maps,
+    item_map_count,
+)
+from musicbench.instruments import MUSIC_INSTRUMENTS
 from musicbench.metrics import (
     LOCALIZATION_VARIANTS,
     METRIC_VERSION,
@@ -71,7 +78,8 @@ def _cache_key(*parts: str) -> str:
 
 def item_content_hash(item: EvalItem) -> str:
     """Hex SHA-256 of what an item's scores are computed from: its mixture and references (exact
-    samples), its boxes and its points. Two items of one id and key can differ here (a polarity
+    samples), its boxes (per class, for a class-aware item) and its points. Two items of one id and
+    key can differ here (a polarity
     flip keeps every loudness contour): the score cache keys on this, never on the key alone."""
     digest = hashlib.sha256()
     for array in (item.mixture, item.references):
@@ -81,6 +89,9 @@ def item_content_hash(item: EvalItem) -> str:
         box = None if box is None else np.ascontiguousarray(box, dtype=np.float64)
         digest.update(b"none" if box is None else repr(box.shape).encode() + box.tobytes())
     digest.update(repr([tuple(map(float, point)) for point in item.points]).encode())
+    for name, boxes in sorted((item.class_boxes or {}).items()):  # a class-aware item's boxes per class
+        boxes = np.ascontiguousarray(boxes, dtype=np.float64)
+        digest.update(name.encode() + b"\x00" + repr(boxes.shape).encode() + boxes.tobytes())
     return digest.hexdigest()
 
 
@@ -94,7 +105,7 @@ def metric_code_hash() -> str:
     digest = hashlib.sha256()
     for path in [*sorted(Path(metrics_package.__file__).resolve().parent.glob("*.py")), Path(outputs.__file__)]:
         digest.update(path.name.encode() + b"\x00" + path.read_bytes() + b"\x00")
-    for function in (_run_outputs, _run_heatmaps, score_item, localization_scores, item_boxes):
+    for function in (_run_outputs, _run_heatmaps, score_item, localization_scores, _map_scores, item_boxes, _with_area):
         digest.update(inspect.getsource(function).encode())
     return digest.hexdigest()
 
@@ -164,29 +175,58 @@ def score_item(item: EvalItem, estimates: np.ndarray, heatmaps: np.ndarray | Non
 
 def localization_scores(item: EvalItem, heatmaps: np.ndarray | None) -> dict[str, list]:
     """The localization scores of one item, lists over sources: cIoU, pointing and the
-    `LOCALIZATION_VARIANTS` of each source's map against its boxes (None without a map or a box)."""
-    scores: dict[str, list] = {name: [None] * len(item.video_ids) for name in ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)}
+    `LOCALIZATION_VARIANTS` of each source's map against its boxes (None without a map or a box).
+    An item scored per class (``class_boxes``) has one source: each score is the mean over its
+    annotated classes of that class's map (``MUSIC_INSTRUMENTS`` order) against that class's boxes."""
+    names = ("ciou", "pointing_hit", *LOCALIZATION_VARIANTS)
+    scores: dict[str, list] = {name: [None] * len(item.video_ids) for name in names}
     if heatmaps is None:
         return scores
-    height, width = item.frames.shape[2:4]
+    if item.class_boxes is not None:
+        per_class = [_map_scores(heatmaps[MUSIC_INSTRUMENTS.index(name)], boxes, item.frames.shape[2:4])
+                     for name, boxes in sorted(item.class_boxes.items()) if name in MUSIC_INSTRUMENTS]
+        per_class = [values for values in per_class if values is not None]
+        if per_class:
+            scores.update({name: [float(np.mean([values[name] for values in per_class]))] for name in names})
+        return scores
     for k, boxes in enumerate(item_boxes(item)):
-        if boxes is not None:
-            mask = boxes_to_mask(boxes, height, width)
-            scores["ciou"][k] = float(ciou(heatmaps[k], mask))
-            scores["pointing_hit"][k] = float(pointing_game(heatmaps[k], boxes, (height, width)))
-            scores["ciou_t05"][k] = float(ciou(heatmaps[k], mask, threshold=0.5))
-            scores["dsol_ciou"][k] = float(dsol_ciou(heatmaps[k], mask))
+        values = _map_scores(heatmaps[k], boxes, item.frames.shape[2:4])
+        for name in names if values is not None else ():
+            scores[name][k] = values[name]
     return scores
+
+
+def _map_scores(heatmap: np.ndarray, boxes: np.ndarray | None, frame_size: tuple[int, int]) -> dict[str, float] | None:
+    """cIoU, pointing and the `LOCALIZATION_VARIANTS` of one map against boxes ``(k, 4)`` (those with
+    an area; None when none has, or they cover no pixel centre)."""
+    boxes = _with_area(boxes)
+    if boxes is None:
+        return None
+    height, width = frame_size
+    mask = boxes_to_mask(boxes, height, width)
+    if not mask.any():  # boxes that cover no pixel centre: nothing to score, as for a box the crop removed
+        return None
+    return {"ciou": float(ciou(heatmap, mask)), "pointing_hit": float(pointing_game(heatmap, boxes, (height, width))),
+            "ciou_t05": float(ciou(heatmap, mask, threshold=0.5)), "dsol_ciou": float(dsol_ciou(heatmap, mask))}
 
 
 def item_boxes(item: EvalItem) -> list[np.ndarray | None]:
     """Per source of `item`, its boxes ``(k, 4)`` in frame pixels that have an area, or None (no box)."""
-    found = []
-    for box in item.boxes:
-        boxes = None if box is None else np.atleast_2d(box)
-        boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
-        found.append(boxes if boxes is not None and len(boxes) else None)
-    return found
+    return [_with_area(box) for box in item.boxes]
+
+
+def item_class_boxes(item: EvalItem) -> dict[int, np.ndarray]:
+    """A class-aware item's boxes that have an area, by the index of their class's map
+    (``MUSIC_INSTRUMENTS`` order); classes left without a box are left out."""
+    found = {MUSIC_INSTRUMENTS.index(name): _with_area(boxes) for name, boxes in (item.class_boxes or {}).items()
+             if name in MUSIC_INSTRUMENTS}
+    return {index: boxes for index, boxes in sorted(found.items()) if boxes is not None}
+
+
+def _with_area(box: np.ndarray | None) -> np.ndarray | None:
+    boxes = None if box is None else np.atleast_2d(box)
+    boxes = None if boxes is None else boxes[(boxes[:, 2] > 0) & (boxes[:, 3] > 0)]
+    return boxes if boxes is not None and len(boxes) else None
 
 
 def _score_rows(item: EvalItem, status: dict[str, Any] | None, out_dir: Path, cache: ScoreCache, version: str,
@@ -265,10 +305,8 @@ def _run_heatmaps(item: EvalItem, heatmaps_path: Path) -> tuple[str, np.ndarray]
     """A run folder's heatmaps of `item` ``(n_sources, h, w)``, read once and checked as
     `_run_outputs` reads them, with the file's SHA-256; UntrustedFileError says why not."""
     name = f"heatmaps/{item.item_id}.npy"
-    n_sources = item.references.shape[0]
-    data = read_regular_file(heatmaps_path, max_bytes=n_sources * MAX_HEATMAP_BYTES, name=name)
-    heatmaps, reason = check_heatmaps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3, name=name), n_sources,
-                                      item.frames.shape[2:4])
+    data = read_regular_file(heatmaps_path, max_bytes=item_map_count(item) * MAX_HEATMAP_BYTES, name=name)
+    heatmaps, reason = check_item_maps(read_npy(data, max_bytes=len(data), kinds="f", ndim=3, name=name), item)
     if heatmaps is None:
         raise NpyError(f"{name}: {reason}")
     return hashlib.sha256(data).hexdigest(), heatmaps
@@ -429,14 +467,22 @@ def ok_items(out_dir: str | os.PathLike) -> set[str]:
 def paper_recipe_scores(out_dir: str | os.PathLike, items: Sequence[EvalItem], recipe: str,
                         oracle: str | None = None) -> dict[str, Any]:
     """A protocol run's figures by its paper's own recipe (`musicbench.metrics.recipes`; ``"sop"``:
-    The Sound of Pixels' ``calc_metrics``; ``"dsol-solo"``: DSOL's ``cal_ciou``) over `items` (every
-    item of the protocol the data root holds, mixtures track, in the paper's order: item order), from
-    the run's estimates (heatmaps for ``"dsol-solo"``): an item the run did not complete counts as
-    the paper's code counts a failed one (silent, so skipped: ``n_valid`` of ``n_items``; a map's
-    cIoU 0); a figure that is not finite (the mixture's SAR) is None."""
-    from musicbench.metrics.recipes import dsol_solo_ciou, dsol_solo_figures, sop_figures, sop_item_scores
+    The Sound of Pixels' ``calc_metrics``; ``"dsol-solo"``: DSOL's ``cal_ciou``; ``"dsol-duet"``: its
+    ``eval_duet.py``) over `items` (every item of the protocol the data root holds, mixtures track,
+    in the paper's order: item order), from the run's estimates (heatmaps for DSOL's): an item the
+    run did not complete counts as the paper's code counts a failed one (silent, so skipped:
+    ``n_valid`` of ``n_items``; DSOL's: cIoU 0, NSA 0); a figure that is not finite (the mixture's
+    SAR) is None."""
+    from musicbench.metrics.recipes import (
+        dsol_duet_figures,
+        dsol_duet_scores,
+        dsol_solo_ciou,
+        dsol_solo_figures,
+        sop_figures,
+        sop_item_scores,
+    )
 
-    if recipe not in ("sop", "dsol-solo"):
+    if recipe not in ("sop", "dsol-solo", "dsol-duet"):
         raise MusicbenchError(f"unknown scoring recipe {recipe!r}")
     done = ok_items(out_dir)
     ordered = sorted((item for item in items if item.track == "mixtures"), key=lambda item: item.item_id)
@@ -447,6 +493,15 @@ def paper_recipe_scores(out_dir: str | os.PathLike, items: Sequence[EvalItem], r
             if boxes is not None:
                 cious.append(0.0 if maps is None else dsol_solo_ciou(maps[0], boxes, item.frames.shape[2:4]))
         figures = dsol_solo_figures(cious)
+    elif recipe == "dsol-duet":  # per class; an item the run lacks counts 0 in both figures
+        cious, silent = [], []
+        for item in ordered:
+            boxes, maps = item_class_boxes(item), run_item_heatmaps(out_dir, item, item.item_id in done, oracle)
+            if boxes:
+                value, quiet = (0.0, 0.0) if maps is None else dsol_duet_scores(maps, boxes, item.frames.shape[2:4])
+                cious.append(value)
+                silent.append(quiet)
+        figures = dsol_duet_figures(cious, silent)
     else:
         figures = sop_figures([sop_item_scores(item.references, run_item_estimates(out_dir, item, item.item_id in done, oracle),
                                                item.mixture) for item in ordered])

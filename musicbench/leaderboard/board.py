@@ -64,10 +64,13 @@ URMP_METRICS: tuple[tuple[str, str], ...] = (("nsdr", "NSDR (dB)"), ("sdr", "SDR
 PAPER_RECIPE_FIGURES: dict[str, tuple[tuple[str, str], ...]] = {
     "sop": (("sdr", "SDR (dB)"), ("sdr_mix", "Mixture SDR (dB)"), ("nsdr", "NSDR (dB)"), ("sir", "SIR (dB)"), ("sar", "SAR (dB)")),
     "dsol-solo": (("ciou_mean", "cIoU mean"), ("success@0.5", "cIoU success@0.5"), ("auc", "cIoU AUC")),
+    "dsol-duet": (("ciou_mean", "class cIoU mean"), ("success@0.3", "success@0.3"), ("success@0.5", "success@0.5"),
+                  ("auc", "AUC"), ("nsa", "NSA")),
 }
 # How each recipe counts an item a run lacks (as the paper's code counts a failed one).
 PAPER_RECIPE_FAILED = {"sop": "an item a run lacks counts as failed, so skipped: Items kept",
-                       "dsol-solo": "an item a run lacks counts cIoU 0"}
+                       "dsol-solo": "an item a run lacks counts cIoU 0",
+                       "dsol-duet": "an item a run lacks counts cIoU 0 and NSA 0"}
 # summary.json ``localization``: the named variants pooled over sources (key, column title, flat key).
 LOCALIZATION_VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("ciou_success@0.5", "cIoU success@0.5", "ciou_success_0_5"), ("auc_success", "cIoU AUC", "ciou_auc"),
@@ -571,6 +574,17 @@ class Rescorer:
                 items[row["item_id"]] = set(str(row.get("item_videos") or row.get("videos") or "").split())
         return items
 
+    def video_copies(self, split: str) -> dict[str, tuple[str, int, int]]:
+        """video → (SHA-256 of its frame archive, its samples, its frames) for each video of `split`'s
+        held items here: a run whose copy of a video has the same frames had the same length."""
+        try:
+            frames = (self.data.definition()["coverage"].get("frames") or {}).get(split) or {}
+            index = self.data.read_index().set_index("video_id")
+        except (MusicbenchError, OSError, KeyError, TypeError, AttributeError):
+            return {}
+        return {str(video): (str(sha), int(index.loc[video, "n_samples"]), int(index.loc[video, "n_frames"]))
+                for video, sha in frames.items() if video in index.index}
+
     def canonical_clips(self, split: str) -> dict[str, dict[str, tuple[int, int]]]:
         """item_id → video → the end of its clip, ``(sample, frame)``, of each mixture item of `split`
         this data root holds (what a run's claim that a video is too short is checked against)."""
@@ -950,7 +964,8 @@ def _item_keys(items: pd.DataFrame | None, track: str = "mixtures") -> dict[str,
 
 
 def checked_coverage(run: Run, canonical: dict[str, set[str]] | None,
-                     clips: dict[str, dict[str, tuple[int, int]]] | None = None) -> tuple[dict[str, int] | None, str]:
+                     clips: dict[str, dict[str, tuple[int, int]]] | None = None,
+                     copies: dict[str, tuple[str, int, int]] | None = None) -> tuple[dict[str, int] | None, str]:
     """(the run's coverage of its split's mixture items as the board can check it, the problem when
     its claim is false). `canonical`: every mixture item of the split with its videos, from the
     board's data root (`Rescorer.canonical_items`; None: nothing to check against, no coverage);
@@ -963,8 +978,10 @@ def checked_coverage(run: Run, canonical: dict[str, set[str]] | None,
     whose clip of it ends beyond that length (an item whose clip the board does not know, as it
     does not hold it either, is taken as explained). A claimed video that an item the run scored
     uses (beyond the length it claims, for a short one) makes the claim false (no item is then not
-    held). Returns ``{"items", "held", "not_held", "not_scored"}``: `not_scored` counts the items
-    neither scored nor explained (failures and skips, not lacking)."""
+    held), and so does a short video whose frame archive the run names as this data root's
+    (`copies`: `Rescorer.video_copies`) while this one is of another length. Returns ``{"items",
+    "held", "not_held", "not_scored"}``: `not_scored` counts the items neither scored nor explained
+    (failures and skips, not lacking)."""
     if canonical is None:
         return None, ""
     counts = ((run.provenance.get("coverage") or {}).get("tracks") or {}).get("mixtures")
@@ -983,8 +1000,16 @@ def checked_coverage(run: Run, canonical: dict[str, set[str]] | None,
 
     scored = set(run.items.loc[run.items["track"] == "mixtures", "item_id"]) if run.items is not None else set()
     problem = ""
+    run_frames = (run.provenance.get("coverage") or {}).get("frames")
+    run_frames = run_frames if isinstance(run_frames, dict) else {}
+    same = sorted(video for video, (samples, frames) in short.items() if video in (copies or {})
+                  and run_frames.get(video) == copies[video][0] and (copies[video][1], copies[video][2]) != (samples, frames))
     contradicting = sorted(item for item in scored if lacking(item, unknown=False))
-    if contradicting:
+    if same:
+        problem = plain(f"provenance.json says its copy of {same[0][:40]} held only {short[same[0]][0]} samples, yet its frames "
+                        f"are this data root's, which holds {copies[same[0]][1]}: the coverage it claims is false")
+        claimed = set()
+    elif contradicting:
         video = lacking(contradicting[0], unknown=False)[0]
         said = "lacked" if video not in short else f"held only {short[video][0]} samples of"
         problem = plain(f"provenance.json says its data root {said} {video[:40]}, yet the run scored "
@@ -1277,13 +1302,14 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
         expected = table_rescorer.item_count(split) if table_rescorer is not None else None
         canonical = table_rescorer.canonical_items(split) if table_rescorer is not None else None
         clips = table_rescorer.canonical_clips(split) if table_rescorer is not None else None
+        copies = table_rescorer.video_copies(split) if table_rescorer is not None else None
         protocol = labels[key]
         rows = [row_of(run, seed) for run in checked]
         localization_table = protocol is not None and protocol["task"] == "localization"
         for row, run in zip(rows, checked, strict=True):
             if localization_table:
                 row.rank_metric = "ciou"
-            row.coverage, coverage_problem = checked_coverage(run.run, canonical, clips)
+            row.coverage, coverage_problem = checked_coverage(run.run, canonical, clips, copies)
             for problem in (coverage_problem, _protocol_problem(run.run, table_rescorer)):
                 if problem:
                     row.problems.append(problem)
@@ -1297,6 +1323,11 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
                                      if localization_table else "")
                                   + "; the paper's recipe is shown beside, never ranked"
                                   + ("." if protocol["checked"] == "yes" else f" (label checked: {protocol['checked']})."))
+            if localization_table:
+                table_warnings.append("Its boxes are public (DSOL's repository). Models never see the copy this protocol was "
+                                      "built from and get its items in a secret order, but a model that carries its own "
+                                      "copy and recognises the videos cannot be told apart: read a method's code before "
+                                      "trusting a near-perfect score here.")
             built = {each.protocol["name"]: each.version for each in protocol_rescorers if each.protocol}
             if table_rescorer is None and protocol["name"] in built:
                 table_warnings.append(f"Not the current build of protocol {protocol['name']}: the data root holds version "

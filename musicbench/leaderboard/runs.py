@@ -280,7 +280,7 @@ TRACK_REQUIRED = ("n_items", "n_scored", "metrics")
 # summary.json as `musicbench.harness.summaries.summarize` writes it, with the run's name, version, split and labels flag.
 # a protocol run's figures by the paper's own recipe (`musicbench.harness.scoring.paper_recipe_scores`)
 PAPER_RECIPE = _record({"recipe": _text, **{key: _optional(_number) for key in ("sdr", "sir", "sar", "sdr_mix", "nsdr", "ciou_mean",
-                                                                                 "success@0.5", "auc")},
+                                                                                 "success@0.3", "success@0.5", "auc", "nsa")},
                         "n_items": _count, "n_valid": _count, "n_batches": _count, "n_not_held": _count}, ("recipe",))
 SUMMARY = _record({**TRACK_FIELDS, "duets": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)),
                    "urmp": _optional(_record(TRACK_FIELDS, TRACK_REQUIRED)), "name": _text,

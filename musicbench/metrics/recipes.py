@@ -28,6 +28,13 @@ ground truth is every box in normalised coordinates times `DSOL_SIZE`, each edge
 ``int()``; a pixel is predicted where the map exceeds `DSOL_SOLO_THRESHOLD` × its maximum; cIoU is
 Σ(pred · gt) / (Σ gt + Σ pred · (1 − gt)); the figures are the success rate at cIoU 0.5 and the
 AUC over thresholds 0, 0.05, ..., 1 (``sklearn.metrics.auc``: the trapezoid rule).
+
+DSOL's duet recipe (``music-exp/eval_duet.py``; `dsol_duet_scores`, `dsol_duet_figures`) scores one
+map per class: per annotated class of a frame, that class's map against that class's boxes, as
+above but at `DSOL_DUET_THRESHOLD` × the maximum, the frame's cIoU the mean over its classes
+(success rates at 0.3, DSOL's reported one, and 0.5; AUC); and NSA, per class without a box in the
+frame, the share of its map at or below the absolute value `DSOL_SILENT_VALUE`, averaged over those
+classes and then over frames (so class maps must lie in [0, 1]).
 """
 
 from __future__ import annotations
@@ -127,21 +134,32 @@ def sop_recipe(items: Iterable[tuple[ArrayLike, ArrayLike | None, ArrayLike]], s
 DSOL_SIZE = 224
 #: DSOL's solo test predicts a pixel where the map exceeds this fraction of its maximum.
 DSOL_SOLO_THRESHOLD = 0.1
+#: DSOL's duet test predicts a pixel of a class's map where it exceeds this fraction of its maximum.
+DSOL_DUET_THRESHOLD = 0.2
+#: NSA (DSOL's duets): a pixel of a silent class's map is silent where its value is at most this.
+DSOL_SILENT_VALUE = 0.2
 
 
-def dsol_solo_ciou(heatmap: ArrayLike, boxes: ArrayLike, frame_size: Sequence[int]) -> float:
-    """cIoU of one map by DSOL's ``cal_ciou`` (module docstring): `heatmap` ``(h, w)``, `boxes`
-    ``(k, 4)`` ``[x, y, w, h]`` in pixels of a frame of `frame_size` ``(H, W)`` (normalised by it, as
-    DSOL's ``normbox``)."""
+def dsol_grid_ciou(heatmap: ArrayLike, boxes: ArrayLike, frame_size: Sequence[int], relative_threshold: float) -> float:
+    """cIoU of one map as DSOL's evaluation computes it: map resized to `DSOL_SIZE`² (not
+    normalised), pixels above `relative_threshold` × its maximum, boxes ``(k, 4)`` in pixels of a
+    frame of `frame_size` ``(H, W)`` normalised by it and cut to the grid by ``int()``."""
     height, width = int(frame_size[0]), int(frame_size[1])
     gt = np.zeros((DSOL_SIZE, DSOL_SIZE))
     for box in np.atleast_2d(np.asarray(boxes, dtype=np.float64)):
         x, y, w, h = np.array([box[0] / width, box[1] / height, box[2] / width, box[3] / height]) * DSOL_SIZE
         gt[int(y):int(y + h), int(x):int(x + w)] = 1
     predicted = resize_bilinear(heatmap, DSOL_SIZE, DSOL_SIZE)
-    predicted = predicted > DSOL_SOLO_THRESHOLD * np.max(predicted)
+    predicted = predicted > relative_threshold * np.max(predicted)
     union = np.sum(gt) + np.sum(predicted * (gt == 0))
     return float(np.sum(predicted * (gt > 0)) / union) if union else 0.0  # DSOL's 0 / 0 (a box under one pixel) is NaN
+
+
+def dsol_solo_ciou(heatmap: ArrayLike, boxes: ArrayLike, frame_size: Sequence[int]) -> float:
+    """cIoU of one map by DSOL's ``cal_ciou`` (module docstring): `heatmap` ``(h, w)``, `boxes`
+    ``(k, 4)`` ``[x, y, w, h]`` in pixels of a frame of `frame_size` ``(H, W)`` (normalised by it, as
+    DSOL's ``normbox``)."""
+    return dsol_grid_ciou(heatmap, boxes, frame_size, DSOL_SOLO_THRESHOLD)
 
 
 def dsol_solo_figures(cious: Sequence[float]) -> dict[str, float | int]:
@@ -150,4 +168,29 @@ def dsol_solo_figures(cious: Sequence[float]) -> dict[str, float | int]:
     if not len(cious):
         return {"ciou_mean": float("nan"), "success@0.5": float("nan"), "auc": float("nan"), "n_items": 0}
     return {"ciou_mean": float(np.mean(cious)), "success@0.5": ciou_success(cious, 0.5), "auc": auc_success(cious),
+            "n_items": len(cious)}
+
+
+def dsol_duet_scores(maps: ArrayLike, class_boxes: dict[int, ArrayLike], frame_size: Sequence[int]) -> tuple[float, float]:
+    """One frame's figures by DSOL's ``eval_duet.py``: (class-aware cIoU, NSA). `maps` ``(n_classes,
+    h, w)`` one per class; `class_boxes` the annotated classes' boxes ``(k, 4)`` in pixels of a frame
+    of `frame_size`, by map index. The cIoU is the mean over the annotated classes of each class's
+    map against its boxes (`dsol_grid_ciou` at `DSOL_DUET_THRESHOLD`); the NSA the mean over the other
+    classes of the share of the map (at 224²) at or below `DSOL_SILENT_VALUE`."""
+    maps = np.asarray(maps, dtype=np.float64)
+    cious = [dsol_grid_ciou(maps[index], boxes, frame_size, DSOL_DUET_THRESHOLD) for index, boxes in sorted(class_boxes.items())]
+    silent = [float(np.mean(resize_bilinear(maps[index], DSOL_SIZE, DSOL_SIZE) <= DSOL_SILENT_VALUE))
+              for index in range(maps.shape[0]) if index not in class_boxes]
+    return float(np.mean(cious)), float(np.mean(silent)) if silent else float("nan")
+
+
+def dsol_duet_figures(cious: Sequence[float], silent: Sequence[float]) -> dict[str, float | int]:
+    """DSOL's duet figures of per-frame class-aware cIoUs and NSAs (`dsol_duet_scores`; a failed item
+    counts 0 in both): ``ciou_mean``, ``success@0.3`` (DSOL's reported rate), ``success@0.5``, ``auc``
+    and ``nsa``, over ``n_items``."""
+    if not len(cious):
+        return {"ciou_mean": float("nan"), "success@0.3": float("nan"), "success@0.5": float("nan"), "auc": float("nan"),
+                "nsa": float("nan"), "n_items": 0}
+    return {"ciou_mean": float(np.mean(cious)), "success@0.3": ciou_success(cious, 0.3), "success@0.5": ciou_success(cious, 0.5),
+            "auc": auc_success(cious), "nsa": float(np.nanmean(silent)) if np.isfinite(silent).any() else float("nan"),
             "n_items": len(cious)}
