@@ -19,6 +19,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,7 @@ class AnnotatedFrame:
     boxes: np.ndarray
     key: str = ""
     frame: int = -1
-    categories: tuple[int | None, ...] = ()  # each box's ``category_id`` (None where the file gives none)
+    categories: tuple[Any, ...] = ()  # each box's ``category_id`` as the file gives it (None where it gives none)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def load_dsol_boxes(path: str | os.PathLike) -> BoxAnnotations:
         try:
             width, height = int(entry.get("wdith", entry.get("width"))), int(entry["height"])
             boxes = np.array([b["box"] for b in entry.get("bbox", [])], dtype=np.float64).reshape(-1, 4)
-            categories = tuple(None if b.get("category_id") is None else int(b["category_id"]) for b in entry.get("bbox", []))
+            categories = tuple(b.get("category_id") for b in entry.get("bbox", []))  # read by the protocols that use them
         except (KeyError, TypeError, ValueError) as exc:
             raise MusicbenchError(f"{where}: needs 'wdith' (or 'width'), 'height' and bbox[].box [x, y, w, h] ({exc})") from None
         frames.setdefault(video_id, []).append(AnnotatedFrame(int(match["sec"]) + 0.5, width, height, boxes,

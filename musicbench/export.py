@@ -291,7 +291,11 @@ def read_item_estimates(est_dir: Path, item: EvalItem, localization_only: bool =
         return ItemEstimates(None, None, f"no estimate folder {item.item_id}/" + (" (a symlink)" if item_dir.is_symlink() else ""),
                              files)
     if localization_only:
-        found = _read_item_heatmaps(item_dir, item, files, list(range(item_map_count(item))))
+        n_maps = item_map_count(item)
+        if os.path.lexists(item_dir / heatmap_name(n_maps)):  # one map too many: not the layout asked for
+            return ItemEstimates(None, None, f"{item.item_id}/ has {heatmap_name(n_maps)}: an item of this protocol has "
+                                 f"{n_maps} maps, heatmap0.npy to {heatmap_name(n_maps - 1)}", files)
+        found = _read_item_heatmaps(item_dir, item, files, list(range(n_maps)))
         return ItemEstimates(None, found.heatmaps, found.reason, files)
     max_wav = n_samples * 8 + (1 << 16)  # float64 samples and a generous header
     sources = []

@@ -119,8 +119,8 @@ def validate_model(
             checks.append(Check("separate", "fail", "the model has no separate(mixture, frames, sample_rate) method"))
             return checks, source
         if maps_only:
-            checks.append(Check("separate", "warn", "not offered: only the localization protocols (dsol-solo, dsol-duet) "
-                                "can score this model"))
+            checks.append(Check("separate", "warn", "not offered: only the localization protocols can score this model "
+                                "(dsol-solo with localize, dsol-duet with localize_classes)"))
         for item in items:
             for method in ("separate", "localize", "separate_at", "localize_classes"):
                 if info[f"has_{method}"]:

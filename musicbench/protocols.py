@@ -330,7 +330,8 @@ def annotation_text(frame: Any, with_classes: bool = False) -> str:
     text = {"frame": frame.key, "width": frame.width, "height": frame.height,
             "boxes": [[float(v) for v in box] for box in frame.boxes]}
     if with_classes:
-        unknown = [category for category in frame.categories if category not in DSOL_CATEGORIES]
+        unknown = [category for category in frame.categories
+                   if type(category) is not int or category not in DSOL_CATEGORIES]
         if unknown:
             raise MusicbenchError(f"box annotations, entry {frame.key!r}: category_id {unknown[0]!r} is none of DSOL's "
                                   f"({', '.join(map(str, DSOL_CATEGORIES))}); use the repository's copy of the file")

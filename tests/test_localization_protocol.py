@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -230,9 +232,6 @@ def test_dsol_solo_runs_end_to_end(dsol_root, tmp_path):
     result = run_cli("score", estimates, "--name", "x", "--protocol", "dsol-solo", "--root", dsol_root,
                      "--out", runs / "x", cwd=REPO_ROOT)  # no estimate folder yet
     assert result.returncode != 0
-    import subprocess
-    import sys
-
     ran = subprocess.run([sys.executable, exported / "run_model.py", MOTION_ENERGY, exported, estimates], capture_output=True,
                          text=True, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
@@ -242,6 +241,16 @@ def test_dsol_solo_runs_end_to_end(dsol_root, tmp_path):
     assert result.returncode == 0, result.stderr
     assert _ciou_column(runs / "from-files") == _ciou_column(runs / "motion")
     assert json.loads((runs / "from-files" / "summary.json").read_text())["paper_recipe"] == recipe
+
+    # the bench's DSOL solo column is the harness's paper recipe; its first column the run's own cIoU
+    ran = subprocess.run([sys.executable, REPO_ROOT / "bench" / "bench_dsol_recipe.py", "--root", dsol_root, "--runs", runs,
+                          "--protocol", "dsol-solo", "--json", tmp_path / "bench.json"], capture_output=True, text=True,
+                         cwd=REPO_ROOT)
+    assert ran.returncode == 0, ran.stderr
+    benched = json.loads((tmp_path / "bench.json").read_text())["runs"]
+    assert benched["motion"]["+ 224² grid (DSOL solo)"]["mean"] == pytest.approx(recipe["ciou_mean"], abs=1e-12)
+    assert benched["motion"]["musicbench (median rule)"]["mean"] == pytest.approx(np.mean(_ciou_column(runs / "motion")))
+    assert "flaky" in benched and benched["flaky"]["+ 224² grid (DSOL solo)"]["mean"] < recipe["ciou_mean"]
 
     # the board: a table of its own, ranked by cIoU, DSOL's figures beside it
     board = build_leaderboard(runs, tmp_path / "board", dsol_root)
@@ -350,6 +359,13 @@ def trim_processed(root: Path, video_id: str, seconds: int) -> None:
 
 
 def test_bad_dsol_files_are_one_line_errors(dsol_root, tmp_path):
+    from musicbench.annotations import load_dsol_boxes
+
+    # a box file for --boxes may name its classes as it likes; only the duet protocol reads DSOL's category ids
+    named = tmp_path / "named.json"
+    named.write_text(json.dumps({"abcdefghijk_0_9/frame_001/00031.jpg": {
+        "bbox": [{"box": [1, 2, 3, 4], "category_id": "violin"}], "wdith": 64, "height": 48}}))
+    assert load_dsol_boxes(named).frames["abcdefghijk"][0].categories == ("violin",)
     built = (dsol_root / "protocols" / "dsol-solo" / "benchmark.json").read_text()
     lists = tmp_path / "lists"
     shutil.copytree(LISTS, lists)
@@ -530,12 +546,15 @@ def test_dsol_duet_runs_end_to_end(duet_root, tmp_path):
     assert run_cli("export", exported, "--protocol", "dsol-duet", "--root", duet_root, "--runs", runs,
                    cwd=REPO_ROOT).returncode == 0
     assert json.loads((exported / "classes.json").read_text()) == KEYLIST
-    import subprocess
-    import sys
-
     ran = subprocess.run([sys.executable, exported / "run_model.py", model, exported, estimates], capture_output=True,
                          text=True, cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
+    from musicbench.export import read_item_estimates
+
+    extra = estimates / items[0].item_id / "heatmap11.npy"  # one map more than the 11 classes: not this layout
+    shutil.copyfile(estimates / items[0].item_id / "heatmap0.npy", extra)
+    assert "has heatmap11.npy: an item of this protocol has 11 maps" in read_item_estimates(estimates, items[0], True).reason
+    extra.unlink()
     result = run_cli("score", estimates, "--name", "from files", "--protocol", "dsol-duet", "--root", duet_root,
                      "--out", runs / "from-files", cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr

@@ -198,14 +198,12 @@ def localization_scores(item: EvalItem, heatmaps: np.ndarray | None) -> dict[str
 
 def _map_scores(heatmap: np.ndarray, boxes: np.ndarray | None, frame_size: tuple[int, int]) -> dict[str, float] | None:
     """cIoU, pointing and the `LOCALIZATION_VARIANTS` of one map against boxes ``(k, 4)`` (those with
-    an area; None when none has, or they cover no pixel centre)."""
+    an area; None when none has)."""
     boxes = _with_area(boxes)
     if boxes is None:
         return None
     height, width = frame_size
     mask = boxes_to_mask(boxes, height, width)
-    if not mask.any():  # boxes that cover no pixel centre: nothing to score, as for a box the crop removed
-        return None
     return {"ciou": float(ciou(heatmap, mask)), "pointing_hit": float(pointing_game(heatmap, boxes, (height, width))),
             "ciou_t05": float(ciou(heatmap, mask, threshold=0.5)), "dsol_ciou": float(dsol_ciou(heatmap, mask))}
 

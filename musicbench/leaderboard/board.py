@@ -1325,9 +1325,12 @@ def make_board(runs: list[Run], current_version: str | None = None, baseline: st
                                   + ("." if protocol["checked"] == "yes" else f" (label checked: {protocol['checked']})."))
             if localization_table:
                 table_warnings.append("Its boxes are public (DSOL's repository). Models never see the copy this protocol was "
-                                      "built from and get its items in a secret order, but a model that carries its own "
-                                      "copy and recognises the videos cannot be told apart: read a method's code before "
-                                      "trusting a near-perfect score here.")
+                                      "built from and get its items in a secret order, but a model that finds or carries "
+                                      "another copy (a git history, a download) and recognises the videos cannot be told "
+                                      "apart: read a method's code before trusting a near-perfect score here."
+                                      + (" NSA thresholds the maps at an absolute 0.2 while the cIoU is relative: maps "
+                                         "scaled down raise NSA alone, so it compares only maps calibrated alike (DSOL's: "
+                                         "a softmax over classes)." if protocol.get("scoring") == "dsol-duet" else ""))
             built = {each.protocol["name"]: each.version for each in protocol_rescorers if each.protocol}
             if table_rescorer is None and protocol["name"] in built:
                 table_warnings.append(f"Not the current build of protocol {protocol['name']}: the data root holds version "

@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from musicbench.metrics import WORST_SCORES
-from musicbench.metrics.localization import auc_success, ciou_success, resize_bilinear
+from musicbench.metrics.localization import AUC_THRESHOLDS, auc_success, ciou_success, resize_bilinear
 from musicbench.metrics.separation import bss_eval_sources
 
 #: Samples an estimate keeps in the Sound of Pixels' pipeline: an inverse STFT of 256 frames at hop 256.
@@ -167,8 +167,8 @@ def dsol_solo_figures(cious: Sequence[float]) -> dict[str, float | int]:
     ``ciou_mean``, ``success@0.5`` (DSOL's reported cIoU) and ``auc``, over ``n_items``."""
     if not len(cious):
         return {"ciou_mean": float("nan"), "success@0.5": float("nan"), "auc": float("nan"), "n_items": 0}
-    return {"ciou_mean": float(np.mean(cious)), "success@0.5": ciou_success(cious, 0.5), "auc": auc_success(cious),
-            "n_items": len(cious)}
+    return {"ciou_mean": float(np.mean(cious)), "success@0.5": ciou_success(cious, AUC_THRESHOLDS[10]),
+            "auc": auc_success(cious), "n_items": len(cious)}
 
 
 def dsol_duet_scores(maps: ArrayLike, class_boxes: dict[int, ArrayLike], frame_size: Sequence[int]) -> tuple[float, float]:
@@ -191,6 +191,7 @@ def dsol_duet_figures(cious: Sequence[float], silent: Sequence[float]) -> dict[s
     if not len(cious):
         return {"ciou_mean": float("nan"), "success@0.3": float("nan"), "success@0.5": float("nan"), "auc": float("nan"),
                 "nsa": float("nan"), "n_items": 0}
-    return {"ciou_mean": float(np.mean(cious)), "success@0.3": ciou_success(cious, 0.3), "success@0.5": ciou_success(cious, 0.5),
-            "auc": auc_success(cious), "nsa": float(np.nanmean(silent)) if np.isfinite(silent).any() else float("nan"),
-            "n_items": len(cious)}
+    # eval_duet.py prints results[6] and results[10]: success at 0.05 · 6 (0.30000000000000004) and 0.05 · 10
+    return {"ciou_mean": float(np.mean(cious)), "success@0.3": ciou_success(cious, AUC_THRESHOLDS[6]),
+            "success@0.5": ciou_success(cious, AUC_THRESHOLDS[10]), "auc": auc_success(cious),
+            "nsa": float(np.nanmean(silent)) if np.isfinite(silent).any() else float("nan"), "n_items": len(cious)}
