@@ -471,8 +471,10 @@ def slot_columns(protocol: Protocol) -> tuple[str, ...]:
 def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | None = None) -> list[Any]:
     """The MUSIC-Synth videos (`musicbench.synth.generate.VideoSpec`) of an offline fixture of
     protocol `name`: each video of its first `items` items (all: None) under its official YouTube
-    id, with the length its files list, for the instruments MUSIC-Synth renders (the others are left
-    out: a data root without them holds fewer items, as a lab lacking videos does)."""
+    id, with the length its files list (with `items`, at most up to the end of the last of those
+    items' clips in it, plus 1 s: the items are the same, the rendering shorter), for the
+    instruments MUSIC-Synth renders (the others are left out: a data root without them holds fewer
+    items, as a lab lacking videos does)."""
     from musicbench.instruments import SYNTH_INSTRUMENTS
     from musicbench.synth.generate import VideoSpec
 
@@ -483,13 +485,13 @@ def protocol_video_specs(name: str, lists_dir: str | os.PathLike, items: int | N
     lists_dir = Path(lists_dir)
     lengths = protocol.videos(lists_dir)
     wanted: dict[str, str] = {}
-    needed: dict[str, float] = {}  # a localization protocol's clips lie at fixed times: render up to its last one (+1 s)
+    needed: dict[str, float] = {}  # with `items`: up to the end of the last of their clips in a video (+1 s)
     for clips in protocol.items(lists_dir, official_labels(lists_dir))[:items]:
         wanted.update({clip.video_id: clip.instrument for clip in clips})
         for clip in clips:
             end = ((clip.start_sample or 0) + clip.n_samples) / protocol.sample_rate + 1.0
             needed[clip.video_id] = max(needed.get(clip.video_id, 0.0), end)
-    if protocol.task != LOCALIZATION_TASK:
+    if items is None:
         needed = {}
     return [VideoSpec(video_id, "duet" if " " in instruments else "solo", tuple(instruments.split()),
                       min(lengths[video_id][1], needed.get(video_id, float("inf"))))
