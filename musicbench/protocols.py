@@ -42,6 +42,15 @@ which their ``calc_metrics`` and evaluation loops repeat (`musicbench.metrics.re
   item that pairs a video with itself mixes one clip twice, for which BSS Eval is undefined: it is
   not held ("one clip twice").
 
+- ``dsol-solo``, ``dsol-duet``: DSOL (Hu et al., NeurIPS 2020),
+  DTaoo/Discriminative-Sounding-Objects-Localization ``music-exp/data/MUSIC_dataset.py`` (test
+  mode), ``tools.py``, ``eval_duet.py``: localization alone (``task`` "localization", models are
+  asked only for maps). Item k is the k-th second with a boxed frame of the videos of
+  ``solo_testing.txt`` (``duet_pairs_val.txt``) in ``solotest.json`` (``duettest.json``): the audio
+  of that second, one source, and the middle boxed frame of the second, whose boxes (and, for the
+  duets, their classes) are the item table's ``annotation`` column (`ANNOTATION_COLUMN`), so they
+  join the identity. The duets are scored per class (``class_maps``: `localize_classes`).
+
 Where musicbench differs from a paper's pipeline, it says so: a clip that would need the papers'
 zero padding (the video ends before the clip does) is not held ("video too short"); a model gets the
 processed frames of its clip (``frames.fps``, the main benchmark's size and crop), from which it may
@@ -131,7 +140,7 @@ class Protocol:
     videos: Callable[[Path], dict[str, tuple[str, float]]] | None
     place: Callable[[int, int], int] | None = None  # (video samples, sample rate) → first sample, for clips placed by length
     task: str = "separation"  # or "localization": only `localize` is called and scored (`LOCALIZATION_TASK`)
-    class_maps: bool = False  # a localization protocol scored per class: `localize_classes` (`CLASS_MAP_CLASSES`)
+    class_maps: bool = False  # scored per class: `localize_classes`, a map per `musicbench.instruments.MUSIC_INSTRUMENTS`
 
 
 MAX_PROTOCOL_FILE_BYTES = 4 << 20  # the published files are tens of kB
