@@ -19,23 +19,19 @@ Usage: python bench/bench_dsol_recipe.py [--root data] [--runs runs] [--split te
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from recipe_runs import finish, items_and_runs, parse_args, run_outputs
 from rich.console import Console
 from rich.table import Table
 
 from musicbench.errors import MusicbenchError
-from musicbench.harness.oracles import ORACLES
-from musicbench.harness.scoring import item_boxes, item_class_boxes, ok_items, run_item_heatmaps
-from musicbench.leaderboard.runs import Run, find_runs
+from musicbench.harness.scoring import item_boxes, item_class_boxes, run_item_heatmaps
+from musicbench.leaderboard.runs import Run
 from musicbench.metrics import auc_success, boxes_to_mask, charge_failures, ciou, ciou_success, dsol_ciou
 from musicbench.metrics.recipes import DSOL_DUET_THRESHOLD, DSOL_SOLO_THRESHOLD, dsol_grid_ciou
 from musicbench.progress import plain
-from musicbench.protocols import protocol_root
 
 Rule = Callable[[np.ndarray, np.ndarray, tuple[int, int]], float]
 #: musicbench's rule, then one change at a time: (map, boxes (k, 4) in frame pixels, frame (H, W)) → cIoU.
@@ -65,34 +61,19 @@ def item_scores(item, heatmaps: np.ndarray | None) -> dict[str, list[float]]:
 
 def run_rules(run: Run, items: list) -> dict[str, dict[str, float]]:
     """Per rule: ``mean``, ``success@0.3``, ``success@0.5``, ``auc`` and ``n`` over the run's maps."""
-    oracle = run.provenance.get("oracle") or None
-    if oracle is not None and oracle not in ORACLES:
-        raise MusicbenchError(f"provenance.json names oracle {oracle!r}, not one of {', '.join(ORACLES)}")
-    done = ok_items(run.path)
     values: dict[str, list[float]] = {name: [] for name in RULES}
-    for item in items:
-        for name, scores in item_scores(item, run_item_heatmaps(run.path, item, item.item_id in done, oracle)).items():
+    for item, heatmaps in zip(items, run_outputs(run, items, run_item_heatmaps), strict=True):
+        for name, scores in item_scores(item, heatmaps).items():
             values[name] += scores
     return {name: {"mean": float(np.mean(v)), "success@0.3": ciou_success(v, 0.3), "success@0.5": ciou_success(v, 0.5),
                    "auc": auc_success(v), "n": len(v)} for name, v in values.items() if v}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("data"))
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--protocol", default=None, help="a paper's test set built in --root (`musicbench protocol list`)")
-    parser.add_argument("--json", type=Path, default=Path("bench_out/dsol_recipe.json"))
-    args = parser.parse_args()
-    items = [item for item in protocol_root(args.root, args.protocol, args.split).read_verified_items(args.split)
-             if item.track == "mixtures"]
-    runs, skipped = find_runs(args.runs)
+    args = parse_args(__doc__.splitlines()[0], "dsol_recipe.json")
+    items, runs, skipped = items_and_runs(args)
     results = {}
     for run in runs:
-        if run.invalid or run.protocol != args.protocol:
-            skipped.append(f"{run.folder}: {run.invalid or 'scored on other items (--protocol)'}")
-            continue
         table = charge_failures(run.items)
         ours = table[(table["track"] == "mixtures") & (table["split"] == args.split)]["ciou"].dropna()
         if ours.empty:
@@ -119,11 +100,7 @@ def main() -> None:
         for folder, figures in results.items():
             table.add_row(plain(folder), *(f"{figures[name][key]:.3f}" for name in RULES))
         console.print(table)
-    for line in skipped:
-        console.print(plain(f"not tabled: {line}"), markup=False)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"split": args.split, "protocol": args.protocol, "n_items": len(items), "runs": results},
-                                    indent=2) + "\n")
+    finish(console, args, items, results, skipped)
 
 
 if __name__ == "__main__":

@@ -20,22 +20,15 @@ Usage: python bench/bench_sop_recipe.py [--root data] [--runs runs] [--split tes
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
 import numpy as np
+from recipe_runs import finish, items_and_runs, parse_args, run_outputs
 from rich.console import Console
 from rich.table import Table
 
 from musicbench.errors import MusicbenchError
-from musicbench.harness.oracles import ORACLES
-from musicbench.harness.scoring import ok_items, run_item_estimates
-from musicbench.leaderboard.runs import Run, find_runs
+from musicbench.harness.scoring import run_item_estimates
 from musicbench.metrics import charge_failures
 from musicbench.metrics.recipes import SopSteps, sop_figures, sop_item_scores
-from musicbench.progress import plain
-from musicbench.protocols import protocol_root
 
 #: musicbench's recipe, then the Sound of Pixels' steps added one at a time (the last is its whole recipe).
 STEPS = {
@@ -45,16 +38,6 @@ STEPS = {
     "+ validity": SopSteps(truncate=True, clip=True, validity=True, batches=False),
     "+ batches (SoP)": SopSteps(),
 }
-
-
-def run_estimates(run: Run, items: list) -> list[np.ndarray | None]:
-    """Each item's estimates from the run folder (None where the model failed or its file is not
-    acceptable, as scoring treats it), or an oracle's outputs computed again from the item."""
-    oracle = run.provenance.get("oracle") or None
-    if oracle is not None and oracle not in ORACLES:
-        raise MusicbenchError(f"provenance.json names oracle {oracle!r}, not one of {', '.join(ORACLES)}")
-    done = ok_items(run.path)
-    return [run_item_estimates(run.path, item, item.item_id in done, oracle) for item in items]
 
 
 def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str, dict[str, float]]:
@@ -72,25 +55,12 @@ def recipe_figures(items: list, estimates: list[np.ndarray | None]) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path("data"))
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--protocol", default=None, help="a paper's test set built in --root (`musicbench protocol list`)")
-    parser.add_argument("--json", type=Path, default=Path("bench_out/sop_recipe.json"))
-    args = parser.parse_args()
-    items = protocol_root(args.root, args.protocol, args.split).read_verified_items(args.split)
-    runs, skipped = find_runs(args.runs)
+    args = parse_args(__doc__.splitlines()[0], "sop_recipe.json")
+    items, runs, skipped = items_and_runs(args)
     results, oracles = {}, set()
     for run in runs:
-        if run.invalid:
-            skipped.append(f"{run.folder}: {run.invalid}")
-            continue
-        if run.protocol != args.protocol:
-            skipped.append(f"{run.folder}: scored on {'protocol ' + run.protocol if run.protocol else 'the main benchmark'}")
-            continue
         try:
-            figures = recipe_figures(items, run_estimates(run, items))
+            figures = recipe_figures(items, run_outputs(run, items, run_item_estimates))
         except (MusicbenchError, ValueError) as exc:
             skipped.append(f"{run.folder}: {exc}")
             continue
@@ -120,11 +90,7 @@ def main() -> None:
     console = Console()
     console.print(steps)
     console.print(both)
-    for line in skipped:
-        console.print(plain(f"not tabled: {line}"), markup=False)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"split": args.split, "protocol": args.protocol, "n_items": len(items), "runs": results},
-                                    indent=2) + "\n")
+    finish(console, args, items, results, skipped)
 
 
 if __name__ == "__main__":
