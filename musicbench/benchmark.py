@@ -305,25 +305,27 @@ class DataRoot:
         """The command that writes this view's items: `musicbench mixtures`, or `musicbench protocol build NAME`."""
         return "`musicbench mixtures`" if self.protocol is None else f"`musicbench protocol build {self.protocol}`"
 
+    def _protocol_spec(self) -> Any:
+        """The `musicbench.protocols.Protocol` this view shows (None: the main benchmark)."""
+        from musicbench.protocols import PROTOCOLS
+
+        return PROTOCOLS.get(self.protocol) if self.protocol is not None else None
+
     @property
     def localization_only(self) -> bool:
         """Whether this view's items score localization alone (a localization protocol, e.g.
         DSOL's solo test): models are asked only for `localize`, and only maps are scored."""
-        if self.protocol is None:
-            return False
-        from musicbench.protocols import LOCALIZATION_TASK, PROTOCOLS
+        from musicbench.protocols import LOCALIZATION_TASK
 
-        protocol = PROTOCOLS.get(self.protocol)
-        return protocol is not None and protocol.task == LOCALIZATION_TASK
+        spec = self._protocol_spec()
+        return spec is not None and spec.task == LOCALIZATION_TASK
 
     @property
     def class_maps(self) -> bool:
         """Whether this view's items are scored per class (DSOL's duets): models are asked for
         `localize_classes`, one map per MUSIC instrument (`musicbench.instruments.MUSIC_INSTRUMENTS`)."""
-        from musicbench.protocols import PROTOCOLS
-
-        protocol = PROTOCOLS.get(self.protocol) if self.protocol is not None else None
-        return protocol is not None and protocol.class_maps
+        spec = self._protocol_spec()
+        return spec is not None and spec.class_maps
 
     def has_definition(self) -> bool:
         """Whether `musicbench mixtures` has written the benchmark definition here."""
